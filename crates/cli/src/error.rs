@@ -1,0 +1,80 @@
+//! The CLI's error type and its mapping to process exit codes.
+//!
+//! Exit codes follow Vault's CLI: `2` for usage errors (bad flags or arguments, and
+//! "no value found"), `1` for everything else (API errors, I/O, TLS, ...).
+
+use std::fmt;
+
+/// Exit code for usage errors (bad arguments), as in Vault.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code for API and other runtime errors, as in Vault.
+pub const EXIT_ERROR: i32 = 1;
+
+/// An error ready to be shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    /// Process exit code.
+    pub code: i32,
+    /// Human readable message (may span several lines).
+    pub message: String,
+    /// HTTP status code when the error came from the API.
+    pub status: Option<u16>,
+}
+
+impl CliError {
+    /// A usage error (exit code 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            code: EXIT_USAGE,
+            message: message.into(),
+            status: None,
+        }
+    }
+
+    /// A runtime error (exit code 1).
+    pub fn other(message: impl Into<String>) -> Self {
+        CliError {
+            code: EXIT_ERROR,
+            message: message.into(),
+            status: None,
+        }
+    }
+
+    /// An error returned by the API (exit code 1), remembering the HTTP status.
+    pub fn api(status: u16, message: impl Into<String>) -> Self {
+        CliError {
+            code: EXIT_ERROR,
+            message: message.into(),
+            status: Some(status),
+        }
+    }
+
+    /// Prefixes the message, e.g. `Error reading secret/foo: <message>`.
+    pub fn context(mut self, prefix: impl fmt::Display) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Result type used throughout the CLI; `Ok` carries the exit code.
+pub type CliResult<T = i32> = Result<T, CliError>;
+
+/// Adds context to the error of a [`CliResult`].
+pub trait Context<T> {
+    /// Prefixes the error message with `prefix`.
+    fn context(self, prefix: impl fmt::Display) -> CliResult<T>;
+}
+
+impl<T> Context<T> for CliResult<T> {
+    fn context(self, prefix: impl fmt::Display) -> CliResult<T> {
+        self.map_err(|e| e.context(prefix))
+    }
+}

@@ -1,0 +1,265 @@
+//! `tresor`: the server and a thin command-line client over Tresor's Vault-compatible HTTP API.
+//!
+//! This file owns argument pre-processing, the top-level command tree and dispatch; the
+//! commands themselves live in [`commands`], the HTTP client in [`client`], output in
+//! [`output`] and `key=value`/stdin handling in [`input`].
+//!
+//! # Go-style flags
+//!
+//! Vault's CLI uses Go's `flag` package, so its flags are single-dash long names
+//! (`-format=json`, `-dev`, `-mount=secret`). clap expects `--` for long flags, so before
+//! parsing, [`preprocess_args`] rewrites every argument that matches
+//! `^-[A-Za-z][A-Za-z0-9_-]+(=.*)?$` to start with `--` (`-format=json` becomes
+//! `--format=json`). Left alone: single-letter flags (`-h`, `-f`), a lone `-` (stdin),
+//! negative numbers, `--long` flags, and everything after a bare `--`.
+//!
+//! Boolean flags take an optional value like Go's: `-dev`, `-dev=true` and `-dev=false`
+//! all work (`-dev false` does not, as in Go). Flags may appear anywhere after the
+//! command; connection and output flags (`-address`, `-token`, `-format`, `-field`, ...)
+//! are accepted by every command.
+//!
+//! Exit codes match Vault's: 0 success, 1 errors (API, network, I/O), 2 usage errors
+//! and "no value found"; `tresor status` exits 2 when the server is sealed.
+
+mod client;
+mod commands;
+mod error;
+mod input;
+mod output;
+// TEMPORARY: stand-in for `tresor_server::{ServeOptions, run}` until crates/server
+// exports them. See the module doc; delete it when the real API lands.
+mod server_shim;
+
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
+
+use crate::client::ConnectionFlags;
+use crate::commands::{generic, kv, login, operator, policy, secrets, server, status, token, Ctx};
+use crate::error::CliResult;
+use crate::output::OutputFlags;
+
+/// Tresor: a secrets manager speaking Vault's HTTP API.
+#[derive(Parser, Debug)]
+#[command(
+    name = "tresor",
+    version,
+    about = "Tresor: a secrets manager speaking Vault's HTTP API",
+    after_help = "Flags use Vault's single-dash style (-format=json); --format=json works too.",
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(flatten)]
+    conn: ConnectionFlags,
+    #[command(flatten)]
+    out: OutputFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a Tresor server
+    Server(server::ServerArgs),
+    /// Print seal and HA status (exit code 2 when sealed)
+    Status,
+    /// Operator commands: init, unseal, seal, rotate, key-status, rekey
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
+    /// Authenticate and store the token in ~/.vault-token
+    Login(login::LoginArgs),
+    /// Create, look up, renew and revoke tokens
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Manage ACL policies
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Enable, disable, list and tune secrets engines
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
+    /// Enable, disable, list and tune auth methods
+    #[command(subcommand)]
+    Auth(secrets::AuthCommand),
+    /// Work with the key/value secrets engine (versions 1 and 2)
+    #[command(subcommand)]
+    Kv(kv::KvCommand),
+    /// Read data at a path
+    Read(generic::ReadArgs),
+    /// Write data to a path
+    Write(generic::WriteArgs),
+    /// List the keys under a path
+    List(generic::ListArgs),
+    /// Delete data at a path
+    Delete(generic::DeleteArgs),
+    /// Print the CLI version
+    Version,
+}
+
+/// Whether `arg` is a Go-style single-dash long flag:
+/// `^-[A-Za-z][A-Za-z0-9_-]+(=.*)?$`.
+fn is_go_style_flag(arg: &str) -> bool {
+    let Some(rest) = arg.strip_prefix('-') else {
+        return false;
+    };
+    let name = rest.split_once('=').map_or(rest, |(n, _)| n);
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() => {}
+        _ => return false,
+    }
+    let tail: Vec<char> = chars.collect();
+    !tail.is_empty()
+        && tail
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+}
+
+/// Rewrites Go-style `-flag[=value]` arguments to `--flag[=value]` (see the module doc).
+/// The first item (the program name) is kept as-is.
+pub fn preprocess_args<I, T>(args: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        let arg: OsString = arg.into();
+        if i == 0 || passthrough {
+            out.push(arg);
+            continue;
+        }
+        match arg.to_str() {
+            Some("--") => {
+                passthrough = true;
+                out.push(arg);
+            }
+            Some(s) if is_go_style_flag(s) => out.push(OsString::from(format!("-{s}"))),
+            _ => out.push(arg),
+        }
+    }
+    out
+}
+
+fn dispatch(cli: Cli) -> CliResult {
+    if let Command::Server(args) = cli.command {
+        return server::run(args);
+    }
+    if let Command::Version = cli.command {
+        println!("Tresor v{}", env!("CARGO_PKG_VERSION"));
+        return Ok(0);
+    }
+    let ctx = Ctx::new(cli.conn, &cli.out)?;
+    match cli.command {
+        Command::Server(_) | Command::Version => unreachable!("handled above"),
+        Command::Status => status::run(&ctx),
+        Command::Operator(c) => operator::run(&ctx, c),
+        Command::Login(a) => login::run(&ctx, a),
+        Command::Token(c) => token::run(&ctx, c),
+        Command::Policy(c) => policy::run(&ctx, c),
+        Command::Secrets(c) => secrets::run_secrets(&ctx, c),
+        Command::Auth(c) => secrets::run_auth(&ctx, c),
+        Command::Kv(c) => kv::run(&ctx, c),
+        Command::Read(a) => generic::read(&ctx, a),
+        Command::Write(a) => generic::write(&ctx, a),
+        Command::List(a) => generic::list(&ctx, a),
+        Command::Delete(a) => generic::delete(&ctx, a),
+    }
+}
+
+fn main() {
+    let args = preprocess_args(std::env::args_os());
+    // clap prints help/version with exit code 0 and usage errors with exit code 2.
+    let cli = Cli::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}", e.message);
+            e.code
+        }
+    };
+    std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn pre(args: &[&str]) -> Vec<String> {
+        preprocess_args(args.iter().copied())
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rewrites_go_style_flags() {
+        assert_eq!(
+            pre(&["tresor", "kv", "get", "-format=json", "-mount=secret", "foo"]),
+            vec!["tresor", "kv", "get", "--format=json", "--mount=secret", "foo"]
+        );
+        assert_eq!(
+            pre(&["tresor", "server", "-dev", "-dev-root-token-id=root"]),
+            vec!["tresor", "server", "--dev", "--dev-root-token-id=root"]
+        );
+        assert_eq!(
+            pre(&["tresor", "token", "create", "-metadata=a=b", "-ttl=", "-no_default_policy"]),
+            vec!["tresor", "token", "create", "--metadata=a=b", "--ttl=", "--no_default_policy"]
+        );
+    }
+
+    #[test]
+    fn leaves_other_arguments_alone() {
+        assert_eq!(
+            pre(&["-dev", "-h", "-f", "-", "-1", "-1x", "--format=json", "a=-b", "x", "-a"]),
+            vec!["-dev", "-h", "-f", "-", "-1", "-1x", "--format=json", "a=-b", "x", "-a"]
+        );
+        // Not a flag name: bad characters before '='.
+        assert_eq!(pre(&["t", "-a.b", "-a b"]), vec!["t", "-a.b", "-a b"]);
+        // Everything after `--` passes through.
+        assert_eq!(
+            pre(&["t", "write", "--", "-value=x"]),
+            vec!["t", "write", "--", "-value=x"]
+        );
+    }
+
+    #[test]
+    fn go_style_flags_parse() {
+        let cli = Cli::try_parse_from(pre(&[
+            "tresor", "-address=http://h:1", "kv", "get", "-format=json", "-version=3",
+            "-mount=secret", "foo",
+        ]))
+        .unwrap();
+        assert_eq!(cli.conn.address.as_deref(), Some("http://h:1"));
+        assert_eq!(cli.out.format.as_deref(), Some("json"));
+        assert!(matches!(cli.command, Command::Kv(_)));
+
+        let cli = Cli::try_parse_from(pre(&[
+            "tresor", "server", "-dev", "-config=a.hcl", "-config=b.hcl",
+        ]))
+        .unwrap();
+        match cli.command {
+            Command::Server(a) => {
+                assert!(a.dev);
+                assert_eq!(a.config.len(), 2);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Boolean flags accept =false like Go's.
+        let cli = Cli::try_parse_from(pre(&["tresor", "server", "-dev=false"])).unwrap();
+        match cli.command {
+            Command::Server(a) => assert!(!a.dev),
+            other => panic!("unexpected {other:?}"),
+        }
+        // Unknown flags are usage errors (exit code 2).
+        let e = Cli::try_parse_from(pre(&["tresor", "status", "-bogus"])).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+}

@@ -1,0 +1,141 @@
+//! Black-box tests of the HTTP API: the real binary, real HTTP, Vault's wire format.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn dev_server_kv_v2_roundtrip_and_wire_format() {
+    let s = dev_server();
+    let (st, w) = s.root("POST", "secret/data/app", Some(json!({"data": {"password": "s3cr3t"}})));
+    assert_eq!(st, 200, "{w}");
+    assert_eq!(w["data"]["version"], 1);
+    let (st, r) = s.root("GET", "secret/data/app", None);
+    assert_eq!(st, 200);
+    assert_eq!(r["data"]["data"]["password"], "s3cr3t");
+    for key in ["request_id", "lease_id", "renewable", "lease_duration", "wrap_info", "warnings", "auth", "mount_type"] {
+        assert!(r.get(key).is_some(), "envelope lacks {key}: {r}");
+    }
+    assert_eq!(r["mount_type"], "kv");
+    // LIST via the LIST method and via ?list=true.
+    let (st, l) = s.root("LIST", "secret/metadata", None);
+    assert_eq!(st, 200, "{l}");
+    assert_eq!(l["data"]["keys"], json!(["app"]));
+    let (st, l2) = s.root("GET", "secret/metadata/?list=true", None);
+    assert_eq!(st, 200);
+    assert_eq!(l2["data"]["keys"], json!(["app"]));
+    // The UI mount lookup clients make before every KV call.
+    let (st, m) = s.root("GET", "sys/internal/ui/mounts/secret/app", None);
+    assert_eq!(st, 200, "{m}");
+    assert_eq!(m["data"]["type"], "kv");
+    assert_eq!(m["data"]["options"]["version"], "2");
+    assert_eq!(m["data"]["path"], "secret/");
+}
+
+#[test]
+fn bad_input_gets_clean_4xx_errors() {
+    let s = dev_server();
+    let raw = |method: &str, path: &str, body: &'static str| {
+        let r = s
+            .client
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}/v1/{path}", s.addr))
+            .header("X-Vault-Token", "root")
+            .body(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, serde_json::from_str::<serde_json::Value>(&r.text().unwrap()).unwrap_or_default())
+    };
+    let (st, e) = raw("POST", "secret/data/x", "{not json");
+    assert_eq!(st, 400);
+    assert!(e["errors"][0].as_str().unwrap().contains("failed to parse JSON"), "{e}");
+    let (st, _) = raw("POST", "secret/data/x", "[1,2]");
+    assert_eq!(st, 400);
+    let (st, e) = raw("GET", "secret/../sys/mounts", "");
+    assert!(st == 400 || st == 404, "{st} {e}");
+    let (st, e) = raw("GET", "secret/data/nope", "");
+    assert_eq!((st, e), (404, json!({"errors": []})));
+    let (st, _) = raw("OPTIONS", "secret/data/x", "");
+    assert_eq!(st, 405);
+    let (st, e) = raw("GET", "nomount/here", "");
+    assert_eq!(st, 404, "{e}");
+    // Oversized body: over the 32 MiB default.
+    let big = "x".repeat(33 * 1024 * 1024);
+    let r = s.client.post(format!("{}/v1/secret/data/big", s.addr)).header("X-Vault-Token", "root").body(format!("{{\"data\":{{\"v\":\"{big}\"}}}}")).send();
+    if let Ok(r) = r {
+        assert_eq!(r.status().as_u16(), 413);
+    }
+    // No token, bad token: 403 with Vault's message.
+    let (st, e) = s.call("GET", "secret/data/x", None, None);
+    assert_eq!(st, 403);
+    assert_eq!(e["errors"][0], "permission denied");
+    let (st, _) = s.call("GET", "secret/data/x", Some("hvs.nope"), None);
+    assert_eq!(st, 403);
+    // Nothing was lost: the server still answers.
+    let (st, _) = s.root("POST", "secret/data/ok", Some(json!({"data": {"a": 1}})));
+    assert_eq!(st, 200);
+}
+
+#[test]
+fn health_seal_and_unseal_status_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = durable_server(dir.path(), free_port());
+    let (st, h) = s.call("GET", "sys/health", None, None);
+    assert_eq!(st, 501, "{h}");
+    assert_eq!(h["initialized"], false);
+    for key in ["performance_standby", "replication_performance_mode", "replication_dr_mode", "server_time_utc", "version", "standby", "sealed"] {
+        assert!(h.get(key).is_some(), "health lacks {key}");
+    }
+    let (st, init) = s.call("PUT", "sys/init", None, Some(json!({"secret_shares": 5, "secret_threshold": 3})));
+    assert_eq!(st, 200);
+    assert_eq!(init["keys"].as_array().unwrap().len(), 5);
+    assert_eq!(init["keys_base64"].as_array().unwrap().len(), 5);
+    let (st, _) = s.call("GET", "sys/health", None, None);
+    assert_eq!(st, 503);
+    let (st, _) = s.call("GET", "sys/health?sealedcode=299", None, None);
+    assert_eq!(st, 299);
+    let root = init["root_token"].as_str().unwrap();
+    let (st, e) = s.call("GET", "sys/mounts", Some(root), None);
+    assert_eq!(st, 503, "{e}");
+    assert_eq!(e["errors"][0], "Vault is sealed");
+    let keys: Vec<String> = init["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+    let (_, p) = s.call("PUT", "sys/unseal", None, Some(json!({"key": keys[0]})));
+    assert_eq!(p["progress"], 1);
+    let (_, p) = s.call("PUT", "sys/unseal", None, Some(json!({"reset": true})));
+    assert_eq!(p["progress"], 0);
+    let (st, _) = s.call("PUT", "sys/unseal", None, Some(json!({"key": "zz-not-a-key"})));
+    assert_eq!(st, 400);
+    for k in &keys[1..4] {
+        s.call("PUT", "sys/unseal", None, Some(json!({"key": k})));
+    }
+    let (st, h) = s.call("GET", "sys/health", None, None);
+    assert_eq!(st, 200, "{h}");
+    let (st, _) = s.call("PUT", "sys/seal", Some(root), None);
+    assert_eq!(st, 204);
+    let (_, ss) = s.call("GET", "sys/seal-status", None, None);
+    assert_eq!(ss["sealed"], true);
+}
+
+#[test]
+fn durable_store_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (key, root) = {
+        let s = durable_server(dir.path(), port);
+        let (key, root) = s.init_and_unseal();
+        let (st, _) = s.call("POST", "sys/mounts/kv", Some(&root), Some(json!({"type": "kv-v2"})));
+        assert_eq!(st, 204);
+        let (st, _) = s.call("POST", "kv/data/a", Some(&root), Some(json!({"data": {"v": "1"}})));
+        assert_eq!(st, 200);
+        (key, root)
+    };
+    let s = durable_server(dir.path(), port);
+    let (_, ss) = s.call("GET", "sys/seal-status", None, None);
+    assert_eq!(ss["sealed"], true);
+    assert_eq!(ss["initialized"], true);
+    s.unseal(&key);
+    let (st, r) = s.call("GET", "kv/data/a", Some(&root), None);
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["data"]["data"]["v"], "1");
+}

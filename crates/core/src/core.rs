@@ -1,0 +1,508 @@
+//! [`Core`]: the request pipeline. A request is normalized, routed to its mount, authenticated
+//! (token lookup), authorized (ACL), handed to the backend, and its answer post-processed (a
+//! login becomes a token). Sealed, the core answers only the seal API.
+
+use crate::barrier::{Barrier, View};
+use crate::error::{Error, Result};
+use crate::framework::{path_matches_any, Backend, Call, Caller, FieldData};
+use crate::logical::{Operation, Request, Response};
+use crate::mount::{MountConfig, MountEntry, Router};
+use crate::policy_store::PolicyStore;
+use crate::seal::{Progress, SealConfig, SealStore};
+use crate::token::backend::{sanitize_policies, TokenBackend, TtlLimits};
+use crate::token::{TokenParams, TokenStore};
+use crate::util::random_alnum;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use tresor_storage::Storage;
+use zeroize::Zeroizing;
+
+/// Builds a backend for a new mount of some type.
+pub type Factory = Arc<dyn Fn(&MountEntry) -> Result<Arc<dyn Backend>> + Send + Sync>;
+
+/// The engine and auth-method types this server can mount.
+#[derive(Default, Clone)]
+pub struct Registry {
+    secrets: HashMap<String, Factory>,
+    auth: HashMap<String, Factory>,
+}
+
+impl Registry {
+    pub fn secrets(mut self, kind: &str, f: Factory) -> Self {
+        self.secrets.insert(kind.to_string(), f);
+        self
+    }
+    pub fn auth(mut self, kind: &str, f: Factory) -> Self {
+        self.auth.insert(kind.to_string(), f);
+        self
+    }
+}
+
+/// Server-wide settings the core needs.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Seconds; Vault's default is 768h.
+    pub default_lease_ttl: u64,
+    pub max_lease_ttl: u64,
+    /// Reported by `sys/seal-status` (`inmem`, `file`).
+    pub storage_type: String,
+    pub cluster_name: String,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig { default_lease_ttl: 768 * 3600, max_lease_ttl: 768 * 3600, storage_type: "inmem".into(), cluster_name: format!("tresor-cluster-{}", &random_alnum(8).to_lowercase()) }
+    }
+}
+
+/// State that exists only while unsealed.
+pub struct Active {
+    pub router: RwLock<Router>,
+    pub tokens: Arc<TokenStore>,
+    pub policies: Arc<PolicyStore>,
+    /// Serializes changes to the mount tables.
+    pub mount_lock: tokio::sync::Mutex<()>,
+}
+
+/// Answer of a successful `sys/init`.
+pub struct InitResult {
+    pub keys: Vec<Zeroizing<Vec<u8>>>,
+    pub root_token: String,
+}
+
+/// A rekey in flight (`sys/rekey/*`).
+pub struct RekeyState {
+    pub config: SealConfig,
+    pub nonce: String,
+    pub progress: Progress,
+}
+
+pub struct Core {
+    me: Weak<Core>,
+    pub barrier: Arc<Barrier>,
+    pub seal_store: SealStore,
+    pub unseal_progress: tokio::sync::Mutex<Progress>,
+    pub rekey: tokio::sync::Mutex<Option<RekeyState>>,
+    active: RwLock<Option<Arc<Active>>>,
+    registry: Registry,
+    pub config: CoreConfig,
+    pub cluster_id: String,
+    seal_api: Arc<dyn Backend>,
+}
+
+/// Splits a path into clean segments; refuses traversal and empty segments in the middle.
+fn normalize_path(path: &str) -> Result<String> {
+    let trimmed = path.trim_start_matches('/');
+    for seg in trimmed.split('/') {
+        if seg == ".." || seg == "." {
+            return Err(Error::bad("invalid path: relative path segments are not allowed"));
+        }
+    }
+    if trimmed.contains("//") {
+        return Err(Error::bad("invalid path: empty path segment"));
+    }
+    if trimmed.chars().any(|c| c.is_control()) {
+        return Err(Error::bad("invalid path: control characters are not allowed"));
+    }
+    Ok(trimmed.to_string())
+}
+
+impl Core {
+    pub fn new(storage: Arc<dyn Storage>, registry: Registry, config: CoreConfig) -> Arc<Core> {
+        Arc::new_cyclic(|me: &Weak<Core>| Core {
+            me: me.clone(),
+            barrier: Arc::new(Barrier::new(storage.clone())),
+            seal_store: SealStore::new(storage),
+            unseal_progress: tokio::sync::Mutex::new(Progress::default()),
+            rekey: tokio::sync::Mutex::new(None),
+            active: RwLock::new(None),
+            registry,
+            config,
+            cluster_id: crate::util::uuid(),
+            seal_api: Arc::new(crate::sys::seal::backend(me.clone())),
+        })
+    }
+
+    pub fn arc(&self) -> Arc<Core> {
+        self.me.upgrade().expect("core alive")
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.active.read().is_none()
+    }
+
+    pub fn active(&self) -> Result<Arc<Active>> {
+        self.active.read().clone().ok_or(Error::Sealed)
+    }
+
+    pub async fn is_initialized(&self) -> Result<bool> {
+        Ok(self.seal_store.config().await?.is_some())
+    }
+
+    /// Initializes a new server: keyring, root key, unseal key shares, root token. Leaves it sealed.
+    pub async fn initialize(&self, cfg: SealConfig, root_token_id: Option<String>) -> Result<InitResult> {
+        cfg.validate()?;
+        if self.is_initialized().await? {
+            return Err(Error::bad("Vault is already initialized"));
+        }
+        let root_key = self.barrier.initialize().await?;
+        let keys = self.seal_store.protect_root_key(&root_key, &cfg).await?;
+        self.barrier.unseal(root_key).await?;
+        let active = self.post_unseal().await?;
+        let (root_token, _) = active
+            .tokens
+            .create(TokenParams { id: root_token_id, policies: vec!["root".into()], path: "auth/token/root".into(), display_name: "root".into(), ..Default::default() })
+            .await?;
+        self.seal_now();
+        Ok(InitResult { keys, root_token })
+    }
+
+    /// Adds one unseal key share; unseals when enough are in. Returns whether it is now unsealed.
+    pub async fn submit_unseal_key(&self, key: Zeroizing<Vec<u8>>) -> Result<bool> {
+        if !self.is_sealed() {
+            return Ok(true);
+        }
+        let cfg = self.seal_store.config().await?.ok_or(Error::NotInitialized)?;
+        let mut progress = self.unseal_progress.lock().await;
+        if !self.is_sealed() {
+            return Ok(true);
+        }
+        if cfg.secret_shares == 1 && key.len() != 32 || cfg.secret_shares > 1 && key.len() != 33 {
+            return Err(Error::bad(format!("'key' must be a valid hex or base64 string of a key share ({} bytes)", if cfg.secret_shares == 1 { 32 } else { 33 })));
+        }
+        if progress.nonce.is_empty() {
+            progress.nonce = crate::util::uuid();
+        }
+        progress.add(key);
+        if progress.shares.len() < cfg.secret_threshold as usize {
+            return Ok(false);
+        }
+        let shares = std::mem::take(&mut progress.shares);
+        progress.reset();
+        let root_key = self.seal_store.recover_root_key(&shares, &cfg).await?;
+        self.barrier.unseal(root_key).await.map_err(|_| Error::bad("failed to unseal: the key shares do not reconstruct the unseal key"))?;
+        if let Err(e) = self.post_unseal().await {
+            self.seal_now();
+            return Err(e);
+        }
+        tracing::info!("unsealed");
+        Ok(true)
+    }
+
+    /// Seals: drops every key and all unsealed state.
+    pub fn seal_now(&self) {
+        *self.active.write() = None;
+        self.barrier.seal();
+        tracing::info!("sealed");
+    }
+
+    fn limits(&self) -> TtlLimits {
+        TtlLimits { default_ttl: self.config.default_lease_ttl, max_ttl: self.config.max_lease_ttl }
+    }
+
+    /// Loads mount tables, policies and tokens after the barrier opened.
+    async fn post_unseal(&self) -> Result<Arc<Active>> {
+        let root = View::new(self.barrier.clone(), "");
+        let tokens = Arc::new(TokenStore::open(root.sub("sys/token/")).await?);
+        let policies = Arc::new(PolicyStore::open(root.sub("sys/policy/")).await?);
+        let mut router = Router::default();
+        for table in ["mounts", "auth"] {
+            let key = format!("core/{table}");
+            let entries: Vec<MountEntry> = match root.get_json(&key).await? {
+                Some(e) => e,
+                None => {
+                    let defaults = self.default_mounts(table);
+                    root.put_json(&key, &defaults).await?;
+                    defaults
+                }
+            };
+            for entry in entries {
+                let backend = self.build_backend(&entry, &tokens)?;
+                backend.initialize(&View::new(self.barrier.clone(), entry.storage_prefix())).await?;
+                router.insert(entry, backend);
+            }
+        }
+        let active = Arc::new(Active { router: RwLock::new(router), tokens, policies, mount_lock: tokio::sync::Mutex::new(()) });
+        *self.active.write() = Some(active.clone());
+        Ok(active)
+    }
+
+    fn default_mounts(&self, table: &str) -> Vec<MountEntry> {
+        let mk = |path: &str, kind: &str, description: &str| MountEntry {
+            path: path.into(),
+            kind: kind.into(),
+            description: description.into(),
+            uuid: crate::util::uuid(),
+            accessor: format!("{kind}_{}", &random_alnum(8).to_lowercase()),
+            config: MountConfig::default(),
+            options: Default::default(),
+            local: kind == "cubbyhole",
+            seal_wrap: false,
+            external_entropy_access: false,
+            table: table.into(),
+        };
+        if table == "auth" {
+            vec![mk("token/", "token", "token based credentials")]
+        } else {
+            vec![
+                mk("sys/", "system", "system endpoints used for control, policy and debugging"),
+                mk("cubbyhole/", "cubbyhole", "per-token private secret storage"),
+            ]
+        }
+    }
+
+    /// A backend instance for a mount entry.
+    pub fn build_backend(&self, entry: &MountEntry, tokens: &Arc<TokenStore>) -> Result<Arc<dyn Backend>> {
+        match entry.kind.as_str() {
+            "system" => Ok(Arc::new(crate::sys::backend(self.me.clone()))),
+            "token" => Ok(Arc::new(TokenBackend { store: tokens.clone(), limits: self.limits() }.backend())),
+            "cubbyhole" => Ok(Arc::new(crate::cubbyhole::backend())),
+            kind => {
+                let registry = if entry.table == "auth" { &self.registry.auth } else { &self.registry.secrets };
+                let factory = registry.get(kind).ok_or_else(|| Error::bad(format!("plugin not found in the catalog: {kind}")))?;
+                factory(entry)
+            }
+        }
+    }
+
+    /// Mounts a new secrets engine or auth method and persists the table.
+    pub async fn mount(&self, mut entry: MountEntry) -> Result<()> {
+        let active = self.active()?;
+        let _guard = active.mount_lock.lock().await;
+        if !entry.path.ends_with('/') {
+            entry.path.push('/');
+        }
+        let prefix = entry.route_prefix();
+        for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] {
+            if entry.table == "mounts" && (prefix.starts_with(reserved) || reserved.starts_with(prefix.as_str())) {
+                return Err(Error::bad(format!("cannot mount at {prefix:?}: the path is reserved")));
+            }
+        }
+        if let Some(existing) = active.router.read().conflicts(&prefix) {
+            return Err(Error::bad(format!("path is already in use at {existing}")));
+        }
+        let backend = self.build_backend(&entry, &active.tokens)?;
+        backend.initialize(&View::new(self.barrier.clone(), entry.storage_prefix())).await?;
+        let root = View::new(self.barrier.clone(), "");
+        let key = format!("core/{}", entry.table);
+        let mut table: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
+        table.push(entry.clone());
+        root.put_json(&key, &table).await?;
+        active.router.write().insert(entry, backend);
+        Ok(())
+    }
+
+    /// Unmounts and deletes the mount's data.
+    pub async fn unmount(&self, table: &str, path: &str) -> Result<()> {
+        let active = self.active()?;
+        let _guard = active.mount_lock.lock().await;
+        let path = if path.ends_with('/') { path.to_string() } else { format!("{path}/") };
+        let root = View::new(self.barrier.clone(), "");
+        let key = format!("core/{table}");
+        let mut entries: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
+        let Some(pos) = entries.iter().position(|e| e.path == path) else {
+            return Ok(()); // Vault answers 204 for a path that is not mounted.
+        };
+        let entry = entries.remove(pos);
+        if matches!(entry.kind.as_str(), "system" | "token" | "cubbyhole" | "identity") {
+            return Err(Error::bad(format!("cannot unmount {path:?}")));
+        }
+        root.put_json(&key, &entries).await?;
+        active.router.write().remove(&entry.route_prefix());
+        root.clear(&entry.storage_prefix()).await?;
+        Ok(())
+    }
+
+    /// Changes a mount's tunable config and persists it.
+    pub async fn tune(&self, table: &str, path: &str, f: impl FnOnce(&mut MountEntry) -> Result<()>) -> Result<()> {
+        let active = self.active()?;
+        let _guard = active.mount_lock.lock().await;
+        let path = if path.ends_with('/') { path.to_string() } else { format!("{path}/") };
+        let root = View::new(self.barrier.clone(), "");
+        let key = format!("core/{table}");
+        let mut entries: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
+        let entry = entries.iter_mut().find(|e| e.path == path).ok_or_else(|| Error::bad(format!("no mount at {path:?}")))?;
+        f(entry)?;
+        let entry = entry.clone();
+        root.put_json(&key, &entries).await?;
+        let mut router = active.router.write();
+        if let Some(route) = router.get(&entry.route_prefix()).cloned() {
+            router.insert(entry, route.backend);
+        }
+        Ok(())
+    }
+
+    /// The mount entries of one table.
+    pub fn mounts(&self, table: &str) -> Result<Vec<MountEntry>> {
+        let active = self.active()?;
+        let router = active.router.read();
+        let mut v: Vec<MountEntry> = router.routes().iter().filter(|r| r.entry.table == table).map(|r| r.entry.clone()).collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(v)
+    }
+
+    /// Resolves the caller's token and ACL; `Err(PermissionDenied)` for a missing or bad token.
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller> {
+        let active = self.active()?;
+        let token = token.filter(|t| !t.is_empty()).ok_or(Error::PermissionDenied)?;
+        let entry = active.tokens.lookup(token).await?.ok_or_else(|| Error::Forbidden("permission denied".into()))?;
+        let acl = active.policies.acl(&entry.policies).await?;
+        Ok(Caller { token: token.to_string(), entry, acl })
+    }
+
+    /// Handles one request end to end.
+    pub async fn handle(&self, mut req: Request) -> Result<Response> {
+        req.path = normalize_path(&req.path)?;
+        if req.operation == Operation::List && !req.path.ends_with('/') && !req.path.is_empty() {
+            req.path.push('/');
+        }
+        let mut resp = self.dispatch(req).await?;
+        if resp.request_id.is_empty() {
+            resp.request_id = crate::util::uuid();
+        }
+        Ok(resp)
+    }
+
+    async fn dispatch(&self, req: Request) -> Result<Response> {
+        // The seal API answers whether sealed or not.
+        if let Some(rel) = req.path.strip_prefix("sys/") {
+            if crate::sys::seal::handles(rel) {
+                let call = self.call(&req, rel.to_string(), None, seal_api_entry(), View::new(self.barrier.clone(), "sys/"));
+                return self.seal_api.handle(call).await;
+            }
+        }
+        let active = self.active()?;
+        let (route, rel) = {
+            let router = active.router.read();
+            let (route, rel) = router.route(&req.path).ok_or_else(|| Error::UnsupportedPath(format!("no handler for route \"{}\". route entry not found.", req.path)))?;
+            (route.clone(), rel)
+        };
+        let backend = route.backend.clone();
+        let view = View::new(self.barrier.clone(), route.entry.storage_prefix());
+        let unauthenticated = path_matches_any(&backend.unauthenticated_paths(), &rel);
+        let caller = if unauthenticated {
+            match req.token.as_deref() {
+                Some(t) if !t.is_empty() => self.authenticate(Some(t)).await.ok(),
+                _ => None,
+            }
+        } else {
+            Some(self.authenticate(req.token.as_deref()).await?)
+        };
+        let mut op = req.operation;
+        if op == Operation::Update {
+            let probe = self.call(&req, rel.clone(), caller.clone(), route.entry.clone(), view.clone());
+            if backend.exists(probe).await? == Some(false) {
+                op = Operation::Create;
+            }
+        }
+        if let (false, Some(c)) = (unauthenticated, &caller) {
+            let sudo = path_matches_any(&backend.sudo_paths(), &rel);
+            c.acl.check(&req.path, op, &req.data, sudo)?;
+            if c.entry.num_uses > 0 && !active.tokens.use_token(&c.entry).await? {
+                return Err(Error::PermissionDenied);
+            }
+        }
+        let mut call = self.call(&req, rel, caller.clone(), route.entry.clone(), view);
+        call.operation = op;
+        let mut resp = backend.handle(call).await?;
+        resp.mount_type = route.entry.kind.clone();
+        if let Some(grant) = resp.login.take() {
+            resp.auth = Some(self.issue_login_token(&active, &route.entry, grant).await?);
+        }
+        Ok(resp)
+    }
+
+    fn call(&self, req: &Request, rel: String, caller: Option<Caller>, mount: MountEntry, storage: View) -> Call {
+        Call {
+            operation: req.operation,
+            path: rel,
+            fields: FieldData::default(),
+            data: req.data.clone(),
+            storage,
+            mount,
+            caller,
+            request_id: req.id.clone(),
+            remote_addr: req.remote_addr.clone(),
+        }
+    }
+
+    /// Turns a successful login into a token, with TTLs bounded by the mount and the system.
+    async fn issue_login_token(&self, active: &Active, mount: &MountEntry, grant: crate::logical::LoginGrant) -> Result<crate::logical::Auth> {
+        let max = if mount.config.max_lease_ttl > 0 { mount.config.max_lease_ttl } else { self.config.max_lease_ttl };
+        let default = if mount.config.default_lease_ttl > 0 { mount.config.default_lease_ttl } else { self.config.default_lease_ttl };
+        let mut ttl = grant.ttl.map(|d| d.as_secs()).filter(|t| *t > 0).unwrap_or(default);
+        if let Some(m) = grant.max_ttl.map(|d| d.as_secs()).filter(|t| *t > 0) {
+            ttl = ttl.min(m);
+        }
+        let period = grant.period.map(|d| d.as_secs()).unwrap_or(0);
+        if period > 0 {
+            ttl = period;
+        } else {
+            ttl = ttl.min(max);
+        }
+        let policies = sanitize_policies(grant.policies, !grant.no_default_policy);
+        let (token, entry) = active
+            .tokens
+            .create(TokenParams {
+                id: None,
+                parent_hash: String::new(),
+                policies: policies.clone(),
+                path: format!("{}login", mount.route_prefix()),
+                meta: grant.metadata.clone(),
+                display_name: format!("{}-{}", mount.path.trim_end_matches('/'), grant.display_name).trim_end_matches('-').to_string(),
+                num_uses: grant.num_uses as i64,
+                ttl,
+                explicit_max_ttl: grant.max_ttl.map(|d| d.as_secs()).unwrap_or(0),
+                period,
+                renewable: grant.renewable,
+                entity_id: String::new(),
+                role: String::new(),
+            })
+            .await?;
+        Ok(crate::logical::Auth {
+            client_token: token,
+            accessor: entry.accessor.clone(),
+            policies: policies.clone(),
+            token_policies: policies,
+            identity_policies: None,
+            metadata: Some(grant.metadata),
+            lease_duration: ttl,
+            renewable: entry.renewable,
+            entity_id: String::new(),
+            token_type: "service".into(),
+            orphan: true,
+            mfa_requirement: None,
+            num_uses: grant.num_uses,
+        })
+    }
+}
+
+fn seal_api_entry() -> MountEntry {
+    MountEntry {
+        path: "sys/".into(),
+        kind: "system".into(),
+        description: String::new(),
+        uuid: String::new(),
+        accessor: String::new(),
+        config: MountConfig::default(),
+        options: Default::default(),
+        local: false,
+        seal_wrap: false,
+        external_entropy_access: false,
+        table: "mounts".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_normalization_refuses_traversal() {
+        assert_eq!(normalize_path("/secret/data/x").unwrap(), "secret/data/x");
+        assert!(normalize_path("secret/../sys/raw").is_err());
+        assert!(normalize_path("secret/./x").is_err());
+        assert!(normalize_path("secret//x").is_err());
+    }
+}

@@ -1,0 +1,437 @@
+//! The backend framework: secrets engines and auth methods declare their paths, fields and
+//! operations as data (Vault's `sdk/framework`), and this module does the rest: matching a
+//! request to a path, validating and converting its fields, dispatching to the handler, and
+//! describing the paths for `help` and the OpenAPI document.
+//!
+//! ```ignore
+//! Path::new(r"data/(?P<path>.+)")
+//!     .field("options", Field::map("write options (cas)"))
+//!     .op(Operation::Read, Kv::read_data)
+//!     .op(Operation::Update, Kv::write_data)
+//!     .help("Read or write a versioned secret.")
+//! ```
+
+use crate::barrier::View;
+use crate::error::{Error, Result};
+use crate::logical::{Data, Operation, Response};
+use crate::mount::MountEntry;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The type of a declared field; input is converted to it (Vault's weak typing: `"5"` is an int).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    Int,
+    Bool,
+    /// Seconds as a number, or a Go-style duration string (`"1h30m"`, `"768h"`).
+    Duration,
+    Map,
+    /// A list of strings; a comma-separated string is split.
+    StringList,
+    /// Any JSON value, passed through.
+    Raw,
+}
+
+impl FieldType {
+    fn name(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Int => "integer",
+            FieldType::Bool => "boolean",
+            FieldType::Duration => "duration",
+            FieldType::Map => "object",
+            FieldType::StringList => "array",
+            FieldType::Raw => "any",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub ty: FieldType,
+    pub description: &'static str,
+    pub default: Option<Value>,
+    pub required: bool,
+}
+
+impl Field {
+    fn new(ty: FieldType, description: &'static str) -> Self {
+        Field { ty, description, default: None, required: false }
+    }
+    pub fn string(d: &'static str) -> Self {
+        Self::new(FieldType::String, d)
+    }
+    pub fn int(d: &'static str) -> Self {
+        Self::new(FieldType::Int, d)
+    }
+    pub fn bool(d: &'static str) -> Self {
+        Self::new(FieldType::Bool, d)
+    }
+    pub fn duration(d: &'static str) -> Self {
+        Self::new(FieldType::Duration, d)
+    }
+    pub fn map(d: &'static str) -> Self {
+        Self::new(FieldType::Map, d)
+    }
+    pub fn list(d: &'static str) -> Self {
+        Self::new(FieldType::StringList, d)
+    }
+    pub fn raw(d: &'static str) -> Self {
+        Self::new(FieldType::Raw, d)
+    }
+    pub fn default(mut self, v: impl Into<Value>) -> Self {
+        self.default = Some(v.into());
+        self
+    }
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+}
+
+/// Converts a JSON value to a field's type, Vault-style.
+pub fn convert(name: &str, ty: FieldType, v: &Value) -> Result<Value> {
+    let err = || Error::bad(format!("error converting input for field \"{name}\": expected {}", ty.name()));
+    Ok(match ty {
+        FieldType::Raw => v.clone(),
+        FieldType::String => match v {
+            Value::String(_) => v.clone(),
+            Value::Number(n) => Value::String(n.to_string()),
+            Value::Bool(b) => Value::String(b.to_string()),
+            Value::Null => Value::String(String::new()),
+            _ => return Err(err()),
+        },
+        FieldType::Int => match v {
+            Value::Number(n) => json!(n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).ok_or_else(err)?),
+            Value::String(s) if s.is_empty() => json!(0),
+            Value::String(s) => json!(s.trim().parse::<i64>().map_err(|_| err())?),
+            Value::Bool(b) => json!(*b as i64),
+            _ => return Err(err()),
+        },
+        FieldType::Bool => match v {
+            Value::Bool(_) => v.clone(),
+            Value::String(s) => match s.to_ascii_lowercase().as_str() {
+                "true" | "1" | "t" => json!(true),
+                "false" | "0" | "f" | "" => json!(false),
+                _ => return Err(err()),
+            },
+            Value::Number(n) => json!(n.as_f64().unwrap_or(0.0) != 0.0),
+            _ => return Err(err()),
+        },
+        FieldType::Duration => json!(parse_duration(v).ok_or_else(err)?.as_secs()),
+        FieldType::Map => match v {
+            Value::Object(_) => v.clone(),
+            Value::Null => json!({}),
+            Value::String(s) if s.is_empty() => json!({}),
+            Value::String(s) => serde_json::from_str::<Value>(s).ok().filter(|v| v.is_object()).ok_or_else(err)?,
+            _ => return Err(err()),
+        },
+        FieldType::StringList => match v {
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| match i {
+                        Value::String(s) => Ok(Value::String(s.trim().to_string())),
+                        Value::Number(n) => Ok(Value::String(n.to_string())),
+                        _ => Err(err()),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            Value::String(s) if s.trim().is_empty() => json!([]),
+            Value::String(s) => Value::Array(s.split(',').map(|p| Value::String(p.trim().to_string())).collect()),
+            Value::Null => json!([]),
+            _ => return Err(err()),
+        },
+    })
+}
+
+/// Parses seconds (number or numeric string) or a Go-style duration ("1h", "90m", "1h30m", "2d").
+pub fn parse_duration(v: &Value) -> Option<Duration> {
+    match v {
+        Value::Number(n) => n.as_u64().map(Duration::from_secs).or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| Duration::from_secs(f as u64))),
+        Value::String(s) => parse_duration_str(s),
+        Value::Null => Some(Duration::ZERO),
+        _ => None,
+    }
+}
+
+pub fn parse_duration_str(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Some(Duration::ZERO);
+    }
+    if let Ok(n) = s.parse::<u64>() {
+        return Some(Duration::from_secs(n));
+    }
+    // Go allows "1h30m10s"; humantime accepts those and also days ("2d").
+    humantime::parse_duration(s).ok()
+}
+
+/// The validated fields of one call: declared fields converted to their types, plus path captures.
+#[derive(Debug, Clone, Default)]
+pub struct FieldData {
+    values: BTreeMap<String, Value>,
+    present: std::collections::BTreeSet<String>,
+}
+
+impl FieldData {
+    /// The value, or the field's default, or null.
+    pub fn get(&self, name: &str) -> &Value {
+        self.values.get(name).unwrap_or(&Value::Null)
+    }
+    /// Whether the client sent this field (or it was captured from the path).
+    pub fn has(&self, name: &str) -> bool {
+        self.present.contains(name)
+    }
+    pub fn str(&self, name: &str) -> &str {
+        self.get(name).as_str().unwrap_or("")
+    }
+    pub fn int(&self, name: &str) -> i64 {
+        self.get(name).as_i64().unwrap_or(0)
+    }
+    pub fn bool(&self, name: &str) -> bool {
+        self.get(name).as_bool().unwrap_or(false)
+    }
+    pub fn duration(&self, name: &str) -> Duration {
+        Duration::from_secs(self.get(name).as_u64().unwrap_or(0))
+    }
+    pub fn strings(&self, name: &str) -> Vec<String> {
+        match self.get(name) {
+            Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).filter(|s| !s.is_empty()).collect(),
+            _ => vec![],
+        }
+    }
+    pub fn map(&self, name: &str) -> serde_json::Map<String, Value> {
+        self.get(name).as_object().cloned().unwrap_or_default()
+    }
+}
+
+/// Everything a handler gets for one call.
+pub struct Call {
+    pub operation: Operation,
+    /// The path relative to the mount.
+    pub path: String,
+    pub fields: FieldData,
+    /// The raw request body (for engines whose data is free-form, like KV).
+    pub data: Data,
+    /// The backend's private, encrypted storage.
+    pub storage: View,
+    pub mount: MountEntry,
+    /// Information about the caller's token, when authenticated.
+    pub caller: Option<Caller>,
+    pub request_id: String,
+    pub remote_addr: Option<String>,
+}
+
+/// Who made a request: what the handler may need of the token (e.g. for `lookup-self`).
+#[derive(Clone)]
+pub struct Caller {
+    /// The token as the client sent it.
+    pub token: String,
+    pub entry: Arc<crate::token::TokenEntry>,
+    pub acl: Arc<crate::policy::Acl>,
+}
+
+type Handler<B> = Arc<dyn Fn(Arc<B>, Call) -> BoxFuture<Result<Response>> + Send + Sync>;
+type Exists<B> = Arc<dyn Fn(Arc<B>, Call) -> BoxFuture<Result<bool>> + Send + Sync>;
+
+/// One path pattern of a backend: its fields, and a handler per operation.
+pub struct Path<B> {
+    pub pattern: String,
+    regex: regex::Regex,
+    pub fields: Vec<(&'static str, Field)>,
+    handlers: Vec<(Operation, Handler<B>)>,
+    exists: Option<Exists<B>>,
+    pub help: &'static str,
+}
+
+impl<B: Send + Sync + 'static> Path<B> {
+    /// A path; `pattern` is a regex matched against the whole mount-relative path. Named groups
+    /// become fields.
+    pub fn new(pattern: &str) -> Self {
+        let regex = regex::Regex::new(&format!("^(?:{pattern})$")).expect("path pattern must be a valid regex");
+        Path { pattern: pattern.to_string(), regex, fields: vec![], handlers: vec![], exists: None, help: "" }
+    }
+    pub fn field(mut self, name: &'static str, f: Field) -> Self {
+        self.fields.push((name, f));
+        self
+    }
+    pub fn op<F, Fut>(mut self, op: Operation, f: F) -> Self
+    where
+        F: Fn(Arc<B>, Call) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response>> + Send + 'static,
+    {
+        self.handlers.push((op, Arc::new(move |b, c| Box::pin(f(b, c)))));
+        self
+    }
+    /// Declares an existence check: writes to an existing entry are `update`, others `create`.
+    pub fn exists<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Arc<B>, Call) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<bool>> + Send + 'static,
+    {
+        self.exists = Some(Arc::new(move |b, c| Box::pin(f(b, c))));
+        self
+    }
+    pub fn help(mut self, h: &'static str) -> Self {
+        self.help = h;
+        self
+    }
+    pub fn operations(&self) -> impl Iterator<Item = Operation> + '_ {
+        self.handlers.iter().map(|(o, _)| *o)
+    }
+    fn handler(&self, op: Operation) -> Option<&Handler<B>> {
+        self.handlers.iter().find(|(o, _)| *o == op).map(|(_, h)| h)
+    }
+    fn field_data(&self, rel_path: &str, data: &Data) -> Result<FieldData> {
+        let mut fd = FieldData::default();
+        let caps = self.regex.captures(rel_path);
+        for (name, field) in &self.fields {
+            let captured = caps.as_ref().and_then(|c| c.name(name)).map(|m| Value::String(m.as_str().to_string()));
+            let given = captured.or_else(|| data.get(*name).cloned());
+            match given {
+                Some(v) => {
+                    fd.values.insert(name.to_string(), convert(name, field.ty, &v)?);
+                    fd.present.insert(name.to_string());
+                }
+                None => {
+                    if field.required {
+                        return Err(Error::bad(format!("missing required field \"{name}\"")));
+                    }
+                    if let Some(d) = &field.default {
+                        fd.values.insert(name.to_string(), convert(name, field.ty, d)?);
+                    }
+                }
+            }
+        }
+        // Path captures that are not declared fields are still available.
+        if let Some(c) = caps {
+            for n in self.regex.capture_names().flatten() {
+                if let (Some(m), false) = (c.name(n), fd.values.contains_key(n)) {
+                    fd.values.insert(n.to_string(), Value::String(m.as_str().to_string()));
+                    fd.present.insert(n.to_string());
+                }
+            }
+        }
+        Ok(fd)
+    }
+}
+
+/// What the core needs of any backend (a mounted secrets engine or auth method).
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Handles one call; `call.operation` is final (create vs update already decided).
+    async fn handle(&self, call: Call) -> Result<Response>;
+    /// Whether a write to this path would create a new entry (`Some(false)`) or update one
+    /// (`Some(true)`); `None` when the path declares no existence check.
+    async fn exists(&self, call: Call) -> Result<Option<bool>>;
+    /// Mount-relative paths reachable without a token (e.g. `login`). A trailing `*` is a prefix.
+    fn unauthenticated_paths(&self) -> Vec<String> {
+        vec![]
+    }
+    /// Mount-relative paths that need the `sudo` capability. A trailing `*` is a prefix.
+    fn sudo_paths(&self) -> Vec<String> {
+        vec![]
+    }
+    /// A description of every path, for `help` and the OpenAPI document.
+    fn describe(&self) -> Value;
+    /// Called once after mounting (and after unseal) so the backend can load state.
+    async fn initialize(&self, _storage: &View) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A backend built from a list of [`Path`]s over a value `B` holding its state.
+pub struct PathBackend<B> {
+    inner: Arc<B>,
+    paths: Vec<Path<B>>,
+    unauthenticated: Vec<String>,
+    sudo: Vec<String>,
+    help: &'static str,
+}
+
+impl<B: Send + Sync + 'static> PathBackend<B> {
+    pub fn new(inner: B, paths: Vec<Path<B>>) -> Self {
+        PathBackend { inner: Arc::new(inner), paths, unauthenticated: vec![], sudo: vec![], help: "" }
+    }
+    pub fn unauthenticated(mut self, p: &[&str]) -> Self {
+        self.unauthenticated = p.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn sudo(mut self, p: &[&str]) -> Self {
+        self.sudo = p.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn help(mut self, h: &'static str) -> Self {
+        self.help = h;
+        self
+    }
+    pub fn inner(&self) -> &Arc<B> {
+        &self.inner
+    }
+    fn route(&self, rel: &str) -> Option<&Path<B>> {
+        self.paths.iter().find(|p| p.regex.is_match(rel))
+    }
+}
+
+#[async_trait]
+impl<B: Send + Sync + 'static> Backend for PathBackend<B> {
+    async fn handle(&self, mut call: Call) -> Result<Response> {
+        let path = self.route(&call.path).ok_or_else(|| Error::UnsupportedPath(format!("unsupported path: {}", call.path)))?;
+        if call.operation == Operation::Help {
+            return Ok(Response::data(json!({ "help": path.help, "pattern": path.pattern })));
+        }
+        let handler = path.handler(call.operation).ok_or(Error::UnsupportedOperation)?;
+        call.fields = path.field_data(&call.path, &call.data)?;
+        handler(self.inner.clone(), call).await
+    }
+
+    async fn exists(&self, mut call: Call) -> Result<Option<bool>> {
+        let Some(path) = self.route(&call.path) else { return Ok(None) };
+        let Some(check) = &path.exists else { return Ok(None) };
+        call.fields = path.field_data(&call.path, &call.data)?;
+        Ok(Some(check(self.inner.clone(), call).await?))
+    }
+
+    fn unauthenticated_paths(&self) -> Vec<String> {
+        self.unauthenticated.clone()
+    }
+    fn sudo_paths(&self) -> Vec<String> {
+        self.sudo.clone()
+    }
+
+    fn describe(&self) -> Value {
+        let paths: Vec<Value> = self
+            .paths
+            .iter()
+            .map(|p| {
+                json!({
+                    "pattern": p.pattern,
+                    "help": p.help,
+                    "operations": p.operations().map(|o| o.as_str()).collect::<Vec<_>>(),
+                    "fields": p.fields.iter().map(|(n, f)| (n.to_string(), json!({
+                        "type": f.ty.name(), "description": f.description, "required": f.required,
+                        "default": f.default,
+                    }))).collect::<serde_json::Map<_, _>>(),
+                })
+            })
+            .collect();
+        json!({ "help": self.help, "paths": paths })
+    }
+}
+
+/// Matches `path` against a list of patterns where a trailing `*` means "prefix".
+pub fn path_matches_any(patterns: &[String], path: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => p == path,
+    })
+}

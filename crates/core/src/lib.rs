@@ -1,0 +1,27 @@
+//! Tresor's core. It knows nothing of HTTP: a [`logical::Request`] goes in, a
+//! [`logical::Response`] comes out.
+//!
+//! * [`barrier`]: AES-256-GCM encryption over the storage trait; the keyring and its terms.
+//! * [`seal`]: Shamir split of the unseal key, init / unseal / rekey progress.
+//! * [`mount`]: the mount tables and the longest-prefix router.
+//! * [`framework`]: how backends declare paths, fields and operations as data.
+//! * [`policy`]: Vault's HCL ACL language, compiled into an [`policy::Acl`].
+//! * [`token`]: the token store (hashes only at rest) and the `auth/token/` backend.
+//! * [`sys`]: the `sys/` backend (mounts, policies, seal, health, capabilities).
+//! * [`core`]: the [`core::Core`] that ties them together and handles a request end to end.
+
+pub mod barrier;
+pub mod core;
+pub mod cubbyhole;
+pub mod error;
+pub mod framework;
+pub mod logical;
+pub mod mount;
+pub mod policy;
+pub mod policy_store;
+pub mod seal;
+pub mod sys;
+pub mod token;
+pub mod util;
+
+pub use error::{Error, Result};

@@ -1,0 +1,119 @@
+//! Stored ACL policies and the compiled-ACL cache.
+//!
+//! Policies live in the barrier at `sys/policy/<name>` (the raw text; parsing happens on load).
+//! `root` is built in and immutable; `default` is created at first unseal, can be edited but not
+//! deleted. Compiled [`Acl`]s are cached per policy set and dropped whenever a policy changes, so
+//! the request path compiles nothing in the steady state.
+
+use crate::barrier::View;
+use crate::error::{Error, Result};
+use crate::policy::{Acl, Policy, DEFAULT_POLICY};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Serialize, Deserialize)]
+struct StoredPolicy {
+    name: String,
+    policy: String,
+}
+
+pub struct PolicyStore {
+    view: View,
+    parsed: RwLock<HashMap<String, Arc<Policy>>>,
+    acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
+}
+
+/// Policy names are lower-case and made of letters, digits and `-_.@/`.
+pub fn normalize_name(name: &str) -> Result<String> {
+    let n = name.trim().to_lowercase();
+    if n.is_empty() {
+        return Err(Error::bad("policy name is missing"));
+    }
+    if n.contains("..") || n.chars().any(|c| !(c.is_alphanumeric() || "-_.@/+=".contains(c))) {
+        return Err(Error::bad(format!("invalid policy name {name:?}")));
+    }
+    Ok(n)
+}
+
+impl PolicyStore {
+    pub async fn open(view: View) -> Result<Self> {
+        let s = PolicyStore { view, parsed: RwLock::new(HashMap::new()), acls: RwLock::new(HashMap::new()) };
+        if s.view.get("default").await?.is_none() {
+            s.put("default", DEFAULT_POLICY).await?;
+        }
+        Ok(s)
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Option<Arc<Policy>>> {
+        if let Some(p) = self.parsed.read().get(name) {
+            return Ok(Some(p.clone()));
+        }
+        let Some(sp) = self.view.get_json::<StoredPolicy>(name).await? else { return Ok(None) };
+        let p = Arc::new(Policy::parse(&sp.name, &sp.policy)?);
+        self.parsed.write().insert(name.to_string(), p.clone());
+        Ok(Some(p))
+    }
+
+    /// The raw text of a policy (`root` has none).
+    pub async fn raw(&self, name: &str) -> Result<Option<String>> {
+        if name == "root" {
+            return Ok(Some(String::new()));
+        }
+        Ok(self.view.get_json::<StoredPolicy>(name).await?.map(|p| p.policy))
+    }
+
+    pub async fn put(&self, name: &str, text: &str) -> Result<()> {
+        let name = normalize_name(name)?;
+        if name == "root" {
+            return Err(Error::bad("cannot update \"root\" policy"));
+        }
+        Policy::parse(&name, text)?;
+        self.view.put_json(&name, &StoredPolicy { name: name.clone(), policy: text.to_string() }).await?;
+        self.invalidate(&name);
+        Ok(())
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        let name = name.trim().to_lowercase();
+        match name.as_str() {
+            "root" => return Err(Error::bad("cannot delete \"root\" policy")),
+            "default" => return Err(Error::bad("cannot delete \"default\" policy")),
+            _ => {}
+        }
+        self.view.delete(&name).await?;
+        self.invalidate(&name);
+        Ok(())
+    }
+
+    pub async fn list(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.view.list_recursive("").await?;
+        names.push("root".into());
+        names.sort();
+        Ok(names)
+    }
+
+    fn invalidate(&self, name: &str) {
+        self.parsed.write().remove(name);
+        self.acls.write().clear();
+    }
+
+    /// The compiled ACL for a set of policy names; unknown names are skipped (as Vault does).
+    pub async fn acl(&self, names: &[String]) -> Result<Arc<Acl>> {
+        if let Some(a) = self.acls.read().get(names) {
+            return Ok(a.clone());
+        }
+        let mut policies = Vec::with_capacity(names.len());
+        for n in names {
+            if n == "root" {
+                policies.push(Arc::new(Policy::parse("root", "")?));
+            } else if let Some(p) = self.get(n).await? {
+                policies.push(p);
+            }
+        }
+        let acl = Arc::new(Acl::new(&policies));
+        self.acls.write().insert(names.to_vec(), acl.clone());
+        Ok(acl)
+    }
+}

@@ -1,0 +1,454 @@
+//! The `sys/` backend: mounts and auth methods, policies, capabilities, key rotation, sealing
+//! and the UI mount lookups clients use before every KV call. The seal API (init, unseal,
+//! health ...) is in [`seal`], because it must answer while sealed.
+
+pub mod seal;
+
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::framework::{parse_duration, Call, Field, Path, PathBackend};
+use crate::logical::{Operation::*, Response};
+use crate::mount::{MountConfig, MountEntry};
+use crate::util::random_alnum;
+use serde_json::{json, Map, Value};
+use std::sync::{Arc, Weak};
+
+pub struct Sys {
+    core: Weak<Core>,
+}
+
+impl Sys {
+    fn core(&self) -> Result<Arc<Core>> {
+        self.core.upgrade().ok_or(Error::Sealed)
+    }
+}
+
+fn mount_fields(p: Path<Sys>) -> Path<Sys> {
+    p.field("type", Field::string("engine or auth method type"))
+        .field("description", Field::string("human-friendly description"))
+        .field("config", Field::map("mount configuration"))
+        .field("options", Field::map("engine options (e.g. version)"))
+        .field("local", Field::bool("local mount"))
+        .field("seal_wrap", Field::bool("seal wrapping"))
+        .field("external_entropy_access", Field::bool("external entropy"))
+        .field("plugin_name", Field::string("deprecated alias of type"))
+        .field("plugin_version", Field::string("plugin version"))
+}
+
+fn tune_fields(p: Path<Sys>) -> Path<Sys> {
+    p.field("default_lease_ttl", Field::raw("default lease TTL, or \"system\""))
+        .field("max_lease_ttl", Field::raw("max lease TTL, or \"system\""))
+        .field("description", Field::string("description"))
+        .field("options", Field::map("engine options"))
+        .field("listing_visibility", Field::string("unauth or hidden"))
+        .field("audit_non_hmac_request_keys", Field::list(""))
+        .field("audit_non_hmac_response_keys", Field::list(""))
+        .field("passthrough_request_headers", Field::list(""))
+        .field("allowed_response_headers", Field::list(""))
+        .field("token_type", Field::string(""))
+        .field("force_no_cache", Field::bool(""))
+}
+
+pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
+    let mount_path = |table: &'static str, prefix: &'static str| {
+        mount_fields(Path::new(&format!("{prefix}/(?P<path>.+?)/?")))
+            .op(Update, move |s: Arc<Sys>, c| async move { s.enable(table, c).await })
+            .op(Delete, move |s: Arc<Sys>, c| async move { s.disable(table, c).await })
+            .op(Read, move |s: Arc<Sys>, c| async move { s.read_mount(table, c).await })
+    };
+    let tune_path = |table: &'static str, prefix: &'static str| {
+        tune_fields(Path::new(&format!("{prefix}/(?P<path>.+)/tune")))
+            .op(Read, move |s: Arc<Sys>, c| async move { s.read_tune(table, c).await })
+            .op(Update, move |s: Arc<Sys>, c| async move { s.write_tune(table, c).await })
+    };
+    let paths = vec![
+        Path::new("mounts").op(Read, |s: Arc<Sys>, _c| async move { s.list_mounts("mounts") }).help("List mounted secrets engines."),
+        tune_path("mounts", "mounts").help("Read or tune a secrets engine's settings."),
+        mount_path("mounts", "mounts").help("Enable, disable or read a secrets engine."),
+        Path::new("auth").op(Read, |s: Arc<Sys>, _c| async move { s.list_mounts("auth") }).help("List enabled auth methods."),
+        tune_path("auth", "auth").help("Read or tune an auth method's settings."),
+        mount_path("auth", "auth").help("Enable, disable or read an auth method."),
+        Path::new("policy/?").op(Read, Sys::list_policies_legacy).op(List, Sys::list_policies_legacy).help("List ACL policies."),
+        Path::new("policy/(?P<name>.+)")
+            .field("policy", Field::string("policy text"))
+            .field("rules", Field::string("policy text (legacy)"))
+            .op(Read, Sys::read_policy_legacy)
+            .op(Update, Sys::write_policy)
+            .op(Delete, Sys::delete_policy)
+            .help("Read, write or delete an ACL policy (legacy path)."),
+        Path::new("policies/acl/?").op(List, Sys::list_policies).op(Read, Sys::list_policies).help("List ACL policies."),
+        Path::new("policies/acl/(?P<name>.+)")
+            .field("policy", Field::string("policy text (HCL or JSON)"))
+            .op(Read, Sys::read_policy)
+            .op(Update, Sys::write_policy)
+            .op(Delete, Sys::delete_policy)
+            .help("Read, write or delete an ACL policy."),
+        Path::new("capabilities")
+            .field("token", Field::string("token"))
+            .field("path", Field::list("path"))
+            .field("paths", Field::list("paths"))
+            .op(Update, Sys::capabilities)
+            .help("The capabilities a token has on paths."),
+        Path::new("capabilities-self")
+            .field("token", Field::string("ignored"))
+            .field("path", Field::list("path"))
+            .field("paths", Field::list("paths"))
+            .op(Update, Sys::capabilities)
+            .help("The capabilities of the calling token on paths."),
+        Path::new("capabilities-accessor")
+            .field("accessor", Field::string("accessor"))
+            .field("path", Field::list("path"))
+            .field("paths", Field::list("paths"))
+            .op(Update, Sys::capabilities)
+            .help("The capabilities of the token with this accessor on paths."),
+        Path::new("rotate").op(Update, Sys::rotate).help("Add a new barrier key term."),
+        Path::new("key-status").op(Read, Sys::key_status).help("The active barrier key term."),
+        Path::new("seal").op(Update, Sys::seal).help("Seal the server."),
+        Path::new("step-down").op(Update, |_s: Arc<Sys>, _c| async move { Ok(Response::default()) }),
+        Path::new("internal/ui/mounts").op(Read, Sys::ui_mounts).help("Mounts visible to the caller."),
+        Path::new("internal/ui/mounts/(?P<path>.+)").op(Read, Sys::ui_mount).help("The mount that serves a path."),
+    ];
+    PathBackend::new(Sys { core }, paths)
+        .unauthenticated(&["internal/ui/mounts"])
+        .sudo(&["rotate", "seal", "step-down", "auth/*", "audit", "audit/*", "raw", "raw/*", "remount", "config/*", "leases/revoke-prefix/*", "leases/revoke-force/*", "plugins/catalog/*"])
+        .help("The system backend: mounts, policies, seal and server control.")
+}
+
+/// `kv-v2` is `kv` with `options.version = 2`, as in Vault.
+fn normalize_type(kind: &str, options: &mut Map<String, Value>) -> String {
+    match kind {
+        "kv-v2" => {
+            options.insert("version".into(), json!("2"));
+            "kv".into()
+        }
+        "kv-v1" => {
+            options.insert("version".into(), json!("1"));
+            "kv".into()
+        }
+        k => k.to_string(),
+    }
+}
+
+fn ttl_setting(v: &Value) -> Result<Option<u64>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s == "system" => Ok(Some(0)),
+        v => parse_duration(v).map(|d| Some(d.as_secs())).ok_or_else(|| Error::bad("invalid duration")),
+    }
+}
+
+fn stringify_options(options: &mut Map<String, Value>) {
+    for v in options.values_mut() {
+        let s = match &*v {
+            Value::String(_) => continue,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => other.to_string(),
+        };
+        *v = Value::String(s);
+    }
+}
+
+impl Sys {
+    fn list_mounts(&self, table: &str) -> Result<Response> {
+        let mounts = self.core()?.mounts(table)?;
+        let mut data = Map::new();
+        for m in mounts {
+            data.insert(m.path.clone(), m.to_json());
+        }
+        Ok(Response { data: Some(data), top_level_data: true, ..Default::default() })
+    }
+
+    async fn enable(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
+        let f = &c.fields;
+        let mut options = f.map("options");
+        let mut kind = f.str("type").to_string();
+        if kind.is_empty() {
+            kind = f.str("plugin_name").to_string();
+        }
+        if kind.is_empty() {
+            return Err(Error::bad("backend type must be specified as a string"));
+        }
+        let kind = normalize_type(&kind, &mut options);
+        if kind == "kv" && !options.contains_key("version") {
+            options.insert("version".into(), json!("1"));
+        }
+        stringify_options(&mut options);
+        let cfg = f.map("config");
+        let mut config = MountConfig::default();
+        if let Some(v) = cfg.get("default_lease_ttl") {
+            config.default_lease_ttl = ttl_setting(v)?.unwrap_or(0);
+        }
+        if let Some(v) = cfg.get("max_lease_ttl") {
+            config.max_lease_ttl = ttl_setting(v)?.unwrap_or(0);
+        }
+        if config.max_lease_ttl > 0 && config.default_lease_ttl > config.max_lease_ttl {
+            return Err(Error::bad("default lease TTL cannot be greater than the max lease TTL"));
+        }
+        config.force_no_cache = cfg.get("force_no_cache").and_then(Value::as_bool).unwrap_or(false);
+        config.listing_visibility = cfg.get("listing_visibility").and_then(Value::as_str).map(str::to_string).filter(|s| !s.is_empty());
+        let list = |k: &str| -> Vec<String> { cfg.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default() };
+        config.audit_non_hmac_request_keys = list("audit_non_hmac_request_keys");
+        config.audit_non_hmac_response_keys = list("audit_non_hmac_response_keys");
+        config.passthrough_request_headers = list("passthrough_request_headers");
+        config.allowed_response_headers = list("allowed_response_headers");
+        let path = c.fields.str("path").to_string();
+        if path.is_empty() {
+            return Err(Error::bad("missing mount path"));
+        }
+        let entry = MountEntry {
+            path: format!("{}/", path.trim_end_matches('/')),
+            accessor: format!("{}_{}", kind.replace('-', "_"), random_alnum(8).to_lowercase()),
+            kind,
+            description: f.str("description").to_string(),
+            uuid: crate::util::uuid(),
+            config,
+            options,
+            local: f.bool("local"),
+            seal_wrap: f.bool("seal_wrap"),
+            external_entropy_access: f.bool("external_entropy_access"),
+            table: table.to_string(),
+        };
+        if table == "auth" && entry.kind == "token" {
+            return Err(Error::bad("token credential backend cannot be instantiated"));
+        }
+        self.core()?.mount(entry).await?;
+        Ok(Response::default())
+    }
+
+    async fn disable(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
+        self.core()?.unmount(table, c.fields.str("path")).await?;
+        Ok(Response::default())
+    }
+
+    fn find_mount(&self, table: &str, path: &str) -> Result<MountEntry> {
+        let want = format!("{}/", path.trim_end_matches('/'));
+        self.core()?.mounts(table)?.into_iter().find(|m| m.path == want).ok_or_else(|| Error::bad(format!("no mount at {want:?}")))
+    }
+
+    async fn read_mount(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
+        let m = self.find_mount(table, c.fields.str("path"))?;
+        Ok(Response { data: m.to_json().as_object().cloned(), top_level_data: true, ..Default::default() })
+    }
+
+    async fn read_tune(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
+        let core = self.core()?;
+        let m = self.find_mount(table, c.fields.str("path"))?;
+        let or_sys = |v: u64, sys: u64| if v == 0 { sys } else { v };
+        let mut data = json!({
+            "default_lease_ttl": or_sys(m.config.default_lease_ttl, core.config.default_lease_ttl),
+            "max_lease_ttl": or_sys(m.config.max_lease_ttl, core.config.max_lease_ttl),
+            "force_no_cache": m.config.force_no_cache,
+            "description": m.description,
+        });
+        let d = data.as_object_mut().expect("object");
+        if !m.options.is_empty() {
+            d.insert("options".into(), Value::Object(m.options.clone()));
+        }
+        if let Some(v) = &m.config.listing_visibility {
+            d.insert("listing_visibility".into(), json!(v));
+        }
+        for (k, v) in [
+            ("audit_non_hmac_request_keys", &m.config.audit_non_hmac_request_keys),
+            ("audit_non_hmac_response_keys", &m.config.audit_non_hmac_response_keys),
+            ("passthrough_request_headers", &m.config.passthrough_request_headers),
+            ("allowed_response_headers", &m.config.allowed_response_headers),
+        ] {
+            if !v.is_empty() {
+                d.insert(k.into(), json!(v));
+            }
+        }
+        if table == "auth" {
+            d.insert("token_type".into(), json!(m.config.token_type.clone().unwrap_or_else(|| "default-service".into())));
+        }
+        Ok(Response { data: Some(d.clone()), top_level_data: true, ..Default::default() })
+    }
+
+    async fn write_tune(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
+        let core = self.core()?;
+        let f = c.fields.clone();
+        let path = f.str("path").to_string();
+        core.tune(table, &path, |m| {
+            if let Some(v) = ttl_setting(f.get("default_lease_ttl"))? {
+                m.config.default_lease_ttl = v;
+            }
+            if let Some(v) = ttl_setting(f.get("max_lease_ttl"))? {
+                m.config.max_lease_ttl = v;
+            }
+            if m.config.max_lease_ttl > 0 && m.config.default_lease_ttl > m.config.max_lease_ttl {
+                return Err(Error::bad("default lease TTL cannot be greater than the max lease TTL"));
+            }
+            if f.has("description") {
+                m.description = f.str("description").to_string();
+            }
+            if f.has("options") {
+                let mut opts = f.map("options");
+                stringify_options(&mut opts);
+                if m.kind == "kv" {
+                    if let Some(Value::String(v)) = opts.get("version") {
+                        let cur = m.options.get("version").and_then(Value::as_str).unwrap_or("1");
+                        if v.as_str() < cur {
+                            return Err(Error::bad("cannot downgrade mount from version 2"));
+                        }
+                    }
+                }
+                for (k, v) in opts {
+                    m.options.insert(k, v);
+                }
+            }
+            if f.has("listing_visibility") {
+                m.config.listing_visibility = Some(f.str("listing_visibility").to_string()).filter(|s| !s.is_empty());
+            }
+            if f.has("audit_non_hmac_request_keys") {
+                m.config.audit_non_hmac_request_keys = f.strings("audit_non_hmac_request_keys");
+            }
+            if f.has("audit_non_hmac_response_keys") {
+                m.config.audit_non_hmac_response_keys = f.strings("audit_non_hmac_response_keys");
+            }
+            if f.has("passthrough_request_headers") {
+                m.config.passthrough_request_headers = f.strings("passthrough_request_headers");
+            }
+            if f.has("allowed_response_headers") {
+                m.config.allowed_response_headers = f.strings("allowed_response_headers");
+            }
+            if f.has("token_type") {
+                m.config.token_type = Some(f.str("token_type").to_string());
+            }
+            if f.has("force_no_cache") {
+                m.config.force_no_cache = f.bool("force_no_cache");
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(Response::default())
+    }
+
+    async fn list_policies_legacy(self: Arc<Self>, _c: Call) -> Result<Response> {
+        let names = self.core()?.active()?.policies.list().await?;
+        Ok(Response { data: Some(json!({ "policies": names, "keys": names }).as_object().cloned().unwrap_or_default()), top_level_data: true, ..Default::default() })
+    }
+
+    async fn list_policies(self: Arc<Self>, _c: Call) -> Result<Response> {
+        let names = self.core()?.active()?.policies.list().await?;
+        Ok(Response::data(json!({ "keys": names, "policies": names })))
+    }
+
+    async fn read_policy_legacy(self: Arc<Self>, c: Call) -> Result<Response> {
+        let name = c.fields.str("name").to_lowercase();
+        let raw = self.core()?.active()?.policies.raw(&name).await?.ok_or(Error::NotFound)?;
+        Ok(Response { data: json!({ "name": name, "rules": raw }).as_object().cloned(), top_level_data: true, ..Default::default() })
+    }
+
+    async fn read_policy(self: Arc<Self>, c: Call) -> Result<Response> {
+        let name = c.fields.str("name").to_lowercase();
+        let raw = self.core()?.active()?.policies.raw(&name).await?.ok_or(Error::NotFound)?;
+        Ok(Response::data(json!({ "name": name, "policy": raw })))
+    }
+
+    async fn write_policy(self: Arc<Self>, c: Call) -> Result<Response> {
+        let text = if c.fields.has("policy") { c.fields.str("policy") } else { c.fields.str("rules") };
+        if text.trim().is_empty() && !c.fields.has("policy") && !c.fields.has("rules") {
+            return Err(Error::bad("'policy' parameter not supplied or empty"));
+        }
+        // Vault accepts the policy text base64-encoded too.
+        let decoded = base64_policy(text);
+        self.core()?.active()?.policies.put(c.fields.str("name"), decoded.as_deref().unwrap_or(text)).await?;
+        Ok(Response::default())
+    }
+
+    async fn delete_policy(self: Arc<Self>, c: Call) -> Result<Response> {
+        self.core()?.active()?.policies.delete(c.fields.str("name")).await?;
+        Ok(Response::default())
+    }
+
+    async fn capabilities(self: Arc<Self>, c: Call) -> Result<Response> {
+        let core = self.core()?;
+        let active = core.active()?;
+        let mut paths = c.fields.strings("paths");
+        paths.extend(c.fields.strings("path"));
+        if paths.is_empty() {
+            return Err(Error::bad("missing paths"));
+        }
+        let acl = if c.path == "capabilities-accessor" {
+            let e = active.tokens.lookup_accessor(c.fields.str("accessor")).await?.ok_or_else(|| Error::bad("invalid accessor"))?;
+            active.policies.acl(&e.policies).await?
+        } else if c.path == "capabilities" {
+            let token = c.fields.str("token");
+            let e = active.tokens.lookup(token).await?.ok_or_else(|| Error::bad("invalid token"))?;
+            active.policies.acl(&e.policies).await?
+        } else {
+            c.caller.as_ref().ok_or(Error::PermissionDenied)?.acl.clone()
+        };
+        let mut data = Map::new();
+        let mut all: Vec<String> = Vec::new();
+        for p in &paths {
+            let caps = acl.capabilities(p.trim_start_matches('/'));
+            all.extend(caps.clone());
+            data.insert(p.clone(), json!(caps));
+        }
+        if paths.len() == 1 {
+            all.sort();
+            all.dedup();
+            data.insert("capabilities".into(), json!(all));
+        }
+        Ok(Response { data: Some(data), top_level_data: true, ..Default::default() })
+    }
+
+    async fn rotate(self: Arc<Self>, _c: Call) -> Result<Response> {
+        self.core()?.barrier.rotate().await?;
+        Ok(Response::default())
+    }
+
+    async fn key_status(self: Arc<Self>, _c: Call) -> Result<Response> {
+        let (term, install_time, encryptions) = self.core()?.barrier.key_status()?;
+        Ok(Response { data: json!({ "term": term, "install_time": install_time, "encryptions": encryptions }).as_object().cloned(), top_level_data: true, ..Default::default() })
+    }
+
+    async fn seal(self: Arc<Self>, _c: Call) -> Result<Response> {
+        self.core()?.seal_now();
+        Ok(Response::default())
+    }
+
+    async fn ui_mounts(self: Arc<Self>, c: Call) -> Result<Response> {
+        let core = self.core()?;
+        let authed = c.caller.is_some();
+        let pick = |table: &str| -> Result<Map<String, Value>> {
+            Ok(core
+                .mounts(table)?
+                .into_iter()
+                .filter(|m| authed || m.config.listing_visibility.as_deref() == Some("unauth"))
+                .map(|m| (m.path.clone(), m.to_json()))
+                .collect())
+        };
+        Ok(Response::data(json!({ "secret": pick("mounts")?, "auth": pick("auth")? })))
+    }
+
+    async fn ui_mount(self: Arc<Self>, c: Call) -> Result<Response> {
+        let core = self.core()?;
+        let caller = c.caller.as_ref().ok_or(Error::PermissionDenied)?;
+        let path = c.fields.str("path").trim_start_matches('/').to_string();
+        let active = core.active()?;
+        let route = {
+            let router = active.router.read();
+            router.route(&path).map(|(r, _)| r.entry.clone())
+        };
+        let m = route.ok_or_else(|| Error::bad(format!("no mount found for path {path:?}")))?;
+        let prefix = m.route_prefix();
+        if !caller.acl.has_mount_access(&prefix) {
+            return Err(Error::Forbidden("preflight capability check returned 403, please ensure client's policies grant access to path".into()));
+        }
+        let mut j = m.to_json();
+        let o = j.as_object_mut().expect("object");
+        o.insert("path".into(), json!(prefix));
+        Ok(Response::data(j))
+    }
+}
+
+fn base64_policy(text: &str) -> Option<String> {
+    use base64::Engine;
+    let t = text.trim();
+    if t.is_empty() || t.contains('{') || t.contains(' ') {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD.decode(t).ok().and_then(|b| String::from_utf8(b).ok())
+}

@@ -1,0 +1,356 @@
+//! The token store: every client credential is a token. Tokens are stored only as HMAC-SHA256
+//! hashes (keyed by a per-server salt inside the barrier), so a storage dump holds no usable
+//! token. Each entry records its parent, so revoking a token revokes its whole child tree.
+//!
+//! Storage layout (inside the barrier, under `sys/token/`):
+//! * `salt`: the HMAC key.
+//! * `id/<hash>`: the [`TokenEntry`].
+//! * `accessor/<accessor>`: the hash it points to.
+//! * `parent/<parent hash>/<child hash>`: the child index, for tree revocation.
+//! * `roles/<name>`: token roles.
+//!
+//! [`backend`] serves `auth/token/*` on top of this store.
+
+pub mod backend;
+
+use crate::barrier::{random_bytes, View};
+use crate::error::{Error, Result};
+use crate::util::{random_alnum, unix_now};
+use aws_lc_rs::hmac;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tresor_storage::WriteOp;
+
+/// The prefix of service tokens (Vault's `hvs.`, so tools that look at it keep working).
+pub const SERVICE_TOKEN_PREFIX: &str = "hvs.";
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct TokenEntry {
+    pub accessor: String,
+    /// Hash of the parent token; empty for orphans.
+    #[serde(default)]
+    pub parent: String,
+    pub policies: Vec<String>,
+    pub path: String,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    pub display_name: String,
+    /// Remaining uses; 0 means unlimited.
+    #[serde(default)]
+    pub num_uses: i64,
+    pub creation_time: i64,
+    /// The TTL the token was created (or last renewed) with, seconds; 0 = none.
+    pub creation_ttl: u64,
+    #[serde(default)]
+    pub explicit_max_ttl: u64,
+    #[serde(default)]
+    pub period: u64,
+    /// Unix time when it expires; 0 = never.
+    #[serde(default)]
+    pub expire_time: i64,
+    #[serde(default)]
+    pub renewable: bool,
+    #[serde(default)]
+    pub orphan: bool,
+    #[serde(default)]
+    pub entity_id: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub last_renewal_time: i64,
+    /// Hash of this token (kept in the entry for revocation bookkeeping).
+    pub hash: String,
+}
+
+impl TokenEntry {
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expire_time != 0 && now >= self.expire_time
+    }
+    pub fn ttl_remaining(&self, now: i64) -> i64 {
+        if self.expire_time == 0 {
+            0
+        } else {
+            (self.expire_time - now).max(0)
+        }
+    }
+    pub fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
+    }
+    /// The `data` of a lookup answer, in Vault's shape. `id` is the token itself when the caller
+    /// supplied it, otherwise empty (we cannot recover it from the hash).
+    pub fn lookup_json(&self, id: &str) -> serde_json::Value {
+        let now = unix_now();
+        serde_json::json!({
+            "accessor": self.accessor,
+            "creation_time": self.creation_time,
+            "creation_ttl": self.creation_ttl,
+            "display_name": self.display_name,
+            "entity_id": self.entity_id,
+            "expire_time": if self.expire_time == 0 { serde_json::Value::Null } else { serde_json::Value::String(crate::util::rfc3339(self.expire_time)) },
+            "explicit_max_ttl": self.explicit_max_ttl,
+            "id": id,
+            "issue_time": crate::util::rfc3339(self.creation_time),
+            "last_renewal_time": if self.last_renewal_time == 0 { serde_json::Value::Null } else { serde_json::json!(self.last_renewal_time) },
+            "last_renewal": if self.last_renewal_time == 0 { serde_json::Value::Null } else { serde_json::Value::String(crate::util::rfc3339(self.last_renewal_time)) },
+            "meta": if self.meta.is_empty() { serde_json::Value::Null } else { serde_json::json!(self.meta) },
+            "num_uses": self.num_uses,
+            "orphan": self.orphan,
+            "path": self.path,
+            "policies": self.policies,
+            "period": if self.period == 0 { serde_json::Value::Null } else { serde_json::json!(self.period) },
+            "renewable": self.renewable,
+            "role": if self.role.is_empty() { serde_json::Value::Null } else { serde_json::json!(self.role) },
+            "ttl": self.ttl_remaining(now),
+            "type": "service",
+        })
+    }
+}
+
+/// What a new token should be.
+#[derive(Debug, Clone, Default)]
+pub struct TokenParams {
+    /// A caller-chosen token value (root only), else random.
+    pub id: Option<String>,
+    pub parent_hash: String,
+    pub policies: Vec<String>,
+    pub path: String,
+    pub meta: BTreeMap<String, String>,
+    pub display_name: String,
+    pub num_uses: i64,
+    pub ttl: u64,
+    pub explicit_max_ttl: u64,
+    pub period: u64,
+    pub renewable: bool,
+    pub entity_id: String,
+    pub role: String,
+}
+
+pub struct TokenStore {
+    view: View,
+    salt: hmac::Key,
+    cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+}
+
+fn entry_key(hash: &str) -> String {
+    format!("id/{hash}")
+}
+
+impl TokenStore {
+    /// Loads (or creates) the salt and returns the store.
+    pub async fn open(view: View) -> Result<Self> {
+        let salt = match view.get("salt").await? {
+            Some(s) => s,
+            None => {
+                let s = random_bytes(32);
+                view.put("salt", s.clone()).await?;
+                s
+            }
+        };
+        Ok(TokenStore { view, salt: hmac::Key::new(hmac::HMAC_SHA256, &salt), cache: RwLock::new(HashMap::new()) })
+    }
+
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// The storage hash of a token.
+    pub fn hash(&self, token: &str) -> String {
+        hex::encode(hmac::sign(&self.salt, token.as_bytes()))
+    }
+
+    /// Creates and stores a token; returns the token value and its entry.
+    pub async fn create(&self, p: TokenParams) -> Result<(String, TokenEntry)> {
+        let token = match p.id {
+            Some(id) if !id.is_empty() => {
+                if id.contains('.') && !id.starts_with(SERVICE_TOKEN_PREFIX) && id.len() < 4 {
+                    return Err(Error::bad("invalid token id"));
+                }
+                id
+            }
+            _ => format!("{SERVICE_TOKEN_PREFIX}{}", random_alnum(24)),
+        };
+        let hash = self.hash(&token);
+        if self.view.get(&entry_key(&hash)).await?.is_some() {
+            return Err(Error::bad("cannot create a token with a duplicate ID"));
+        }
+        let now = unix_now();
+        let entry = TokenEntry {
+            accessor: random_alnum(24),
+            orphan: p.parent_hash.is_empty(),
+            parent: p.parent_hash,
+            policies: p.policies,
+            path: p.path,
+            meta: p.meta,
+            display_name: p.display_name,
+            num_uses: p.num_uses,
+            creation_time: now,
+            creation_ttl: p.ttl,
+            explicit_max_ttl: p.explicit_max_ttl,
+            period: p.period,
+            expire_time: if p.ttl == 0 { 0 } else { now + p.ttl as i64 },
+            renewable: p.renewable && p.ttl != 0,
+            entity_id: p.entity_id,
+            role: p.role,
+            last_renewal_time: 0,
+            hash: hash.clone(),
+        };
+        let mut ops = vec![
+            WriteOp::Put(entry_key(&hash), serde_json::to_vec(&entry)?),
+            WriteOp::Put(format!("accessor/{}", entry.accessor), hash.as_bytes().to_vec()),
+        ];
+        if !entry.parent.is_empty() {
+            ops.push(WriteOp::Put(format!("parent/{}/{}", entry.parent, hash), vec![]));
+        }
+        self.view.write_batch(ops).await?;
+        Ok((token, entry))
+    }
+
+    /// The live entry for a token hash; expired tokens are revoked on sight and read as absent.
+    pub async fn lookup_hash(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
+        let cached = self.cache.read().get(hash).cloned();
+        let entry = match cached {
+            Some(e) => e,
+            None => match self.view.get_json::<TokenEntry>(&entry_key(hash)).await? {
+                Some(e) => {
+                    let e = Arc::new(e);
+                    if e.num_uses == 0 {
+                        self.cache.write().insert(hash.to_string(), e.clone());
+                    }
+                    e
+                }
+                None => return Ok(None),
+            },
+        };
+        if entry.is_expired(unix_now()) {
+            self.revoke_tree(hash).await?;
+            return Ok(None);
+        }
+        Ok(Some(entry))
+    }
+
+    pub async fn lookup(&self, token: &str) -> Result<Option<Arc<TokenEntry>>> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        self.lookup_hash(&self.hash(token)).await
+    }
+
+    pub async fn hash_for_accessor(&self, accessor: &str) -> Result<Option<String>> {
+        Ok(self.view.get(&format!("accessor/{accessor}")).await?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<Arc<TokenEntry>>> {
+        match self.hash_for_accessor(accessor).await? {
+            Some(h) => self.lookup_hash(&h).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Spends one use of a limited-use token; the last use revokes it (after this request).
+    /// Returns false when the token has no uses left.
+    pub async fn use_token(&self, entry: &TokenEntry) -> Result<bool> {
+        if entry.num_uses == 0 {
+            return Ok(true);
+        }
+        let mut e = match self.view.get_json::<TokenEntry>(&entry_key(&entry.hash)).await? {
+            Some(e) => e,
+            None => return Ok(false),
+        };
+        if e.num_uses <= 0 {
+            return Ok(false);
+        }
+        e.num_uses -= 1;
+        if e.num_uses == 0 {
+            // Vault marks the token as used up (-1) and revokes it; it can serve this request only.
+            self.revoke_tree(&e.hash).await?;
+        } else {
+            self.save(&e).await?;
+        }
+        Ok(true)
+    }
+
+    pub async fn save(&self, e: &TokenEntry) -> Result<()> {
+        self.view.put(&entry_key(&e.hash), serde_json::to_vec(e)?).await?;
+        self.cache.write().remove(&e.hash);
+        Ok(())
+    }
+
+    /// Revokes a token and, recursively, every child it created.
+    pub async fn revoke_tree(&self, hash: &str) -> Result<()> {
+        // Depth-first, children before parents, so an interrupted revocation leaves no orphan
+        // that still thinks it has a parent.
+        let mut stack = vec![hash.to_string()];
+        let mut order = Vec::new();
+        while let Some(h) = stack.pop() {
+            for child in self.view.list(&format!("parent/{h}/")).await? {
+                stack.push(child.trim_end_matches('/').to_string());
+            }
+            order.push(h);
+        }
+        for h in order.iter().rev() {
+            self.revoke_one(h).await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes only this token; its children become orphans.
+    pub async fn revoke_orphan(&self, hash: &str) -> Result<()> {
+        for child in self.view.list(&format!("parent/{hash}/")).await? {
+            let child = child.trim_end_matches('/');
+            if let Some(mut e) = self.view.get_json::<TokenEntry>(&entry_key(child)).await? {
+                e.parent.clear();
+                e.orphan = true;
+                self.save(&e).await?;
+            }
+        }
+        self.revoke_one(hash).await
+    }
+
+    async fn revoke_one(&self, hash: &str) -> Result<()> {
+        self.cache.write().remove(hash);
+        let Some(e) = self.view.get_json::<TokenEntry>(&entry_key(hash)).await? else {
+            return Ok(());
+        };
+        let mut ops = vec![WriteOp::Delete(entry_key(hash)), WriteOp::Delete(format!("accessor/{}", e.accessor))];
+        if !e.parent.is_empty() {
+            ops.push(WriteOp::Delete(format!("parent/{}/{}", e.parent, hash)));
+        }
+        for child in self.view.list(&format!("parent/{hash}/")).await? {
+            ops.push(WriteOp::Delete(format!("parent/{hash}/{child}")));
+        }
+        self.view.write_batch(ops).await
+    }
+
+    /// Extends a token's life: `increment` seconds (or its original TTL), bounded by its
+    /// explicit max TTL and `max_ttl`; periodic tokens renew to their period.
+    pub async fn renew(&self, hash: &str, increment: u64, max_ttl: u64) -> Result<TokenEntry> {
+        let mut e = self.view.get_json::<TokenEntry>(&entry_key(hash)).await?.ok_or_else(|| Error::bad("token not found"))?;
+        let now = unix_now();
+        if e.is_expired(now) {
+            return Err(Error::bad("token not found"));
+        }
+        if !e.renewable {
+            return Err(Error::bad("lease is not renewable"));
+        }
+        let mut ttl = if e.period > 0 { e.period } else if increment > 0 { increment } else { e.creation_ttl };
+        if max_ttl > 0 && e.period == 0 {
+            let ceiling = (e.creation_time + max_ttl as i64 - now).max(0) as u64;
+            ttl = ttl.min(ceiling);
+        }
+        if e.explicit_max_ttl > 0 {
+            let ceiling = (e.creation_time + e.explicit_max_ttl as i64 - now).max(0) as u64;
+            ttl = ttl.min(ceiling);
+        }
+        e.expire_time = now + ttl as i64;
+        e.last_renewal_time = now;
+        self.save(&e).await?;
+        Ok(e)
+    }
+
+    /// Every accessor (for `LIST auth/token/accessors`).
+    pub async fn accessors(&self) -> Result<Vec<String>> {
+        self.view.list("accessor/").await
+    }
+}

@@ -1,0 +1,202 @@
+//! Vault's wire format. One handler serves `/v1/*`:
+//!
+//! * method → operation: GET (or `?list=true`) read/list, `LIST` list, POST/PUT update (the core
+//!   decides create vs update), PATCH patch, DELETE delete, HEAD read;
+//! * `X-Vault-Token` (or `Authorization: Bearer`) → token; `X-Vault-Wrap-TTL` → wrap TTL;
+//! * the JSON body (an object, at most the listener's `max_request_size`) or, for GET/LIST/DELETE,
+//!   the query string → request data;
+//! * the core's answer → Vault's envelope (`request_id`, `lease_id`, `renewable`,
+//!   `lease_duration`, `data`, `wrap_info`, `warnings`, `auth`, `mount_type`), 204 when empty;
+//! * a core error → `{"errors": [...]}` with its status: the only place that mapping happens.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, StatusCode};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use tresor_core::core::Core;
+use tresor_core::error::Error;
+use tresor_core::framework::parse_duration_str;
+use tresor_core::logical::{Operation, Request, Response};
+
+pub type HttpResponse = hyper::Response<Full<Bytes>>;
+
+fn json_response(status: u16, body: &Value) -> HttpResponse {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(serde_json::to_vec(body).unwrap_or_default())));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Vault's error body.
+pub fn error_response(status: u16, errors: Vec<String>) -> HttpResponse {
+    json_response(status, &json!({ "errors": errors }))
+}
+
+fn core_error(e: &Error) -> HttpResponse {
+    if let Error::Internal(msg) = e {
+        tracing::error!(error = %msg, "internal error");
+    }
+    error_response(e.status(), e.messages())
+}
+
+fn empty(status: StatusCode) -> HttpResponse {
+    let mut r = hyper::Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+fn query_data(query: Option<&str>) -> Map<String, Value> {
+    let mut m = Map::new();
+    if let Some(q) = query {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            m.insert(percent_decode(k), Value::String(percent_decode(v)));
+        }
+    }
+    m
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn header<'a>(req: &'a hyper::Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Serves one HTTP request.
+pub async fn handle(core: Arc<Core>, req: hyper::Request<Incoming>, max_body: usize, remote: Option<String>) -> HttpResponse {
+    let uri_path = req.uri().path().to_string();
+    let Some(raw_path) = uri_path.strip_prefix("/v1/") else {
+        return error_response(404, vec![]);
+    };
+    let path = percent_decode(raw_path);
+    let mut data = query_data(req.uri().query());
+    let list_query = matches!(data.get("list").and_then(Value::as_str), Some("true") | Some("1"));
+    let operation = match req.method().as_str() {
+        "GET" | "HEAD" if list_query => Operation::List,
+        "GET" | "HEAD" => Operation::Read,
+        "LIST" => Operation::List,
+        "POST" | "PUT" => Operation::Update,
+        "PATCH" => Operation::Patch,
+        "DELETE" => Operation::Delete,
+        _ => return error_response(405, vec!["unsupported operation".into()]),
+    };
+    if list_query {
+        data.remove("list");
+    }
+    let token = header(&req, "x-vault-token")
+        .map(str::to_string)
+        .or_else(|| header(&req, "authorization").and_then(|a| a.strip_prefix("Bearer ")).map(|t| t.trim().to_string()));
+    let wrap_ttl = match header(&req, "x-vault-wrap-ttl") {
+        Some(v) => match parse_duration_str(v) {
+            Some(d) => Some(d),
+            None => return error_response(400, vec!["error parsing wrap TTL".into()]),
+        },
+        None => None,
+    };
+    let is_head = req.method() == Method::HEAD;
+    let has_body = matches!(operation, Operation::Update | Operation::Patch | Operation::Delete | Operation::List);
+    if has_body {
+        let body = match Limited::new(req.into_body(), max_body).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    return error_response(413, vec![format!("request body too large (limit {max_body} bytes)")]);
+                }
+                return error_response(400, vec!["failed to read request body".into()]);
+            }
+        };
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(m)) => data.extend(m),
+                Ok(Value::Null) => {}
+                Ok(_) => return error_response(400, vec!["failed to parse JSON input: the body must be a JSON object".into()]),
+                Err(e) => return error_response(400, vec![format!("failed to parse JSON input: {e}")]),
+            }
+        }
+    }
+    let request = Request { id: tresor_core::util::uuid(), operation, path, data, token, remote_addr: remote, wrap_ttl };
+    let resp = match core.handle(request).await {
+        Ok(r) => render(r),
+        Err(e) => core_error(&e),
+    };
+    if is_head {
+        let mut r = empty(resp.status());
+        *r.headers_mut() = resp.headers().clone();
+        return r;
+    }
+    resp
+}
+
+/// The core's answer in Vault's envelope.
+pub fn render(r: Response) -> HttpResponse {
+    if let Some(raw) = r.raw {
+        let mut resp = hyper::Response::new(Full::new(Bytes::from(raw.body)));
+        *resp.status_mut() = StatusCode::from_u16(raw.status).unwrap_or(StatusCode::OK);
+        if let Ok(ct) = HeaderValue::from_str(&raw.content_type) {
+            resp.headers_mut().insert(CONTENT_TYPE, ct);
+        }
+        return resp;
+    }
+    if r.is_empty() {
+        return empty(StatusCode::from_u16(r.status.unwrap_or(204)).unwrap_or(StatusCode::NO_CONTENT));
+    }
+    let lease = r.lease.clone().unwrap_or_default();
+    let mut body = json!({
+        "request_id": r.request_id,
+        "lease_id": lease.lease_id,
+        "renewable": lease.renewable,
+        "lease_duration": lease.duration,
+        "data": r.data.clone().map(Value::Object).unwrap_or(Value::Null),
+        "wrap_info": r.wrap_info.clone().unwrap_or(Value::Null),
+        "warnings": if r.warnings.is_empty() { Value::Null } else { json!(r.warnings) },
+        "auth": r.auth.as_ref().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).unwrap_or(Value::Null),
+        "mount_type": r.mount_type,
+    });
+    if r.top_level_data {
+        if let (Some(data), Some(obj)) = (&r.data, body.as_object_mut()) {
+            for (k, v) in data {
+                obj.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    json_response(r.status.unwrap_or(200), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        let d = query_data(Some("version=2&a%2Fb=c+d&flag"));
+        assert_eq!(d["version"], "2");
+        assert_eq!(d["a/b"], "c d");
+        assert_eq!(d["flag"], "");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,132 @@
+//! Tresor's HTTP server: a thin shell that turns Vault's wire format into the core's
+//! [`tresor_core::logical::Request`] and the core's answer back into Vault's JSON.
+//!
+//! * [`config`]: the server config file (Vault's HCL/JSON shape) and dev-mode defaults.
+//! * [`http`]: the one request handler (`/v1/*`): methods to operations, headers, body limits,
+//!   and the single place where core errors become HTTP status codes.
+//! * [`listener`]: TCP listeners, optionally TLS (rustls), serving HTTP/1.1 and HTTP/2.
+//! * [`run`]: starts a server from [`ServeOptions`] (what `tresor server` calls).
+
+pub mod config;
+pub mod http;
+pub mod listener;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use tresor_core::core::{Core, CoreConfig, Registry};
+use tresor_core::logical::{Operation, Request};
+use tresor_core::seal::SealConfig;
+use tresor_storage::Storage;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What `tresor server` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub dev: bool,
+    pub dev_root_token_id: Option<String>,
+    pub dev_listen_address: Option<String>,
+    pub config: Vec<PathBuf>,
+    pub log_level: Option<String>,
+}
+
+/// Every engine and auth method type this build can mount.
+pub fn registry() -> Registry {
+    Registry::default().secrets("kv", Arc::new(tresor_engines::kv::factory))
+}
+
+/// Builds the core for a config.
+pub fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxError> {
+    let storage: Arc<dyn Storage> = match &cfg.storage {
+        config::StorageConfig::Memory => Arc::new(tresor_storage::memory::MemoryStorage::new()),
+        config::StorageConfig::File(path) => Arc::new(tresor_storage::file::FileStorage::open(path)?),
+    };
+    let core_cfg = CoreConfig {
+        default_lease_ttl: cfg.default_lease_ttl,
+        max_lease_ttl: cfg.max_lease_ttl,
+        storage_type: cfg.storage.kind().into(),
+        ..CoreConfig::default()
+    };
+    Ok(Core::new(storage, registry(), core_cfg))
+}
+
+/// Dev mode: initialize with one key share, unseal, mount KV v2 at `secret/`. Returns the
+/// unseal key (base64) and the root token.
+pub async fn dev_setup(core: &Core, root_token_id: Option<String>) -> Result<(String, String), BoxError> {
+    let init = core.initialize(SealConfig { secret_shares: 1, secret_threshold: 1 }, root_token_id).await?;
+    let key = init.keys[0].clone();
+    core.submit_unseal_key(key.clone()).await?;
+    let req = Request::new(Operation::Update, "sys/mounts/secret")
+        .with_token(init.root_token.clone())
+        .with_data(serde_json::json!({"type": "kv", "options": {"version": "2"}, "description": "key/value secret storage"}));
+    core.handle(req).await?;
+    Ok((tresor_core::barrier::b64_encode(&key), init.root_token))
+}
+
+/// Runs a server until SIGINT/SIGTERM.
+pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
+    let level = opts.log_level.clone().unwrap_or_else(|| "info".into());
+    let _ = tracing_subscriber_init(&level);
+    let cfg = if opts.dev {
+        let mut c = config::ServerConfig::dev(opts.dev_listen_address.as_deref());
+        for path in &opts.config {
+            c.merge(config::ServerConfig::load(path)?);
+        }
+        c
+    } else {
+        if opts.config.is_empty() {
+            return Err("a configuration file must be specified with -config (or use -dev)".into());
+        }
+        let mut c = config::ServerConfig::load(&opts.config[0])?;
+        for path in &opts.config[1..] {
+            c.merge(config::ServerConfig::load(path)?);
+        }
+        c
+    };
+    let core = build_core(&cfg)?;
+    let mut servers = Vec::new();
+    for l in &cfg.listeners {
+        servers.push(listener::bind(l, core.clone()).await?);
+    }
+    if opts.dev {
+        let (key, token) = dev_setup(&core, opts.dev_root_token_id.clone()).await?;
+        let addr = cfg.listeners.first().map(|l| l.address.clone()).unwrap_or_default();
+        if let Some(home) = std::env::var_os("HOME") {
+            let _ = std::fs::write(PathBuf::from(home).join(".vault-token"), &token);
+        }
+        println!(
+            "WARNING! dev mode is enabled! In this mode, Tresor runs entirely in-memory\n\
+             and starts unsealed with a single unseal key. The root token is already\n\
+             authenticated to the CLI, so you can immediately begin using Tresor.\n\n\
+             You may need to set the following environment variables:\n\n    \
+             $ export VAULT_ADDR='http://{addr}'\n\n\
+             The unseal key and root token are displayed below in case you want to\n\
+             seal/unseal the server or re-authenticate.\n\n\
+             Unseal Key: {key}\nRoot Token: {token}\n\n\
+             Development mode should NOT be used in production installations!\n"
+        );
+    }
+    for s in &servers {
+        tracing::info!(address = %s.local_addr, tls = s.tls, "listening");
+    }
+    println!("==> Tresor server started! Log data will stream in below:");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+fn tracing_subscriber_init(level: &str) -> Result<(), BoxError> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRESOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,84 @@
+//! TCP listeners: accept connections, optionally terminate TLS with rustls, and serve HTTP/1.1
+//! and HTTP/2 (hyper-util's auto builder) with the handler in [`crate::http`].
+//!
+//! Why hyper directly (and not a web framework): the API has one route (`/v1/*`) whose routing
+//! lives in the core's mount table, so a router would add a layer and no value.
+
+use crate::config::ListenerConfig;
+use crate::BoxError;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tresor_core::core::Core;
+
+pub struct Bound {
+    pub local_addr: SocketAddr,
+    pub tls: bool,
+}
+
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, BoxError> {
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(cert).map_err(|e| format!("error loading TLS certificate {}: {e}", cert.display()))?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(key).map_err(|e| format!("error loading TLS key {}: {e}", key.display()))?))?
+        .ok_or("no private key found in tls_key_file")?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Binds the listener and serves it in the background.
+pub async fn bind(cfg: &ListenerConfig, core: Arc<Core>) -> Result<Bound, BoxError> {
+    let listener = TcpListener::bind(&cfg.address).await.map_err(|e| format!("error binding listener to {}: {e}", cfg.address))?;
+    let local_addr = listener.local_addr()?;
+    let acceptor = match &cfg.tls {
+        Some((c, k)) => Some(tls_acceptor(c, k)?),
+        None => None,
+    };
+    let tls = acceptor.is_some();
+    let max_body = cfg.max_request_size;
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let core = core.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let remote = Some(peer.ip().to_string());
+                let service = service_fn(move |req| {
+                    let core = core.clone();
+                    let remote = remote.clone();
+                    async move { Ok::<_, std::convert::Infallible>(crate::http::handle(core, req, max_body, remote).await) }
+                });
+                let builder = Builder::new(TokioExecutor::new());
+                let result = match acceptor {
+                    Some(a) => match a.accept(stream).await {
+                        Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                    None => builder.serve_connection(TokioIo::new(stream), service).await,
+                };
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection error");
+                }
+            });
+        }
+    });
+    Ok(Bound { local_addr, tls })
+}

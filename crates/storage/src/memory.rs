@@ -1,0 +1,60 @@
+//! In-memory storage: a sorted map behind a read/write lock. Used by `-dev` servers and tests;
+//! everything is lost when the process exits.
+
+use crate::{children, Result, Storage, WriteOp};
+use async_trait::async_trait;
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+
+#[derive(Default)]
+pub struct MemoryStorage {
+    map: RwLock<BTreeMap<String, Vec<u8>>>,
+}
+
+impl MemoryStorage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.map.read().get(key).cloned())
+    }
+
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
+        let mut map = self.map.write();
+        for op in ops {
+            match op {
+                WriteOp::Put(k, v) => {
+                    map.insert(k, v);
+                }
+                WriteOp::Delete(k) => {
+                    map.remove(&k);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let map = self.map.read();
+        let keys = map
+            .range(prefix.to_string()..)
+            .map(|(k, _)| k.as_str())
+            .take_while(|k| k.starts_with(prefix));
+        Ok(children(prefix, keys))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conformance() {
+        crate::conformance::basic(&MemoryStorage::new()).await;
+        crate::conformance::batch_is_atomic_and_ordered(&MemoryStorage::new()).await;
+    }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Run all of Tresor's tests: formatting, lints, the Rust test suite, then the hvac
+# conformance suite (hvac 2.4.0's own integration tests against a real tresor server).
+#
+#   ./test.sh                              everything (what CI runs)
+#   TRESOR_SKIP_CONFORMANCE=1 ./test.sh    skip the Python conformance part (quick local run)
+#   TRESOR_PROFILE=release ./test.sh       run conformance against a release build (default: debug)
+#
+# Conformance options (CONFORMANCE_TARGET=bao, CONFORMANCE_PYTEST_ARGS, ...) are described
+# in .ci/conformance.sh and .ci/conformance/README.md.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+section() { printf '\n=== %s ===\n' "$*"; }
+
+section "cargo fmt --all --check"
+cargo fmt --all --check
+
+section "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+section "cargo test --workspace"
+cargo test --workspace
+
+if [[ "${TRESOR_SKIP_CONFORMANCE:-0}" == 1 ]]; then
+    section "hvac conformance suite: skipped (TRESOR_SKIP_CONFORMANCE=1)"
+    exit 0
+fi
+
+# Debug build by default: `cargo test` has already compiled every dependency for the dev
+# profile, so this only builds the tresor crates once more (seconds), whereas a release
+# build (thin LTO) recompiles the whole dependency tree (minutes on 2 cores). The suite
+# itself is short (~10 s of pytest against OpenBao), and dependencies are built with
+# opt-level 1 in dev (Cargo.toml), so crypto-heavy code is not at debug speed.
+profile="${TRESOR_PROFILE:-debug}"
+case "$profile" in
+    debug)
+        section "cargo build --bin tresor"
+        cargo build --bin tresor
+        ;;
+    release)
+        section "cargo build --release --bin tresor"
+        cargo build --release --bin tresor
+        ;;
+    *)
+        echo "test.sh: TRESOR_PROFILE must be debug or release, not '$profile'" >&2
+        exit 2
+        ;;
+esac
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+export TRESOR_BIN="$target_dir/$profile/tresor"
+
+section "hvac conformance suite (.ci/conformance.sh, TRESOR_BIN=$TRESOR_BIN)"
+exec .ci/conformance.sh
