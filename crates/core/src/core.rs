@@ -314,6 +314,44 @@ impl Core {
         Ok(())
     }
 
+    /// Moves a mount to a new path; its data (keyed by the mount's uuid) stays where it is.
+    pub async fn remount(&self, from: &str, to: &str) -> Result<()> {
+        let active = self.active()?;
+        let _guard = active.mount_lock.lock().await;
+        let split = |p: &str| -> (String, String) {
+            let p = format!("{}/", p.trim_matches('/'));
+            match p.strip_prefix("auth/") {
+                Some(rest) => ("auth".to_string(), rest.to_string()),
+                None => ("mounts".to_string(), p),
+            }
+        };
+        let ((table, from), (to_table, to)) = (split(from), split(to));
+        if table != to_table {
+            return Err(Error::bad("cannot remount between secrets engines and auth methods"));
+        }
+        let root = self.root_view();
+        let key = format!("core/{table}");
+        let mut entries: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
+        let pos = entries.iter().position(|e| e.path == from).ok_or_else(|| Error::bad(format!("no mount at {from:?}")))?;
+        if matches!(entries[pos].kind.as_str(), "system" | "token" | "cubbyhole" | "identity") {
+            return Err(Error::bad(format!("cannot remount {from:?}")));
+        }
+        let mut moved = entries[pos].clone();
+        moved.path = to.clone();
+        let new_prefix = moved.route_prefix();
+        if let Some(existing) = active.router.read().conflicts(&new_prefix) {
+            return Err(Error::bad(format!("path is already in use at {existing}")));
+        }
+        let old_prefix = entries[pos].route_prefix();
+        entries[pos] = moved.clone();
+        root.put_json(&key, &entries).await?;
+        let mut router = active.router.write();
+        if let Some(route) = router.remove(&old_prefix) {
+            router.insert(moved, route.backend);
+        }
+        Ok(())
+    }
+
     /// Changes a mount's tunable config and persists it.
     pub async fn tune(&self, table: &str, path: &str, f: impl FnOnce(&mut MountEntry) -> Result<()>) -> Result<()> {
         let active = self.active()?;
@@ -351,13 +389,24 @@ impl Core {
         Ok(Caller { token: token.to_string(), entry, acl })
     }
 
+    /// The whole barrier, unscoped (for core-owned records).
+    pub fn root_view(&self) -> View {
+        View::new(self.barrier.clone(), "")
+    }
+
     /// Handles one request end to end.
     pub async fn handle(&self, mut req: Request) -> Result<Response> {
         req.path = normalize_path(&req.path)?;
         if req.operation == Operation::List && !req.path.ends_with('/') && !req.path.is_empty() {
             req.path.push('/');
         }
+        let wrap = req.wrap_ttl.map(|ttl| (ttl, req.path.clone()));
         let mut resp = self.dispatch(req).await?;
+        if let Some((ttl, path)) = wrap {
+            if resp.raw.is_none() && !resp.is_empty() {
+                resp = crate::sys::wrapping::wrap(self, resp, ttl, &path).await?;
+            }
+        }
         if resp.request_id.is_empty() {
             resp.request_id = crate::util::uuid();
         }
@@ -424,6 +473,7 @@ impl Core {
             caller,
             request_id: req.id.clone(),
             remote_addr: req.remote_addr.clone(),
+            wrap_ttl: req.wrap_ttl,
         }
     }
 

@@ -229,6 +229,8 @@ pub struct Call {
     pub caller: Option<Caller>,
     pub request_id: String,
     pub remote_addr: Option<String>,
+    /// The wrap TTL the client asked for (`X-Vault-Wrap-TTL`).
+    pub wrap_ttl: Option<Duration>,
 }
 
 /// Who made a request: what the handler may need of the token (e.g. for `lookup-self`).

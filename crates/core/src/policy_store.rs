@@ -13,6 +13,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The built-in policy of wrapping tokens: they can only be unwrapped or looked up.
+const RESPONSE_WRAPPING_POLICY: &str = r#"
+path "cubbyhole/response" { capabilities = ["create", "read"] }
+path "sys/wrapping/unwrap" { capabilities = ["update"] }
+path "sys/wrapping/lookup" { capabilities = ["update"] }
+"#;
+
 #[derive(Serialize, Deserialize)]
 struct StoredPolicy {
     name: String,
@@ -108,6 +115,8 @@ impl PolicyStore {
         for n in names {
             if n == "root" {
                 policies.push(Arc::new(Policy::parse("root", "")?));
+            } else if n == crate::sys::wrapping::WRAPPING_POLICY {
+                policies.push(Arc::new(Policy::parse(n, RESPONSE_WRAPPING_POLICY)?));
             } else if let Some(p) = self.get(n).await? {
                 policies.push(p);
             }

@@ -160,3 +160,31 @@ async fn mounts_and_errors() {
     assert_eq!(data(&ks)["term"], 2);
     assert_eq!(data(&call(&core, Operation::Read, "cubbyhole/a", &root, json!({})).await.unwrap())["v"], 1);
 }
+
+#[tokio::test]
+async fn response_wrapping_is_single_use() {
+    let (core, root) = unsealed().await;
+    let mut req = Request::new(Operation::Update, "auth/token/create").with_token(&root).with_data(json!({ "period": "30m" }));
+    req.wrap_ttl = Some(std::time::Duration::from_secs(900));
+    let wrapped = core.handle(req).await.unwrap();
+    assert!(wrapped.auth.is_none());
+    let info = wrapped.wrap_info.unwrap();
+    assert_eq!(info["ttl"], 900);
+    assert_eq!(info["creation_path"], "auth/token/create");
+    let wtoken = info["token"].as_str().unwrap().to_string();
+    // The wrapping token can do nothing but unwrap and look up.
+    assert_eq!(call(&core, Operation::Read, "cubbyhole/x", &wtoken, json!({})).await.unwrap_err().status(), 403);
+    let look = core.handle(Request::new(Operation::Update, "sys/wrapping/lookup").with_data(json!({ "token": wtoken }))).await.unwrap();
+    assert_eq!(data(&look)["creation_ttl"], 900);
+    let un = core.handle(Request::new(Operation::Update, "sys/wrapping/unwrap").with_token(&wtoken)).await.unwrap();
+    let inner = un.auth.unwrap();
+    assert_eq!(inner.lease_duration, 1800);
+    assert_eq!(info["wrapped_accessor"], inner.accessor);
+    call(&core, Operation::Read, "auth/token/lookup-self", &inner.client_token, json!({})).await.unwrap();
+    // Second unwrap: a clean 400.
+    let again = core.handle(Request::new(Operation::Update, "sys/wrapping/unwrap").with_data(json!({ "token": wtoken }))).await.unwrap_err();
+    assert_eq!(again.status(), 400);
+    // Wrapping arbitrary data needs a TTL.
+    let e = call(&core, Operation::Update, "sys/wrapping/wrap", &root, json!({ "a": 1 })).await.unwrap_err();
+    assert_eq!(e.status(), 400);
+}

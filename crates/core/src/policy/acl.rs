@@ -78,7 +78,7 @@ fn cmp_rank(a: &Rank, b: &Rank) -> Ordering {
 
 #[derive(Debug, Clone)]
 struct SegmentRule {
-    /// `pattern` without the trailing `*`.
+    /// The rule's path without its trailing `*`.
     wc_path: String,
     segments: Vec<Seg>,
     is_prefix: bool,
@@ -88,13 +88,14 @@ struct SegmentRule {
 }
 
 impl SegmentRule {
-    fn new(pattern: String, perms: Permissions) -> SegmentRule {
+    fn new(mut pattern: String, perms: Permissions) -> SegmentRule {
+        // Vault ranks by the position of the first `+` in the path as written.
+        let first_wc = pattern.find('+').unwrap_or(0);
         let is_prefix = pattern.ends_with('*');
-        let wc_path = if is_prefix {
-            pattern[..pattern.len() - 1].to_string()
-        } else {
-            pattern.clone()
-        };
+        if is_prefix {
+            pattern.pop();
+        }
+        let wc_path = pattern;
         let segments: Vec<Seg> = wc_path
             .split('/')
             .map(|s| {
@@ -107,7 +108,7 @@ impl SegmentRule {
             .collect();
         let wildcards = segments.iter().filter(|s| matches!(s, Seg::Plus)).count();
         SegmentRule {
-            first_wc: pattern.find('+').unwrap_or(0),
+            first_wc,
             wc_path,
             segments,
             is_prefix,

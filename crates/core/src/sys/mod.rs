@@ -3,6 +3,7 @@
 //! health ...) is in [`seal`], because it must answer while sealed.
 
 pub mod seal;
+pub mod wrapping;
 
 use crate::core::Core;
 use crate::error::{Error, Result};
@@ -61,7 +62,12 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             .op(Read, move |s: Arc<Sys>, c| async move { s.read_tune(table, c).await })
             .op(Update, move |s: Arc<Sys>, c| async move { s.write_tune(table, c).await })
     };
-    let paths = vec![
+    let mut paths = vec![
+        Path::new("remount")
+            .field("from", Field::string("current mount path"))
+            .field("to", Field::string("new mount path"))
+            .op(Update, Sys::remount)
+            .help("Move a mount to a new path, keeping its data."),
         Path::new("mounts").op(Read, |s: Arc<Sys>, _c| async move { s.list_mounts("mounts") }).help("List mounted secrets engines."),
         tune_path("mounts", "mounts").help("Read or tune a secrets engine's settings."),
         mount_path("mounts", "mounts").help("Enable, disable or read a secrets engine."),
@@ -108,8 +114,9 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
         Path::new("internal/ui/mounts").op(Read, Sys::ui_mounts).help("Mounts visible to the caller."),
         Path::new("internal/ui/mounts/(?P<path>.+)").op(Read, Sys::ui_mount).help("The mount that serves a path."),
     ];
+    paths.extend(wrapping::paths());
     PathBackend::new(Sys { core }, paths)
-        .unauthenticated(&["internal/ui/mounts"])
+        .unauthenticated(&["internal/ui/mounts", "wrapping/lookup", "wrapping/unwrap"])
         .sudo(&["rotate", "seal", "step-down", "auth/*", "audit", "audit/*", "raw", "raw/*", "remount", "config/*", "leases/revoke-prefix/*", "leases/revoke-force/*", "plugins/catalog/*"])
         .help("The system backend: mounts, policies, seal and server control.")
 }
@@ -121,7 +128,7 @@ fn normalize_type(kind: &str, options: &mut Map<String, Value>) -> String {
             options.insert("version".into(), json!("2"));
             "kv".into()
         }
-        "kv-v1" => {
+        "kv-v1" | "generic" => {
             options.insert("version".into(), json!("1"));
             "kv".into()
         }
@@ -214,6 +221,15 @@ impl Sys {
         }
         self.core()?.mount(entry).await?;
         Ok(Response::default())
+    }
+
+    async fn remount(self: Arc<Self>, c: Call) -> Result<Response> {
+        let (from, to) = (c.fields.str("from"), c.fields.str("to"));
+        if from.is_empty() || to.is_empty() {
+            return Err(Error::bad("both 'from' and 'to' must be given"));
+        }
+        self.core()?.remount(from, to).await?;
+        Ok(Response::data(json!({ "migration_id": crate::util::uuid() })))
     }
 
     async fn disable(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {

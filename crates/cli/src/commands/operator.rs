@@ -1,0 +1,378 @@
+//! `tresor operator ...`: barrier lifecycle commands over `sys/`:
+//! `init` (`sys/init`), `unseal` (`sys/unseal`), `seal` (`sys/seal`), `rotate`
+//! (`sys/rotate`), `key-status` (`sys/key-status`) and `rekey` (`sys/rekey/*`).
+
+use clap::{ArgAction, Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::client::Client;
+use crate::commands::{status, success, Ctx};
+use crate::error::{CliError, CliResult, Context};
+use crate::input::prompt_hidden;
+use crate::output::{emit, format_value};
+
+/// `tresor operator` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Initialize the server: create the unseal keys and the root token
+    Init(InitArgs),
+    /// Provide an unseal key (prompted for when omitted)
+    Unseal(UnsealArgs),
+    /// Seal the server
+    Seal,
+    /// Rotate the barrier encryption key
+    Rotate,
+    /// Show the barrier key term and install time
+    KeyStatus,
+    /// Generate new unseal keys (-init, then provide keys with -nonce; -status, -cancel)
+    Rekey(RekeyArgs),
+}
+
+/// Flags of `operator init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Number of key shares to split the root key into
+    #[arg(long = "key-shares", alias = "n", default_value_t = 5, value_name = "N")]
+    pub key_shares: u32,
+    /// Number of key shares required to unseal
+    #[arg(long = "key-threshold", alias = "t", default_value_t = 3, value_name = "N")]
+    pub key_threshold: u32,
+    /// Only check whether the server is initialized (exit 0 if so, 2 if not)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub status: bool,
+}
+
+/// Flags of `operator unseal`.
+#[derive(Args, Debug)]
+pub struct UnsealArgs {
+    /// Discard the unseal keys provided so far
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub reset: bool,
+    /// Unseal key (base64 or hex); prompted for when omitted
+    pub key: Option<String>,
+}
+
+/// Flags of `operator rekey`.
+#[derive(Args, Debug)]
+pub struct RekeyArgs {
+    /// Start a rekey operation
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub init: bool,
+    /// Cancel the rekey operation in progress
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub cancel: bool,
+    /// Show the progress of the rekey operation
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub status: bool,
+    /// Number of new key shares (with -init)
+    #[arg(long = "key-shares", alias = "n", default_value_t = 5, value_name = "N")]
+    pub key_shares: u32,
+    /// Number of new key shares required to unseal (with -init)
+    #[arg(long = "key-threshold", alias = "t", default_value_t = 3, value_name = "N")]
+    pub key_threshold: u32,
+    /// Nonce of the rekey operation (read from the status when omitted)
+    #[arg(long, value_name = "NONCE")]
+    pub nonce: Option<String>,
+    /// An existing unseal key (prompted for when omitted)
+    pub key: Option<String>,
+}
+
+/// Runs an operator subcommand.
+pub fn run(ctx: &Ctx, cmd: OperatorCommand) -> CliResult {
+    let client = ctx.client()?;
+    match cmd {
+        OperatorCommand::Init(a) => init(ctx, &client, a),
+        OperatorCommand::Unseal(a) => unseal(ctx, &client, a),
+        OperatorCommand::Seal => {
+            client
+                .put("sys/seal", &json!({}))
+                .context("Error sealing")?;
+            success("Tresor is sealed.")
+        }
+        OperatorCommand::Rotate => {
+            client
+                .put("sys/rotate", &json!({}))
+                .context("Error rotating key")?;
+            let st = key_status(&client)?;
+            if ctx.out.is_json() || ctx.out.field.is_some() {
+                return ctx.out.rows_or_json(&key_status_rows(&st), &st);
+            }
+            emit("Success! Rotated key\n\n");
+            ctx.out.rows_or_json(&key_status_rows(&st), &st)
+        }
+        OperatorCommand::KeyStatus => {
+            let st = key_status(&client)?;
+            ctx.out.rows_or_json(&key_status_rows(&st), &st)
+        }
+        OperatorCommand::Rekey(a) => rekey(ctx, &client, a),
+    }
+}
+
+fn check_shares(shares: u32, threshold: u32) -> CliResult<()> {
+    if shares == 0 || threshold == 0 {
+        return Err(CliError::usage(
+            "-key-shares and -key-threshold must be at least 1",
+        ));
+    }
+    if threshold > shares {
+        return Err(CliError::usage(format!(
+            "-key-threshold ({threshold}) cannot be greater than -key-shares ({shares})"
+        )));
+    }
+    if shares > 1 && threshold == 1 {
+        return Err(CliError::usage(
+            "-key-threshold must be greater than 1 when -key-shares is greater than 1",
+        ));
+    }
+    if shares > 255 {
+        return Err(CliError::usage("-key-shares cannot be greater than 255"));
+    }
+    Ok(())
+}
+
+fn init(ctx: &Ctx, client: &Client, a: InitArgs) -> CliResult {
+    if a.status {
+        let st = client
+            .read("sys/init", &[])
+            .context("Error checking init status")?
+            .unwrap_or(Value::Null);
+        let initialized = st.get("initialized").and_then(Value::as_bool).unwrap_or(false);
+        if initialized {
+            emit("Tresor is initialized\n");
+            return Ok(0);
+        }
+        emit("Tresor is not initialized\n");
+        return Ok(crate::error::EXIT_USAGE);
+    }
+    check_shares(a.key_shares, a.key_threshold)?;
+    let resp = client
+        .put(
+            "sys/init",
+            &json!({"secret_shares": a.key_shares, "secret_threshold": a.key_threshold}),
+        )
+        .context("Error initializing")?
+        .ok_or_else(|| CliError::other("Error initializing: empty response"))?;
+    let strings = |k: &str| -> Vec<String> {
+        resp.get(k)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(format_value).collect())
+            .unwrap_or_default()
+    };
+    let keys_b64 = strings("keys_base64");
+    let keys_hex = strings("keys");
+    let root = resp.get("root_token").map(format_value).unwrap_or_default();
+    if ctx.out.is_json() {
+        // Same shape as Vault's `operator init -format=json`.
+        ctx.out.json(&json!({
+            "unseal_keys_b64": keys_b64,
+            "unseal_keys_hex": keys_hex,
+            "unseal_shares": a.key_shares,
+            "unseal_threshold": a.key_threshold,
+            "recovery_keys_b64": [],
+            "recovery_keys_hex": [],
+            "recovery_keys_shares": 0,
+            "recovery_keys_threshold": 0,
+            "root_token": root,
+        }));
+        return Ok(0);
+    }
+    let shown = if keys_b64.is_empty() { &keys_hex } else { &keys_b64 };
+    let mut s = String::new();
+    for (i, k) in shown.iter().enumerate() {
+        s.push_str(&format!("Unseal Key {}: {k}\n", i + 1));
+    }
+    s.push_str(&format!("\nInitial Root Token: {root}\n\n"));
+    s.push_str(&format!(
+        "Tresor initialized with {} key shares and a key threshold of {}. Please securely\n\
+         distribute the key shares printed above. When the server is re-sealed,\n\
+         restarted, or stopped, you must supply at least {} of these keys to unseal it\n\
+         before it can start servicing requests.\n",
+        a.key_shares, a.key_threshold, a.key_threshold
+    ));
+    emit(&s);
+    Ok(0)
+}
+
+fn unseal(ctx: &Ctx, client: &Client, a: UnsealArgs) -> CliResult {
+    let body = if a.reset {
+        if a.key.is_some() {
+            return Err(CliError::usage("-reset does not take an unseal key"));
+        }
+        json!({"reset": true})
+    } else {
+        let key = match a.key {
+            Some(k) if k == "-" => crate::input::read_file_or_stdin("-")?.trim().to_string(),
+            Some(k) => k,
+            None => prompt_hidden("Unseal Key (will be hidden): ")?,
+        };
+        if key.is_empty() {
+            return Err(CliError::usage("Missing unseal key"));
+        }
+        json!({"key": key})
+    };
+    let resp = client
+        .put("sys/unseal", &body)
+        .context("Error unsealing")?
+        .ok_or_else(|| CliError::other("Error unsealing: empty response"))?;
+    status::print_seal_status(ctx, &resp, None)
+}
+
+fn key_status(client: &Client) -> CliResult<Value> {
+    let resp = client
+        .read("sys/key-status", &[])
+        .context("Error reading key status")?
+        .ok_or_else(|| CliError::other("Error reading key status: empty response"))?;
+    // Newer servers wrap the answer in `data`.
+    Ok(match resp.get("data") {
+        Some(d) if d.get("term").is_some() => d.clone(),
+        _ => resp,
+    })
+}
+
+fn key_status_rows(st: &Value) -> Vec<(String, String)> {
+    let g = |k: &str| st.get(k).map(format_value).unwrap_or_default();
+    let mut rows = vec![
+        ("Key Term".to_string(), g("term")),
+        ("Install Time".to_string(), g("install_time")),
+    ];
+    if st.get("encryptions").is_some() {
+        rows.push(("Encryption Count".to_string(), g("encryptions")));
+    }
+    rows
+}
+
+fn rekey_status_rows(st: &Value) -> Vec<(String, String)> {
+    let g = |k: &str| st.get(k).map(format_value).unwrap_or_default();
+    let mut rows = vec![
+        ("Nonce".to_string(), g("nonce")),
+        ("Started".to_string(), g("started")),
+        (
+            "Rekey Progress".to_string(),
+            format!("{}/{}", g("progress"), g("required")),
+        ),
+        ("New Shares".to_string(), g("n")),
+        ("New Threshold".to_string(), g("t")),
+    ];
+    if st.get("verification_required").is_some() {
+        rows.push(("Verification Required".to_string(), g("verification_required")));
+    }
+    rows
+}
+
+fn rekey_status(client: &Client) -> CliResult<Value> {
+    client
+        .read("sys/rekey/init", &[])
+        .context("Error reading rekey status")?
+        .ok_or_else(|| CliError::other("Error reading rekey status: empty response"))
+}
+
+fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> CliResult {
+    let modes = [a.init, a.cancel, a.status].iter().filter(|b| **b).count();
+    if modes > 1 {
+        return Err(CliError::usage(
+            "Only one of -init, -cancel and -status can be given",
+        ));
+    }
+    if (a.init || a.cancel || a.status) && a.key.is_some() {
+        return Err(CliError::usage(
+            "An unseal key cannot be given with -init, -cancel or -status",
+        ));
+    }
+    if a.init {
+        check_shares(a.key_shares, a.key_threshold)?;
+        let st = client
+            .put(
+                "sys/rekey/init",
+                &json!({"secret_shares": a.key_shares, "secret_threshold": a.key_threshold}),
+            )
+            .context("Error initializing rekey")?;
+        let st = match st {
+            Some(s) => s,
+            None => rekey_status(client)?,
+        };
+        return ctx.out.rows_or_json(&rekey_status_rows(&st), &st);
+    }
+    if a.cancel {
+        client
+            .delete("sys/rekey/init", &[])
+            .context("Error canceling rekey")?;
+        return success("Canceled rekeying (if it was started)");
+    }
+    if a.status {
+        let st = rekey_status(client)?;
+        return ctx.out.rows_or_json(&rekey_status_rows(&st), &st);
+    }
+    // Provide a key. The status gives the nonce (unless given) and the new n/t.
+    let st = rekey_status(client)?;
+    if st.get("started").and_then(Value::as_bool) != Some(true) {
+        return Err(CliError::usage(
+            "No rekey is in progress; start one with `tresor operator rekey -init`",
+        ));
+    }
+    let nonce = match a.nonce {
+        Some(n) => n,
+        None => st.get("nonce").map(format_value).unwrap_or_default(),
+    };
+    let key = match a.key {
+        Some(k) if k == "-" => crate::input::read_file_or_stdin("-")?.trim().to_string(),
+        Some(k) => k,
+        None => prompt_hidden("Unseal Key (will be hidden): ")?,
+    };
+    if key.is_empty() {
+        return Err(CliError::usage("Missing unseal key"));
+    }
+    let resp = client
+        .put("sys/rekey/update", &json!({"key": key, "nonce": nonce}))
+        .context("Error posting unseal key")?
+        .unwrap_or(Value::Null);
+    let complete = resp.get("complete").and_then(Value::as_bool).unwrap_or(false);
+    if !complete {
+        let st = rekey_status(client)?;
+        return ctx.out.rows_or_json(&rekey_status_rows(&st), &st);
+    }
+    if ctx.out.is_json() {
+        ctx.out.json(&resp);
+        return Ok(0);
+    }
+    let keys: Vec<String> = resp
+        .get("keys_base64")
+        .or_else(|| resp.get("keys"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(format_value).collect())
+        .unwrap_or_default();
+    let threshold = st.get("t").map(format_value).unwrap_or_default();
+    let mut s = String::new();
+    for (i, k) in keys.iter().enumerate() {
+        s.push_str(&format!("Key {}: {k}\n", i + 1));
+    }
+    s.push_str(&format!(
+        "\nOperation nonce: {}\n\nTresor rekeyed with {} key shares and a key threshold of {threshold}.\n\
+         Please securely distribute the key shares printed above. When the server is\n\
+         re-sealed, restarted, or stopped, you must supply at least {threshold} of these\n\
+         keys to unseal it before it can start servicing requests.\n",
+        resp.get("nonce").map(format_value).unwrap_or(nonce),
+        keys.len(),
+    ));
+    emit(&s);
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_validation() {
+        assert!(check_shares(5, 3).is_ok());
+        assert!(check_shares(1, 1).is_ok());
+        assert_eq!(check_shares(3, 5).unwrap_err().code, 2);
+        assert!(check_shares(0, 0).is_err());
+        assert!(check_shares(3, 1).is_err());
+        assert!(check_shares(256, 3).is_err());
+    }
+}
