@@ -271,16 +271,6 @@ impl Client {
         })
     }
 
-    /// The server address, without trailing slash.
-    pub fn address(&self) -> &str {
-        &self.address
-    }
-
-    /// The token sent with requests, if any.
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
-    }
-
     /// A copy of this client that authenticates with `token` (or with none).
     pub fn with_token(&self, token: Option<String>) -> Client {
         Client {

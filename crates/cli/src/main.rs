@@ -26,9 +26,6 @@ mod commands;
 mod error;
 mod input;
 mod output;
-// TEMPORARY: stand-in for `tresor_server::{ServeOptions, run}` until crates/server
-// exports them. See the module doc; delete it when the real API lands.
-mod server_shim;
 
 use std::ffi::OsString;
 

@@ -18,7 +18,7 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 use crate::client::env_first;
-use crate::error::{CliError, CliResult, EXIT_ERROR};
+use crate::error::{CliError, CliResult};
 
 /// Output flags, accepted by every command.
 #[derive(Args, Debug, Clone, Default)]
@@ -278,11 +278,8 @@ pub fn pad_equal_signs(header: &str, total_len: usize) -> String {
     if total_len <= len {
         return header.to_string();
     }
-    let mut n = total_len - len;
-    if n % 2 != 0 {
-        n += 1;
-    }
-    let eq = "=".repeat(n / 2);
+    // An odd count rounds up, as in Vault.
+    let eq = "=".repeat((total_len - len).div_ceil(2));
     format!("{eq} {header} {eq}")
 }
 
@@ -522,12 +519,6 @@ pub fn secret_field(resp: &Value, field: &str) -> Option<Value> {
 pub fn no_value(path: &str) -> CliResult {
     eprintln!("No value found at {path}");
     Ok(crate::error::EXIT_USAGE)
-}
-
-/// Prints an error to stderr and returns exit code 1 (for partial failures).
-pub fn report_error(msg: &str) -> i32 {
-    eprintln!("{msg}");
-    EXIT_ERROR
 }
 
 #[cfg(test)]

@@ -447,7 +447,7 @@ impl Core {
         }
         if let (false, Some(c)) = (unauthenticated, &caller) {
             let sudo = path_matches_any(&backend.sudo_paths(), &rel);
-            c.acl.check(&req.path, op, &req.data, sudo)?;
+            c.acl.check_wrapped(&req.path, op, &req.data, sudo, req.wrap_ttl)?;
             if c.entry.num_uses > 0 && !active.tokens.use_token(&c.entry).await? {
                 return Err(Error::PermissionDenied);
             }

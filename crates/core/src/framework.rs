@@ -293,7 +293,8 @@ impl<B: Send + Sync + 'static> Path<B> {
     fn handler(&self, op: Operation) -> Option<&Handler<B>> {
         self.handlers.iter().find(|(o, _)| *o == op).map(|(_, h)| h)
     }
-    fn field_data(&self, rel_path: &str, data: &Data) -> Result<FieldData> {
+    fn field_data(&self, op: Operation, rel_path: &str, data: &Data) -> Result<FieldData> {
+        let writing = matches!(op, Operation::Create | Operation::Update | Operation::Patch);
         let mut fd = FieldData::default();
         let caps = self.regex.captures(rel_path);
         for (name, field) in &self.fields {
@@ -305,7 +306,7 @@ impl<B: Send + Sync + 'static> Path<B> {
                     fd.present.insert(name.to_string());
                 }
                 None => {
-                    if field.required {
+                    if field.required && writing {
                         return Err(Error::bad(format!("missing required field \"{name}\"")));
                     }
                     if let Some(d) = &field.default {
@@ -392,14 +393,14 @@ impl<B: Send + Sync + 'static> Backend for PathBackend<B> {
             return Ok(Response::data(json!({ "help": path.help, "pattern": path.pattern })));
         }
         let handler = path.handler(call.operation).ok_or(Error::UnsupportedOperation)?;
-        call.fields = path.field_data(&call.path, &call.data)?;
+        call.fields = path.field_data(call.operation, &call.path, &call.data)?;
         handler(self.inner.clone(), call).await
     }
 
     async fn exists(&self, mut call: Call) -> Result<Option<bool>> {
         let Some(path) = self.route(&call.path) else { return Ok(None) };
         let Some(check) = &path.exists else { return Ok(None) };
-        call.fields = path.field_data(&call.path, &call.data)?;
+        call.fields = path.field_data(call.operation, &call.path, &call.data)?;
         Ok(Some(check(self.inner.clone(), call).await?))
     }
 

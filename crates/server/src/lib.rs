@@ -117,7 +117,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
 
 fn tracing_subscriber_init(level: &str) -> Result<(), BoxError> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRESOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init()
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).try_init()
 }
 
 async fn shutdown_signal() {

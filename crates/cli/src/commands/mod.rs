@@ -47,11 +47,6 @@ impl Ctx {
     pub fn client(&self) -> CliResult<Client> {
         Client::new(ClientConfig::resolve(&self.conn)?)
     }
-
-    /// Whether a token was given with `-token` (as opposed to env or file).
-    pub fn token_flag(&self) -> Option<&str> {
-        self.conn.token.as_deref()
-    }
 }
 
 /// Trims whitespace and leading/trailing slashes from a path (Vault's `sanitizePath`).

@@ -6,9 +6,6 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
 
-// TEMPORARY: remove this line once crates/server exports `ServeOptions` and `run`; the
-// extern crate `tresor_server` then takes over (see server_shim.rs).
-use crate::server_shim as tresor_server;
 
 use crate::error::{CliError, CliResult};
 
