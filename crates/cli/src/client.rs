@@ -440,7 +440,15 @@ pub fn api_error(
             let lines: Vec<String> = errs.iter().map(|e| format!("* {e}")).collect();
             msg.push_str(&lines.join("\n"));
         }
-        _ => {
+        // A JSON answer with an empty error list: name the status instead.
+        Some(_) => {
+            let reason = reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("no error message");
+            msg.push_str(&format!("Code: {status}. Errors:\n\n* {reason}"));
+        }
+        None => {
             msg.push_str(&format!("Code: {status}. Raw Message:\n\n{}", raw.trim()));
         }
     }
@@ -565,5 +573,8 @@ mod tests {
         );
         let e = api_error(&Method::PUT, "http://h/v1/x", 502, None, "bad gateway\n");
         assert!(e.message.ends_with("Code: 502. Raw Message:\n\nbad gateway"));
+        let empty = serde_json::json!({"errors": []});
+        let e = api_error(&Method::PUT, "http://h/v1/x", 405, Some(&empty), "");
+        assert!(e.message.ends_with("Code: 405. Errors:\n\n* Method Not Allowed"), "{}", e.message);
     }
 }

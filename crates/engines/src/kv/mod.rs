@@ -44,14 +44,20 @@ pub fn version_of(entry: &MountEntry) -> Result<u8> {
         Some(Value::String(s)) if s == "2" => Ok(2),
         Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(1),
         Some(Value::Number(n)) if n.as_u64() == Some(2) => Ok(2),
-        Some(v) => Err(Error::bad(format!("unsupported kv version {v}: use 1 or 2"))),
+        Some(v) => Err(Error::bad(format!(
+            "unsupported kv version {v}: use 1 or 2"
+        ))),
     }
 }
 
 /// Builds the backend for a `kv` mount.
 pub fn factory(entry: &MountEntry) -> Result<Arc<dyn Backend>> {
     let version = version_of(entry)?;
-    Ok(Arc::new(Kv { v1: v1::backend(), v2: v2::backend(), versioned: AtomicBool::new(version == 2) }))
+    Ok(Arc::new(Kv {
+        v1: v1::backend(),
+        v2: v2::backend(),
+        versioned: AtomicBool::new(version == 2),
+    }))
 }
 
 /// One `kv` mount: both versions' paths, chosen per request by the mount's current version.
@@ -92,10 +98,21 @@ impl Backend for Kv {
     }
 
     fn describe(&self) -> Value {
-        let d = if self.versioned.load(Ordering::Relaxed) { self.v2.describe() } else { self.v1.describe() };
+        let d = if self.versioned.load(Ordering::Relaxed) {
+            self.v2.describe()
+        } else {
+            self.v1.describe()
+        };
         let mut d = d;
         if let Some(o) = d.as_object_mut() {
-            o.insert("version".into(), json!(if self.versioned.load(Ordering::Relaxed) { 2 } else { 1 }));
+            o.insert(
+                "version".into(),
+                json!(if self.versioned.load(Ordering::Relaxed) {
+                    2
+                } else {
+                    1
+                }),
+            );
         }
         d
     }

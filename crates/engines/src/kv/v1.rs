@@ -52,7 +52,10 @@ async fn exists(_b: Arc<V1>, c: Call) -> Result<bool> {
 /// The lease duration a read reports: the entry's `ttl` (else `lease`) when it parses as a
 /// duration, else the mount's default lease TTL, else the system default.
 fn lease_ttl(data: &Data, mount: &MountEntry) -> u64 {
-    let hint = data.get("ttl").or_else(|| data.get("lease")).filter(|v| !matches!(v, Value::Null));
+    let hint = data
+        .get("ttl")
+        .or_else(|| data.get("lease"))
+        .filter(|v| !matches!(v, Value::Null));
     if let Some(d) = hint.and_then(parse_duration) {
         return d.as_secs();
     }
@@ -63,25 +66,44 @@ fn lease_ttl(data: &Data, mount: &MountEntry) -> u64 {
 }
 
 async fn read(_b: Arc<V1>, c: Call) -> Result<Response> {
-    let Some(k) = key(&c) else { return Err(Error::NotFound) };
-    let Some(raw) = c.storage.get(&format!("{PREFIX}{k}")).await? else { return Err(Error::NotFound) };
+    let Some(k) = key(&c) else {
+        return Err(Error::NotFound);
+    };
+    let Some(raw) = c.storage.get(&format!("{PREFIX}{k}")).await? else {
+        return Err(Error::NotFound);
+    };
     let data: Data = serde_json::from_slice(&raw)?;
-    let lease = Lease { lease_id: String::new(), duration: lease_ttl(&data, &c.mount), renewable: false };
-    let mut resp = Response { data: Some(data), lease: Some(lease), ..Default::default() };
+    let lease = Lease {
+        lease_id: String::new(),
+        duration: lease_ttl(&data, &c.mount),
+        renewable: false,
+    };
+    let mut resp = Response {
+        data: Some(data),
+        lease: Some(lease),
+        ..Default::default()
+    };
     if !c.data.is_empty() {
         let mut unknown: Vec<&str> = c.data.keys().map(String::as_str).collect();
         unknown.sort_unstable();
-        resp.warnings.push(format!("Endpoint ignored these unrecognized parameters: [{}]", unknown.join(" ")));
+        resp.warnings.push(format!(
+            "Endpoint ignored these unrecognized parameters: [{}]",
+            unknown.join(" ")
+        ));
     }
     Ok(resp)
 }
 
 async fn write(_b: Arc<V1>, c: Call) -> Result<Response> {
-    let Some(k) = key(&c) else { return Err(Error::bad("cannot write to a path ending in '/'")) };
+    let Some(k) = key(&c) else {
+        return Err(Error::bad("cannot write to a path ending in '/'"));
+    };
     if c.data.is_empty() {
         return Err(Error::bad("missing data fields"));
     }
-    c.storage.put(&format!("{PREFIX}{k}"), serde_json::to_vec(&c.data)?).await?;
+    c.storage
+        .put(&format!("{PREFIX}{k}"), serde_json::to_vec(&c.data)?)
+        .await?;
     Ok(Response::default())
 }
 

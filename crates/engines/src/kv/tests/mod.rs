@@ -49,7 +49,11 @@ impl Harness {
         };
         let backend = factory(&mount).unwrap();
         backend.initialize(&view).await.unwrap();
-        Harness { backend, view, mount }
+        Harness {
+            backend,
+            view,
+            mount,
+        }
     }
 
     pub fn call(&self, operation: Operation, path: &str, data: Value) -> Call {
@@ -78,7 +82,13 @@ impl Harness {
         if op == Operation::List && !path.is_empty() && !path.ends_with('/') {
             path.push('/');
         }
-        if op == Operation::Update && self.backend.exists(self.call(op, &path, data.clone())).await? == Some(false) {
+        if op == Operation::Update
+            && self
+                .backend
+                .exists(self.call(op, &path, data.clone()))
+                .await?
+                == Some(false)
+        {
             op = Operation::Create;
         }
         self.backend.handle(self.call(op, &path, data)).await

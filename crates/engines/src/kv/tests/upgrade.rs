@@ -9,7 +9,8 @@ use tresor_core::logical::Operation::*;
 async fn v1_data_becomes_version_1_after_tuning_to_v2() {
     let mut h = Harness::new("1").await;
     for i in 0..150 {
-        h.ok(Update, &format!("bulk/k{i:03}"), json!({ "i": i })).await;
+        h.ok(Update, &format!("bulk/k{i:03}"), json!({ "i": i }))
+            .await;
     }
     h.ok(Update, "a", json!({"x": 1, "ttl": "1h"})).await;
     h.ok(Update, "a/b", json!({"y": 2})).await;
@@ -19,17 +20,43 @@ async fn v1_data_becomes_version_1_after_tuning_to_v2() {
     assert_eq!(d["data"], json!({"x": 1, "ttl": "1h"}));
     assert_eq!(d["metadata"]["version"], json!(1));
     let m = h.data(Read, "metadata/a", json!({})).await;
-    assert_eq!((m["current_version"].clone(), m["oldest_version"].clone()), (json!(1), json!(1)));
-    assert_eq!(h.data(Read, "data/a/b", json!({})).await["data"], json!({"y": 2}));
-    assert_eq!(h.data(Read, "data/bulk/k149", json!({})).await["data"], json!({"i": 149}));
-    assert_eq!(h.data(List, "metadata/", json!({})).await, json!({"keys": ["a", "a/", "bulk/"]}));
-    assert_eq!(h.data(List, "metadata/bulk", json!({})).await["keys"].as_array().unwrap().len(), 150);
+    assert_eq!(
+        (m["current_version"].clone(), m["oldest_version"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(
+        h.data(Read, "data/a/b", json!({})).await["data"],
+        json!({"y": 2})
+    );
+    assert_eq!(
+        h.data(Read, "data/bulk/k149", json!({})).await["data"],
+        json!({"i": 149})
+    );
+    assert_eq!(
+        h.data(List, "metadata/", json!({})).await,
+        json!({"keys": ["a", "a/", "bulk/"]})
+    );
+    assert_eq!(
+        h.data(List, "metadata/bulk", json!({})).await["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        150
+    );
     // The v1 records are gone, and v1-style paths now get the versioned-mount warning.
     assert!(h.view.list("v1/").await.unwrap().is_empty());
     assert!(h.view.get("v2/upgrade").await.unwrap().is_some());
     assert_eq!(h.ok(Read, "a", json!({})).await.status, Some(404));
     // The key keeps working as a v2 key.
-    assert_eq!(h.data(Update, "data/a", json!({"data": {"x": 2}, "options": {"cas": 1}})).await["version"], json!(2));
+    assert_eq!(
+        h.data(
+            Update,
+            "data/a",
+            json!({"data": {"x": 2}, "options": {"cas": 1}})
+        )
+        .await["version"],
+        json!(2)
+    );
 }
 
 #[tokio::test]
@@ -51,14 +78,22 @@ async fn upgrade_runs_at_initialize_and_is_resumable() {
     assert_eq!(read(v2.clone(), "k2").await, json!({"a": 2}));
     // Left-overs (an interrupted run, or a v1 write racing the tune) are picked up by the next
     // run; a v1 entry whose key already has v2 metadata is never overwritten.
-    h.view.put("v1/k1", br#"{"stale":true}"#.to_vec()).await.unwrap();
+    h.view
+        .put("v1/k1", br#"{"stale":true}"#.to_vec())
+        .await
+        .unwrap();
     h.view.put("v1/k3", br#"{"a":3}"#.to_vec()).await.unwrap();
     let again = crate::kv::factory(&entry).unwrap();
     again.initialize(&h.view).await.unwrap();
     assert_eq!(read(again.clone(), "k1").await, json!({"a": 1}));
     assert_eq!(read(again.clone(), "k3").await, json!({"a": 3}));
     assert_eq!(h.view.list("v1/").await.unwrap(), vec!["k1"]);
-    assert!(h.view.get(&Key::new("k3").meta_key()).await.unwrap().is_some());
+    assert!(h
+        .view
+        .get(&Key::new("k3").meta_key())
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]

@@ -42,23 +42,45 @@ async fn exists(b: Arc<V2>, c: Call) -> Result<bool> {
 async fn read(b: Arc<V2>, c: Call) -> Result<Response> {
     let warning = ignored_params(&c, FIELDS);
     let version = non_negative(&c, "version")?;
-    let Some(name) = read_key(&c) else { return Err(Error::NotFound) };
+    let Some(name) = read_key(&c) else {
+        return Err(Error::NotFound);
+    };
     let key = Key::new(name);
-    let Some(meta) = b.load_meta(&c.storage, &key).await? else { return Err(Error::NotFound) };
-    let n = if version > 0 { version } else { meta.current_version };
-    let Some(vm) = meta.versions.get(&n) else { return Err(Error::NotFound) };
+    let Some(meta) = b.load_meta(&c.storage, &key).await? else {
+        return Err(Error::NotFound);
+    };
+    let n = if version > 0 {
+        version
+    } else {
+        meta.current_version
+    };
+    let Some(vm) = meta.versions.get(&n) else {
+        return Err(Error::NotFound);
+    };
     let mut body = Map::new();
     if vm.is_gone(now_nanos()) {
         body.insert("data".into(), Value::Null);
-        body.insert("metadata".into(), Value::Object(vm.to_json(n, &meta.custom_metadata)));
+        body.insert(
+            "metadata".into(),
+            Value::Object(vm.to_json(n, &meta.custom_metadata)),
+        );
         return Ok(not_found_with(body));
     }
     // A concurrent destroy or trim can remove the version between the two gets.
-    let Some(raw) = c.storage.get(&key.version_key(n)).await? else { return Err(Error::NotFound) };
+    let Some(raw) = c.storage.get(&key.version_key(n)).await? else {
+        return Err(Error::NotFound);
+    };
     let data: Value = serde_json::from_slice(&raw)?;
     body.insert("data".into(), data);
-    body.insert("metadata".into(), Value::Object(vm.to_json(n, &meta.custom_metadata)));
-    Ok(Response { data: Some(body), warnings: warning.into_iter().collect(), ..Default::default() })
+    body.insert(
+        "metadata".into(),
+        Value::Object(vm.to_json(n, &meta.custom_metadata)),
+    );
+    Ok(Response {
+        data: Some(body),
+        warnings: warning.into_iter().collect(),
+        ..Default::default()
+    })
 }
 
 /// The `data` field of a write or patch: an object or null.
@@ -66,19 +88,26 @@ fn data_field(c: &Call) -> Result<&Value> {
     match c.data.get("data") {
         None => Err(Error::bad("no data provided")),
         Some(v @ (Value::Object(_) | Value::Null)) => Ok(v),
-        Some(_) => Err(Error::bad("error converting input for field \"data\": expected object")),
+        Some(_) => Err(Error::bad(
+            "error converting input for field \"data\": expected object",
+        )),
     }
 }
 
 /// The `cas` write option, weakly typed as Vault does (`"3"` is 3); `None` when absent.
 fn cas_option(c: &Call) -> Result<Option<i64>> {
     let err = || Error::bad("error parsing check-and-set parameter");
-    let Some(v) = c.fields.get("options").get("cas") else { return Ok(None) };
+    let Some(v) = c.fields.get("options").get("cas") else {
+        return Ok(None);
+    };
     Ok(Some(match v {
         Value::Null => return Ok(None),
         Value::Number(n) => match n.as_i64() {
             Some(i) => i,
-            None => n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18).ok_or_else(err)? as i64,
+            None => n
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                .ok_or_else(err)? as i64,
         },
         Value::String(s) => s.trim().parse().map_err(|_| err())?,
         Value::Bool(b) => i64::from(*b),
@@ -90,16 +119,26 @@ fn cas_option(c: &Call) -> Result<Option<i64>> {
 /// the write is refused when the mount or the key requires it.
 fn check_cas(cas: Option<i64>, config: &Config, meta: &KeyMeta) -> Result<()> {
     match cas {
-        Some(cas) if u64::try_from(cas).ok() != Some(meta.current_version) => Err(Error::bad("check-and-set parameter did not match the current version")),
+        Some(cas) if u64::try_from(cas).ok() != Some(meta.current_version) => Err(Error::bad(
+            "check-and-set parameter did not match the current version",
+        )),
         Some(_) => Ok(()),
-        None if config.cas_required || meta.cas_required => Err(Error::bad("check-and-set parameter required for this call")),
+        None if config.cas_required || meta.cas_required => {
+            Err(Error::bad("check-and-set parameter required for this call"))
+        }
         None => Ok(()),
     }
 }
 
 /// Adds `bytes` as the key's next version and writes it with the metadata in one batch.
 /// Returns the new version's metadata, as the write's answer.
-async fn append_version(c: &Call, key: &Key, mut meta: KeyMeta, config: &Config, bytes: Vec<u8>) -> Result<Response> {
+async fn append_version(
+    c: &Call,
+    key: &Key,
+    mut meta: KeyMeta,
+    config: &Config,
+    bytes: Vec<u8>,
+) -> Result<Response> {
     let now = now_nanos();
     let deletion = config.deletion_time(now, meta.delete_version_after);
     let (n, trimmed) = meta.add_version(now, deletion, config.max_versions);
@@ -109,7 +148,10 @@ async fn append_version(c: &Call, key: &Key, mut meta: KeyMeta, config: &Config,
     ops.push(put_meta(key, &meta)?);
     c.storage.write_batch(ops).await?;
     let vm = &meta.versions[&n];
-    Ok(Response { data: Some(vm.to_json(n, &meta.custom_metadata)), ..Default::default() })
+    Ok(Response {
+        data: Some(vm.to_json(n, &meta.custom_metadata)),
+        ..Default::default()
+    })
 }
 
 async fn write(b: Arc<V2>, c: Call) -> Result<Response> {
@@ -151,15 +193,23 @@ async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
     let cas = cas_option(&c)?;
     let key = Key::new(name);
     let _guard = b.lock(&key).await;
-    let Some(meta) = b.load_meta(&c.storage, &key).await? else { return Err(Error::NotFound) };
+    let Some(meta) = b.load_meta(&c.storage, &key).await? else {
+        return Err(Error::NotFound);
+    };
     let config = b.config(&c.storage).await?;
     check_cas(cas, &config, &meta)?;
     let current = meta.current_version;
-    let Some(vm) = meta.versions.get(&current) else { return Err(Error::NotFound) };
+    let Some(vm) = meta.versions.get(&current) else {
+        return Err(Error::NotFound);
+    };
     if vm.is_gone(now_nanos()) {
         return Ok(not_found_with(vm.to_json(current, &meta.custom_metadata)));
     }
-    let raw = c.storage.get(&key.version_key(current)).await?.ok_or_else(|| Error::internal("could not find version data"))?;
+    let raw = c
+        .storage
+        .get(&key.version_key(current))
+        .await?
+        .ok_or_else(|| Error::internal("could not find version data"))?;
     // A version stored as null patches like an empty object.
     let mut doc: Value = serde_json::from_slice(&raw)?;
     merge_patch(&mut doc, patch);
@@ -170,10 +220,14 @@ async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
 }
 
 async fn delete_latest(b: Arc<V2>, c: Call) -> Result<Response> {
-    let Some(name) = read_key(&c) else { return Ok(Response::default()) };
+    let Some(name) = read_key(&c) else {
+        return Ok(Response::default());
+    };
     let key = Key::new(name);
     let _guard = b.lock(&key).await;
-    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else { return Ok(Response::default()) };
+    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else {
+        return Ok(Response::default());
+    };
     let now = now_nanos();
     let current = meta.current_version;
     match meta.versions.get_mut(&current) {
@@ -194,20 +248,48 @@ mod tests {
         // The examples of RFC 7396, appendix A.
         let cases = [
             (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
-            (json!({"a": "b"}), json!({"b": "c"}), json!({"a": "b", "b": "c"})),
+            (
+                json!({"a": "b"}),
+                json!({"b": "c"}),
+                json!({"a": "b", "b": "c"}),
+            ),
             (json!({"a": "b"}), json!({"a": null}), json!({})),
-            (json!({"a": "b", "b": "c"}), json!({"a": null}), json!({"b": "c"})),
+            (
+                json!({"a": "b", "b": "c"}),
+                json!({"a": null}),
+                json!({"b": "c"}),
+            ),
             (json!({"a": ["b"]}), json!({"a": "c"}), json!({"a": "c"})),
             (json!({"a": "c"}), json!({"a": ["b"]}), json!({"a": ["b"]})),
-            (json!({"a": {"b": "c"}}), json!({"a": {"b": "d", "c": null}}), json!({"a": {"b": "d"}})),
-            (json!({"a": [{"b": "c"}]}), json!({"a": [1]}), json!({"a": [1]})),
+            (
+                json!({"a": {"b": "c"}}),
+                json!({"a": {"b": "d", "c": null}}),
+                json!({"a": {"b": "d"}}),
+            ),
+            (
+                json!({"a": [{"b": "c"}]}),
+                json!({"a": [1]}),
+                json!({"a": [1]}),
+            ),
             (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
             (json!({"a": "b"}), json!(["c"]), json!(["c"])),
             (json!({"a": "foo"}), json!(null), json!(null)),
             (json!({"a": "foo"}), json!("bar"), json!("bar")),
-            (json!({"e": null}), json!({"a": 1}), json!({"e": null, "a": 1})),
-            (json!([1, 2]), json!({"a": "b", "c": null}), json!({"a": "b"})),
-            (json!({}), json!({"a": {"bb": {"ccc": null}}}), json!({"a": {"bb": {}}})),
+            (
+                json!({"e": null}),
+                json!({"a": 1}),
+                json!({"e": null, "a": 1}),
+            ),
+            (
+                json!([1, 2]),
+                json!({"a": "b", "c": null}),
+                json!({"a": "b"}),
+            ),
+            (
+                json!({}),
+                json!({"a": {"bb": {"ccc": null}}}),
+                json!({"a": {"bb": {}}}),
+            ),
             (json!(null), json!({"a": 1}), json!({"a": 1})),
         ];
         for (mut target, patch, want) in cases {

@@ -17,17 +17,30 @@ use tresor_core::logical::{Operation::*, Response};
 use tresor_storage::WriteOp;
 
 pub fn paths() -> Vec<Path<V2>> {
-    let p = |pattern: &str, what: &'static str| Path::new(pattern).field("path", Field::string("Location of the secret.")).field("versions", Field::raw(what));
+    let p = |pattern: &str, what: &'static str| {
+        Path::new(pattern)
+            .field("path", Field::string("Location of the secret."))
+            .field("versions", Field::raw(what))
+    };
     vec![
-        p("delete/(?P<path>.*)", "The versions to mark deleted; their data stays and can be undeleted.")
-            .op(Update, delete)
-            .op(Create, delete)
-            .help("Marks one or more versions as deleted."),
-        p("undelete/(?P<path>.*)", "The versions to restore.").op(Update, undelete).op(Create, undelete).help("Undeletes one or more versions."),
-        p("destroy/(?P<path>.*)", "The versions to destroy; their data is removed for good.")
-            .op(Update, destroy)
-            .op(Create, destroy)
-            .help("Permanently removes one or more versions."),
+        p(
+            "delete/(?P<path>.*)",
+            "The versions to mark deleted; their data stays and can be undeleted.",
+        )
+        .op(Update, delete)
+        .op(Create, delete)
+        .help("Marks one or more versions as deleted."),
+        p("undelete/(?P<path>.*)", "The versions to restore.")
+            .op(Update, undelete)
+            .op(Create, undelete)
+            .help("Undeletes one or more versions."),
+        p(
+            "destroy/(?P<path>.*)",
+            "The versions to destroy; their data is removed for good.",
+        )
+        .op(Update, destroy)
+        .op(Create, destroy)
+        .help("Permanently removes one or more versions."),
     ]
 }
 
@@ -39,7 +52,9 @@ async fn delete(b: Arc<V2>, c: Call) -> Result<Response> {
     }
     let key = Key::new(name);
     let _guard = b.lock(&key).await;
-    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else { return Ok(Response::default()) };
+    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else {
+        return Ok(Response::default());
+    };
     let now = now_nanos();
     let mut changed = false;
     for n in versions {
@@ -63,7 +78,9 @@ async fn undelete(b: Arc<V2>, c: Call) -> Result<Response> {
     let config = b.config(&c.storage).await?;
     let key = Key::new(name);
     let _guard = b.lock(&key).await;
-    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else { return Ok(Response::default()) };
+    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else {
+        return Ok(Response::default());
+    };
     let deletion = config.deletion_time(now_nanos(), meta.delete_version_after);
     let mut changed = false;
     for n in versions {
@@ -86,7 +103,9 @@ async fn destroy(b: Arc<V2>, c: Call) -> Result<Response> {
     }
     let key = Key::new(name);
     let _guard = b.lock(&key).await;
-    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else { return Ok(Response::default()) };
+    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else {
+        return Ok(Response::default());
+    };
     let mut ops = Vec::new();
     for n in versions {
         if let Some(vm) = meta.versions.get_mut(&n).filter(|vm| !vm.destroyed) {

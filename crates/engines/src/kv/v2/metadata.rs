@@ -8,7 +8,10 @@
 //! `current_metadata_version` (0 to create) when given, and is required when the mount or the
 //! key sets `metadata_cas_required`.
 
-use super::model::{now_nanos, parse_custom_metadata, parse_duration_secs, patch_custom_metadata, Config, Key, KeyMeta, META_PREFIX};
+use super::model::{
+    now_nanos, parse_custom_metadata, parse_duration_secs, patch_custom_metadata, Config, Key,
+    KeyMeta, META_PREFIX,
+};
 use super::{put_meta, read_key, with_warnings, write_key, V2};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -55,9 +58,14 @@ async fn exists(b: Arc<V2>, c: Call) -> Result<bool> {
 }
 
 async fn read(b: Arc<V2>, c: Call) -> Result<Response> {
-    let Some(name) = read_key(&c) else { return Err(Error::NotFound) };
+    let Some(name) = read_key(&c) else {
+        return Err(Error::NotFound);
+    };
     match b.load_meta(&c.storage, &Key::new(name)).await? {
-        Some(meta) => Ok(Response { data: Some(meta.to_json()), ..Default::default() }),
+        Some(meta) => Ok(Response {
+            data: Some(meta.to_json()),
+            ..Default::default()
+        }),
         None => Err(Error::NotFound),
     }
 }
@@ -76,12 +84,21 @@ impl Changes {
         let f = &c.fields;
         let max_versions = if f.has("max_versions") {
             let m = f.int("max_versions");
-            Some(u32::try_from(m).map_err(|_| Error::bad(format!("max_versions must be between 0 and {}, got {m}", u32::MAX)))?)
+            Some(u32::try_from(m).map_err(|_| {
+                Error::bad(format!(
+                    "max_versions must be between 0 and {}, got {m}",
+                    u32::MAX
+                ))
+            })?)
         } else {
             None
         };
         let delete_version_after = if f.has("delete_version_after") {
-            let secs = parse_duration_secs(f.get("delete_version_after")).map_err(|e| Error::bad(format!("error converting input for field \"delete_version_after\": {e}")))?;
+            let secs = parse_duration_secs(f.get("delete_version_after")).map_err(|e| {
+                Error::bad(format!(
+                    "error converting input for field \"delete_version_after\": {e}"
+                ))
+            })?;
             if secs < 0 {
                 return Err(Error::bad(format!("error converting input for field \"delete_version_after\": cannot provide negative value '{secs}'")));
             }
@@ -92,14 +109,22 @@ impl Changes {
         Ok(Changes {
             max_versions,
             cas_required: f.has("cas_required").then(|| f.bool("cas_required")),
-            metadata_cas_required: f.has("metadata_cas_required").then(|| f.bool("metadata_cas_required")),
+            metadata_cas_required: f
+                .has("metadata_cas_required")
+                .then(|| f.bool("metadata_cas_required")),
             delete_version_after,
-            custom_metadata: f.has("custom_metadata").then(|| f.get("custom_metadata").clone()),
+            custom_metadata: f
+                .has("custom_metadata")
+                .then(|| f.get("custom_metadata").clone()),
         })
     }
 
     fn is_empty(&self) -> bool {
-        self.max_versions.is_none() && self.cas_required.is_none() && self.metadata_cas_required.is_none() && self.delete_version_after.is_none() && self.custom_metadata.is_none()
+        self.max_versions.is_none()
+            && self.cas_required.is_none()
+            && self.metadata_cas_required.is_none()
+            && self.delete_version_after.is_none()
+            && self.custom_metadata.is_none()
     }
 
     /// Vault warns (and keeps the mount's rule) when a key tries to relax a mount-wide requirement.
@@ -138,14 +163,24 @@ impl Changes {
 
 /// OpenBao's metadata check-and-set.
 fn check_metadata_cas(c: &Call, config: &Config, existing: Option<&KeyMeta>) -> Result<()> {
-    let cas = c.fields.has("metadata_cas").then(|| c.fields.int("metadata_cas"));
-    let required = config.metadata_cas_required || existing.is_some_and(|m| m.metadata_cas_required);
+    let cas = c
+        .fields
+        .has("metadata_cas")
+        .then(|| c.fields.int("metadata_cas"));
+    let required =
+        config.metadata_cas_required || existing.is_some_and(|m| m.metadata_cas_required);
     match (cas, existing) {
-        (None, _) if required => Err(Error::bad("metadata check-and-set parameter required for this call")),
+        (None, _) if required => Err(Error::bad(
+            "metadata check-and-set parameter required for this call",
+        )),
         (None, _) => Ok(()),
         (Some(0), None) => Ok(()),
-        (Some(_), None) => Err(Error::bad("metadata_cas must be 0 when creating new metadata")),
-        (Some(cas), Some(m)) if u64::try_from(cas).ok() != Some(m.current_metadata_version) => Err(Error::bad("metadata check-and-set parameter does not match the current version")),
+        (Some(_), None) => Err(Error::bad(
+            "metadata_cas must be 0 when creating new metadata",
+        )),
+        (Some(cas), Some(m)) if u64::try_from(cas).ok() != Some(m.current_metadata_version) => Err(
+            Error::bad("metadata check-and-set parameter does not match the current version"),
+        ),
         (Some(_), Some(_)) => Ok(()),
     }
 }
@@ -179,12 +214,16 @@ async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
     let config = b.config(&c.storage).await?;
     let key = Key::new(name);
     let _guard = b.lock(&key).await;
-    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else { return Err(Error::NotFound) };
+    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else {
+        return Err(Error::NotFound);
+    };
     if changes.is_empty() {
         return Ok(Response::default());
     }
     let custom = match &changes.custom_metadata {
-        Some(v) => Some(patch_custom_metadata(meta.custom_metadata.clone(), v).map_err(Error::BadRequest)?),
+        Some(v) => Some(
+            patch_custom_metadata(meta.custom_metadata.clone(), v).map_err(Error::BadRequest)?,
+        ),
         None => None,
     };
     check_metadata_cas(&c, &config, Some(&meta))?;
@@ -195,11 +234,19 @@ async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
 }
 
 async fn delete(b: Arc<V2>, c: Call) -> Result<Response> {
-    let Some(name) = read_key(&c) else { return Ok(Response::default()) };
+    let Some(name) = read_key(&c) else {
+        return Ok(Response::default());
+    };
     let key = Key::new(name);
     let _guard = b.lock(&key).await;
-    let Some(meta) = b.load_meta(&c.storage, &key).await? else { return Ok(Response::default()) };
-    let mut ops: Vec<WriteOp> = meta.versions.keys().map(|n| WriteOp::Delete(key.version_key(*n))).collect();
+    let Some(meta) = b.load_meta(&c.storage, &key).await? else {
+        return Ok(Response::default());
+    };
+    let mut ops: Vec<WriteOp> = meta
+        .versions
+        .keys()
+        .map(|n| WriteOp::Delete(key.version_key(*n)))
+        .collect();
     ops.push(WriteOp::Delete(key.meta_key()));
     c.storage.write_batch(ops).await?;
     Ok(Response::default())
@@ -245,12 +292,18 @@ async fn list_detailed(b: Arc<V2>, c: Call) -> Result<Response> {
         let entry = if k.ends_with('/') {
             Map::new()
         } else {
-            b.load_meta(&c.storage, &Key::new(&format!("{prefix}{k}"))).await?.map(|m| m.to_json()).unwrap_or_default()
+            b.load_meta(&c.storage, &Key::new(&format!("{prefix}{k}")))
+                .await?
+                .map(|m| m.to_json())
+                .unwrap_or_default()
         };
         info.insert(k.clone(), Value::Object(entry));
     }
     let mut data = Map::new();
     data.insert("key_info".into(), Value::Object(info));
     data.insert("keys".into(), Value::from(keys));
-    Ok(Response { data: Some(data), ..Default::default() })
+    Ok(Response {
+        data: Some(data),
+        ..Default::default()
+    })
 }

@@ -3,13 +3,15 @@
 //! catch-all answer for paths a versioned mount does not serve, and helpers shared by the path
 //! groups, which live one per file as in Vault:
 //!
-//! * [`config`]: `config` (max_versions, cas_required, metadata_cas_required, delete_version_after).
-//! * [`data`]: `data/:path` read / write / patch / soft-delete of the latest version.
-//! * [`metadata`]: `metadata/:path` read / write / patch / delete / list, `detailed-metadata/`.
-//! * [`delete`]: `delete/:path`, `undelete/:path`, `destroy/:path`.
-//! * [`subkeys`]: `subkeys/:path`.
-//! * [`upgrade`]: the one-time migration of KV v1 data when a mount is tuned to version 2.
-//! * [`model`]: the stored records and their conversions.
+//! * [`config`] owns `config` (max_versions, cas_required, metadata_cas_required,
+//!   delete_version_after).
+//! * [`data`] owns `data/:path`: read / write / patch / soft-delete of the latest version.
+//! * [`metadata`] owns `metadata/:path` (read / write / patch / delete / list) and
+//!   `detailed-metadata/`.
+//! * [`delete`] owns `delete/:path`, `undelete/:path` and `destroy/:path`.
+//! * [`subkeys`] owns `subkeys/:path`.
+//! * [`upgrade`] is the one-time migration of KV v1 data when a mount is tuned to version 2.
+//! * [`model`] holds the stored records and their conversions.
 //!
 //! Concurrency: every read-modify-write of a key's metadata holds that key's lock stripe (one of
 //! 256 async mutexes chosen by the key's hash), and lands in storage as one atomic batch. Reads
@@ -59,7 +61,9 @@ impl V2 {
         V2 {
             config: RwLock::new(None),
             config_write: tokio::sync::Mutex::new(()),
-            locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            locks: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             upgraded: AtomicBool::new(false),
             upgrade_lock: tokio::sync::Mutex::new(()),
         }
@@ -88,7 +92,11 @@ impl V2 {
 
     pub async fn load_meta(&self, storage: &View, key: &Key) -> Result<Option<KeyMeta>> {
         match storage.get(&key.meta_key()).await? {
-            Some(raw) => Ok(Some(serde_json::from_slice(&raw).map_err(|e| Error::internal(format!("corrupt key metadata: {e}")))?)),
+            Some(raw) => {
+                Ok(Some(serde_json::from_slice(&raw).map_err(|e| {
+                    Error::internal(format!("corrupt key metadata: {e}"))
+                })?))
+            }
             None => Ok(None),
         }
     }
@@ -118,7 +126,10 @@ pub fn backend() -> PathBackend<V2> {
 /// Vault's answer for paths a versioned mount does not serve: 404 with a warning and no error.
 fn invalid_path() -> Path<V2> {
     async fn handler(_b: Arc<V2>, c: Call) -> Result<Response> {
-        let warning = if matches!(c.path.as_str(), "metadata" | "data" | "delete" | "undelete" | "destroy" | "subkeys") {
+        let warning = if matches!(
+            c.path.as_str(),
+            "metadata" | "data" | "delete" | "undelete" | "destroy" | "subkeys"
+        ) {
             "Non-listing operations on the root of a K/V v2 mount are not supported.".to_string()
         } else {
             let sub = match c.operation {
@@ -134,10 +145,21 @@ fn invalid_path() -> Path<V2> {
                  If using the Vault CLI, use 'vault kv {sub}' for this operation."
             )
         };
-        Ok(Response { status: Some(404), warnings: vec![warning], ..Default::default() })
+        Ok(Response {
+            status: Some(404),
+            warnings: vec![warning],
+            ..Default::default()
+        })
     }
     let mut p = Path::new(".*");
-    for op in [Operation::Read, Operation::List, Operation::Create, Operation::Update, Operation::Delete, Operation::Patch] {
+    for op in [
+        Operation::Read,
+        Operation::List,
+        Operation::Create,
+        Operation::Update,
+        Operation::Delete,
+        Operation::Patch,
+    ] {
         p = p.op(op, handler);
     }
     p.help("Paths other than config, data/, metadata/, delete/, undelete/, destroy/ and subkeys/ are not served by a versioned K/V mount.")
@@ -157,30 +179,45 @@ pub fn write_key(c: &Call) -> Result<&str> {
 
 /// Vault's warning for request parameters a path does not declare.
 pub fn ignored_params(c: &Call, known: &[&str]) -> Option<String> {
-    let mut unknown: Vec<&str> = c.data.keys().map(String::as_str).filter(|k| *k != "path" && !known.contains(k)).collect();
+    let mut unknown: Vec<&str> = c
+        .data
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "path" && !known.contains(k))
+        .collect();
     if unknown.is_empty() {
         return None;
     }
     unknown.sort_unstable();
-    Some(format!("Endpoint ignored these unrecognized parameters: [{}]", unknown.join(" ")))
+    Some(format!(
+        "Endpoint ignored these unrecognized parameters: [{}]",
+        unknown.join(" ")
+    ))
 }
 
 /// A 404 that still carries a body (Vault's answer for a deleted or destroyed version).
 pub fn not_found_with(data: Map<String, Value>) -> Response {
-    Response { data: Some(data), status: Some(404), ..Default::default() }
+    Response {
+        data: Some(data),
+        status: Some(404),
+        ..Default::default()
+    }
 }
 
 /// A `version` (or `depth`) query parameter: 0 when absent, 400 when negative.
 pub fn non_negative(c: &Call, field: &str) -> Result<u64> {
     let v = c.fields.int(field);
-    u64::try_from(v).map_err(|_| Error::bad(format!("{field} must be a non-negative integer, got {v}")))
+    u64::try_from(v)
+        .map_err(|_| Error::bad(format!("{field} must be a non-negative integer, got {v}")))
 }
 
 /// The `versions` of delete / undelete / destroy: a list of integers (or numeric strings), or a
 /// comma-separated string. Negative numbers are refused.
 pub fn parse_versions(c: &Call) -> Result<Vec<u64>> {
     let conv = |v: &Value| -> Result<u64> {
-        let err = || Error::bad(format!("error converting input for field \"versions\": cannot parse {v} as a version number"));
+        let err = || {
+            Error::bad(format!("error converting input for field \"versions\": cannot parse {v} as a version number"))
+        };
         let n = match v {
             Value::Number(n) => n.as_i64().ok_or_else(err)?,
             Value::String(s) => s.trim().parse::<i64>().map_err(|_| err())?,
@@ -191,13 +228,23 @@ pub fn parse_versions(c: &Call) -> Result<Vec<u64>> {
     match c.data.get("versions") {
         None | Some(Value::Null) => Ok(vec![]),
         Some(Value::Array(items)) => items.iter().map(conv).collect(),
-        Some(Value::String(s)) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| conv(&Value::String(p.to_string()))).collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| conv(&Value::String(p.to_string())))
+            .collect(),
         Some(v @ Value::Number(_)) => Ok(vec![conv(v)?]),
-        Some(v) => Err(Error::bad(format!("error converting input for field \"versions\": expected a list of integers, got {v}"))),
+        Some(v) => Err(Error::bad(format!(
+            "error converting input for field \"versions\": expected a list of integers, got {v}"
+        ))),
     }
 }
 
 /// A response with the given warnings, or an empty one (HTTP 204).
 pub fn with_warnings(warnings: Vec<String>) -> Response {
-    Response { warnings, ..Default::default() }
+    Response {
+        warnings,
+        ..Default::default()
+    }
 }

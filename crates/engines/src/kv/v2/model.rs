@@ -49,9 +49,15 @@ impl Config {
     pub fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("cas_required".into(), Value::Bool(self.cas_required));
-        m.insert("delete_version_after".into(), Value::String(go_duration(self.delete_version_after)));
+        m.insert(
+            "delete_version_after".into(),
+            Value::String(go_duration(self.delete_version_after)),
+        );
         m.insert("max_versions".into(), Value::from(self.max_versions));
-        m.insert("metadata_cas_required".into(), Value::Bool(self.metadata_cas_required));
+        m.insert(
+            "metadata_cas_required".into(),
+            Value::Bool(self.metadata_cas_required),
+        );
         m
     }
 
@@ -94,11 +100,21 @@ impl VersionMeta {
         self.destroyed || self.is_deleted(now)
     }
     /// The `metadata` object of a data read / the `data` of a write (Vault's shape).
-    pub fn to_json(&self, version: u64, custom: &Option<BTreeMap<String, String>>) -> Map<String, Value> {
+    pub fn to_json(
+        &self,
+        version: u64,
+        custom: &Option<BTreeMap<String, String>>,
+    ) -> Map<String, Value> {
         let mut m = Map::new();
-        m.insert("created_time".into(), Value::String(fmt_time(self.created_time)));
+        m.insert(
+            "created_time".into(),
+            Value::String(fmt_time(self.created_time)),
+        );
         m.insert("custom_metadata".into(), custom_json(custom));
-        m.insert("deletion_time".into(), Value::String(self.deletion_time.map(fmt_time).unwrap_or_default()));
+        m.insert(
+            "deletion_time".into(),
+            Value::String(self.deletion_time.map(fmt_time).unwrap_or_default()),
+        );
         m.insert("destroyed".into(), Value::Bool(self.destroyed));
         m.insert("version".into(), Value::from(version));
         m
@@ -138,17 +154,33 @@ pub struct KeyMeta {
 impl KeyMeta {
     /// Metadata for a key that has none yet, created at `now`.
     pub fn new(now: i64) -> Self {
-        KeyMeta { created_time: now, updated_time: now, ..Default::default() }
+        KeyMeta {
+            created_time: now,
+            updated_time: now,
+            ..Default::default()
+        }
     }
 
     /// Appends a version created at `created` (Vault's `AddVersion`): bumps `current_version`,
     /// then slides the `max_versions` window (the larger of the key's and the mount's setting,
     /// 10 when neither is set). Returns the new version number and the versions that fell out of
     /// the window, whose data the caller deletes in the same batch.
-    pub fn add_version(&mut self, created: i64, deletion_time: Option<i64>, config_max: u32) -> (u64, Vec<u64>) {
+    pub fn add_version(
+        &mut self,
+        created: i64,
+        deletion_time: Option<i64>,
+        config_max: u32,
+    ) -> (u64, Vec<u64>) {
         self.current_version += 1;
         let n = self.current_version;
-        self.versions.insert(n, VersionMeta { created_time: created, deletion_time, destroyed: false });
+        self.versions.insert(
+            n,
+            VersionMeta {
+                created_time: created,
+                deletion_time,
+                destroyed: false,
+            },
+        );
         self.updated_time = created;
         if self.created_time == 0 {
             self.created_time = created;
@@ -174,22 +206,43 @@ impl KeyMeta {
         let mut versions = Map::new();
         for (n, v) in &self.versions {
             let mut e = Map::new();
-            e.insert("created_time".into(), Value::String(fmt_time(v.created_time)));
-            e.insert("deletion_time".into(), Value::String(v.deletion_time.map(fmt_time).unwrap_or_default()));
+            e.insert(
+                "created_time".into(),
+                Value::String(fmt_time(v.created_time)),
+            );
+            e.insert(
+                "deletion_time".into(),
+                Value::String(v.deletion_time.map(fmt_time).unwrap_or_default()),
+            );
             e.insert("destroyed".into(), Value::Bool(v.destroyed));
             versions.insert(n.to_string(), Value::Object(e));
         }
         let mut m = Map::new();
         m.insert("cas_required".into(), Value::Bool(self.cas_required));
-        m.insert("created_time".into(), Value::String(fmt_time(self.created_time)));
-        m.insert("current_metadata_version".into(), Value::from(self.current_metadata_version));
+        m.insert(
+            "created_time".into(),
+            Value::String(fmt_time(self.created_time)),
+        );
+        m.insert(
+            "current_metadata_version".into(),
+            Value::from(self.current_metadata_version),
+        );
         m.insert("current_version".into(), Value::from(self.current_version));
         m.insert("custom_metadata".into(), custom_json(&self.custom_metadata));
-        m.insert("delete_version_after".into(), Value::String(go_duration(self.delete_version_after)));
+        m.insert(
+            "delete_version_after".into(),
+            Value::String(go_duration(self.delete_version_after)),
+        );
         m.insert("max_versions".into(), Value::from(self.max_versions));
-        m.insert("metadata_cas_required".into(), Value::Bool(self.metadata_cas_required));
+        m.insert(
+            "metadata_cas_required".into(),
+            Value::Bool(self.metadata_cas_required),
+        );
         m.insert("oldest_version".into(), Value::from(self.oldest_version));
-        m.insert("updated_time".into(), Value::String(fmt_time(self.updated_time)));
+        m.insert(
+            "updated_time".into(),
+            Value::String(fmt_time(self.updated_time)),
+        );
         m.insert("versions".into(), Value::Object(versions));
         m
     }
@@ -197,7 +250,11 @@ impl KeyMeta {
 
 fn custom_json(custom: &Option<BTreeMap<String, String>>) -> Value {
     match custom {
-        Some(c) => Value::Object(c.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+        Some(c) => Value::Object(
+            c.iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        ),
         None => Value::Null,
     }
 }
@@ -210,7 +267,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(name: &str) -> Self {
-        Key { name: name.to_string(), hash: tresor_core::util::sha256_hex(name.as_bytes()) }
+        Key {
+            name: name.to_string(),
+            hash: tresor_core::util::sha256_hex(name.as_bytes()),
+        }
     }
     pub fn meta_key(&self) -> String {
         format!("{META_PREFIX}{}", self.name)
@@ -230,7 +290,10 @@ pub fn now_nanos() -> i64 {
 
 /// RFC 3339 with as many fractional digits as needed, in UTC (Go's `time.RFC3339Nano`).
 pub fn fmt_time(nanos: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 /// Whole seconds rendered as Go's `time.Duration.String()` (`0s`, `30s`, `1m30s`, `1h0m0s`).
@@ -256,8 +319,17 @@ pub fn go_duration(secs: i64) -> String {
 pub fn parse_duration_secs(v: &Value) -> Result<i64, String> {
     match v {
         Value::Null => Ok(0),
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i64)).ok_or_else(|| format!("invalid duration {n}")),
-        Value::String(s) => parse_go_duration(s.trim()).ok_or_else(|| format!("time: invalid duration {:?}", s)),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.trunc() as i64)
+            })
+            .ok_or_else(|| format!("invalid duration {n}")),
+        Value::String(s) => {
+            parse_go_duration(s.trim()).ok_or_else(|| format!("time: invalid duration {:?}", s))
+        }
         other => Err(format!("invalid duration {other}")),
     }
 }
@@ -282,14 +354,18 @@ fn parse_go_duration(s: &str) -> Option<i64> {
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let num = &rest[..num_len];
         if num.is_empty() || num == "." || num.matches('.').count() > 1 {
             return None;
         }
         let value: f64 = num.parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let nanos_per: f64 = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -350,8 +426,13 @@ pub fn parse_custom_metadata(v: &Value) -> Result<BTreeMap<String, String>, Stri
 
 /// Applies the `custom_metadata` of a metadata patch (JSON merge patch: null removes a key, a
 /// null map clears all of them).
-pub fn patch_custom_metadata(current: Option<BTreeMap<String, String>>, v: &Value) -> Result<BTreeMap<String, String>, String> {
-    let Some(m) = custom_object(v)? else { return Ok(BTreeMap::new()) };
+pub fn patch_custom_metadata(
+    current: Option<BTreeMap<String, String>>,
+    v: &Value,
+) -> Result<BTreeMap<String, String>, String> {
+    let Some(m) = custom_object(v)? else {
+        return Ok(BTreeMap::new());
+    };
     let mut out = current.unwrap_or_default();
     for (k, v) in m {
         match custom_value(k, v)? {
@@ -368,13 +449,17 @@ pub fn patch_custom_metadata(current: Option<BTreeMap<String, String>>, v: &Valu
 }
 
 fn printable(s: &str) -> bool {
-    s.chars().all(|c| !c.is_control() && (c == ' ' || !c.is_whitespace()))
+    s.chars()
+        .all(|c| !c.is_control() && (c == ' ' || !c.is_whitespace()))
 }
 
 /// Vault's limits: at most 64 keys, keys of 1..=128 bytes, values of 1..=512 bytes, printable.
 fn validate_custom_metadata(m: &BTreeMap<String, String>) -> Result<(), String> {
     if m.len() > MAX_CUSTOM_KEYS {
-        return Err(format!("{CUSTOM_PREFIX}: payload must contain at most {MAX_CUSTOM_KEYS} keys, provided {}", m.len()));
+        return Err(format!(
+            "{CUSTOM_PREFIX}: payload must contain at most {MAX_CUSTOM_KEYS} keys, provided {}",
+            m.len()
+        ));
     }
     let mut errs = Vec::new();
     for (k, v) in m {
@@ -385,10 +470,14 @@ fn validate_custom_metadata(m: &BTreeMap<String, String>) -> Result<(), String> 
             errs.push(format!("{CUSTOM_PREFIX}: length of value for key {k:?} is {} but must be 0 < len(value) <= {MAX_CUSTOM_VALUE_LEN}", v.len()));
         }
         if !printable(k) {
-            errs.push(format!("{CUSTOM_PREFIX}: key {k:?} contains unprintable characters"));
+            errs.push(format!(
+                "{CUSTOM_PREFIX}: key {k:?} contains unprintable characters"
+            ));
         }
         if !printable(v) {
-            errs.push(format!("{CUSTOM_PREFIX}: value for key {k:?} contains unprintable characters"));
+            errs.push(format!(
+                "{CUSTOM_PREFIX}: value for key {k:?} contains unprintable characters"
+            ));
         }
     }
     if errs.is_empty() {
@@ -438,8 +527,14 @@ mod tests {
     #[test]
     fn times_render_as_rfc3339_nano() {
         assert_eq!(fmt_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(fmt_time(1_500_000_000_123_456_789), "2017-07-14T02:40:00.123456789Z");
-        assert_eq!(fmt_time(1_500_000_000_120_000_000), "2017-07-14T02:40:00.12Z");
+        assert_eq!(
+            fmt_time(1_500_000_000_123_456_789),
+            "2017-07-14T02:40:00.123456789Z"
+        );
+        assert_eq!(
+            fmt_time(1_500_000_000_120_000_000),
+            "2017-07-14T02:40:00.12Z"
+        );
     }
 
     #[test]
@@ -472,7 +567,10 @@ mod tests {
 
     #[test]
     fn deletion_time_takes_the_smaller_setting() {
-        let c = |dva| Config { delete_version_after: dva, ..Default::default() };
+        let c = |dva| Config {
+            delete_version_after: dva,
+            ..Default::default()
+        };
         assert_eq!(c(0).deletion_time(0, 0), None);
         assert_eq!(c(10).deletion_time(0, 0), Some(10_000_000_000));
         assert_eq!(c(0).deletion_time(0, 5), Some(5_000_000_000));
@@ -486,14 +584,24 @@ mod tests {
         let m = parse_custom_metadata(&json!({"a": "x", "n": 5, "b": true})).unwrap();
         assert_eq!(m.get("n").unwrap(), "5");
         assert_eq!(m.get("b").unwrap(), "1");
-        assert!(parse_custom_metadata(&json!({"a": {"x": 1}})).unwrap_err().starts_with(CUSTOM_PREFIX));
-        assert!(parse_custom_metadata(&json!({"a": ""})).unwrap_err().contains("length of value"));
-        assert!(parse_custom_metadata(&json!({"": "x"})).unwrap_err().contains("length of key"));
-        assert!(parse_custom_metadata(&json!({"a": "x\ny"})).unwrap_err().contains("unprintable"));
+        assert!(parse_custom_metadata(&json!({"a": {"x": 1}}))
+            .unwrap_err()
+            .starts_with(CUSTOM_PREFIX));
+        assert!(parse_custom_metadata(&json!({"a": ""}))
+            .unwrap_err()
+            .contains("length of value"));
+        assert!(parse_custom_metadata(&json!({"": "x"}))
+            .unwrap_err()
+            .contains("length of key"));
+        assert!(parse_custom_metadata(&json!({"a": "x\ny"}))
+            .unwrap_err()
+            .contains("unprintable"));
         assert!(parse_custom_metadata(&json!("x")).is_err());
         assert!(parse_custom_metadata(&json!(null)).unwrap().is_empty());
         let many: Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
-        assert!(parse_custom_metadata(&Value::Object(many)).unwrap_err().contains("at most 64"));
+        assert!(parse_custom_metadata(&Value::Object(many))
+            .unwrap_err()
+            .contains("at most 64"));
         let patched = patch_custom_metadata(Some(m), &json!({"a": null, "c": "3"})).unwrap();
         assert_eq!(patched.keys().collect::<Vec<_>>(), vec!["b", "c", "n"]);
     }

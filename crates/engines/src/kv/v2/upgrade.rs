@@ -8,7 +8,7 @@
 //! already has v2 metadata is left where it is rather than overwritten (that can only happen if
 //! a v1 write raced the tune). `v2/upgrade` records when a migration finished.
 
-use super::model::{now_nanos, fmt_time, Key, KeyMeta, UPGRADE_KEY};
+use super::model::{fmt_time, now_nanos, Key, KeyMeta, UPGRADE_KEY};
 use super::{put_meta, V2};
 use crate::kv::v1;
 use serde_json::json;
@@ -48,7 +48,9 @@ async fn migrate(b: &V2, storage: &View, names: &[String]) -> Result<usize> {
     let mut ops = Vec::with_capacity(names.len() * 3);
     let mut moved = 0;
     for name in names {
-        let Some(raw) = storage.get(&format!("{}{name}", v1::PREFIX)).await? else { continue };
+        let Some(raw) = storage.get(&format!("{}{name}", v1::PREFIX)).await? else {
+            continue;
+        };
         let key = Key::new(name);
         if b.load_meta(storage, &key).await?.is_some() {
             continue;
