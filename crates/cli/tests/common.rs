@@ -11,7 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Server {
@@ -30,7 +34,11 @@ impl Drop for Server {
 fn wait_ready(addr: &str, client: &Client) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if client.get(format!("{addr}/v1/sys/seal-status")).send().is_ok() {
+        if client
+            .get(format!("{addr}/v1/sys/seal-status"))
+            .send()
+            .is_ok()
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -39,14 +47,22 @@ fn wait_ready(addr: &str, client: &Client) {
 }
 
 pub fn client() -> Client {
-    Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// `tresor server -dev` with root token `root`.
 pub fn dev_server() -> Server {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .args(["server", "-dev", "-dev-root-token-id=root", &format!("-dev-listen-address=127.0.0.1:{port}")])
+        .args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=root",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
         .env("HOME", std::env::temp_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -58,14 +74,22 @@ pub fn dev_server() -> Server {
     // Dev setup (init, unseal, mount) finishes right after the listener is up.
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{addr}/v1/sys/mounts/secret/tune")).header("X-Vault-Token", "root").send() {
+        if let Ok(r) = client
+            .get(format!("{addr}/v1/sys/mounts/secret/tune"))
+            .header("X-Vault-Token", "root")
+            .send()
+        {
             if r.status().is_success() {
                 break;
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Server { child, addr, client }
+    Server {
+        child,
+        addr,
+        client,
+    }
 }
 
 /// `tresor server -config=FILE` with file storage under `dir`, plain HTTP.
@@ -85,13 +109,26 @@ pub fn durable_server(dir: &Path, port: u16) -> Server {
     let addr = format!("http://127.0.0.1:{port}");
     let client = client();
     wait_ready(&addr, &client);
-    Server { child, addr, client }
+    Server {
+        child,
+        addr,
+        client,
+    }
 }
 
 impl Server {
     /// Sends a request; returns (status, parsed JSON body or Null).
-    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut rb = self.client.request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}/v1/{path}", self.addr));
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut rb = self.client.request(
+            Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}/v1/{path}", self.addr),
+        );
         if let Some(t) = token {
             rb = rb.header("X-Vault-Token", t);
         }
@@ -110,7 +147,12 @@ impl Server {
 
     /// Initializes with one share and unseals; returns (unseal key, root token).
     pub fn init_and_unseal(&self) -> (String, String) {
-        let (s, init) = self.call("PUT", "sys/init", None, Some(serde_json::json!({"secret_shares": 1, "secret_threshold": 1})));
+        let (s, init) = self.call(
+            "PUT",
+            "sys/init",
+            None,
+            Some(serde_json::json!({"secret_shares": 1, "secret_threshold": 1})),
+        );
         assert_eq!(s, 200, "{init}");
         let key = init["keys"][0].as_str().unwrap().to_string();
         self.unseal(&key);
@@ -118,7 +160,12 @@ impl Server {
     }
 
     pub fn unseal(&self, key: &str) {
-        let (s, st) = self.call("PUT", "sys/unseal", None, Some(serde_json::json!({ "key": key })));
+        let (s, st) = self.call(
+            "PUT",
+            "sys/unseal",
+            None,
+            Some(serde_json::json!({ "key": key })),
+        );
         assert_eq!(s, 200, "{st}");
         assert_eq!(st["sealed"], false, "{st}");
     }

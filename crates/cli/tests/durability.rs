@@ -15,7 +15,12 @@ fn kill_9_mid_write_load_loses_no_acknowledged_write() {
     let port = free_port();
     let mut server = durable_server(dir.path(), port);
     let (key, root) = server.init_and_unseal();
-    let (st, _) = server.call("POST", "sys/mounts/kv", Some(&root), Some(json!({"type": "kv-v2"})));
+    let (st, _) = server.call(
+        "POST",
+        "sys/mounts/kv",
+        Some(&root),
+        Some(json!({"type": "kv-v2"})),
+    );
     assert_eq!(st, 204);
 
     let acked: Arc<Mutex<Vec<(usize, usize)>>> = Arc::new(Mutex::new(Vec::new()));
@@ -23,9 +28,13 @@ fn kill_9_mid_write_load_loses_no_acknowledged_write() {
     let addr = server.addr.clone();
     let writers: Vec<_> = (0..8)
         .map(|t| {
-            let (acked, stop, addr, root) = (acked.clone(), stop.clone(), addr.clone(), root.clone());
+            let (acked, stop, addr, root) =
+                (acked.clone(), stop.clone(), addr.clone(), root.clone());
             std::thread::spawn(move || {
-                let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .unwrap();
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let r = client
@@ -50,7 +59,11 @@ fn kill_9_mid_write_load_loses_no_acknowledged_write() {
         w.join().unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 50, "the load acknowledged too few writes to prove anything: {}", acked.len());
+    assert!(
+        acked.len() > 50,
+        "the load acknowledged too few writes to prove anything: {}",
+        acked.len()
+    );
     drop(server);
 
     let server = durable_server(dir.path(), port);

@@ -18,13 +18,26 @@ fn raw_http(addr: &str, request: &str) -> String {
 #[test]
 fn dev_server_kv_v2_roundtrip_and_wire_format() {
     let s = dev_server();
-    let (st, w) = s.root("POST", "secret/data/app", Some(json!({"data": {"password": "s3cr3t"}})));
+    let (st, w) = s.root(
+        "POST",
+        "secret/data/app",
+        Some(json!({"data": {"password": "s3cr3t"}})),
+    );
     assert_eq!(st, 200, "{w}");
     assert_eq!(w["data"]["version"], 1);
     let (st, r) = s.root("GET", "secret/data/app", None);
     assert_eq!(st, 200);
     assert_eq!(r["data"]["data"]["password"], "s3cr3t");
-    for key in ["request_id", "lease_id", "renewable", "lease_duration", "wrap_info", "warnings", "auth", "mount_type"] {
+    for key in [
+        "request_id",
+        "lease_id",
+        "renewable",
+        "lease_duration",
+        "wrap_info",
+        "warnings",
+        "auth",
+        "mount_type",
+    ] {
         assert!(r.get(key).is_some(), "envelope lacks {key}: {r}");
     }
     assert_eq!(r["mount_type"], "kv");
@@ -49,21 +62,37 @@ fn bad_input_gets_clean_4xx_errors() {
     let raw = |method: &str, path: &str, body: &'static str| {
         let r = s
             .client
-            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}/v1/{path}", s.addr))
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}/v1/{path}", s.addr),
+            )
             .header("X-Vault-Token", "root")
             .body(body)
             .send()
             .unwrap();
         let status = r.status().as_u16();
-        (status, serde_json::from_str::<serde_json::Value>(&r.text().unwrap()).unwrap_or_default())
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&r.text().unwrap()).unwrap_or_default(),
+        )
     };
     let (st, e) = raw("POST", "secret/data/x", "{not json");
     assert_eq!(st, 400);
-    assert!(e["errors"][0].as_str().unwrap().contains("failed to parse JSON"), "{e}");
+    assert!(
+        e["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("failed to parse JSON"),
+        "{e}"
+    );
     let (st, _) = raw("POST", "secret/data/x", "[1,2]");
     assert_eq!(st, 400);
     // Path traversal, sent raw (HTTP clients normalize `..` away before sending).
-    for path in ["/v1/secret/../sys/mounts", "/v1/secret/%2e%2e/sys/mounts", "/v1/secret/data/./x"] {
+    for path in [
+        "/v1/secret/../sys/mounts",
+        "/v1/secret/%2e%2e/sys/mounts",
+        "/v1/secret/data/./x",
+    ] {
         let answer = raw_http(&s.addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nX-Vault-Token: root\r\nConnection: close\r\n\r\n"));
         assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
         assert!(answer.contains("invalid path"), "{path}: {answer}");
@@ -76,7 +105,12 @@ fn bad_input_gets_clean_4xx_errors() {
     assert_eq!(st, 404, "{e}");
     // Oversized body: over the 32 MiB default.
     let big = "x".repeat(33 * 1024 * 1024);
-    let r = s.client.post(format!("{}/v1/secret/data/big", s.addr)).header("X-Vault-Token", "root").body(format!("{{\"data\":{{\"v\":\"{big}\"}}}}")).send();
+    let r = s
+        .client
+        .post(format!("{}/v1/secret/data/big", s.addr))
+        .header("X-Vault-Token", "root")
+        .body(format!("{{\"data\":{{\"v\":\"{big}\"}}}}"))
+        .send();
     if let Ok(r) = r {
         assert_eq!(r.status().as_u16(), 413);
     }
@@ -98,10 +132,23 @@ fn health_seal_and_unseal_status_codes() {
     let (st, h) = s.call("GET", "sys/health", None, None);
     assert_eq!(st, 501, "{h}");
     assert_eq!(h["initialized"], false);
-    for key in ["performance_standby", "replication_performance_mode", "replication_dr_mode", "server_time_utc", "version", "standby", "sealed"] {
+    for key in [
+        "performance_standby",
+        "replication_performance_mode",
+        "replication_dr_mode",
+        "server_time_utc",
+        "version",
+        "standby",
+        "sealed",
+    ] {
         assert!(h.get(key).is_some(), "health lacks {key}");
     }
-    let (st, init) = s.call("PUT", "sys/init", None, Some(json!({"secret_shares": 5, "secret_threshold": 3})));
+    let (st, init) = s.call(
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"secret_shares": 5, "secret_threshold": 3})),
+    );
     assert_eq!(st, 200);
     assert_eq!(init["keys"].as_array().unwrap().len(), 5);
     assert_eq!(init["keys_base64"].as_array().unwrap().len(), 5);
@@ -113,12 +160,22 @@ fn health_seal_and_unseal_status_codes() {
     let (st, e) = s.call("GET", "sys/mounts", Some(root), None);
     assert_eq!(st, 503, "{e}");
     assert_eq!(e["errors"][0], "Vault is sealed");
-    let keys: Vec<String> = init["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+    let keys: Vec<String> = init["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
     let (_, p) = s.call("PUT", "sys/unseal", None, Some(json!({"key": keys[0]})));
     assert_eq!(p["progress"], 1);
     let (_, p) = s.call("PUT", "sys/unseal", None, Some(json!({"reset": true})));
     assert_eq!(p["progress"], 0);
-    let (st, _) = s.call("PUT", "sys/unseal", None, Some(json!({"key": "zz-not-a-key"})));
+    let (st, _) = s.call(
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": "zz-not-a-key"})),
+    );
     assert_eq!(st, 400);
     for k in &keys[1..4] {
         s.call("PUT", "sys/unseal", None, Some(json!({"key": k})));
@@ -138,9 +195,19 @@ fn durable_store_survives_restart() {
     let (key, root) = {
         let s = durable_server(dir.path(), port);
         let (key, root) = s.init_and_unseal();
-        let (st, _) = s.call("POST", "sys/mounts/kv", Some(&root), Some(json!({"type": "kv-v2"})));
+        let (st, _) = s.call(
+            "POST",
+            "sys/mounts/kv",
+            Some(&root),
+            Some(json!({"type": "kv-v2"})),
+        );
         assert_eq!(st, 204);
-        let (st, _) = s.call("POST", "kv/data/a", Some(&root), Some(json!({"data": {"v": "1"}})));
+        let (st, _) = s.call(
+            "POST",
+            "kv/data/a",
+            Some(&root),
+            Some(json!({"data": {"v": "1"}})),
+        );
         assert_eq!(st, 200);
         (key, root)
     };

@@ -34,11 +34,15 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 
 /// AES-256-GCM seal of `plaintext` under a raw 32-byte key; `[nonce][ct+tag]`.
 pub fn aead_seal(key: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| Error::internal("invalid key length"))?);
+    let k = LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, key).map_err(|_| Error::internal("invalid key length"))?,
+    );
     let nonce_bytes = random_bytes(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(&nonce_bytes).map_err(|_| Error::internal("nonce"))?;
+    let nonce =
+        Nonce::try_assume_unique_for_key(&nonce_bytes).map_err(|_| Error::internal("nonce"))?;
     let mut buf = plaintext.to_vec();
-    k.seal_in_place_append_tag(nonce, Aad::from(aad), &mut buf).map_err(|_| Error::internal("encryption failed"))?;
+    k.seal_in_place_append_tag(nonce, Aad::from(aad), &mut buf)
+        .map_err(|_| Error::internal("encryption failed"))?;
     let mut out = nonce_bytes;
     out.extend_from_slice(&buf);
     Ok(out)
@@ -49,10 +53,16 @@ pub fn aead_open(key: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
     if sealed.len() < NONCE_LEN + 16 {
         return Err(Error::internal("ciphertext too short"));
     }
-    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| Error::internal("invalid key length"))?);
-    let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).map_err(|_| Error::internal("nonce"))?;
+    let k = LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, key).map_err(|_| Error::internal("invalid key length"))?,
+    );
+    let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN])
+        .map_err(|_| Error::internal("nonce"))?;
     let mut buf = sealed[NONCE_LEN..].to_vec();
-    let n = k.open_in_place(nonce, Aad::from(aad), &mut buf).map_err(|_| Error::internal("decryption failed: wrong key or tampered data"))?.len();
+    let n = k
+        .open_in_place(nonce, Aad::from(aad), &mut buf)
+        .map_err(|_| Error::internal("decryption failed: wrong key or tampered data"))?
+        .len();
     buf.truncate(n);
     Ok(buf)
 }
@@ -63,9 +73,14 @@ mod b64 {
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<zeroize::Zeroizing<Vec<u8>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, D::Error> {
         let s = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD.decode(s).map(zeroize::Zeroizing::new).map_err(serde::de::Error::custom)
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map(zeroize::Zeroizing::new)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -90,10 +105,21 @@ pub struct Keyring {
 
 impl Keyring {
     pub fn new() -> Self {
-        Keyring { terms: vec![KeyTerm { term: 1, key: Zeroizing::new(random_bytes(32)), install_time: crate::util::now_rfc3339() }], active_term: 1, encryptions: 0 }
+        Keyring {
+            terms: vec![KeyTerm {
+                term: 1,
+                key: Zeroizing::new(random_bytes(32)),
+                install_time: crate::util::now_rfc3339(),
+            }],
+            active_term: 1,
+            encryptions: 0,
+        }
     }
     pub fn active(&self) -> &KeyTerm {
-        self.terms.iter().find(|t| t.term == self.active_term).expect("active term present")
+        self.terms
+            .iter()
+            .find(|t| t.term == self.active_term)
+            .expect("active term present")
     }
 }
 
@@ -115,12 +141,27 @@ impl Unsealed {
         let ciphers = keyring
             .terms
             .iter()
-            .map(|t| Ok((t.term, LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &t.key).map_err(|_| Error::internal("bad keyring"))?))))
+            .map(|t| {
+                Ok((
+                    t.term,
+                    LessSafeKey::new(
+                        UnboundKey::new(&AES_256_GCM, &t.key)
+                            .map_err(|_| Error::internal("bad keyring"))?,
+                    ),
+                ))
+            })
             .collect::<Result<_>>()?;
-        Ok(Unsealed { keyring, ciphers, root_key })
+        Ok(Unsealed {
+            keyring,
+            ciphers,
+            root_key,
+        })
     }
     fn cipher(&self, term: u32) -> Option<&LessSafeKey> {
-        self.ciphers.iter().find(|(t, _)| *t == term).map(|(_, c)| c)
+        self.ciphers
+            .iter()
+            .find(|(t, _)| *t == term)
+            .map(|(_, c)| c)
     }
 }
 
@@ -132,7 +173,10 @@ pub struct Barrier {
 
 impl Barrier {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Barrier { storage, state: RwLock::new(None) }
+        Barrier {
+            storage,
+            state: RwLock::new(None),
+        }
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -161,8 +205,15 @@ impl Barrier {
 
     /// Loads the keyring with the root key; fails (and stays sealed) if the key is wrong.
     pub async fn unseal(&self, root_key: Zeroizing<Vec<u8>>) -> Result<()> {
-        let sealed = self.storage.get(KEYRING_PATH).await?.ok_or(Error::NotInitialized)?;
-        let plain = Zeroizing::new(aead_open(&root_key, KEYRING_PATH.as_bytes(), &sealed).map_err(|_| Error::bad("invalid key"))?);
+        let sealed = self
+            .storage
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or(Error::NotInitialized)?;
+        let plain = Zeroizing::new(
+            aead_open(&root_key, KEYRING_PATH.as_bytes(), &sealed)
+                .map_err(|_| Error::bad("invalid key"))?,
+        );
         let keyring: Keyring = serde_json::from_slice(&plain)?;
         *self.state.write() = Some(Unsealed::new(keyring, root_key)?);
         Ok(())
@@ -179,7 +230,11 @@ impl Barrier {
             let u = st.as_ref().ok_or(Error::Sealed)?;
             let mut k = u.keyring.clone();
             let term = k.active_term + 1;
-            k.terms.push(KeyTerm { term, key: Zeroizing::new(random_bytes(32)), install_time: crate::util::now_rfc3339() });
+            k.terms.push(KeyTerm {
+                term,
+                key: Zeroizing::new(random_bytes(32)),
+                install_time: crate::util::now_rfc3339(),
+            });
             k.active_term = term;
             k.encryptions = 0;
             (k, u.root_key.clone())
@@ -200,16 +255,25 @@ impl Barrier {
 
     /// The root key, for rekeying (re-protecting it under new shares).
     pub fn root_key(&self) -> Result<Zeroizing<Vec<u8>>> {
-        Ok(self.state.read().as_ref().ok_or(Error::Sealed)?.root_key.clone())
+        Ok(self
+            .state
+            .read()
+            .as_ref()
+            .ok_or(Error::Sealed)?
+            .root_key
+            .clone())
     }
 
     pub fn encrypt(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
         let st = self.state.read();
         let u = st.as_ref().ok_or(Error::Sealed)?;
         let term = u.keyring.active_term;
-        let cipher = u.cipher(term).ok_or_else(|| Error::internal("active key missing"))?;
+        let cipher = u
+            .cipher(term)
+            .ok_or_else(|| Error::internal("active key missing"))?;
         let nonce_bytes = random_bytes(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(&nonce_bytes).map_err(|_| Error::internal("nonce"))?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(&nonce_bytes).map_err(|_| Error::internal("nonce"))?;
         let mut out = Vec::with_capacity(1 + 4 + NONCE_LEN + plaintext.len() + 16);
         out.push(VERSION);
         out.extend_from_slice(&term.to_be_bytes());
@@ -217,7 +281,9 @@ impl Barrier {
         let start = out.len();
         out.extend_from_slice(plaintext);
         let mut body = out.split_off(start);
-        cipher.seal_in_place_append_tag(nonce, Aad::from(key.as_bytes()), &mut body).map_err(|_| Error::internal("encryption failed"))?;
+        cipher
+            .seal_in_place_append_tag(nonce, Aad::from(key.as_bytes()), &mut body)
+            .map_err(|_| Error::internal("encryption failed"))?;
         out.extend_from_slice(&body);
         Ok(out)
     }
@@ -229,10 +295,16 @@ impl Barrier {
         let term = u32::from_be_bytes(sealed[1..5].try_into().expect("4 bytes"));
         let st = self.state.read();
         let u = st.as_ref().ok_or(Error::Sealed)?;
-        let cipher = u.cipher(term).ok_or_else(|| Error::internal(format!("no key for term {term}")))?;
-        let nonce = Nonce::try_assume_unique_for_key(&sealed[5..5 + NONCE_LEN]).map_err(|_| Error::internal("nonce"))?;
+        let cipher = u
+            .cipher(term)
+            .ok_or_else(|| Error::internal(format!("no key for term {term}")))?;
+        let nonce = Nonce::try_assume_unique_for_key(&sealed[5..5 + NONCE_LEN])
+            .map_err(|_| Error::internal("nonce"))?;
         let mut buf = sealed[5 + NONCE_LEN..].to_vec();
-        let n = cipher.open_in_place(nonce, Aad::from(key.as_bytes()), &mut buf).map_err(|_| Error::internal(format!("entry at {key} failed authentication")))?.len();
+        let n = cipher
+            .open_in_place(nonce, Aad::from(key.as_bytes()), &mut buf)
+            .map_err(|_| Error::internal(format!("entry at {key} failed authentication")))?
+            .len();
         buf.truncate(n);
         Ok(buf)
     }
@@ -281,11 +353,17 @@ pub struct View {
 
 impl View {
     pub fn new(barrier: Arc<Barrier>, prefix: impl Into<String>) -> Self {
-        View { barrier, prefix: prefix.into() }
+        View {
+            barrier,
+            prefix: prefix.into(),
+        }
     }
     /// A view of a sub-prefix (`prefix` should end in `/`).
     pub fn sub(&self, prefix: &str) -> View {
-        View { barrier: self.barrier.clone(), prefix: format!("{}{}", self.prefix, prefix) }
+        View {
+            barrier: self.barrier.clone(),
+            prefix: format!("{}{}", self.prefix, prefix),
+        }
     }
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -297,10 +375,14 @@ impl View {
         self.barrier.get(&self.key(key)).await
     }
     pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
-        self.barrier.write_batch(vec![WriteOp::Put(self.key(key), value)]).await
+        self.barrier
+            .write_batch(vec![WriteOp::Put(self.key(key), value)])
+            .await
     }
     pub async fn delete(&self, key: &str) -> Result<()> {
-        self.barrier.write_batch(vec![WriteOp::Delete(self.key(key))]).await
+        self.barrier
+            .write_batch(vec![WriteOp::Delete(self.key(key))])
+            .await
     }
     /// Atomic batch; keys are relative to this view.
     pub async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
@@ -346,7 +428,13 @@ impl View {
     pub async fn clear(&self, prefix: &str) -> Result<()> {
         let keys = self.list_recursive(prefix).await?;
         for chunk in keys.chunks(256) {
-            self.write_batch(chunk.iter().map(|k| WriteOp::Delete(format!("{prefix}{k}"))).collect()).await?;
+            self.write_batch(
+                chunk
+                    .iter()
+                    .map(|k| WriteOp::Delete(format!("{prefix}{k}")))
+                    .collect(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -389,7 +477,10 @@ mod tests {
         v.put("old", b"1".to_vec()).await.unwrap();
         assert_eq!(b.rotate().await.unwrap(), 2);
         v.put("new", b"2".to_vec()).await.unwrap();
-        assert_eq!(storage.get("new").await.unwrap().unwrap()[1..5], 2u32.to_be_bytes());
+        assert_eq!(
+            storage.get("new").await.unwrap().unwrap()[1..5],
+            2u32.to_be_bytes()
+        );
         b.seal();
         assert!(b.unseal(Zeroizing::new(vec![7u8; 32])).await.is_err());
         assert!(b.is_sealed());

@@ -52,7 +52,12 @@ pub struct CoreConfig {
 
 impl Default for CoreConfig {
     fn default() -> Self {
-        CoreConfig { default_lease_ttl: 768 * 3600, max_lease_ttl: 768 * 3600, storage_type: "inmem".into(), cluster_name: format!("tresor-cluster-{}", &random_alnum(8).to_lowercase()) }
+        CoreConfig {
+            default_lease_ttl: 768 * 3600,
+            max_lease_ttl: 768 * 3600,
+            storage_type: "inmem".into(),
+            cluster_name: format!("tresor-cluster-{}", &random_alnum(8).to_lowercase()),
+        }
     }
 }
 
@@ -96,14 +101,18 @@ fn normalize_path(path: &str) -> Result<String> {
     let trimmed = path.trim_start_matches('/');
     for seg in trimmed.split('/') {
         if seg == ".." || seg == "." {
-            return Err(Error::bad("invalid path: relative path segments are not allowed"));
+            return Err(Error::bad(
+                "invalid path: relative path segments are not allowed",
+            ));
         }
     }
     if trimmed.contains("//") {
         return Err(Error::bad("invalid path: empty path segment"));
     }
     if trimmed.chars().any(|c| c.is_control()) {
-        return Err(Error::bad("invalid path: control characters are not allowed"));
+        return Err(Error::bad(
+            "invalid path: control characters are not allowed",
+        ));
     }
     Ok(trimmed.to_string())
 }
@@ -141,7 +150,11 @@ impl Core {
     }
 
     /// Initializes a new server: keyring, root key, unseal key shares, root token. Leaves it sealed.
-    pub async fn initialize(&self, cfg: SealConfig, root_token_id: Option<String>) -> Result<InitResult> {
+    pub async fn initialize(
+        &self,
+        cfg: SealConfig,
+        root_token_id: Option<String>,
+    ) -> Result<InitResult> {
         cfg.validate()?;
         if self.is_initialized().await? {
             return Err(Error::bad("Vault is already initialized"));
@@ -152,7 +165,13 @@ impl Core {
         let active = self.post_unseal().await?;
         let (root_token, _) = active
             .tokens
-            .create(TokenParams { id: root_token_id, policies: vec!["root".into()], path: "auth/token/root".into(), display_name: "root".into(), ..Default::default() })
+            .create(TokenParams {
+                id: root_token_id,
+                policies: vec!["root".into()],
+                path: "auth/token/root".into(),
+                display_name: "root".into(),
+                ..Default::default()
+            })
             .await?;
         self.seal_now();
         Ok(InitResult { keys, root_token })
@@ -163,13 +182,20 @@ impl Core {
         if !self.is_sealed() {
             return Ok(true);
         }
-        let cfg = self.seal_store.config().await?.ok_or(Error::NotInitialized)?;
+        let cfg = self
+            .seal_store
+            .config()
+            .await?
+            .ok_or(Error::NotInitialized)?;
         let mut progress = self.unseal_progress.lock().await;
         if !self.is_sealed() {
             return Ok(true);
         }
         if cfg.secret_shares == 1 && key.len() != 32 || cfg.secret_shares > 1 && key.len() != 33 {
-            return Err(Error::bad(format!("'key' must be a valid hex or base64 string of a key share ({} bytes)", if cfg.secret_shares == 1 { 32 } else { 33 })));
+            return Err(Error::bad(format!(
+                "'key' must be a valid hex or base64 string of a key share ({} bytes)",
+                if cfg.secret_shares == 1 { 32 } else { 33 }
+            )));
         }
         if progress.nonce.is_empty() {
             progress.nonce = crate::util::uuid();
@@ -181,7 +207,9 @@ impl Core {
         let shares = std::mem::take(&mut progress.shares);
         progress.reset();
         let root_key = self.seal_store.recover_root_key(&shares, &cfg).await?;
-        self.barrier.unseal(root_key).await.map_err(|_| Error::bad("failed to unseal: the key shares do not reconstruct the unseal key"))?;
+        self.barrier.unseal(root_key).await.map_err(|_| {
+            Error::bad("failed to unseal: the key shares do not reconstruct the unseal key")
+        })?;
         if let Err(e) = self.post_unseal().await {
             self.seal_now();
             return Err(e);
@@ -198,7 +226,10 @@ impl Core {
     }
 
     fn limits(&self) -> TtlLimits {
-        TtlLimits { default_ttl: self.config.default_lease_ttl, max_ttl: self.config.max_lease_ttl }
+        TtlLimits {
+            default_ttl: self.config.default_lease_ttl,
+            max_ttl: self.config.max_lease_ttl,
+        }
     }
 
     /// Loads mount tables, policies and tokens after the barrier opened.
@@ -219,11 +250,18 @@ impl Core {
             };
             for entry in entries {
                 let backend = self.build_backend(&entry, &tokens)?;
-                backend.initialize(&View::new(self.barrier.clone(), entry.storage_prefix())).await?;
+                backend
+                    .initialize(&View::new(self.barrier.clone(), entry.storage_prefix()))
+                    .await?;
                 router.insert(entry, backend);
             }
         }
-        let active = Arc::new(Active { router: RwLock::new(router), tokens, policies, mount_lock: tokio::sync::Mutex::new(()) });
+        let active = Arc::new(Active {
+            router: RwLock::new(router),
+            tokens,
+            policies,
+            mount_lock: tokio::sync::Mutex::new(()),
+        });
         *self.active.write() = Some(active.clone());
         Ok(active)
     }
@@ -246,21 +284,45 @@ impl Core {
             vec![mk("token/", "token", "token based credentials")]
         } else {
             vec![
-                mk("sys/", "system", "system endpoints used for control, policy and debugging"),
-                mk("cubbyhole/", "cubbyhole", "per-token private secret storage"),
+                mk(
+                    "sys/",
+                    "system",
+                    "system endpoints used for control, policy and debugging",
+                ),
+                mk(
+                    "cubbyhole/",
+                    "cubbyhole",
+                    "per-token private secret storage",
+                ),
             ]
         }
     }
 
     /// A backend instance for a mount entry.
-    pub fn build_backend(&self, entry: &MountEntry, tokens: &Arc<TokenStore>) -> Result<Arc<dyn Backend>> {
+    pub fn build_backend(
+        &self,
+        entry: &MountEntry,
+        tokens: &Arc<TokenStore>,
+    ) -> Result<Arc<dyn Backend>> {
         match entry.kind.as_str() {
             "system" => Ok(Arc::new(crate::sys::backend(self.me.clone()))),
-            "token" => Ok(Arc::new(TokenBackend { store: tokens.clone(), limits: self.limits() }.backend())),
+            "token" => Ok(Arc::new(
+                TokenBackend {
+                    store: tokens.clone(),
+                    limits: self.limits(),
+                }
+                .backend(),
+            )),
             "cubbyhole" => Ok(Arc::new(crate::cubbyhole::backend())),
             kind => {
-                let registry = if entry.table == "auth" { &self.registry.auth } else { &self.registry.secrets };
-                let factory = registry.get(kind).ok_or_else(|| Error::bad(format!("plugin not found in the catalog: {kind}")))?;
+                let registry = if entry.table == "auth" {
+                    &self.registry.auth
+                } else {
+                    &self.registry.secrets
+                };
+                let factory = registry.get(kind).ok_or_else(|| {
+                    Error::bad(format!("plugin not found in the catalog: {kind}"))
+                })?;
                 factory(entry)
             }
         }
@@ -275,15 +337,21 @@ impl Core {
         }
         let prefix = entry.route_prefix();
         for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] {
-            if entry.table == "mounts" && (prefix.starts_with(reserved) || reserved.starts_with(prefix.as_str())) {
-                return Err(Error::bad(format!("cannot mount at {prefix:?}: the path is reserved")));
+            if entry.table == "mounts"
+                && (prefix.starts_with(reserved) || reserved.starts_with(prefix.as_str()))
+            {
+                return Err(Error::bad(format!(
+                    "cannot mount at {prefix:?}: the path is reserved"
+                )));
             }
         }
         if let Some(existing) = active.router.read().conflicts(&prefix) {
             return Err(Error::bad(format!("path is already in use at {existing}")));
         }
         let backend = self.build_backend(&entry, &active.tokens)?;
-        backend.initialize(&View::new(self.barrier.clone(), entry.storage_prefix())).await?;
+        backend
+            .initialize(&View::new(self.barrier.clone(), entry.storage_prefix()))
+            .await?;
         let root = View::new(self.barrier.clone(), "");
         let key = format!("core/{}", entry.table);
         let mut table: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
@@ -297,7 +365,11 @@ impl Core {
     pub async fn unmount(&self, table: &str, path: &str) -> Result<()> {
         let active = self.active()?;
         let _guard = active.mount_lock.lock().await;
-        let path = if path.ends_with('/') { path.to_string() } else { format!("{path}/") };
+        let path = if path.ends_with('/') {
+            path.to_string()
+        } else {
+            format!("{path}/")
+        };
         let root = View::new(self.barrier.clone(), "");
         let key = format!("core/{table}");
         let mut entries: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
@@ -305,7 +377,10 @@ impl Core {
             return Ok(()); // Vault answers 204 for a path that is not mounted.
         };
         let entry = entries.remove(pos);
-        if matches!(entry.kind.as_str(), "system" | "token" | "cubbyhole" | "identity") {
+        if matches!(
+            entry.kind.as_str(),
+            "system" | "token" | "cubbyhole" | "identity"
+        ) {
             return Err(Error::bad(format!("cannot unmount {path:?}")));
         }
         root.put_json(&key, &entries).await?;
@@ -327,13 +402,21 @@ impl Core {
         };
         let ((table, from), (to_table, to)) = (split(from), split(to));
         if table != to_table {
-            return Err(Error::bad("cannot remount between secrets engines and auth methods"));
+            return Err(Error::bad(
+                "cannot remount between secrets engines and auth methods",
+            ));
         }
         let root = self.root_view();
         let key = format!("core/{table}");
         let mut entries: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
-        let pos = entries.iter().position(|e| e.path == from).ok_or_else(|| Error::bad(format!("no mount at {from:?}")))?;
-        if matches!(entries[pos].kind.as_str(), "system" | "token" | "cubbyhole" | "identity") {
+        let pos = entries
+            .iter()
+            .position(|e| e.path == from)
+            .ok_or_else(|| Error::bad(format!("no mount at {from:?}")))?;
+        if matches!(
+            entries[pos].kind.as_str(),
+            "system" | "token" | "cubbyhole" | "identity"
+        ) {
             return Err(Error::bad(format!("cannot remount {from:?}")));
         }
         let mut moved = entries[pos].clone();
@@ -353,14 +436,26 @@ impl Core {
     }
 
     /// Changes a mount's tunable config and persists it.
-    pub async fn tune(&self, table: &str, path: &str, f: impl FnOnce(&mut MountEntry) -> Result<()>) -> Result<()> {
+    pub async fn tune(
+        &self,
+        table: &str,
+        path: &str,
+        f: impl FnOnce(&mut MountEntry) -> Result<()>,
+    ) -> Result<()> {
         let active = self.active()?;
         let _guard = active.mount_lock.lock().await;
-        let path = if path.ends_with('/') { path.to_string() } else { format!("{path}/") };
+        let path = if path.ends_with('/') {
+            path.to_string()
+        } else {
+            format!("{path}/")
+        };
         let root = View::new(self.barrier.clone(), "");
         let key = format!("core/{table}");
         let mut entries: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
-        let entry = entries.iter_mut().find(|e| e.path == path).ok_or_else(|| Error::bad(format!("no mount at {path:?}")))?;
+        let entry = entries
+            .iter_mut()
+            .find(|e| e.path == path)
+            .ok_or_else(|| Error::bad(format!("no mount at {path:?}")))?;
         f(entry)?;
         let entry = entry.clone();
         root.put_json(&key, &entries).await?;
@@ -375,7 +470,12 @@ impl Core {
     pub fn mounts(&self, table: &str) -> Result<Vec<MountEntry>> {
         let active = self.active()?;
         let router = active.router.read();
-        let mut v: Vec<MountEntry> = router.routes().iter().filter(|r| r.entry.table == table).map(|r| r.entry.clone()).collect();
+        let mut v: Vec<MountEntry> = router
+            .routes()
+            .iter()
+            .filter(|r| r.entry.table == table)
+            .map(|r| r.entry.clone())
+            .collect();
         v.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(v)
     }
@@ -383,10 +483,20 @@ impl Core {
     /// Resolves the caller's token and ACL; `Err(PermissionDenied)` for a missing or bad token.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller> {
         let active = self.active()?;
-        let token = token.filter(|t| !t.is_empty()).ok_or(Error::PermissionDenied)?;
-        let entry = active.tokens.lookup(token).await?.ok_or_else(|| Error::Forbidden("permission denied".into()))?;
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or(Error::PermissionDenied)?;
+        let entry = active
+            .tokens
+            .lookup(token)
+            .await?
+            .ok_or_else(|| Error::Forbidden("permission denied".into()))?;
         let acl = active.policies.acl(&entry.policies).await?;
-        Ok(Caller { token: token.to_string(), entry, acl })
+        Ok(Caller {
+            token: token.to_string(),
+            entry,
+            acl,
+        })
     }
 
     /// The whole barrier, unscoped (for core-owned records).
@@ -417,14 +527,25 @@ impl Core {
         // The seal API answers whether sealed or not.
         if let Some(rel) = req.path.strip_prefix("sys/") {
             if crate::sys::seal::handles(rel) {
-                let call = self.call(&req, rel.to_string(), None, seal_api_entry(), View::new(self.barrier.clone(), "sys/"));
+                let call = self.call(
+                    &req,
+                    rel.to_string(),
+                    None,
+                    seal_api_entry(),
+                    View::new(self.barrier.clone(), "sys/"),
+                );
                 return self.seal_api.handle(call).await;
             }
         }
         let active = self.active()?;
         let (route, rel) = {
             let router = active.router.read();
-            let (route, rel) = router.route(&req.path).ok_or_else(|| Error::UnsupportedPath(format!("no handler for route \"{}\". route entry not found.", req.path)))?;
+            let (route, rel) = router.route(&req.path).ok_or_else(|| {
+                Error::UnsupportedPath(format!(
+                    "no handler for route \"{}\". route entry not found.",
+                    req.path
+                ))
+            })?;
             (route.clone(), rel)
         };
         let backend = route.backend.clone();
@@ -440,14 +561,21 @@ impl Core {
         };
         let mut op = req.operation;
         if op == Operation::Update {
-            let probe = self.call(&req, rel.clone(), caller.clone(), route.entry.clone(), view.clone());
+            let probe = self.call(
+                &req,
+                rel.clone(),
+                caller.clone(),
+                route.entry.clone(),
+                view.clone(),
+            );
             if backend.exists(probe).await? == Some(false) {
                 op = Operation::Create;
             }
         }
         if let (false, Some(c)) = (unauthenticated, &caller) {
             let sudo = path_matches_any(&backend.sudo_paths(), &rel);
-            c.acl.check_wrapped(&req.path, op, &req.data, sudo, req.wrap_ttl)?;
+            c.acl
+                .check_wrapped(&req.path, op, &req.data, sudo, req.wrap_ttl)?;
             if c.entry.num_uses > 0 && !active.tokens.use_token(&c.entry).await? {
                 return Err(Error::PermissionDenied);
             }
@@ -462,7 +590,14 @@ impl Core {
         Ok(resp)
     }
 
-    fn call(&self, req: &Request, rel: String, caller: Option<Caller>, mount: MountEntry, storage: View) -> Call {
+    fn call(
+        &self,
+        req: &Request,
+        rel: String,
+        caller: Option<Caller>,
+        mount: MountEntry,
+        storage: View,
+    ) -> Call {
         Call {
             operation: req.operation,
             path: rel,
@@ -478,10 +613,27 @@ impl Core {
     }
 
     /// Turns a successful login into a token, with TTLs bounded by the mount and the system.
-    async fn issue_login_token(&self, active: &Active, mount: &MountEntry, grant: crate::logical::LoginGrant) -> Result<crate::logical::Auth> {
-        let max = if mount.config.max_lease_ttl > 0 { mount.config.max_lease_ttl } else { self.config.max_lease_ttl };
-        let default = if mount.config.default_lease_ttl > 0 { mount.config.default_lease_ttl } else { self.config.default_lease_ttl };
-        let mut ttl = grant.ttl.map(|d| d.as_secs()).filter(|t| *t > 0).unwrap_or(default);
+    async fn issue_login_token(
+        &self,
+        active: &Active,
+        mount: &MountEntry,
+        grant: crate::logical::LoginGrant,
+    ) -> Result<crate::logical::Auth> {
+        let max = if mount.config.max_lease_ttl > 0 {
+            mount.config.max_lease_ttl
+        } else {
+            self.config.max_lease_ttl
+        };
+        let default = if mount.config.default_lease_ttl > 0 {
+            mount.config.default_lease_ttl
+        } else {
+            self.config.default_lease_ttl
+        };
+        let mut ttl = grant
+            .ttl
+            .map(|d| d.as_secs())
+            .filter(|t| *t > 0)
+            .unwrap_or(default);
         if let Some(m) = grant.max_ttl.map(|d| d.as_secs()).filter(|t| *t > 0) {
             ttl = ttl.min(m);
         }
@@ -500,7 +652,13 @@ impl Core {
                 policies: policies.clone(),
                 path: format!("{}login", mount.route_prefix()),
                 meta: grant.metadata.clone(),
-                display_name: format!("{}-{}", mount.path.trim_end_matches('/'), grant.display_name).trim_end_matches('-').to_string(),
+                display_name: format!(
+                    "{}-{}",
+                    mount.path.trim_end_matches('/'),
+                    grant.display_name
+                )
+                .trim_end_matches('-')
+                .to_string(),
                 num_uses: grant.num_uses as i64,
                 ttl,
                 explicit_max_ttl: grant.max_ttl.map(|d| d.as_secs()).unwrap_or(0),

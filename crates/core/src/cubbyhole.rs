@@ -29,7 +29,9 @@ pub fn backend() -> PathBackend<Cubbyhole> {
                 if c.path.is_empty() || c.path.ends_with('/') {
                     return Err(Error::bad("missing path"));
                 }
-                c.storage.put_json(&key(&c)?, &Value::Object(c.data.clone())).await?;
+                c.storage
+                    .put_json(&key(&c)?, &Value::Object(c.data.clone()))
+                    .await?;
                 Ok(Response::default())
             })
             .op(Delete, |_b: Arc<Cubbyhole>, c| async move {

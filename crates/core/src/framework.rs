@@ -64,7 +64,12 @@ pub struct Field {
 
 impl Field {
     fn new(ty: FieldType, description: &'static str) -> Self {
-        Field { ty, description, default: None, required: false }
+        Field {
+            ty,
+            description,
+            default: None,
+            required: false,
+        }
     }
     pub fn string(d: &'static str) -> Self {
         Self::new(FieldType::String, d)
@@ -99,7 +104,12 @@ impl Field {
 
 /// Converts a JSON value to a field's type, Vault-style.
 pub fn convert(name: &str, ty: FieldType, v: &Value) -> Result<Value> {
-    let err = || Error::bad(format!("error converting input for field \"{name}\": expected {}", ty.name()));
+    let err = || {
+        Error::bad(format!(
+            "error converting input for field \"{name}\": expected {}",
+            ty.name()
+        ))
+    };
     Ok(match ty {
         FieldType::Raw => v.clone(),
         FieldType::String => match v {
@@ -110,7 +120,10 @@ pub fn convert(name: &str, ty: FieldType, v: &Value) -> Result<Value> {
             _ => return Err(err()),
         },
         FieldType::Int => match v {
-            Value::Number(n) => json!(n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).ok_or_else(err)?),
+            Value::Number(n) => json!(n
+                .as_i64()
+                .or_else(|| n.as_f64().map(|f| f as i64))
+                .ok_or_else(err)?),
             Value::String(s) if s.is_empty() => json!(0),
             Value::String(s) => json!(s.trim().parse::<i64>().map_err(|_| err())?),
             Value::Bool(b) => json!(*b as i64),
@@ -131,7 +144,10 @@ pub fn convert(name: &str, ty: FieldType, v: &Value) -> Result<Value> {
             Value::Object(_) => v.clone(),
             Value::Null => json!({}),
             Value::String(s) if s.is_empty() => json!({}),
-            Value::String(s) => serde_json::from_str::<Value>(s).ok().filter(|v| v.is_object()).ok_or_else(err)?,
+            Value::String(s) => serde_json::from_str::<Value>(s)
+                .ok()
+                .filter(|v| v.is_object())
+                .ok_or_else(err)?,
             _ => return Err(err()),
         },
         FieldType::StringList => match v {
@@ -146,7 +162,11 @@ pub fn convert(name: &str, ty: FieldType, v: &Value) -> Result<Value> {
                     .collect::<Result<_>>()?,
             ),
             Value::String(s) if s.trim().is_empty() => json!([]),
-            Value::String(s) => Value::Array(s.split(',').map(|p| Value::String(p.trim().to_string())).collect()),
+            Value::String(s) => Value::Array(
+                s.split(',')
+                    .map(|p| Value::String(p.trim().to_string()))
+                    .collect(),
+            ),
             Value::Null => json!([]),
             _ => return Err(err()),
         },
@@ -156,7 +176,11 @@ pub fn convert(name: &str, ty: FieldType, v: &Value) -> Result<Value> {
 /// Parses seconds (number or numeric string) or a Go-style duration ("1h", "90m", "1h30m", "2d").
 pub fn parse_duration(v: &Value) -> Option<Duration> {
     match v {
-        Value::Number(n) => n.as_u64().map(Duration::from_secs).or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| Duration::from_secs(f as u64))),
+        Value::Number(n) => n.as_u64().map(Duration::from_secs).or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0)
+                .map(|f| Duration::from_secs(f as u64))
+        }),
         Value::String(s) => parse_duration_str(s),
         Value::Null => Some(Duration::ZERO),
         _ => None,
@@ -205,7 +229,11 @@ impl FieldData {
     }
     pub fn strings(&self, name: &str) -> Vec<String> {
         match self.get(name) {
-            Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).filter(|s| !s.is_empty()).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .filter(|s| !s.is_empty())
+                .collect(),
             _ => vec![],
         }
     }
@@ -259,8 +287,16 @@ impl<B: Send + Sync + 'static> Path<B> {
     /// A path; `pattern` is a regex matched against the whole mount-relative path. Named groups
     /// become fields.
     pub fn new(pattern: &str) -> Self {
-        let regex = regex::Regex::new(&format!("^(?:{pattern})$")).expect("path pattern must be a valid regex");
-        Path { pattern: pattern.to_string(), regex, fields: vec![], handlers: vec![], exists: None, help: "" }
+        let regex = regex::Regex::new(&format!("^(?:{pattern})$"))
+            .expect("path pattern must be a valid regex");
+        Path {
+            pattern: pattern.to_string(),
+            regex,
+            fields: vec![],
+            handlers: vec![],
+            exists: None,
+            help: "",
+        }
     }
     pub fn field(mut self, name: &'static str, f: Field) -> Self {
         self.fields.push((name, f));
@@ -271,7 +307,8 @@ impl<B: Send + Sync + 'static> Path<B> {
         F: Fn(Arc<B>, Call) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response>> + Send + 'static,
     {
-        self.handlers.push((op, Arc::new(move |b, c| Box::pin(f(b, c)))));
+        self.handlers
+            .push((op, Arc::new(move |b, c| Box::pin(f(b, c)))));
         self
     }
     /// Declares an existence check: writes to an existing entry are `update`, others `create`.
@@ -298,11 +335,15 @@ impl<B: Send + Sync + 'static> Path<B> {
         let mut fd = FieldData::default();
         let caps = self.regex.captures(rel_path);
         for (name, field) in &self.fields {
-            let captured = caps.as_ref().and_then(|c| c.name(name)).map(|m| Value::String(m.as_str().to_string()));
+            let captured = caps
+                .as_ref()
+                .and_then(|c| c.name(name))
+                .map(|m| Value::String(m.as_str().to_string()));
             let given = captured.or_else(|| data.get(*name).cloned());
             match given {
                 Some(v) => {
-                    fd.values.insert(name.to_string(), convert(name, field.ty, &v)?);
+                    fd.values
+                        .insert(name.to_string(), convert(name, field.ty, &v)?);
                     fd.present.insert(name.to_string());
                 }
                 None => {
@@ -310,7 +351,8 @@ impl<B: Send + Sync + 'static> Path<B> {
                         return Err(Error::bad(format!("missing required field \"{name}\"")));
                     }
                     if let Some(d) = &field.default {
-                        fd.values.insert(name.to_string(), convert(name, field.ty, d)?);
+                        fd.values
+                            .insert(name.to_string(), convert(name, field.ty, d)?);
                     }
                 }
             }
@@ -319,7 +361,8 @@ impl<B: Send + Sync + 'static> Path<B> {
         if let Some(c) = caps {
             for n in self.regex.capture_names().flatten() {
                 if let (Some(m), false) = (c.name(n), fd.values.contains_key(n)) {
-                    fd.values.insert(n.to_string(), Value::String(m.as_str().to_string()));
+                    fd.values
+                        .insert(n.to_string(), Value::String(m.as_str().to_string()));
                     fd.present.insert(n.to_string());
                 }
             }
@@ -363,7 +406,13 @@ pub struct PathBackend<B> {
 
 impl<B: Send + Sync + 'static> PathBackend<B> {
     pub fn new(inner: B, paths: Vec<Path<B>>) -> Self {
-        PathBackend { inner: Arc::new(inner), paths, unauthenticated: vec![], sudo: vec![], help: "" }
+        PathBackend {
+            inner: Arc::new(inner),
+            paths,
+            unauthenticated: vec![],
+            sudo: vec![],
+            help: "",
+        }
     }
     pub fn unauthenticated(mut self, p: &[&str]) -> Self {
         self.unauthenticated = p.iter().map(|s| s.to_string()).collect();
@@ -388,18 +437,28 @@ impl<B: Send + Sync + 'static> PathBackend<B> {
 #[async_trait]
 impl<B: Send + Sync + 'static> Backend for PathBackend<B> {
     async fn handle(&self, mut call: Call) -> Result<Response> {
-        let path = self.route(&call.path).ok_or_else(|| Error::UnsupportedPath(format!("unsupported path: {}", call.path)))?;
+        let path = self
+            .route(&call.path)
+            .ok_or_else(|| Error::UnsupportedPath(format!("unsupported path: {}", call.path)))?;
         if call.operation == Operation::Help {
-            return Ok(Response::data(json!({ "help": path.help, "pattern": path.pattern })));
+            return Ok(Response::data(
+                json!({ "help": path.help, "pattern": path.pattern }),
+            ));
         }
-        let handler = path.handler(call.operation).ok_or(Error::UnsupportedOperation)?;
+        let handler = path
+            .handler(call.operation)
+            .ok_or(Error::UnsupportedOperation)?;
         call.fields = path.field_data(call.operation, &call.path, &call.data)?;
         handler(self.inner.clone(), call).await
     }
 
     async fn exists(&self, mut call: Call) -> Result<Option<bool>> {
-        let Some(path) = self.route(&call.path) else { return Ok(None) };
-        let Some(check) = &path.exists else { return Ok(None) };
+        let Some(path) = self.route(&call.path) else {
+            return Ok(None);
+        };
+        let Some(check) = &path.exists else {
+            return Ok(None);
+        };
         call.fields = path.field_data(call.operation, &call.path, &call.data)?;
         Ok(Some(check(self.inner.clone(), call).await?))
     }

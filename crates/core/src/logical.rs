@@ -144,7 +144,10 @@ impl Response {
     /// A response with a `data` object.
     pub fn data(value: Value) -> Self {
         match value {
-            Value::Object(m) => Response { data: Some(m), ..Default::default() },
+            Value::Object(m) => Response {
+                data: Some(m),
+                ..Default::default()
+            },
             _ => Response::default(),
         }
     }

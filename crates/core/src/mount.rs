@@ -86,10 +86,22 @@ impl MountEntry {
             c.insert("listing_visibility".into(), Value::String(v.clone()));
         }
         for (k, v) in [
-            ("audit_non_hmac_request_keys", &self.config.audit_non_hmac_request_keys),
-            ("audit_non_hmac_response_keys", &self.config.audit_non_hmac_response_keys),
-            ("passthrough_request_headers", &self.config.passthrough_request_headers),
-            ("allowed_response_headers", &self.config.allowed_response_headers),
+            (
+                "audit_non_hmac_request_keys",
+                &self.config.audit_non_hmac_request_keys,
+            ),
+            (
+                "audit_non_hmac_response_keys",
+                &self.config.audit_non_hmac_response_keys,
+            ),
+            (
+                "passthrough_request_headers",
+                &self.config.passthrough_request_headers,
+            ),
+            (
+                "allowed_response_headers",
+                &self.config.allowed_response_headers,
+            ),
         ] {
             if !v.is_empty() {
                 c.insert(k.into(), serde_json::json!(v));
@@ -135,8 +147,17 @@ impl Router {
     pub fn insert(&mut self, entry: MountEntry, backend: Arc<dyn Backend>) {
         let prefix = entry.route_prefix();
         self.routes.retain(|r| r.prefix != prefix);
-        self.routes.push(Route { prefix, entry, backend });
-        self.routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()).then(a.prefix.cmp(&b.prefix)));
+        self.routes.push(Route {
+            prefix,
+            entry,
+            backend,
+        });
+        self.routes.sort_by(|a, b| {
+            b.prefix
+                .len()
+                .cmp(&a.prefix.len())
+                .then(a.prefix.cmp(&b.prefix))
+        });
     }
     pub fn remove(&mut self, prefix: &str) -> Option<Route> {
         let i = self.routes.iter().position(|r| r.prefix == prefix)?;

@@ -38,7 +38,10 @@ pub fn normalize_name(name: &str) -> Result<String> {
     if n.is_empty() {
         return Err(Error::bad("policy name is missing"));
     }
-    if n.contains("..") || n.chars().any(|c| !(c.is_alphanumeric() || "-_.@/+=".contains(c))) {
+    if n.contains("..")
+        || n.chars()
+            .any(|c| !(c.is_alphanumeric() || "-_.@/+=".contains(c)))
+    {
         return Err(Error::bad(format!("invalid policy name {name:?}")));
     }
     Ok(n)
@@ -46,7 +49,11 @@ pub fn normalize_name(name: &str) -> Result<String> {
 
 impl PolicyStore {
     pub async fn open(view: View) -> Result<Self> {
-        let s = PolicyStore { view, parsed: RwLock::new(HashMap::new()), acls: RwLock::new(HashMap::new()) };
+        let s = PolicyStore {
+            view,
+            parsed: RwLock::new(HashMap::new()),
+            acls: RwLock::new(HashMap::new()),
+        };
         if s.view.get("default").await?.is_none() {
             s.put("default", DEFAULT_POLICY).await?;
         }
@@ -57,7 +64,9 @@ impl PolicyStore {
         if let Some(p) = self.parsed.read().get(name) {
             return Ok(Some(p.clone()));
         }
-        let Some(sp) = self.view.get_json::<StoredPolicy>(name).await? else { return Ok(None) };
+        let Some(sp) = self.view.get_json::<StoredPolicy>(name).await? else {
+            return Ok(None);
+        };
         let p = Arc::new(Policy::parse(&sp.name, &sp.policy)?);
         self.parsed.write().insert(name.to_string(), p.clone());
         Ok(Some(p))
@@ -68,7 +77,11 @@ impl PolicyStore {
         if name == "root" {
             return Ok(Some(String::new()));
         }
-        Ok(self.view.get_json::<StoredPolicy>(name).await?.map(|p| p.policy))
+        Ok(self
+            .view
+            .get_json::<StoredPolicy>(name)
+            .await?
+            .map(|p| p.policy))
     }
 
     pub async fn put(&self, name: &str, text: &str) -> Result<()> {
@@ -77,7 +90,15 @@ impl PolicyStore {
             return Err(Error::bad("cannot update \"root\" policy"));
         }
         Policy::parse(&name, text)?;
-        self.view.put_json(&name, &StoredPolicy { name: name.clone(), policy: text.to_string() }).await?;
+        self.view
+            .put_json(
+                &name,
+                &StoredPolicy {
+                    name: name.clone(),
+                    policy: text.to_string(),
+                },
+            )
+            .await?;
         self.invalidate(&name);
         Ok(())
     }

@@ -31,7 +31,9 @@ impl SealConfig {
             return Err(Error::bad("threshold must be at least one"));
         }
         if self.secret_shares > 1 && self.secret_threshold == 1 {
-            return Err(Error::bad("threshold must be greater than one for multiple shares"));
+            return Err(Error::bad(
+                "threshold must be greater than one for multiple shares",
+            ));
         }
         if self.secret_threshold > self.secret_shares {
             return Err(Error::bad("threshold cannot be larger than shares"));
@@ -46,19 +48,27 @@ pub fn split(secret: &[u8], cfg: &SealConfig) -> Vec<Zeroizing<Vec<u8>>> {
         return vec![Zeroizing::new(secret.to_vec())];
     }
     let dealer = Sharks(cfg.secret_threshold).dealer(secret);
-    dealer.take(cfg.secret_shares as usize).map(|s| Zeroizing::new(Vec::from(&s))).collect()
+    dealer
+        .take(cfg.secret_shares as usize)
+        .map(|s| Zeroizing::new(Vec::from(&s)))
+        .collect()
 }
 
 /// Recombines shares into the secret.
 pub fn combine(shares: &[Zeroizing<Vec<u8>>], cfg: &SealConfig) -> Result<Zeroizing<Vec<u8>>> {
     if cfg.secret_shares == 1 {
-        return shares.first().cloned().ok_or_else(|| Error::bad("no key given"));
+        return shares
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::bad("no key given"));
     }
     let parsed = shares
         .iter()
         .map(|s| Share::try_from(s.as_slice()).map_err(|_| Error::bad("invalid key share")))
         .collect::<Result<Vec<_>>>()?;
-    let secret = Sharks(cfg.secret_threshold).recover(parsed.iter()).map_err(|_| Error::bad("failed to recombine key shares"))?;
+    let secret = Sharks(cfg.secret_threshold)
+        .recover(parsed.iter())
+        .map_err(|_| Error::bad("failed to recombine key shares"))?;
     Ok(Zeroizing::new(secret))
 }
 
@@ -91,7 +101,11 @@ impl SealStore {
         }
     }
     /// Protects the root key under a fresh unseal key and returns the unseal key's shares.
-    pub async fn protect_root_key(&self, root_key: &[u8], cfg: &SealConfig) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+    pub async fn protect_root_key(
+        &self,
+        root_key: &[u8],
+        cfg: &SealConfig,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
         let unseal_key = Zeroizing::new(random_bytes(32));
         let sealed = aead_seal(&unseal_key, ROOT_KEY_PATH.as_bytes(), root_key)?;
         self.storage
@@ -103,12 +117,22 @@ impl SealStore {
         Ok(split(&unseal_key, cfg))
     }
     /// Recovers the root key from the unseal key's shares.
-    pub async fn recover_root_key(&self, shares: &[Zeroizing<Vec<u8>>], cfg: &SealConfig) -> Result<Zeroizing<Vec<u8>>> {
+    pub async fn recover_root_key(
+        &self,
+        shares: &[Zeroizing<Vec<u8>>],
+        cfg: &SealConfig,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let unseal_key = combine(shares, cfg)?;
-        let sealed = self.storage.get(ROOT_KEY_PATH).await?.ok_or(Error::NotInitialized)?;
+        let sealed = self
+            .storage
+            .get(ROOT_KEY_PATH)
+            .await?
+            .ok_or(Error::NotInitialized)?;
         aead_open(&unseal_key, ROOT_KEY_PATH.as_bytes(), &sealed)
             .map(Zeroizing::new)
-            .map_err(|_| Error::bad("failed to unseal: the key shares do not reconstruct the unseal key"))
+            .map_err(|_| {
+                Error::bad("failed to unseal: the key shares do not reconstruct the unseal key")
+            })
     }
 }
 
@@ -139,23 +163,51 @@ mod tests {
     #[test]
     fn split_and_combine_any_threshold_subset() {
         let secret = random_bytes(32);
-        let cfg = SealConfig { secret_shares: 5, secret_threshold: 3 };
+        let cfg = SealConfig {
+            secret_shares: 5,
+            secret_threshold: 3,
+        };
         let shares = split(&secret, &cfg);
         assert_eq!(shares.len(), 5);
         assert_eq!(shares[0].len(), 33);
         let subset = vec![shares[4].clone(), shares[0].clone(), shares[2].clone()];
-        assert_eq!(combine(&subset, &cfg).unwrap().as_slice(), secret.as_slice());
+        assert_eq!(
+            combine(&subset, &cfg).unwrap().as_slice(),
+            secret.as_slice()
+        );
         // Too few shares recombine to something else.
         let two = vec![shares[0].clone(), shares[1].clone()];
-        assert!(combine(&two, &cfg).map(|k| k.as_slice() != secret.as_slice()).unwrap_or(true));
+        assert!(combine(&two, &cfg)
+            .map(|k| k.as_slice() != secret.as_slice())
+            .unwrap_or(true));
     }
 
     #[test]
     fn config_validation() {
-        assert!(SealConfig { secret_shares: 0, secret_threshold: 0 }.validate().is_err());
-        assert!(SealConfig { secret_shares: 3, secret_threshold: 4 }.validate().is_err());
-        assert!(SealConfig { secret_shares: 3, secret_threshold: 1 }.validate().is_err());
-        assert!(SealConfig { secret_shares: 1, secret_threshold: 1 }.validate().is_ok());
+        assert!(SealConfig {
+            secret_shares: 0,
+            secret_threshold: 0
+        }
+        .validate()
+        .is_err());
+        assert!(SealConfig {
+            secret_shares: 3,
+            secret_threshold: 4
+        }
+        .validate()
+        .is_err());
+        assert!(SealConfig {
+            secret_shares: 3,
+            secret_threshold: 1
+        }
+        .validate()
+        .is_err());
+        assert!(SealConfig {
+            secret_shares: 1,
+            secret_threshold: 1
+        }
+        .validate()
+        .is_ok());
     }
 
     #[test]

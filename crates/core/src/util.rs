@@ -5,7 +5,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 pub fn unix_now() -> i64 {
@@ -14,7 +16,10 @@ pub fn unix_now() -> i64 {
 
 /// RFC 3339 for a unix timestamp.
 pub fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 /// A random identifier in UUID form.

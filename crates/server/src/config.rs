@@ -60,7 +60,11 @@ impl ServerConfig {
     pub fn dev(addr: Option<&str>) -> Self {
         ServerConfig {
             storage: StorageConfig::Memory,
-            listeners: vec![ListenerConfig { address: addr.unwrap_or("127.0.0.1:8200").to_string(), tls: None, max_request_size: DEFAULT_MAX_REQUEST_SIZE }],
+            listeners: vec![ListenerConfig {
+                address: addr.unwrap_or("127.0.0.1:8200").to_string(),
+                tls: None,
+                max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            }],
             api_addr: None,
             default_lease_ttl: DEFAULT_TTL,
             max_lease_ttl: DEFAULT_TTL,
@@ -68,23 +72,41 @@ impl ServerConfig {
     }
 
     pub fn load(path: &Path) -> Result<Self, BoxError> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("error loading configuration from {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("error loading configuration from {}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|e| format!("error loading configuration from {}: {e}", path.display()).into())
+        Self::parse(&text, base)
+            .map_err(|e| format!("error loading configuration from {}: {e}", path.display()).into())
     }
 
     /// Parses HCL or JSON text; relative file paths stay relative to the working directory (as Vault).
     pub fn parse(text: &str, _base: &Path) -> Result<Self, BoxError> {
-        let v: Value = if text.trim_start().starts_with('{') { serde_json::from_str(text)? } else { hcl::from_str(text)? };
+        let v: Value = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text)?
+        } else {
+            hcl::from_str(text)?
+        };
         let obj = v.as_object().ok_or("configuration must be an object")?;
         let storage = match obj.get("storage").or_else(|| obj.get("backend")) {
-            None => return Err("no storage configured (storage \"file\" { path = ... } or storage \"inmem\" {})".into()),
+            None => return Err(
+                "no storage configured (storage \"file\" { path = ... } or storage \"inmem\" {})"
+                    .into(),
+            ),
             Some(s) => {
                 let (kind, body) = single_block(s).ok_or("storage must name one type")?;
                 match kind.as_str() {
                     "inmem" => StorageConfig::Memory,
-                    "file" | "raft" => StorageConfig::File(PathBuf::from(body.get("path").and_then(Value::as_str).ok_or("storage \"file\" needs a path")?)),
-                    other => return Err(format!("unsupported storage type {other:?} (supported: file, inmem)").into()),
+                    "file" | "raft" => StorageConfig::File(PathBuf::from(
+                        body.get("path")
+                            .and_then(Value::as_str)
+                            .ok_or("storage \"file\" needs a path")?,
+                    )),
+                    other => {
+                        return Err(format!(
+                            "unsupported storage type {other:?} (supported: file, inmem)"
+                        )
+                        .into())
+                    }
                 }
             }
         };
@@ -94,7 +116,11 @@ impl ServerConfig {
             if kind != "tcp" {
                 return Err(format!("unsupported listener type {kind:?}").into());
             }
-            let address = body.get("address").and_then(Value::as_str).unwrap_or("127.0.0.1:8200").to_string();
+            let address = body
+                .get("address")
+                .and_then(Value::as_str)
+                .unwrap_or("127.0.0.1:8200")
+                .to_string();
             let tls_disable = body.get("tls_disable").map(truthy).unwrap_or(false);
             let tls = if tls_disable {
                 None
@@ -107,10 +133,19 @@ impl ServerConfig {
                 }
             };
             let max_request_size = match body.get("max_request_size") {
-                Some(v) => v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).filter(|n| *n > 0).map(|n| n as usize).unwrap_or(DEFAULT_MAX_REQUEST_SIZE),
+                Some(v) => v
+                    .as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .filter(|n| *n > 0)
+                    .map(|n| n as usize)
+                    .unwrap_or(DEFAULT_MAX_REQUEST_SIZE),
                 None => DEFAULT_MAX_REQUEST_SIZE,
             };
-            listeners.push(ListenerConfig { address, tls, max_request_size });
+            listeners.push(ListenerConfig {
+                address,
+                tls,
+                max_request_size,
+            });
         }
         if listeners.is_empty() {
             return Err("no listener configured".into());
@@ -118,13 +153,18 @@ impl ServerConfig {
         let ttl = |k: &str| -> Result<u64, BoxError> {
             match obj.get(k) {
                 None => Ok(DEFAULT_TTL),
-                Some(v) => parse_duration(v).map(|d| d.as_secs()).ok_or_else(|| format!("invalid {k}").into()),
+                Some(v) => parse_duration(v)
+                    .map(|d| d.as_secs())
+                    .ok_or_else(|| format!("invalid {k}").into()),
             }
         };
         Ok(ServerConfig {
             storage,
             listeners,
-            api_addr: obj.get("api_addr").and_then(Value::as_str).map(str::to_string),
+            api_addr: obj
+                .get("api_addr")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             default_lease_ttl: ttl("default_lease_ttl")?,
             max_lease_ttl: ttl("max_lease_ttl")?,
         })
@@ -170,7 +210,10 @@ fn blocks(v: Option<&Value>) -> Vec<(String, serde_json::Map<String, Value>)> {
             for (label, body) in m {
                 match body {
                     Value::Object(b) => out.push((label.clone(), b.clone())),
-                    Value::Array(bs) => out.extend(bs.iter().filter_map(|b| b.as_object().map(|b| (label.clone(), b.clone())))),
+                    Value::Array(bs) => out.extend(
+                        bs.iter()
+                            .filter_map(|b| b.as_object().map(|b| (label.clone(), b.clone()))),
+                    ),
                     _ => {}
                 }
             }
@@ -228,12 +271,20 @@ mod tests {
     fn rejects_bad_configs_clearly() {
         for (text, want) in [
             ("listener \"tcp\" { tls_disable = true }", "no storage"),
-            ("storage \"consul\" {}\nlistener \"tcp\" { tls_disable = true }", "unsupported storage"),
+            (
+                "storage \"consul\" {}\nlistener \"tcp\" { tls_disable = true }",
+                "unsupported storage",
+            ),
             ("storage \"inmem\" {}", "no listener"),
-            ("storage \"inmem\" {}\nlistener \"tcp\" { address = \"x\" }", "tls_cert_file"),
+            (
+                "storage \"inmem\" {}\nlistener \"tcp\" { address = \"x\" }",
+                "tls_cert_file",
+            ),
             ("storage \"inmem\" {", ""),
         ] {
-            let e = ServerConfig::parse(text, Path::new(".")).unwrap_err().to_string();
+            let e = ServerConfig::parse(text, Path::new("."))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
     }

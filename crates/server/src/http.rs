@@ -24,9 +24,12 @@ use tresor_core::logical::{Operation, Request, Response};
 pub type HttpResponse = hyper::Response<Full<Bytes>>;
 
 fn json_response(status: u16, body: &Value) -> HttpResponse {
-    let mut r = hyper::Response::new(Full::new(Bytes::from(serde_json::to_vec(body).unwrap_or_default())));
+    let mut r = hyper::Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(body).unwrap_or_default(),
+    )));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -67,7 +70,10 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(b) => {
                         out.push(b);
                         i += 2;
@@ -87,14 +93,22 @@ fn header<'a>(req: &'a hyper::Request<Incoming>, name: &str) -> Option<&'a str> 
 }
 
 /// Serves one HTTP request.
-pub async fn handle(core: Arc<Core>, req: hyper::Request<Incoming>, max_body: usize, remote: Option<String>) -> HttpResponse {
+pub async fn handle(
+    core: Arc<Core>,
+    req: hyper::Request<Incoming>,
+    max_body: usize,
+    remote: Option<String>,
+) -> HttpResponse {
     let uri_path = req.uri().path().to_string();
     let Some(raw_path) = uri_path.strip_prefix("/v1/") else {
         return error_response(404, vec![]);
     };
     let path = percent_decode(raw_path);
     let mut data = query_data(req.uri().query());
-    let list_query = matches!(data.get("list").and_then(Value::as_str), Some("true") | Some("1"));
+    let list_query = matches!(
+        data.get("list").and_then(Value::as_str),
+        Some("true") | Some("1")
+    );
     let operation = match req.method().as_str() {
         "GET" | "HEAD" if list_query => Operation::List,
         "GET" | "HEAD" => Operation::Read,
@@ -109,7 +123,11 @@ pub async fn handle(core: Arc<Core>, req: hyper::Request<Incoming>, max_body: us
     }
     let token = header(&req, "x-vault-token")
         .map(str::to_string)
-        .or_else(|| header(&req, "authorization").and_then(|a| a.strip_prefix("Bearer ")).map(|t| t.trim().to_string()));
+        .or_else(|| {
+            header(&req, "authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(|t| t.trim().to_string())
+        });
     let wrap_ttl = match header(&req, "x-vault-wrap-ttl") {
         Some(v) => match parse_duration_str(v) {
             Some(d) => Some(d),
@@ -118,13 +136,21 @@ pub async fn handle(core: Arc<Core>, req: hyper::Request<Incoming>, max_body: us
         None => None,
     };
     let is_head = req.method() == Method::HEAD;
-    let has_body = matches!(operation, Operation::Update | Operation::Patch | Operation::Delete | Operation::List);
+    let has_body = matches!(
+        operation,
+        Operation::Update | Operation::Patch | Operation::Delete | Operation::List
+    );
     if has_body {
         let body = match Limited::new(req.into_body(), max_body).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                    return error_response(413, vec![format!("request body too large (limit {max_body} bytes)")]);
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    return error_response(
+                        413,
+                        vec![format!("request body too large (limit {max_body} bytes)")],
+                    );
                 }
                 return error_response(400, vec!["failed to read request body".into()]);
             }
@@ -133,12 +159,27 @@ pub async fn handle(core: Arc<Core>, req: hyper::Request<Incoming>, max_body: us
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(m)) => data.extend(m),
                 Ok(Value::Null) => {}
-                Ok(_) => return error_response(400, vec!["failed to parse JSON input: the body must be a JSON object".into()]),
-                Err(e) => return error_response(400, vec![format!("failed to parse JSON input: {e}")]),
+                Ok(_) => {
+                    return error_response(
+                        400,
+                        vec!["failed to parse JSON input: the body must be a JSON object".into()],
+                    )
+                }
+                Err(e) => {
+                    return error_response(400, vec![format!("failed to parse JSON input: {e}")])
+                }
             }
         }
     }
-    let request = Request { id: tresor_core::util::uuid(), operation, path, data, token, remote_addr: remote, wrap_ttl };
+    let request = Request {
+        id: tresor_core::util::uuid(),
+        operation,
+        path,
+        data,
+        token,
+        remote_addr: remote,
+        wrap_ttl,
+    };
     let resp = match core.handle(request).await {
         Ok(r) => render(r),
         Err(e) => core_error(&e),
@@ -162,7 +203,9 @@ pub fn render(r: Response) -> HttpResponse {
         return resp;
     }
     if r.is_empty() {
-        return empty(StatusCode::from_u16(r.status.unwrap_or(204)).unwrap_or(StatusCode::NO_CONTENT));
+        return empty(
+            StatusCode::from_u16(r.status.unwrap_or(204)).unwrap_or(StatusCode::NO_CONTENT),
+        );
     }
     let lease = r.lease.clone().unwrap_or_default();
     let mut body = json!({

@@ -39,7 +39,9 @@ pub fn registry() -> Registry {
 pub fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxError> {
     let storage: Arc<dyn Storage> = match &cfg.storage {
         config::StorageConfig::Memory => Arc::new(tresor_storage::memory::MemoryStorage::new()),
-        config::StorageConfig::File(path) => Arc::new(tresor_storage::file::FileStorage::open(path)?),
+        config::StorageConfig::File(path) => {
+            Arc::new(tresor_storage::file::FileStorage::open(path)?)
+        }
     };
     let core_cfg = CoreConfig {
         default_lease_ttl: cfg.default_lease_ttl,
@@ -52,8 +54,19 @@ pub fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxError> {
 
 /// Dev mode: initialize with one key share, unseal, mount KV v2 at `secret/`. Returns the
 /// unseal key (base64) and the root token.
-pub async fn dev_setup(core: &Core, root_token_id: Option<String>) -> Result<(String, String), BoxError> {
-    let init = core.initialize(SealConfig { secret_shares: 1, secret_threshold: 1 }, root_token_id).await?;
+pub async fn dev_setup(
+    core: &Core,
+    root_token_id: Option<String>,
+) -> Result<(String, String), BoxError> {
+    let init = core
+        .initialize(
+            SealConfig {
+                secret_shares: 1,
+                secret_threshold: 1,
+            },
+            root_token_id,
+        )
+        .await?;
     let key = init.keys[0].clone();
     core.submit_unseal_key(key.clone()).await?;
     let req = Request::new(Operation::Update, "sys/mounts/secret")
@@ -90,7 +103,11 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
     }
     if opts.dev {
         let (key, token) = dev_setup(&core, opts.dev_root_token_id.clone()).await?;
-        let addr = cfg.listeners.first().map(|l| l.address.clone()).unwrap_or_default();
+        let addr = cfg
+            .listeners
+            .first()
+            .map(|l| l.address.clone())
+            .unwrap_or_default();
         if let Some(home) = std::env::var_os("HOME") {
             let _ = std::fs::write(PathBuf::from(home).join(".vault-token"), &token);
         }
@@ -116,15 +133,21 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
 }
 
 fn tracing_subscriber_init(level: &str) -> Result<(), BoxError> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRESOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).try_init()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRESOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init()
 }
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

@@ -21,21 +21,31 @@ pub struct Bound {
 }
 
 fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, BoxError> {
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(cert).map_err(|e| format!("error loading TLS certificate {}: {e}", cert.display()))?))
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(key).map_err(|e| format!("error loading TLS key {}: {e}", key.display()))?))?
-        .ok_or("no private key found in tls_key_file")?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert)
+            .map_err(|e| format!("error loading TLS certificate {}: {e}", cert.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key)
+            .map_err(|e| format!("error loading TLS key {}: {e}", key.display()))?,
+    ))?
+    .ok_or("no private key found in tls_key_file")?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
 /// Binds the listener and serves it in the background.
 pub async fn bind(cfg: &ListenerConfig, core: Arc<Core>) -> Result<Bound, BoxError> {
-    let listener = TcpListener::bind(&cfg.address).await.map_err(|e| format!("error binding listener to {}: {e}", cfg.address))?;
+    let listener = TcpListener::bind(&cfg.address)
+        .await
+        .map_err(|e| format!("error binding listener to {}: {e}", cfg.address))?;
     let local_addr = listener.local_addr()?;
     let acceptor = match &cfg.tls {
         Some((c, k)) => Some(tls_acceptor(c, k)?),
@@ -61,7 +71,11 @@ pub async fn bind(cfg: &ListenerConfig, core: Arc<Core>) -> Result<Bound, BoxErr
                 let service = service_fn(move |req| {
                     let core = core.clone();
                     let remote = remote.clone();
-                    async move { Ok::<_, std::convert::Infallible>(crate::http::handle(core, req, max_body, remote).await) }
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            crate::http::handle(core, req, max_body, remote).await,
+                        )
+                    }
                 });
                 let builder = Builder::new(TokioExecutor::new());
                 let result = match acceptor {
@@ -72,7 +86,11 @@ pub async fn bind(cfg: &ListenerConfig, core: Arc<Core>) -> Result<Bound, BoxErr
                             return;
                         }
                     },
-                    None => builder.serve_connection(TokioIo::new(stream), service).await,
+                    None => {
+                        builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
                 };
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "connection error");

@@ -63,7 +63,12 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Pending>) {
         }
         let result = commit_group(db, &group);
         for (_, done) in group {
-            let _ = done.send(result.as_ref().map(|_| ()).map_err(|e| StorageError::Io(e.clone())));
+            let _ = done.send(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| StorageError::Io(e.clone())),
+            );
         }
     }
 }
@@ -76,7 +81,9 @@ fn commit_group(db: &Database, group: &[Pending]) -> std::result::Result<(), Str
             for op in ops {
                 match op {
                     WriteOp::Put(k, v) => {
-                        table.insert(k.as_str(), v.as_slice()).map_err(|e| e.to_string())?;
+                        table
+                            .insert(k.as_str(), v.as_slice())
+                            .map_err(|e| e.to_string())?;
                     }
                     WriteOp::Delete(k) => {
                         table.remove(k.as_str()).map_err(|e| e.to_string())?;
@@ -98,7 +105,9 @@ impl Storage for FileStorage {
 
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.writer.send((ops, tx)).map_err(|_| StorageError::Closed)?;
+        self.writer
+            .send((ops, tx))
+            .map_err(|_| StorageError::Closed)?;
         rx.await.map_err(|_| StorageError::Closed)?
     }
 
@@ -127,7 +136,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         crate::conformance::basic(&FileStorage::open(dir.path()).unwrap()).await;
         let dir = tempfile::tempdir().unwrap();
-        crate::conformance::batch_is_atomic_and_ordered(&FileStorage::open(dir.path()).unwrap()).await;
+        crate::conformance::batch_is_atomic_and_ordered(&FileStorage::open(dir.path()).unwrap())
+            .await;
     }
 
     #[tokio::test]

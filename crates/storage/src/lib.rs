@@ -48,10 +48,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
-        self.write_batch(vec![WriteOp::Put(key.to_string(), value)]).await
+        self.write_batch(vec![WriteOp::Put(key.to_string(), value)])
+            .await
     }
     async fn delete(&self, key: &str) -> Result<()> {
-        self.write_batch(vec![WriteOp::Delete(key.to_string())]).await
+        self.write_batch(vec![WriteOp::Delete(key.to_string())])
+            .await
     }
 }
 
@@ -59,7 +61,9 @@ pub trait Storage: Send + Sync + 'static {
 pub(crate) fn children<'a>(prefix: &str, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for key in keys {
-        let Some(rest) = key.strip_prefix(prefix) else { continue };
+        let Some(rest) = key.strip_prefix(prefix) else {
+            continue;
+        };
         let child = match rest.find('/') {
             Some(i) => &rest[..=i],
             None => rest,

@@ -37,30 +37,43 @@ fn mount_fields(p: Path<Sys>) -> Path<Sys> {
 }
 
 fn tune_fields(p: Path<Sys>) -> Path<Sys> {
-    p.field("default_lease_ttl", Field::raw("default lease TTL, or \"system\""))
-        .field("max_lease_ttl", Field::raw("max lease TTL, or \"system\""))
-        .field("description", Field::string("description"))
-        .field("options", Field::map("engine options"))
-        .field("listing_visibility", Field::string("unauth or hidden"))
-        .field("audit_non_hmac_request_keys", Field::list(""))
-        .field("audit_non_hmac_response_keys", Field::list(""))
-        .field("passthrough_request_headers", Field::list(""))
-        .field("allowed_response_headers", Field::list(""))
-        .field("token_type", Field::string(""))
-        .field("force_no_cache", Field::bool(""))
+    p.field(
+        "default_lease_ttl",
+        Field::raw("default lease TTL, or \"system\""),
+    )
+    .field("max_lease_ttl", Field::raw("max lease TTL, or \"system\""))
+    .field("description", Field::string("description"))
+    .field("options", Field::map("engine options"))
+    .field("listing_visibility", Field::string("unauth or hidden"))
+    .field("audit_non_hmac_request_keys", Field::list(""))
+    .field("audit_non_hmac_response_keys", Field::list(""))
+    .field("passthrough_request_headers", Field::list(""))
+    .field("allowed_response_headers", Field::list(""))
+    .field("token_type", Field::string(""))
+    .field("force_no_cache", Field::bool(""))
 }
 
 pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
     let mount_path = |table: &'static str, prefix: &'static str| {
         mount_fields(Path::new(&format!("{prefix}/(?P<path>.+?)/?")))
-            .op(Update, move |s: Arc<Sys>, c| async move { s.enable(table, c).await })
-            .op(Delete, move |s: Arc<Sys>, c| async move { s.disable(table, c).await })
-            .op(Read, move |s: Arc<Sys>, c| async move { s.read_mount(table, c).await })
+            .op(Update, move |s: Arc<Sys>, c| async move {
+                s.enable(table, c).await
+            })
+            .op(Delete, move |s: Arc<Sys>, c| async move {
+                s.disable(table, c).await
+            })
+            .op(Read, move |s: Arc<Sys>, c| async move {
+                s.read_mount(table, c).await
+            })
     };
     let tune_path = |table: &'static str, prefix: &'static str| {
         tune_fields(Path::new(&format!("{prefix}/(?P<path>.+)/tune")))
-            .op(Read, move |s: Arc<Sys>, c| async move { s.read_tune(table, c).await })
-            .op(Update, move |s: Arc<Sys>, c| async move { s.write_tune(table, c).await })
+            .op(Read, move |s: Arc<Sys>, c| async move {
+                s.read_tune(table, c).await
+            })
+            .op(Update, move |s: Arc<Sys>, c| async move {
+                s.write_tune(table, c).await
+            })
     };
     let mut paths = vec![
         Path::new("remount")
@@ -68,13 +81,23 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             .field("to", Field::string("new mount path"))
             .op(Update, Sys::remount)
             .help("Move a mount to a new path, keeping its data."),
-        Path::new("mounts").op(Read, |s: Arc<Sys>, _c| async move { s.list_mounts("mounts") }).help("List mounted secrets engines."),
+        Path::new("mounts")
+            .op(
+                Read,
+                |s: Arc<Sys>, _c| async move { s.list_mounts("mounts") },
+            )
+            .help("List mounted secrets engines."),
         tune_path("mounts", "mounts").help("Read or tune a secrets engine's settings."),
         mount_path("mounts", "mounts").help("Enable, disable or read a secrets engine."),
-        Path::new("auth").op(Read, |s: Arc<Sys>, _c| async move { s.list_mounts("auth") }).help("List enabled auth methods."),
+        Path::new("auth")
+            .op(Read, |s: Arc<Sys>, _c| async move { s.list_mounts("auth") })
+            .help("List enabled auth methods."),
         tune_path("auth", "auth").help("Read or tune an auth method's settings."),
         mount_path("auth", "auth").help("Enable, disable or read an auth method."),
-        Path::new("policy/?").op(Read, Sys::list_policies_legacy).op(List, Sys::list_policies_legacy).help("List ACL policies."),
+        Path::new("policy/?")
+            .op(Read, Sys::list_policies_legacy)
+            .op(List, Sys::list_policies_legacy)
+            .help("List ACL policies."),
         Path::new("policy/(?P<name>.+)")
             .field("policy", Field::string("policy text"))
             .field("rules", Field::string("policy text (legacy)"))
@@ -82,7 +105,10 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             .op(Update, Sys::write_policy)
             .op(Delete, Sys::delete_policy)
             .help("Read, write or delete an ACL policy (legacy path)."),
-        Path::new("policies/acl/?").op(List, Sys::list_policies).op(Read, Sys::list_policies).help("List ACL policies."),
+        Path::new("policies/acl/?")
+            .op(List, Sys::list_policies)
+            .op(Read, Sys::list_policies)
+            .help("List ACL policies."),
         Path::new("policies/acl/(?P<name>.+)")
             .field("policy", Field::string("policy text (HCL or JSON)"))
             .op(Read, Sys::read_policy)
@@ -107,17 +133,44 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             .field("paths", Field::list("paths"))
             .op(Update, Sys::capabilities)
             .help("The capabilities of the token with this accessor on paths."),
-        Path::new("rotate").op(Update, Sys::rotate).help("Add a new barrier key term."),
-        Path::new("key-status").op(Read, Sys::key_status).help("The active barrier key term."),
-        Path::new("seal").op(Update, Sys::seal).help("Seal the server."),
-        Path::new("step-down").op(Update, |_s: Arc<Sys>, _c| async move { Ok(Response::default()) }),
-        Path::new("internal/ui/mounts").op(Read, Sys::ui_mounts).help("Mounts visible to the caller."),
-        Path::new("internal/ui/mounts/(?P<path>.+)").op(Read, Sys::ui_mount).help("The mount that serves a path."),
+        Path::new("rotate")
+            .op(Update, Sys::rotate)
+            .help("Add a new barrier key term."),
+        Path::new("key-status")
+            .op(Read, Sys::key_status)
+            .help("The active barrier key term."),
+        Path::new("seal")
+            .op(Update, Sys::seal)
+            .help("Seal the server."),
+        Path::new("step-down").op(
+            Update,
+            |_s: Arc<Sys>, _c| async move { Ok(Response::default()) },
+        ),
+        Path::new("internal/ui/mounts")
+            .op(Read, Sys::ui_mounts)
+            .help("Mounts visible to the caller."),
+        Path::new("internal/ui/mounts/(?P<path>.+)")
+            .op(Read, Sys::ui_mount)
+            .help("The mount that serves a path."),
     ];
     paths.extend(wrapping::paths());
     PathBackend::new(Sys { core }, paths)
         .unauthenticated(&["internal/ui/mounts", "wrapping/lookup", "wrapping/unwrap"])
-        .sudo(&["rotate", "seal", "step-down", "auth/*", "audit", "audit/*", "raw", "raw/*", "remount", "config/*", "leases/revoke-prefix/*", "leases/revoke-force/*", "plugins/catalog/*"])
+        .sudo(&[
+            "rotate",
+            "seal",
+            "step-down",
+            "auth/*",
+            "audit",
+            "audit/*",
+            "raw",
+            "raw/*",
+            "remount",
+            "config/*",
+            "leases/revoke-prefix/*",
+            "leases/revoke-force/*",
+            "plugins/catalog/*",
+        ])
         .help("The system backend: mounts, policies, seal and server control.")
 }
 
@@ -140,7 +193,9 @@ fn ttl_setting(v: &Value) -> Result<Option<u64>> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) if s == "system" => Ok(Some(0)),
-        v => parse_duration(v).map(|d| Some(d.as_secs())).ok_or_else(|| Error::bad("invalid duration")),
+        v => parse_duration(v)
+            .map(|d| Some(d.as_secs()))
+            .ok_or_else(|| Error::bad("invalid duration")),
     }
 }
 
@@ -163,7 +218,11 @@ impl Sys {
         for m in mounts {
             data.insert(m.path.clone(), m.to_json());
         }
-        Ok(Response { data: Some(data), top_level_data: true, ..Default::default() })
+        Ok(Response {
+            data: Some(data),
+            top_level_data: true,
+            ..Default::default()
+        })
     }
 
     async fn enable(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
@@ -190,11 +249,29 @@ impl Sys {
             config.max_lease_ttl = ttl_setting(v)?.unwrap_or(0);
         }
         if config.max_lease_ttl > 0 && config.default_lease_ttl > config.max_lease_ttl {
-            return Err(Error::bad("default lease TTL cannot be greater than the max lease TTL"));
+            return Err(Error::bad(
+                "default lease TTL cannot be greater than the max lease TTL",
+            ));
         }
-        config.force_no_cache = cfg.get("force_no_cache").and_then(Value::as_bool).unwrap_or(false);
-        config.listing_visibility = cfg.get("listing_visibility").and_then(Value::as_str).map(str::to_string).filter(|s| !s.is_empty());
-        let list = |k: &str| -> Vec<String> { cfg.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default() };
+        config.force_no_cache = cfg
+            .get("force_no_cache")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        config.listing_visibility = cfg
+            .get("listing_visibility")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|s| !s.is_empty());
+        let list = |k: &str| -> Vec<String> {
+            cfg.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         config.audit_non_hmac_request_keys = list("audit_non_hmac_request_keys");
         config.audit_non_hmac_response_keys = list("audit_non_hmac_response_keys");
         config.passthrough_request_headers = list("passthrough_request_headers");
@@ -205,7 +282,11 @@ impl Sys {
         }
         let entry = MountEntry {
             path: format!("{}/", path.trim_end_matches('/')),
-            accessor: format!("{}_{}", kind.replace('-', "_"), random_alnum(8).to_lowercase()),
+            accessor: format!(
+                "{}_{}",
+                kind.replace('-', "_"),
+                random_alnum(8).to_lowercase()
+            ),
             kind,
             description: f.str("description").to_string(),
             uuid: crate::util::uuid(),
@@ -217,7 +298,9 @@ impl Sys {
             table: table.to_string(),
         };
         if table == "auth" && entry.kind == "token" {
-            return Err(Error::bad("token credential backend cannot be instantiated"));
+            return Err(Error::bad(
+                "token credential backend cannot be instantiated",
+            ));
         }
         self.core()?.mount(entry).await?;
         Ok(Response::default())
@@ -229,7 +312,9 @@ impl Sys {
             return Err(Error::bad("both 'from' and 'to' must be given"));
         }
         self.core()?.remount(from, to).await?;
-        Ok(Response::data(json!({ "migration_id": crate::util::uuid() })))
+        Ok(Response::data(
+            json!({ "migration_id": crate::util::uuid() }),
+        ))
     }
 
     async fn disable(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
@@ -239,12 +324,20 @@ impl Sys {
 
     fn find_mount(&self, table: &str, path: &str) -> Result<MountEntry> {
         let want = format!("{}/", path.trim_end_matches('/'));
-        self.core()?.mounts(table)?.into_iter().find(|m| m.path == want).ok_or_else(|| Error::bad(format!("no mount at {want:?}")))
+        self.core()?
+            .mounts(table)?
+            .into_iter()
+            .find(|m| m.path == want)
+            .ok_or_else(|| Error::bad(format!("no mount at {want:?}")))
     }
 
     async fn read_mount(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
         let m = self.find_mount(table, c.fields.str("path"))?;
-        Ok(Response { data: m.to_json().as_object().cloned(), top_level_data: true, ..Default::default() })
+        Ok(Response {
+            data: m.to_json().as_object().cloned(),
+            top_level_data: true,
+            ..Default::default()
+        })
     }
 
     async fn read_tune(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
@@ -265,19 +358,42 @@ impl Sys {
             d.insert("listing_visibility".into(), json!(v));
         }
         for (k, v) in [
-            ("audit_non_hmac_request_keys", &m.config.audit_non_hmac_request_keys),
-            ("audit_non_hmac_response_keys", &m.config.audit_non_hmac_response_keys),
-            ("passthrough_request_headers", &m.config.passthrough_request_headers),
-            ("allowed_response_headers", &m.config.allowed_response_headers),
+            (
+                "audit_non_hmac_request_keys",
+                &m.config.audit_non_hmac_request_keys,
+            ),
+            (
+                "audit_non_hmac_response_keys",
+                &m.config.audit_non_hmac_response_keys,
+            ),
+            (
+                "passthrough_request_headers",
+                &m.config.passthrough_request_headers,
+            ),
+            (
+                "allowed_response_headers",
+                &m.config.allowed_response_headers,
+            ),
         ] {
             if !v.is_empty() {
                 d.insert(k.into(), json!(v));
             }
         }
         if table == "auth" {
-            d.insert("token_type".into(), json!(m.config.token_type.clone().unwrap_or_else(|| "default-service".into())));
+            d.insert(
+                "token_type".into(),
+                json!(m
+                    .config
+                    .token_type
+                    .clone()
+                    .unwrap_or_else(|| "default-service".into())),
+            );
         }
-        Ok(Response { data: Some(d.clone()), top_level_data: true, ..Default::default() })
+        Ok(Response {
+            data: Some(d.clone()),
+            top_level_data: true,
+            ..Default::default()
+        })
     }
 
     async fn write_tune(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
@@ -292,7 +408,9 @@ impl Sys {
                 m.config.max_lease_ttl = v;
             }
             if m.config.max_lease_ttl > 0 && m.config.default_lease_ttl > m.config.max_lease_ttl {
-                return Err(Error::bad("default lease TTL cannot be greater than the max lease TTL"));
+                return Err(Error::bad(
+                    "default lease TTL cannot be greater than the max lease TTL",
+                ));
             }
             if f.has("description") {
                 m.description = f.str("description").to_string();
@@ -302,7 +420,11 @@ impl Sys {
                 stringify_options(&mut opts);
                 if m.kind == "kv" {
                     if let Some(Value::String(v)) = opts.get("version") {
-                        let cur = m.options.get("version").and_then(Value::as_str).unwrap_or("1");
+                        let cur = m
+                            .options
+                            .get("version")
+                            .and_then(Value::as_str)
+                            .unwrap_or("1");
                         if v.as_str() < cur {
                             return Err(Error::bad("cannot downgrade mount from version 2"));
                         }
@@ -313,7 +435,8 @@ impl Sys {
                 }
             }
             if f.has("listing_visibility") {
-                m.config.listing_visibility = Some(f.str("listing_visibility").to_string()).filter(|s| !s.is_empty());
+                m.config.listing_visibility =
+                    Some(f.str("listing_visibility").to_string()).filter(|s| !s.is_empty());
             }
             if f.has("audit_non_hmac_request_keys") {
                 m.config.audit_non_hmac_request_keys = f.strings("audit_non_hmac_request_keys");
@@ -341,7 +464,16 @@ impl Sys {
 
     async fn list_policies_legacy(self: Arc<Self>, _c: Call) -> Result<Response> {
         let names = self.core()?.active()?.policies.list().await?;
-        Ok(Response { data: Some(json!({ "policies": names, "keys": names }).as_object().cloned().unwrap_or_default()), top_level_data: true, ..Default::default() })
+        Ok(Response {
+            data: Some(
+                json!({ "policies": names, "keys": names })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            top_level_data: true,
+            ..Default::default()
+        })
     }
 
     async fn list_policies(self: Arc<Self>, _c: Call) -> Result<Response> {
@@ -351,29 +483,57 @@ impl Sys {
 
     async fn read_policy_legacy(self: Arc<Self>, c: Call) -> Result<Response> {
         let name = c.fields.str("name").to_lowercase();
-        let raw = self.core()?.active()?.policies.raw(&name).await?.ok_or(Error::NotFound)?;
-        Ok(Response { data: json!({ "name": name, "rules": raw }).as_object().cloned(), top_level_data: true, ..Default::default() })
+        let raw = self
+            .core()?
+            .active()?
+            .policies
+            .raw(&name)
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok(Response {
+            data: json!({ "name": name, "rules": raw }).as_object().cloned(),
+            top_level_data: true,
+            ..Default::default()
+        })
     }
 
     async fn read_policy(self: Arc<Self>, c: Call) -> Result<Response> {
         let name = c.fields.str("name").to_lowercase();
-        let raw = self.core()?.active()?.policies.raw(&name).await?.ok_or(Error::NotFound)?;
+        let raw = self
+            .core()?
+            .active()?
+            .policies
+            .raw(&name)
+            .await?
+            .ok_or(Error::NotFound)?;
         Ok(Response::data(json!({ "name": name, "policy": raw })))
     }
 
     async fn write_policy(self: Arc<Self>, c: Call) -> Result<Response> {
-        let text = if c.fields.has("policy") { c.fields.str("policy") } else { c.fields.str("rules") };
+        let text = if c.fields.has("policy") {
+            c.fields.str("policy")
+        } else {
+            c.fields.str("rules")
+        };
         if text.trim().is_empty() && !c.fields.has("policy") && !c.fields.has("rules") {
             return Err(Error::bad("'policy' parameter not supplied or empty"));
         }
         // Vault accepts the policy text base64-encoded too.
         let decoded = base64_policy(text);
-        self.core()?.active()?.policies.put(c.fields.str("name"), decoded.as_deref().unwrap_or(text)).await?;
+        self.core()?
+            .active()?
+            .policies
+            .put(c.fields.str("name"), decoded.as_deref().unwrap_or(text))
+            .await?;
         Ok(Response::default())
     }
 
     async fn delete_policy(self: Arc<Self>, c: Call) -> Result<Response> {
-        self.core()?.active()?.policies.delete(c.fields.str("name")).await?;
+        self.core()?
+            .active()?
+            .policies
+            .delete(c.fields.str("name"))
+            .await?;
         Ok(Response::default())
     }
 
@@ -386,14 +546,26 @@ impl Sys {
             return Err(Error::bad("missing paths"));
         }
         let acl = if c.path == "capabilities-accessor" {
-            let e = active.tokens.lookup_accessor(c.fields.str("accessor")).await?.ok_or_else(|| Error::bad("invalid accessor"))?;
+            let e = active
+                .tokens
+                .lookup_accessor(c.fields.str("accessor"))
+                .await?
+                .ok_or_else(|| Error::bad("invalid accessor"))?;
             active.policies.acl(&e.policies).await?
         } else if c.path == "capabilities" {
             let token = c.fields.str("token");
-            let e = active.tokens.lookup(token).await?.ok_or_else(|| Error::bad("invalid token"))?;
+            let e = active
+                .tokens
+                .lookup(token)
+                .await?
+                .ok_or_else(|| Error::bad("invalid token"))?;
             active.policies.acl(&e.policies).await?
         } else {
-            c.caller.as_ref().ok_or(Error::PermissionDenied)?.acl.clone()
+            c.caller
+                .as_ref()
+                .ok_or(Error::PermissionDenied)?
+                .acl
+                .clone()
         };
         let mut data = Map::new();
         let mut all: Vec<String> = Vec::new();
@@ -407,7 +579,11 @@ impl Sys {
             all.dedup();
             data.insert("capabilities".into(), json!(all));
         }
-        Ok(Response { data: Some(data), top_level_data: true, ..Default::default() })
+        Ok(Response {
+            data: Some(data),
+            top_level_data: true,
+            ..Default::default()
+        })
     }
 
     async fn rotate(self: Arc<Self>, _c: Call) -> Result<Response> {
@@ -417,7 +593,13 @@ impl Sys {
 
     async fn key_status(self: Arc<Self>, _c: Call) -> Result<Response> {
         let (term, install_time, encryptions) = self.core()?.barrier.key_status()?;
-        Ok(Response { data: json!({ "term": term, "install_time": install_time, "encryptions": encryptions }).as_object().cloned(), top_level_data: true, ..Default::default() })
+        Ok(Response {
+            data: json!({ "term": term, "install_time": install_time, "encryptions": encryptions })
+                .as_object()
+                .cloned(),
+            top_level_data: true,
+            ..Default::default()
+        })
     }
 
     async fn seal(self: Arc<Self>, _c: Call) -> Result<Response> {
@@ -436,7 +618,9 @@ impl Sys {
                 .map(|m| (m.path.clone(), m.to_json()))
                 .collect())
         };
-        Ok(Response::data(json!({ "secret": pick("mounts")?, "auth": pick("auth")? })))
+        Ok(Response::data(
+            json!({ "secret": pick("mounts")?, "auth": pick("auth")? }),
+        ))
     }
 
     async fn ui_mount(self: Arc<Self>, c: Call) -> Result<Response> {
@@ -466,5 +650,8 @@ fn base64_policy(text: &str) -> Option<String> {
     if t.is_empty() || t.contains('{') || t.contains(' ') {
         return None;
     }
-    base64::engine::general_purpose::STANDARD.decode(t).ok().and_then(|b| String::from_utf8(b).ok())
+    base64::engine::general_purpose::STANDARD
+        .decode(t)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
 }

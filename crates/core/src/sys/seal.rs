@@ -2,12 +2,12 @@
 //! `sys/seal-status`, `sys/health`, `sys/leader` and `sys/rekey/*`. None needs a token, as in
 //! Vault (rekey is protected by needing a threshold of the current unseal keys).
 
+use crate::barrier::b64_encode;
 use crate::core::{Core, RekeyState};
 use crate::error::{Error, Result};
 use crate::framework::{Call, Field, Path, PathBackend};
 use crate::logical::{Operation::*, Response};
 use crate::seal::{decode_key, Progress, SealConfig};
-use crate::barrier::b64_encode;
 use serde_json::{json, Value};
 use std::sync::{Arc, Weak};
 
@@ -16,7 +16,8 @@ pub const VAULT_API_VERSION: &str = "1.17.0";
 
 /// Whether `rel` (after `sys/`) belongs to the seal API.
 pub fn handles(rel: &str) -> bool {
-    matches!(rel, "init" | "unseal" | "seal-status" | "health" | "leader") || rel.starts_with("rekey/")
+    matches!(rel, "init" | "unseal" | "seal-status" | "health" | "leader")
+        || rel.starts_with("rekey/")
 }
 
 pub struct SealApi {
@@ -82,7 +83,10 @@ pub fn backend(core: Weak<Core>) -> PathBackend<SealApi> {
 
 impl SealApi {
     async fn init_status(self: Arc<Self>, _c: Call) -> Result<Response> {
-        Ok(Response::raw_json(200, &json!({ "initialized": self.core()?.is_initialized().await? })))
+        Ok(Response::raw_json(
+            200,
+            &json!({ "initialized": self.core()?.is_initialized().await? }),
+        ))
     }
 
     async fn init(self: Arc<Self>, c: Call) -> Result<Response> {
@@ -93,9 +97,14 @@ impl SealApi {
         let shares = f.int("secret_shares");
         let threshold = f.int("secret_threshold");
         if !(0..=255).contains(&shares) || !(0..=255).contains(&threshold) {
-            return Err(Error::bad("secret_shares and secret_threshold must be between 1 and 255"));
+            return Err(Error::bad(
+                "secret_shares and secret_threshold must be between 1 and 255",
+            ));
         }
-        let cfg = SealConfig { secret_shares: shares as u8, secret_threshold: threshold as u8 };
+        let cfg = SealConfig {
+            secret_shares: shares as u8,
+            secret_threshold: threshold as u8,
+        };
         let r = self.core()?.initialize(cfg, None).await?;
         Ok(Response::raw_json(
             200,
@@ -114,7 +123,9 @@ impl SealApi {
         } else {
             let key = c.fields.str("key");
             if key.is_empty() {
-                return Err(Error::bad("'key' must be specified in request body as JSON, or 'reset' set to true"));
+                return Err(Error::bad(
+                    "'key' must be specified in request body as JSON, or 'reset' set to true",
+                ));
             }
             core.submit_unseal_key(decode_key(key)?).await?;
         }
@@ -122,7 +133,10 @@ impl SealApi {
     }
 
     async fn seal_status(self: Arc<Self>, _c: Call) -> Result<Response> {
-        Ok(Response::raw_json(200, &seal_status_json(&*self.core()?).await?))
+        Ok(Response::raw_json(
+            200,
+            &seal_status_json(&*self.core()?).await?,
+        ))
     }
 
     async fn health(self: Arc<Self>, c: Call) -> Result<Response> {
@@ -163,12 +177,19 @@ impl SealApi {
         if core.is_sealed() {
             return Err(Error::Sealed);
         }
-        Ok(Response::raw_json(200, &json!({ "ha_enabled": false, "is_self": false, "active_time": "0001-01-01T00:00:00Z", "leader_address": "", "leader_cluster_address": "", "performance_standby": false, "performance_standby_last_remote_wal": 0 })))
+        Ok(Response::raw_json(
+            200,
+            &json!({ "ha_enabled": false, "is_self": false, "active_time": "0001-01-01T00:00:00Z", "leader_address": "", "leader_cluster_address": "", "performance_standby": false, "performance_standby_last_remote_wal": 0 }),
+        ))
     }
 
     async fn rekey_status(self: Arc<Self>, _c: Call) -> Result<Response> {
         let core = self.core()?;
-        let seal = core.seal_store.config().await?.ok_or(Error::NotInitialized)?;
+        let seal = core
+            .seal_store
+            .config()
+            .await?
+            .ok_or(Error::NotInitialized)?;
         let st = core.rekey.lock().await;
         Ok(Response::raw_json(200, &rekey_status_json(&st, &seal)))
     }
@@ -178,17 +199,28 @@ impl SealApi {
         if core.is_sealed() {
             return Err(Error::Sealed);
         }
-        let seal = core.seal_store.config().await?.ok_or(Error::NotInitialized)?;
+        let seal = core
+            .seal_store
+            .config()
+            .await?
+            .ok_or(Error::NotInitialized)?;
         if !c.fields.strings("pgp_keys").is_empty() {
             return Err(Error::bad("PGP-encrypted key shares are not supported"));
         }
-        let cfg = SealConfig { secret_shares: c.fields.int("secret_shares").clamp(0, 255) as u8, secret_threshold: c.fields.int("secret_threshold").clamp(0, 255) as u8 };
+        let cfg = SealConfig {
+            secret_shares: c.fields.int("secret_shares").clamp(0, 255) as u8,
+            secret_threshold: c.fields.int("secret_threshold").clamp(0, 255) as u8,
+        };
         cfg.validate()?;
         let mut st = core.rekey.lock().await;
         if st.is_some() {
             return Err(Error::bad("rekey already in progress"));
         }
-        *st = Some(RekeyState { config: cfg, nonce: crate::util::uuid(), progress: Progress::default() });
+        *st = Some(RekeyState {
+            config: cfg,
+            nonce: crate::util::uuid(),
+            progress: Progress::default(),
+        });
         Ok(Response::raw_json(200, &rekey_status_json(&st, &seal)))
     }
 
@@ -199,15 +231,26 @@ impl SealApi {
 
     async fn rekey_update(self: Arc<Self>, c: Call) -> Result<Response> {
         let core = self.core()?;
-        let seal = core.seal_store.config().await?.ok_or(Error::NotInitialized)?;
+        let seal = core
+            .seal_store
+            .config()
+            .await?
+            .ok_or(Error::NotInitialized)?;
         let mut st = core.rekey.lock().await;
-        let state = st.as_mut().ok_or_else(|| Error::bad("no rekey in progress"))?;
+        let state = st
+            .as_mut()
+            .ok_or_else(|| Error::bad("no rekey in progress"))?;
         if c.fields.str("nonce") != state.nonce {
-            return Err(Error::bad(format!("incorrect nonce; expected {:?}", state.nonce)));
+            return Err(Error::bad(format!(
+                "incorrect nonce; expected {:?}",
+                state.nonce
+            )));
         }
         let key = c.fields.str("key");
         if key.is_empty() {
-            return Err(Error::bad("'key' must be specified in request body as JSON"));
+            return Err(Error::bad(
+                "'key' must be specified in request body as JSON",
+            ));
         }
         state.progress.add(decode_key(key)?);
         if state.progress.shares.len() < seal.secret_threshold as usize {
@@ -218,7 +261,10 @@ impl SealApi {
         let nonce = state.nonce.clone();
         *st = None;
         let root_key = core.seal_store.recover_root_key(&shares, &seal).await?;
-        let keys = core.seal_store.protect_root_key(&root_key, &new_cfg).await?;
+        let keys = core
+            .seal_store
+            .protect_root_key(&root_key, &new_cfg)
+            .await?;
         Ok(Response::raw_json(
             200,
             &json!({

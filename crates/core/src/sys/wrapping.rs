@@ -42,7 +42,9 @@ fn key(hash: &str) -> String {
 pub async fn wrap(core: &Core, resp: Response, ttl: Duration, path: &str) -> Result<Response> {
     let ttl = ttl.as_secs();
     if ttl == 0 || ttl > MAX_WRAP_TTL {
-        return Err(Error::bad(format!("wrapping TTL must be between 1s and {MAX_WRAP_TTL}s")));
+        return Err(Error::bad(format!(
+            "wrapping TTL must be between 1s and {MAX_WRAP_TTL}s"
+        )));
     }
     let active = core.active()?;
     let (token, entry) = active
@@ -68,7 +70,9 @@ pub async fn wrap(core: &Core, resp: Response, ttl: Duration, path: &str) -> Res
         creation_time: entry.creation_time,
         creation_ttl: ttl,
     };
-    core.root_view().put_json(&key(&entry.hash), &wrapped).await?;
+    core.root_view()
+        .put_json(&key(&entry.hash), &wrapped)
+        .await?;
     let mut info = json!({
         "token": token,
         "accessor": entry.accessor,
@@ -79,21 +83,44 @@ pub async fn wrap(core: &Core, resp: Response, ttl: Duration, path: &str) -> Res
     if let Some(a) = &resp.auth {
         info["wrapped_accessor"] = json!(a.accessor);
     }
-    Ok(Response { wrap_info: Some(info), mount_type: resp.mount_type, ..Default::default() })
+    Ok(Response {
+        wrap_info: Some(info),
+        mount_type: resp.mount_type,
+        ..Default::default()
+    })
 }
 
 pub fn paths() -> Vec<Path<Sys>> {
     vec![
-        Path::new("wrapping/wrap").op(Update, Sys::wrapping_wrap).help("Wrap the request data (needs X-Vault-Wrap-TTL)."),
-        Path::new("wrapping/unwrap").field("token", Field::string("wrapping token (default: the request token)")).op(Update, Sys::wrapping_unwrap).help("Return a wrapped answer, once."),
-        Path::new("wrapping/lookup").field("token", Field::string("wrapping token")).op(Update, Sys::wrapping_lookup).op(Read, Sys::wrapping_lookup).help("Look up a wrapping token's properties."),
-        Path::new("wrapping/rewrap").field("token", Field::string("wrapping token")).op(Update, Sys::wrapping_rewrap).help("Move a wrapped answer to a new wrapping token."),
+        Path::new("wrapping/wrap")
+            .op(Update, Sys::wrapping_wrap)
+            .help("Wrap the request data (needs X-Vault-Wrap-TTL)."),
+        Path::new("wrapping/unwrap")
+            .field(
+                "token",
+                Field::string("wrapping token (default: the request token)"),
+            )
+            .op(Update, Sys::wrapping_unwrap)
+            .help("Return a wrapped answer, once."),
+        Path::new("wrapping/lookup")
+            .field("token", Field::string("wrapping token"))
+            .op(Update, Sys::wrapping_lookup)
+            .op(Read, Sys::wrapping_lookup)
+            .help("Look up a wrapping token's properties."),
+        Path::new("wrapping/rewrap")
+            .field("token", Field::string("wrapping token"))
+            .op(Update, Sys::wrapping_rewrap)
+            .help("Move a wrapped answer to a new wrapping token."),
     ]
 }
 
 fn wrapping_token(c: &Call) -> Result<String> {
     let t = c.fields.str("token");
-    let t = if t.is_empty() { c.caller.as_ref().map(|c| c.token.as_str()).unwrap_or("") } else { t };
+    let t = if t.is_empty() {
+        c.caller.as_ref().map(|c| c.token.as_str()).unwrap_or("")
+    } else {
+        t
+    };
     if t.is_empty() {
         return Err(Error::bad("token is required"));
     }
@@ -109,13 +136,19 @@ impl Sys {
         if entry.policies != [WRAPPING_POLICY] {
             return Err(invalid());
         }
-        let wrapped = core.root_view().get_json::<Wrapped>(&key(&entry.hash)).await?.ok_or_else(invalid)?;
+        let wrapped = core
+            .root_view()
+            .get_json::<Wrapped>(&key(&entry.hash))
+            .await?
+            .ok_or_else(invalid)?;
         Ok((entry.hash.clone(), wrapped))
     }
 
     async fn wrapping_wrap(self: Arc<Self>, c: Call) -> Result<Response> {
         if c.wrap_ttl.is_none() {
-            return Err(Error::bad("sys/wrapping/wrap needs a wrap TTL (X-Vault-Wrap-TTL)"));
+            return Err(Error::bad(
+                "sys/wrapping/wrap needs a wrap TTL (X-Vault-Wrap-TTL)",
+            ));
         }
         if c.data.is_empty() {
             return Err(Error::bad("empty request body"));
@@ -131,8 +164,22 @@ impl Sys {
         // Single use: remove before answering, so a concurrent second unwrap finds nothing.
         core.root_view().delete(&key(&hash)).await?;
         core.active()?.tokens.revoke_tree(&hash).await?;
-        let lease = if w.lease_id.is_empty() && w.lease_duration == 0 { None } else { Some(Lease { lease_id: w.lease_id, duration: w.lease_duration, renewable: w.renewable }) };
-        Ok(Response { data: w.data, auth: w.auth, warnings: w.warnings, lease, ..Default::default() })
+        let lease = if w.lease_id.is_empty() && w.lease_duration == 0 {
+            None
+        } else {
+            Some(Lease {
+                lease_id: w.lease_id,
+                duration: w.lease_duration,
+                renewable: w.renewable,
+            })
+        };
+        Ok(Response {
+            data: w.data,
+            auth: w.auth,
+            warnings: w.warnings,
+            lease,
+            ..Default::default()
+        })
     }
 
     async fn wrapping_lookup(self: Arc<Self>, c: Call) -> Result<Response> {
@@ -150,7 +197,18 @@ impl Sys {
         let (hash, w) = self.open_wrapped(&core, &wrapping_token(&c)?).await?;
         core.root_view().delete(&key(&hash)).await?;
         core.active()?.tokens.revoke_tree(&hash).await?;
-        let resp = Response { data: w.data, auth: w.auth, warnings: w.warnings, ..Default::default() };
-        wrap(&core, resp, Duration::from_secs(w.creation_ttl), &w.creation_path).await
+        let resp = Response {
+            data: w.data,
+            auth: w.auth,
+            warnings: w.warnings,
+            ..Default::default()
+        };
+        wrap(
+            &core,
+            resp,
+            Duration::from_secs(w.creation_ttl),
+            &w.creation_path,
+        )
+        .await
     }
 }

@@ -89,7 +89,11 @@ fn auth_json(token: &str, e: &TokenEntry) -> Auth {
         policies: e.policies.clone(),
         token_policies: e.policies.clone(),
         identity_policies: None,
-        metadata: if e.meta.is_empty() { None } else { Some(e.meta.clone()) },
+        metadata: if e.meta.is_empty() {
+            None
+        } else {
+            Some(e.meta.clone())
+        },
         lease_duration: e.creation_ttl,
         renewable: e.renewable,
         entity_id: e.entity_id.clone(),
@@ -127,8 +131,14 @@ impl TokenBackend {
                 .field("policies", Field::list("policies for the token"))
                 .field("meta", Field::map("metadata"))
                 .field("no_parent", Field::bool("create an orphan"))
-                .field("no_default_policy", Field::bool("do not add the default policy"))
-                .field("renewable", Field::bool("whether the token can be renewed").default(true))
+                .field(
+                    "no_default_policy",
+                    Field::bool("do not add the default policy"),
+                )
+                .field(
+                    "renewable",
+                    Field::bool("whether the token can be renewed").default(true),
+                )
                 .field("ttl", Field::duration("initial TTL"))
                 .field("lease", Field::duration("deprecated alias of ttl"))
                 .field("type", Field::string("service or batch"))
@@ -139,39 +149,64 @@ impl TokenBackend {
                 .field("entity_alias", Field::string("entity alias"))
         };
         let paths = vec![
-            create_fields(Path::new("create")).op(Update, |b: Arc<Self>, c| async move { b.create(c, None, false).await }).help("Create a token."),
-            create_fields(Path::new("create-orphan")).op(Update, |b: Arc<Self>, c| async move { b.create(c, None, true).await }).help("Create an orphan token."),
-            create_fields(Path::new("create/(?P<role_name>[^/]+)").field("role_name", Field::string("role")))
+            create_fields(Path::new("create"))
                 .op(Update, |b: Arc<Self>, c| async move {
-                    let role = c.fields.str("role_name").to_string();
-                    b.create(c, Some(role), false).await
+                    b.create(c, None, false).await
                 })
-                .help("Create a token against a role."),
+                .help("Create a token."),
+            create_fields(Path::new("create-orphan"))
+                .op(Update, |b: Arc<Self>, c| async move {
+                    b.create(c, None, true).await
+                })
+                .help("Create an orphan token."),
+            create_fields(
+                Path::new("create/(?P<role_name>[^/]+)").field("role_name", Field::string("role")),
+            )
+            .op(Update, |b: Arc<Self>, c| async move {
+                let role = c.fields.str("role_name").to_string();
+                b.create(c, Some(role), false).await
+            })
+            .help("Create a token against a role."),
             Path::new("lookup")
                 .field("token", Field::string("token to look up"))
                 .op(Update, Self::lookup)
                 .op(Read, Self::lookup_self)
                 .help("Look up a token."),
             Path::new("lookup/(?P<urltoken>.+)").op(Read, Self::lookup),
-            Path::new("lookup-self").field("token", Field::string("ignored")).op(Read, Self::lookup_self).op(Update, Self::lookup_self),
-            Path::new("lookup-accessor").field("accessor", Field::string("accessor")).op(Update, Self::lookup_accessor),
+            Path::new("lookup-self")
+                .field("token", Field::string("ignored"))
+                .op(Read, Self::lookup_self)
+                .op(Update, Self::lookup_self),
+            Path::new("lookup-accessor")
+                .field("accessor", Field::string("accessor"))
+                .op(Update, Self::lookup_accessor),
             Path::new("lookup-accessor/(?P<urlaccessor>.+)").op(Update, Self::lookup_accessor),
             Path::new("renew")
                 .field("token", Field::string("token"))
                 .field("increment", Field::duration("requested extension"))
                 .op(Update, Self::renew),
-            Path::new("renew/(?P<urltoken>.+)").field("increment", Field::duration("requested extension")).op(Update, Self::renew),
-            Path::new("renew-self").field("increment", Field::duration("requested extension")).op(Update, Self::renew_self),
+            Path::new("renew/(?P<urltoken>.+)")
+                .field("increment", Field::duration("requested extension"))
+                .op(Update, Self::renew),
+            Path::new("renew-self")
+                .field("increment", Field::duration("requested extension"))
+                .op(Update, Self::renew_self),
             Path::new("renew-accessor")
                 .field("accessor", Field::string("accessor"))
                 .field("increment", Field::duration("requested extension"))
                 .op(Update, Self::renew_accessor),
-            Path::new("revoke").field("token", Field::string("token")).op(Update, Self::revoke),
+            Path::new("revoke")
+                .field("token", Field::string("token"))
+                .op(Update, Self::revoke),
             Path::new("revoke/(?P<urltoken>.+)").op(Update, Self::revoke),
             Path::new("revoke-self").op(Update, Self::revoke_self),
-            Path::new("revoke-orphan").field("token", Field::string("token")).op(Update, Self::revoke_orphan),
+            Path::new("revoke-orphan")
+                .field("token", Field::string("token"))
+                .op(Update, Self::revoke_orphan),
             Path::new("revoke-orphan/(?P<urltoken>.+)").op(Update, Self::revoke_orphan),
-            Path::new("revoke-accessor").field("accessor", Field::string("accessor")).op(Update, Self::revoke_accessor),
+            Path::new("revoke-accessor")
+                .field("accessor", Field::string("accessor"))
+                .op(Update, Self::revoke_accessor),
             Path::new("revoke-accessor/(?P<urlaccessor>.+)").op(Update, Self::revoke_accessor),
             Path::new("accessors/?").op(List, Self::list_accessors),
             Path::new("roles/?").op(List, Self::list_roles),
@@ -183,7 +218,10 @@ impl TokenBackend {
                 .field("token_period", Field::duration("period"))
                 .field("renewable", Field::bool("renewable").default(true))
                 .field("explicit_max_ttl", Field::duration("explicit max TTL"))
-                .field("token_explicit_max_ttl", Field::duration("explicit max TTL"))
+                .field(
+                    "token_explicit_max_ttl",
+                    Field::duration("explicit max TTL"),
+                )
                 .field("path_suffix", Field::string("path suffix"))
                 .field("token_ttl", Field::duration("ttl"))
                 .field("token_max_ttl", Field::duration("max ttl"))
@@ -194,31 +232,63 @@ impl TokenBackend {
                 .op(Create, Self::write_role)
                 .op(Delete, Self::delete_role)
                 .help("Token roles."),
-            Path::new("tidy").op(Update, |_b: Arc<Self>, _c| async move { Ok(Response::default().with_warning("tidy operation successfully started")) }),
+            Path::new("tidy").op(Update, |_b: Arc<Self>, _c| async move {
+                Ok(Response::default().with_warning("tidy operation successfully started"))
+            }),
         ];
         PathBackend::new(self, paths)
-            .sudo(&["revoke-orphan", "revoke-orphan/*", "accessors", "accessors/"])
+            .sudo(&[
+                "revoke-orphan",
+                "revoke-orphan/*",
+                "accessors",
+                "accessors/",
+            ])
             .help("The token store: create, look up, renew and revoke tokens.")
     }
 
-    async fn create(self: Arc<Self>, c: Call, role_name: Option<String>, orphan_path: bool) -> Result<Response> {
+    async fn create(
+        self: Arc<Self>,
+        c: Call,
+        role_name: Option<String>,
+        orphan_path: bool,
+    ) -> Result<Response> {
         let me = caller(&c)?;
         let parent = &me.entry;
         let is_root = parent.is_root();
         let f = &c.fields;
         let role = match &role_name {
-            Some(r) => Some(self.store.view().get_json::<TokenRole>(&format!("roles/{r}")).await?.ok_or_else(|| Error::bad(format!("unknown role {r}")))?),
+            Some(r) => Some(
+                self.store
+                    .view()
+                    .get_json::<TokenRole>(&format!("roles/{r}"))
+                    .await?
+                    .ok_or_else(|| Error::bad(format!("unknown role {r}")))?,
+            ),
             None => None,
         };
         if f.str("type") == "batch" {
             return Err(Error::bad("batch tokens are not supported yet"));
         }
-        let no_parent = f.bool("no_parent") || orphan_path || role.as_ref().is_some_and(|r| r.orphan);
-        if f.bool("no_parent") && !orphan_path && role.is_none() && !is_root && !me.acl.capabilities(&format!("{}create-orphan", c.mount.route_prefix())).contains(&"sudo".to_string()) && !me.acl.is_root() {
-            return Err(Error::bad("root or sudo privileges required to create orphan token"));
+        let no_parent =
+            f.bool("no_parent") || orphan_path || role.as_ref().is_some_and(|r| r.orphan);
+        if f.bool("no_parent")
+            && !orphan_path
+            && role.is_none()
+            && !is_root
+            && !me
+                .acl
+                .capabilities(&format!("{}create-orphan", c.mount.route_prefix()))
+                .contains(&"sudo".to_string())
+            && !me.acl.is_root()
+        {
+            return Err(Error::bad(
+                "root or sudo privileges required to create orphan token",
+            ));
         }
         if f.has("id") && !f.str("id").is_empty() && !is_root {
-            return Err(Error::bad("root or sudo privileges required to specify token id"));
+            return Err(Error::bad(
+                "root or sudo privileges required to specify token id",
+            ));
         }
         let add_default = !f.bool("no_default_policy");
         let mut policies = f.strings("policies");
@@ -232,16 +302,21 @@ impl TokenBackend {
             let allowed = sanitize_policies(r.allowed_policies.clone(), true);
             for p in sanitize_policies(policies.clone(), false) {
                 if r.disallowed_policies.contains(&p) {
-                    return Err(Error::bad(format!("token policies ({p}) contains disallowed policies")));
+                    return Err(Error::bad(format!(
+                        "token policies ({p}) contains disallowed policies"
+                    )));
                 }
                 if !r.allowed_policies.is_empty() && !allowed.contains(&p) {
-                    return Err(Error::bad(format!("token policies ({p}) must be subset of the role's allowed policies")));
+                    return Err(Error::bad(format!(
+                        "token policies ({p}) must be subset of the role's allowed policies"
+                    )));
                 }
             }
         }
         let mut policies = sanitize_policies(policies, add_default);
         if !add_default {
-            policies.retain(|p| p != "default" || f.strings("policies").iter().any(|x| x == "default"));
+            policies
+                .retain(|p| p != "default" || f.strings("policies").iter().any(|x| x == "default"));
         }
         if !is_root && role.is_none() {
             let parent_set = sanitize_policies(parent.policies.clone(), true);
@@ -253,9 +328,21 @@ impl TokenBackend {
         if policies.is_empty() {
             policies = vec!["default".into()];
         }
-        let period = if f.has("period") { f.duration("period").as_secs() } else { role.as_ref().map(|r| r.period).unwrap_or(0) };
-        let explicit_max = if f.has("explicit_max_ttl") { f.duration("explicit_max_ttl").as_secs() } else { role.as_ref().map(|r| r.explicit_max_ttl).unwrap_or(0) };
-        let mut ttl = if f.has("ttl") { f.duration("ttl").as_secs() } else { f.duration("lease").as_secs() };
+        let period = if f.has("period") {
+            f.duration("period").as_secs()
+        } else {
+            role.as_ref().map(|r| r.period).unwrap_or(0)
+        };
+        let explicit_max = if f.has("explicit_max_ttl") {
+            f.duration("explicit_max_ttl").as_secs()
+        } else {
+            role.as_ref().map(|r| r.explicit_max_ttl).unwrap_or(0)
+        };
+        let mut ttl = if f.has("ttl") {
+            f.duration("ttl").as_secs()
+        } else {
+            f.duration("lease").as_secs()
+        };
         if ttl == 0 {
             ttl = role.as_ref().map(|r| r.token_ttl).unwrap_or(0);
         }
@@ -277,10 +364,21 @@ impl TokenBackend {
         let meta: BTreeMap<String, String> = f
             .map("meta")
             .into_iter()
-            .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
             .collect();
         let display = f.str("display_name").trim().to_lowercase();
-        let display_name = if display.is_empty() { "token".to_string() } else { format!("token-{display}") };
+        let display_name = if display.is_empty() {
+            "token".to_string()
+        } else {
+            format!("token-{display}")
+        };
         let mut path = format!("{}create", c.mount.route_prefix());
         if let Some(r) = &role {
             path = format!("{path}/{}", r.name);
@@ -295,7 +393,11 @@ impl TokenBackend {
             .store
             .create(TokenParams {
                 id: Some(f.str("id").to_string()).filter(|s| !s.is_empty()),
-                parent_hash: if no_parent { String::new() } else { parent.hash.clone() },
+                parent_hash: if no_parent {
+                    String::new()
+                } else {
+                    parent.hash.clone()
+                },
                 policies,
                 path,
                 meta,
@@ -309,12 +411,19 @@ impl TokenBackend {
                 role: role.map(|r| r.name).unwrap_or_default(),
             })
             .await?;
-        Ok(Response { auth: Some(auth_json(&token, &entry)), ..Default::default() })
+        Ok(Response {
+            auth: Some(auth_json(&token, &entry)),
+            ..Default::default()
+        })
     }
 
     /// The token named in the body or URL.
     fn token_arg(c: &Call) -> Result<String> {
-        let t = if c.fields.has("urltoken") { c.fields.str("urltoken") } else { c.fields.str("token") };
+        let t = if c.fields.has("urltoken") {
+            c.fields.str("urltoken")
+        } else {
+            c.fields.str("token")
+        };
         if t.is_empty() {
             return Err(Error::bad("missing token to look up"));
         }
@@ -322,7 +431,11 @@ impl TokenBackend {
     }
 
     fn accessor_arg(c: &Call) -> Result<String> {
-        let a = if c.fields.has("urlaccessor") { c.fields.str("urlaccessor") } else { c.fields.str("accessor") };
+        let a = if c.fields.has("urlaccessor") {
+            c.fields.str("urlaccessor")
+        } else {
+            c.fields.str("accessor")
+        };
         if a.is_empty() {
             return Err(Error::bad("missing accessor"));
         }
@@ -331,7 +444,11 @@ impl TokenBackend {
 
     async fn lookup(self: Arc<Self>, c: Call) -> Result<Response> {
         let t = Self::token_arg(&c)?;
-        let e = self.store.lookup(&t).await?.ok_or_else(|| Error::Forbidden("bad token".into()))?;
+        let e = self
+            .store
+            .lookup(&t)
+            .await?
+            .ok_or_else(|| Error::Forbidden("bad token".into()))?;
         Ok(Response::data(e.lookup_json(&t)))
     }
 
@@ -342,7 +459,11 @@ impl TokenBackend {
 
     async fn lookup_accessor(self: Arc<Self>, c: Call) -> Result<Response> {
         let a = Self::accessor_arg(&c)?;
-        let e = self.store.lookup_accessor(&a).await?.ok_or_else(|| Error::bad("invalid accessor"))?;
+        let e = self
+            .store
+            .lookup_accessor(&a)
+            .await?
+            .ok_or_else(|| Error::bad("invalid accessor"))?;
         Ok(Response::data(e.lookup_json("")))
     }
 
@@ -352,21 +473,61 @@ impl TokenBackend {
         if self.store.lookup_hash(&hash).await?.is_none() {
             return Err(Error::bad("token not found"));
         }
-        let e = self.store.renew(&hash, c.fields.duration("increment").as_secs(), self.limits.max_ttl).await?;
-        Ok(Response { auth: Some(Auth { client_token: t, ..renew_auth(&e) }), ..Default::default() })
+        let e = self
+            .store
+            .renew(
+                &hash,
+                c.fields.duration("increment").as_secs(),
+                self.limits.max_ttl,
+            )
+            .await?;
+        Ok(Response {
+            auth: Some(Auth {
+                client_token: t,
+                ..renew_auth(&e)
+            }),
+            ..Default::default()
+        })
     }
 
     async fn renew_self(self: Arc<Self>, c: Call) -> Result<Response> {
         let me = caller(&c)?;
-        let e = self.store.renew(&me.entry.hash, c.fields.duration("increment").as_secs(), self.limits.max_ttl).await?;
-        Ok(Response { auth: Some(Auth { client_token: me.token.clone(), ..renew_auth(&e) }), ..Default::default() })
+        let e = self
+            .store
+            .renew(
+                &me.entry.hash,
+                c.fields.duration("increment").as_secs(),
+                self.limits.max_ttl,
+            )
+            .await?;
+        Ok(Response {
+            auth: Some(Auth {
+                client_token: me.token.clone(),
+                ..renew_auth(&e)
+            }),
+            ..Default::default()
+        })
     }
 
     async fn renew_accessor(self: Arc<Self>, c: Call) -> Result<Response> {
         let a = Self::accessor_arg(&c)?;
-        let hash = self.store.hash_for_accessor(&a).await?.ok_or_else(|| Error::bad("invalid accessor"))?;
-        let e = self.store.renew(&hash, c.fields.duration("increment").as_secs(), self.limits.max_ttl).await?;
-        Ok(Response { auth: Some(renew_auth(&e)), ..Default::default() })
+        let hash = self
+            .store
+            .hash_for_accessor(&a)
+            .await?
+            .ok_or_else(|| Error::bad("invalid accessor"))?;
+        let e = self
+            .store
+            .renew(
+                &hash,
+                c.fields.duration("increment").as_secs(),
+                self.limits.max_ttl,
+            )
+            .await?;
+        Ok(Response {
+            auth: Some(renew_auth(&e)),
+            ..Default::default()
+        })
     }
 
     async fn revoke(self: Arc<Self>, c: Call) -> Result<Response> {
@@ -393,7 +554,11 @@ impl TokenBackend {
 
     async fn revoke_accessor(self: Arc<Self>, c: Call) -> Result<Response> {
         let a = Self::accessor_arg(&c)?;
-        let hash = self.store.hash_for_accessor(&a).await?.ok_or_else(|| Error::bad("invalid accessor"))?;
+        let hash = self
+            .store
+            .hash_for_accessor(&a)
+            .await?
+            .ok_or_else(|| Error::bad("invalid accessor"))?;
         self.store.revoke_tree(&hash).await?;
         Ok(Response::default())
     }
@@ -412,7 +577,12 @@ impl TokenBackend {
 
     async fn read_role(self: Arc<Self>, c: Call) -> Result<Response> {
         let name = c.fields.str("role_name");
-        match self.store.view().get_json::<TokenRole>(&format!("roles/{name}")).await? {
+        match self
+            .store
+            .view()
+            .get_json::<TokenRole>(&format!("roles/{name}"))
+            .await?
+        {
             Some(r) => Ok(Response::data(r.to_json())),
             None => Err(Error::NotFound),
         }
@@ -422,7 +592,16 @@ impl TokenBackend {
         let f = &c.fields;
         let name = f.str("role_name").to_string();
         let key = format!("roles/{name}");
-        let mut r = self.store.view().get_json::<TokenRole>(&key).await?.unwrap_or(TokenRole { name: name.clone(), renewable: true, ..Default::default() });
+        let mut r = self
+            .store
+            .view()
+            .get_json::<TokenRole>(&key)
+            .await?
+            .unwrap_or(TokenRole {
+                name: name.clone(),
+                renewable: true,
+                ..Default::default()
+            });
         if f.has("allowed_policies") {
             r.allowed_policies = sanitize_policies(f.strings("allowed_policies"), false);
         }
@@ -432,9 +611,18 @@ impl TokenBackend {
         if f.has("orphan") {
             r.orphan = f.bool("orphan");
         }
-        let secs = |names: &[&str], current: u64| names.iter().find(|k| f.has(k)).map(|k| f.duration(k).as_secs()).unwrap_or(current);
+        let secs = |names: &[&str], current: u64| {
+            names
+                .iter()
+                .find(|k| f.has(k))
+                .map(|k| f.duration(k).as_secs())
+                .unwrap_or(current)
+        };
         r.period = secs(&["period", "token_period"], r.period);
-        r.explicit_max_ttl = secs(&["explicit_max_ttl", "token_explicit_max_ttl"], r.explicit_max_ttl);
+        r.explicit_max_ttl = secs(
+            &["explicit_max_ttl", "token_explicit_max_ttl"],
+            r.explicit_max_ttl,
+        );
         r.token_ttl = secs(&["token_ttl"], r.token_ttl);
         r.token_max_ttl = secs(&["token_max_ttl"], r.token_max_ttl);
         if f.has("renewable") {
@@ -454,7 +642,10 @@ impl TokenBackend {
     }
 
     async fn delete_role(self: Arc<Self>, c: Call) -> Result<Response> {
-        self.store.view().delete(&format!("roles/{}", c.fields.str("role_name"))).await?;
+        self.store
+            .view()
+            .delete(&format!("roles/{}", c.fields.str("role_name")))
+            .await?;
         Ok(Response::default())
     }
 }

@@ -148,7 +148,11 @@ impl TokenStore {
                 s
             }
         };
-        Ok(TokenStore { view, salt: hmac::Key::new(hmac::HMAC_SHA256, &salt), cache: RwLock::new(HashMap::new()) })
+        Ok(TokenStore {
+            view,
+            salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
+            cache: RwLock::new(HashMap::new()),
+        })
     }
 
     pub fn view(&self) -> &View {
@@ -198,10 +202,16 @@ impl TokenStore {
         };
         let mut ops = vec![
             WriteOp::Put(entry_key(&hash), serde_json::to_vec(&entry)?),
-            WriteOp::Put(format!("accessor/{}", entry.accessor), hash.as_bytes().to_vec()),
+            WriteOp::Put(
+                format!("accessor/{}", entry.accessor),
+                hash.as_bytes().to_vec(),
+            ),
         ];
         if !entry.parent.is_empty() {
-            ops.push(WriteOp::Put(format!("parent/{}/{}", entry.parent, hash), vec![]));
+            ops.push(WriteOp::Put(
+                format!("parent/{}/{}", entry.parent, hash),
+                vec![],
+            ));
         }
         self.view.write_batch(ops).await?;
         Ok((token, entry))
@@ -238,7 +248,11 @@ impl TokenStore {
     }
 
     pub async fn hash_for_accessor(&self, accessor: &str) -> Result<Option<String>> {
-        Ok(self.view.get(&format!("accessor/{accessor}")).await?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        Ok(self
+            .view
+            .get(&format!("accessor/{accessor}"))
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<Arc<TokenEntry>>> {
@@ -254,7 +268,11 @@ impl TokenStore {
         if entry.num_uses == 0 {
             return Ok(true);
         }
-        let mut e = match self.view.get_json::<TokenEntry>(&entry_key(&entry.hash)).await? {
+        let mut e = match self
+            .view
+            .get_json::<TokenEntry>(&entry_key(&entry.hash))
+            .await?
+        {
             Some(e) => e,
             None => return Ok(false),
         };
@@ -272,7 +290,9 @@ impl TokenStore {
     }
 
     pub async fn save(&self, e: &TokenEntry) -> Result<()> {
-        self.view.put(&entry_key(&e.hash), serde_json::to_vec(e)?).await?;
+        self.view
+            .put(&entry_key(&e.hash), serde_json::to_vec(e)?)
+            .await?;
         self.cache.write().remove(&e.hash);
         Ok(())
     }
@@ -313,7 +333,10 @@ impl TokenStore {
         let Some(e) = self.view.get_json::<TokenEntry>(&entry_key(hash)).await? else {
             return Ok(());
         };
-        let mut ops = vec![WriteOp::Delete(entry_key(hash)), WriteOp::Delete(format!("accessor/{}", e.accessor))];
+        let mut ops = vec![
+            WriteOp::Delete(entry_key(hash)),
+            WriteOp::Delete(format!("accessor/{}", e.accessor)),
+        ];
         if !e.parent.is_empty() {
             ops.push(WriteOp::Delete(format!("parent/{}/{}", e.parent, hash)));
         }
@@ -326,7 +349,11 @@ impl TokenStore {
     /// Extends a token's life: `increment` seconds (or its original TTL), bounded by its
     /// explicit max TTL and `max_ttl`; periodic tokens renew to their period.
     pub async fn renew(&self, hash: &str, increment: u64, max_ttl: u64) -> Result<TokenEntry> {
-        let mut e = self.view.get_json::<TokenEntry>(&entry_key(hash)).await?.ok_or_else(|| Error::bad("token not found"))?;
+        let mut e = self
+            .view
+            .get_json::<TokenEntry>(&entry_key(hash))
+            .await?
+            .ok_or_else(|| Error::bad("token not found"))?;
         let now = unix_now();
         if e.is_expired(now) {
             return Err(Error::bad("token not found"));
@@ -334,7 +361,13 @@ impl TokenStore {
         if !e.renewable {
             return Err(Error::bad("lease is not renewable"));
         }
-        let mut ttl = if e.period > 0 { e.period } else if increment > 0 { increment } else { e.creation_ttl };
+        let mut ttl = if e.period > 0 {
+            e.period
+        } else if increment > 0 {
+            increment
+        } else {
+            e.creation_ttl
+        };
         if max_ttl > 0 && e.period == 0 {
             let ceiling = (e.creation_time + max_ttl as i64 - now).max(0) as u64;
             ttl = ttl.min(ceiling);
