@@ -535,3 +535,518 @@ async fn response_wrapping_is_single_use() {
     .unwrap_err();
     assert_eq!(e.status(), 400);
 }
+
+#[tokio::test]
+async fn rekey_replaces_the_shares() {
+    let core = Core::new(
+        Arc::new(MemoryStorage::new()),
+        Registry::default(),
+        CoreConfig::default(),
+    );
+    let init = core
+        .initialize(
+            SealConfig {
+                secret_shares: 3,
+                secret_threshold: 2,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    for k in &init.keys[..2] {
+        core.submit_unseal_key(k.clone()).await.unwrap();
+    }
+    let raw = |r: Response| -> Value { serde_json::from_slice(&r.raw.unwrap().body).unwrap() };
+    let started = raw(core
+        .handle(
+            Request::new(Operation::Update, "sys/rekey/init")
+                .with_data(json!({"secret_shares": 1, "secret_threshold": 1})),
+        )
+        .await
+        .unwrap());
+    let nonce = started["nonce"].as_str().unwrap().to_string();
+    assert_eq!(started["required"], 2);
+    // A wrong nonce is refused; a second init while one runs is refused.
+    let hex = |k: &[u8]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let e = core
+        .handle(
+            Request::new(Operation::Update, "sys/rekey/update")
+                .with_data(json!({"key": hex(&init.keys[0]), "nonce": "nope"})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), 400);
+    assert_eq!(
+        core.handle(
+            Request::new(Operation::Update, "sys/rekey/init")
+                .with_data(json!({"secret_shares": 1, "secret_threshold": 1}))
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        400
+    );
+    let p = raw(core
+        .handle(
+            Request::new(Operation::Update, "sys/rekey/update")
+                .with_data(json!({"key": hex(&init.keys[0]), "nonce": nonce})),
+        )
+        .await
+        .unwrap());
+    assert_eq!(p["progress"], 1);
+    let done = raw(core
+        .handle(
+            Request::new(Operation::Update, "sys/rekey/update")
+                .with_data(json!({"key": hex(&init.keys[2]), "nonce": nonce})),
+        )
+        .await
+        .unwrap());
+    assert_eq!(done["complete"], true);
+    let new_key = tresor_core::seal::decode_key(done["keys"][0].as_str().unwrap()).unwrap();
+    core.seal_now();
+    // Old shares no longer unseal; the new one does.
+    core.submit_unseal_key(init.keys[0].clone())
+        .await
+        .unwrap_err();
+    assert!(core.is_sealed());
+    assert!(core.submit_unseal_key(new_key).await.unwrap());
+}
+
+#[tokio::test]
+async fn token_lifecycle_endpoints() {
+    let (core, root) = unsealed().await;
+    let t = call(
+        &core,
+        Operation::Update,
+        "auth/token/create",
+        &root,
+        json!({ "ttl": "10m", "explicit_max_ttl": "20m", "display_name": "ci" }),
+    )
+    .await
+    .unwrap()
+    .auth
+    .unwrap();
+    let look = call(
+        &core,
+        Operation::Update,
+        "auth/token/lookup",
+        &root,
+        json!({ "token": t.client_token }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&look)["display_name"], "token-ci");
+    assert_eq!(data(&look)["id"], t.client_token.as_str());
+    // Renewal is bounded by explicit_max_ttl.
+    let r = call(
+        &core,
+        Operation::Update,
+        "auth/token/renew-self",
+        &t.client_token,
+        json!({ "increment": "1h" }),
+    )
+    .await
+    .unwrap();
+    assert!(r.auth.unwrap().lease_duration <= 1200);
+    // Non-renewable tokens refuse renewal.
+    let nr = call(
+        &core,
+        Operation::Update,
+        "auth/token/create",
+        &root,
+        json!({ "renewable": false, "ttl": "1h" }),
+    )
+    .await
+    .unwrap()
+    .auth
+    .unwrap();
+    assert_eq!(
+        call(
+            &core,
+            Operation::Update,
+            "auth/token/renew-self",
+            &nr.client_token,
+            json!({})
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        400
+    );
+    // revoke-orphan keeps the children alive, as orphans.
+    let may_create = r#"path "auth/token/create" { capabilities = ["update"] }"#;
+    call(
+        &core,
+        Operation::Update,
+        "sys/policies/acl/tokens",
+        &root,
+        json!({ "policy": may_create }),
+    )
+    .await
+    .unwrap();
+    let p = call(
+        &core,
+        Operation::Update,
+        "auth/token/create",
+        &root,
+        json!({ "policies": ["tokens"] }),
+    )
+    .await
+    .unwrap()
+    .auth
+    .unwrap();
+    let c = call(
+        &core,
+        Operation::Update,
+        "auth/token/create",
+        &p.client_token,
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .auth
+    .unwrap();
+    assert!(!c.orphan);
+    call(
+        &core,
+        Operation::Update,
+        "auth/token/revoke-orphan",
+        &root,
+        json!({ "token": p.client_token }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        call(
+            &core,
+            Operation::Read,
+            "auth/token/lookup-self",
+            &p.client_token,
+            json!({})
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        403
+    );
+    let child = call(
+        &core,
+        Operation::Read,
+        "auth/token/lookup-self",
+        &c.client_token,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&child)["orphan"], true);
+    // revoke-accessor and bad inputs.
+    call(
+        &core,
+        Operation::Update,
+        "auth/token/revoke-accessor",
+        &root,
+        json!({ "accessor": t.accessor }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        call(
+            &core,
+            Operation::Read,
+            "auth/token/lookup-self",
+            &t.client_token,
+            json!({})
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        403
+    );
+    assert_eq!(
+        call(
+            &core,
+            Operation::Update,
+            "auth/token/revoke-accessor",
+            &root,
+            json!({ "accessor": "nope" })
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        400
+    );
+    assert_eq!(
+        call(
+            &core,
+            Operation::Update,
+            "auth/token/lookup",
+            &root,
+            json!({})
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        400
+    );
+    assert_eq!(
+        call(
+            &core,
+            Operation::Update,
+            "auth/token/create",
+            &root,
+            json!({ "ttl": "soon" })
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        400
+    );
+    assert_eq!(
+        call(
+            &core,
+            Operation::Update,
+            "auth/token/create",
+            &root,
+            json!({ "num_uses": -1 })
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        400
+    );
+    // Roles constrain policies.
+    call(
+        &core,
+        Operation::Update,
+        "auth/token/roles/ops",
+        &root,
+        json!({ "allowed_policies": ["ops"], "orphan": true }),
+    )
+    .await
+    .unwrap();
+    let rt = call(
+        &core,
+        Operation::Update,
+        "auth/token/create/ops",
+        &root,
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .auth
+    .unwrap();
+    assert_eq!(rt.policies, vec!["default", "ops"]);
+    assert!(rt.orphan);
+    let e = call(
+        &core,
+        Operation::Update,
+        "auth/token/create/ops",
+        &root,
+        json!({ "policies": ["admin"] }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.status(), 400);
+    let roles = call(&core, Operation::List, "auth/token/roles", &root, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(data(&roles)["keys"], json!(["ops"]));
+}
+
+#[tokio::test]
+async fn capabilities_by_token_and_accessor_and_policy_errors() {
+    let (core, root) = unsealed().await;
+    call(
+        &core,
+        Operation::Update,
+        "sys/policies/acl/ro",
+        &root,
+        json!({ "policy": r#"path "cubbyhole/ro/*" { capabilities = ["read"] }"# }),
+    )
+    .await
+    .unwrap();
+    let t = call(
+        &core,
+        Operation::Update,
+        "auth/token/create",
+        &root,
+        json!({ "policies": ["ro"], "no_default_policy": true }),
+    )
+    .await
+    .unwrap()
+    .auth
+    .unwrap();
+    assert_eq!(t.policies, vec!["ro"]);
+    let c = call(
+        &core,
+        Operation::Update,
+        "sys/capabilities",
+        &root,
+        json!({ "token": t.client_token, "path": "cubbyhole/ro/x" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&c)["capabilities"], json!(["read"]));
+    let c = call(
+        &core,
+        Operation::Update,
+        "sys/capabilities-accessor",
+        &root,
+        json!({ "accessor": t.accessor, "paths": ["cubbyhole/other"] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&c)["cubbyhole/other"], json!(["deny"]));
+    let c = call(
+        &core,
+        Operation::Update,
+        "sys/capabilities-self",
+        &root,
+        json!({ "path": "anything" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&c)["capabilities"], json!(["root"]));
+    // Policy errors: bad HCL, unknown capability, root and default are protected, missing is 404.
+    for bad in ["path \"x\" {", r#"path "x" { capabilities = ["fly"] }"#] {
+        assert_eq!(
+            call(
+                &core,
+                Operation::Update,
+                "sys/policies/acl/bad",
+                &root,
+                json!({ "policy": bad })
+            )
+            .await
+            .unwrap_err()
+            .status(),
+            400
+        );
+    }
+    assert_eq!(
+        call(
+            &core,
+            Operation::Update,
+            "sys/policies/acl/root",
+            &root,
+            json!({ "policy": "" })
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        400
+    );
+    assert_eq!(
+        call(
+            &core,
+            Operation::Delete,
+            "sys/policies/acl/default",
+            &root,
+            json!({})
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        400
+    );
+    assert_eq!(
+        call(
+            &core,
+            Operation::Read,
+            "sys/policies/acl/missing",
+            &root,
+            json!({})
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        404
+    );
+    // Changing a policy takes effect at once for existing tokens.
+    call(
+        &core,
+        Operation::Update,
+        "sys/policies/acl/ro",
+        &root,
+        json!({ "policy": r#"path "cubbyhole/ro/*" { capabilities = ["read", "update"] }"# }),
+    )
+    .await
+    .unwrap();
+    let c = call(
+        &core,
+        Operation::Update,
+        "sys/capabilities",
+        &root,
+        json!({ "token": t.client_token, "path": "cubbyhole/ro/x" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&c)["capabilities"], json!(["read", "update"]));
+}
+
+#[tokio::test]
+async fn mount_tune_and_remount() {
+    let (core, root) = unsealed().await;
+    // Tuning the cubbyhole's TTLs, then reading them back.
+    call(
+        &core,
+        Operation::Update,
+        "sys/mounts/cubbyhole/tune",
+        &root,
+        json!({ "default_lease_ttl": "1h", "max_lease_ttl": "2h" }),
+    )
+    .await
+    .unwrap();
+    let t = call(
+        &core,
+        Operation::Read,
+        "sys/mounts/cubbyhole/tune",
+        &root,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&t)["default_lease_ttl"], 3600);
+    assert_eq!(data(&t)["max_lease_ttl"], 7200);
+    let e = call(
+        &core,
+        Operation::Update,
+        "sys/mounts/cubbyhole/tune",
+        &root,
+        json!({ "default_lease_ttl": "3h" }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.status(), 400);
+    // System mounts cannot be moved or removed.
+    assert_eq!(
+        call(
+            &core,
+            Operation::Update,
+            "sys/remount",
+            &root,
+            json!({ "from": "cubbyhole", "to": "c2" })
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        400
+    );
+    assert_eq!(
+        call(&core, Operation::Delete, "sys/mounts/sys", &root, json!({}))
+            .await
+            .unwrap_err()
+            .status(),
+        400
+    );
+    let e = call(
+        &core,
+        Operation::Update,
+        "sys/remount",
+        &root,
+        json!({ "from": "nothing" }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.status(), 400);
+}
