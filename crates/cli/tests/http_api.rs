@@ -220,3 +220,27 @@ fn durable_store_survives_restart() {
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["data"]["data"]["v"], "1");
 }
+
+#[test]
+fn help_and_openapi_come_from_the_path_declarations() {
+    let s = dev_server();
+    let (st, h) = s.root("GET", "secret/data/app?help=1", None);
+    assert_eq!(st, 200, "{h}");
+    assert!(
+        h["data"]["help"].as_str().is_some_and(|t| !t.is_empty()),
+        "{h}"
+    );
+    let (st, doc) = s.root("GET", "sys/internal/specs/openapi", None);
+    assert_eq!(st, 200);
+    assert_eq!(doc["openapi"], "3.0.2");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(
+        paths.contains_key("/secret/data/{path}"),
+        "{:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
+    assert!(paths["/secret/data/{path}"].get("get").is_some());
+    assert!(paths["/secret/data/{path}"].get("post").is_some());
+    assert!(paths.contains_key("/auth/token/create"));
+    assert!(paths.contains_key("/sys/mounts/{path}"));
+}

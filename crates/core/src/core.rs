@@ -550,7 +550,7 @@ impl Core {
         };
         let backend = route.backend.clone();
         let view = View::new(self.barrier.clone(), route.entry.storage_prefix());
-        let unauthenticated = path_matches_any(&backend.unauthenticated_paths(), &rel);
+        let unauthenticated = path_matches_any(backend.unauthenticated_paths(), &rel);
         let caller = if unauthenticated {
             match req.token.as_deref() {
                 Some(t) if !t.is_empty() => self.authenticate(Some(t)).await.ok(),
@@ -573,7 +573,7 @@ impl Core {
             }
         }
         if let (false, Some(c)) = (unauthenticated, &caller) {
-            let sudo = path_matches_any(&backend.sudo_paths(), &rel);
+            let sudo = path_matches_any(backend.sudo_paths(), &rel);
             c.acl
                 .check_wrapped(&req.path, op, &req.data, sudo, req.wrap_ttl)?;
             if c.entry.num_uses > 0 && !active.tokens.use_token(&c.entry).await? {

@@ -380,12 +380,12 @@ pub trait Backend: Send + Sync + 'static {
     /// (`Some(true)`); `None` when the path declares no existence check.
     async fn exists(&self, call: Call) -> Result<Option<bool>>;
     /// Mount-relative paths reachable without a token (e.g. `login`). A trailing `*` is a prefix.
-    fn unauthenticated_paths(&self) -> Vec<String> {
-        vec![]
+    fn unauthenticated_paths(&self) -> &[String] {
+        &[]
     }
     /// Mount-relative paths that need the `sudo` capability. A trailing `*` is a prefix.
-    fn sudo_paths(&self) -> Vec<String> {
-        vec![]
+    fn sudo_paths(&self) -> &[String] {
+        &[]
     }
     /// A description of every path, for `help` and the OpenAPI document.
     fn describe(&self) -> Value;
@@ -463,11 +463,11 @@ impl<B: Send + Sync + 'static> Backend for PathBackend<B> {
         Ok(Some(check(self.inner.clone(), call).await?))
     }
 
-    fn unauthenticated_paths(&self) -> Vec<String> {
-        self.unauthenticated.clone()
+    fn unauthenticated_paths(&self) -> &[String] {
+        &self.unauthenticated
     }
-    fn sudo_paths(&self) -> Vec<String> {
-        self.sudo.clone()
+    fn sudo_paths(&self) -> &[String] {
+        &self.sudo
     }
 
     fn describe(&self) -> Value {

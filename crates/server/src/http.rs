@@ -109,7 +109,12 @@ pub async fn handle(
         data.get("list").and_then(Value::as_str),
         Some("true") | Some("1")
     );
+    let help_query = matches!(
+        data.get("help").and_then(Value::as_str),
+        Some("true") | Some("1")
+    );
     let operation = match req.method().as_str() {
+        "GET" if help_query => Operation::Help,
         "GET" | "HEAD" if list_query => Operation::List,
         "GET" | "HEAD" => Operation::Read,
         "LIST" => Operation::List,
@@ -120,6 +125,9 @@ pub async fn handle(
     };
     if list_query {
         data.remove("list");
+    }
+    if help_query {
+        data.remove("help");
     }
     let token = header(&req, "x-vault-token")
         .map(str::to_string)

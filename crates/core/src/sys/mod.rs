@@ -2,6 +2,7 @@
 //! and the UI mount lookups clients use before every KV call. The seal API (init, unseal,
 //! health ...) is in [`seal`], because it must answer while sealed.
 
+pub mod openapi;
 pub mod seal;
 pub mod wrapping;
 
@@ -146,6 +147,9 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             Update,
             |_s: Arc<Sys>, _c| async move { Ok(Response::default()) },
         ),
+        Path::new("internal/specs/openapi")
+            .op(Read, Sys::openapi)
+            .help("The OpenAPI document of every mounted path, generated from their declarations."),
         Path::new("internal/ui/mounts")
             .op(Read, Sys::ui_mounts)
             .help("Mounts visible to the caller."),
