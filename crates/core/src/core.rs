@@ -18,6 +18,9 @@ use std::sync::{Arc, Weak};
 use tresor_storage::Storage;
 use zeroize::Zeroizing;
 
+/// How often backends' periodic hooks run.
+const PERIODIC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Builds a backend for a new mount of some type.
 pub type Factory = Arc<dyn Fn(&MountEntry) -> Result<Arc<dyn Backend>> + Send + Sync>;
 
@@ -210,12 +213,48 @@ impl Core {
         self.barrier.unseal(root_key).await.map_err(|_| {
             Error::bad("failed to unseal: the key shares do not reconstruct the unseal key")
         })?;
-        if let Err(e) = self.post_unseal().await {
-            self.seal_now();
-            return Err(e);
-        }
+        let active = match self.post_unseal().await {
+            Ok(a) => a,
+            Err(e) => {
+                self.seal_now();
+                return Err(e);
+            }
+        };
+        self.start_periodic(&active);
         tracing::info!("unsealed");
         Ok(true)
+    }
+
+    /// Runs every backend's `periodic` hook about once a second until this unsealed state ends
+    /// (seal, or the core is dropped).
+    fn start_periodic(&self, active: &Arc<Active>) {
+        let weak_active = Arc::downgrade(active);
+        let core = self.me.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PERIODIC_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let (Some(core), Some(active)) = (core.upgrade(), weak_active.upgrade()) else {
+                    return;
+                };
+                if !core
+                    .active
+                    .read()
+                    .as_ref()
+                    .is_some_and(|a| Arc::ptr_eq(a, &active))
+                {
+                    return;
+                }
+                let routes: Vec<_> = active.router.read().routes().to_vec();
+                for r in routes {
+                    let view = View::new(core.barrier.clone(), r.entry.storage_prefix());
+                    if let Err(e) = r.backend.periodic(&view).await {
+                        tracing::warn!(mount = %r.prefix, error = %e, "periodic task failed");
+                    }
+                }
+            }
+        });
     }
 
     /// Seals: drops every key and all unsealed state.

@@ -393,6 +393,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn initialize(&self, _storage: &View) -> Result<()> {
         Ok(())
     }
+    /// Called about once a second while unsealed, for scheduled work (key rotation, tidying).
+    /// Must be cheap when there is nothing to do.
+    async fn periodic(&self, _storage: &View) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A backend built from a list of [`Path`]s over a value `B` holding its state.
