@@ -30,6 +30,7 @@ pub const TOKEN_FILE_NAME: &str = ".vault-token";
 
 /// Connection flags, accepted by every command.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Connection options")]
 pub struct ConnectionFlags {
     /// Address of the server [env: TRESOR_ADDR, VAULT_ADDR] (default http://127.0.0.1:8200).
     #[arg(long, global = true, value_name = "URL")]
@@ -40,17 +41,17 @@ pub struct ConnectionFlags {
     /// Namespace sent as X-Vault-Namespace [env: TRESOR_NAMESPACE, VAULT_NAMESPACE].
     #[arg(long, global = true, value_name = "NS")]
     pub namespace: Option<String>,
-    /// Do not verify the server's TLS certificate [env: VAULT_SKIP_VERIFY].
+    /// Do not verify the server's TLS certificate [env: TRESOR_SKIP_VERIFY, VAULT_SKIP_VERIFY].
     #[arg(long = "tls-skip-verify", global = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     pub tls_skip_verify: Option<bool>,
     /// PEM file with CA certificate(s) to trust [env: TRESOR_CACERT, VAULT_CACERT].
     #[arg(long = "ca-cert", global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
-    /// PEM client certificate for TLS client auth [env: VAULT_CLIENT_CERT].
+    /// PEM client certificate for TLS client auth [env: TRESOR_CLIENT_CERT, VAULT_CLIENT_CERT].
     #[arg(long = "client-cert", global = true, value_name = "FILE")]
     pub client_cert: Option<PathBuf>,
-    /// PEM private key for -client-cert [env: VAULT_CLIENT_KEY].
+    /// PEM private key for -client-cert [env: TRESOR_CLIENT_KEY, VAULT_CLIENT_KEY].
     #[arg(long = "client-key", global = true, value_name = "FILE")]
     pub client_key: Option<PathBuf>,
 }
@@ -186,8 +187,14 @@ impl ClientConfig {
             namespace,
             tls_skip_verify,
             ca_cert: path_flag(&flags.ca_cert, &["TRESOR_CACERT", "VAULT_CACERT"]),
-            client_cert: path_flag(&flags.client_cert, &["TRESOR_CLIENT_CERT", "VAULT_CLIENT_CERT"]),
-            client_key: path_flag(&flags.client_key, &["TRESOR_CLIENT_KEY", "VAULT_CLIENT_KEY"]),
+            client_cert: path_flag(
+                &flags.client_cert,
+                &["TRESOR_CLIENT_CERT", "VAULT_CLIENT_CERT"],
+            ),
+            client_key: path_flag(
+                &flags.client_key,
+                &["TRESOR_CLIENT_KEY", "VAULT_CLIENT_KEY"],
+            ),
         })
     }
 }
@@ -231,7 +238,10 @@ impl Client {
         if let Some(ca) = &cfg.ca_cert {
             let pem = read_file(ca, "CA certificate")?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                CliError::other(format!("Error parsing CA certificate {}: {e}", ca.display()))
+                CliError::other(format!(
+                    "Error parsing CA certificate {}: {e}",
+                    ca.display()
+                ))
             })?;
             if certs.is_empty() {
                 return Err(CliError::other(format!(
@@ -260,9 +270,9 @@ impl Client {
                 ))
             }
         }
-        let http = builder
-            .build()
-            .map_err(|e| CliError::other(format!("Error creating HTTP client: {}", error_chain(&e))))?;
+        let http = builder.build().map_err(|e| {
+            CliError::other(format!("Error creating HTTP client: {}", error_chain(&e)))
+        })?;
         Ok(Client {
             http,
             address: cfg.address,
@@ -333,9 +343,8 @@ impl Client {
         let status = resp.status().as_u16();
         let mut text = String::new();
         let mut resp = resp;
-        resp.read_to_string(&mut text).map_err(|e| {
-            CliError::other(format!("{method} {url}: error reading response: {e}"))
-        })?;
+        resp.read_to_string(&mut text)
+            .map_err(|e| CliError::other(format!("{method} {url}: error reading response: {e}")))?;
         let parsed: Option<Value> = if text.trim().is_empty() {
             None
         } else {
@@ -348,7 +357,8 @@ impl Client {
                 .and_then(Value::as_array)
                 .is_none_or(|a| a.is_empty());
             let has_payload = parsed.as_ref().is_some_and(|v| {
-                v.get("data").is_some_and(|d| !d.is_null() && d != &Value::Object(Default::default()))
+                v.get("data")
+                    .is_some_and(|d| !d.is_null() && d != &Value::Object(Default::default()))
                     || v.get("warnings")
                         .and_then(Value::as_array)
                         .is_some_and(|w| !w.is_empty())
@@ -470,8 +480,8 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let cfg = ClientConfig::resolve_with(&ConnectionFlags::default(), &env_of(&[]), None)
-            .unwrap();
+        let cfg =
+            ClientConfig::resolve_with(&ConnectionFlags::default(), &env_of(&[]), None).unwrap();
         assert_eq!(cfg.address, DEFAULT_ADDRESS);
         assert_eq!(cfg.token, None);
         assert!(!cfg.tls_skip_verify);
@@ -509,9 +519,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(".vault-token");
         store_token(&p, "s.filetoken").unwrap();
-        let cfg =
-            ClientConfig::resolve_with(&ConnectionFlags::default(), &env_of(&[]), Some(&p))
-                .unwrap();
+        let cfg = ClientConfig::resolve_with(&ConnectionFlags::default(), &env_of(&[]), Some(&p))
+            .unwrap();
         assert_eq!(cfg.token.as_deref(), Some("s.filetoken"));
         // The environment wins over the file.
         let cfg = ClientConfig::resolve_with(
@@ -529,12 +538,9 @@ mod tests {
         }
         // Missing file: no token, no error.
         let missing = dir.path().join("nope");
-        let cfg = ClientConfig::resolve_with(
-            &ConnectionFlags::default(),
-            &env_of(&[]),
-            Some(&missing),
-        )
-        .unwrap();
+        let cfg =
+            ClientConfig::resolve_with(&ConnectionFlags::default(), &env_of(&[]), Some(&missing))
+                .unwrap();
         assert_eq!(cfg.token, None);
     }
 
@@ -572,9 +578,16 @@ mod tests {
             "Error making API request.\n\nURL: GET http://h/v1/x\nCode: 403. Errors:\n\n* permission denied\n* second"
         );
         let e = api_error(&Method::PUT, "http://h/v1/x", 502, None, "bad gateway\n");
-        assert!(e.message.ends_with("Code: 502. Raw Message:\n\nbad gateway"));
+        assert!(e
+            .message
+            .ends_with("Code: 502. Raw Message:\n\nbad gateway"));
         let empty = serde_json::json!({"errors": []});
         let e = api_error(&Method::PUT, "http://h/v1/x", 405, Some(&empty), "");
-        assert!(e.message.ends_with("Code: 405. Errors:\n\n* Method Not Allowed"), "{}", e.message);
+        assert!(
+            e.message
+                .ends_with("Code: 405. Errors:\n\n* Method Not Allowed"),
+            "{}",
+            e.message
+        );
     }
 }

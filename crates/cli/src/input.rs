@@ -165,7 +165,9 @@ pub fn parse_pairs(values: &[String], flag: &str) -> CliResult<Map<String, Value
     let mut m = Map::new();
     for v in values {
         let (k, val) = v.split_once('=').ok_or_else(|| {
-            CliError::usage(format!("Invalid -{flag} value {v:?}: format must be key=value"))
+            CliError::usage(format!(
+                "Invalid -{flag} value {v:?}: format must be key=value"
+            ))
         })?;
         if k.is_empty() {
             return Err(CliError::usage(format!(

@@ -199,24 +199,74 @@ mod tests {
     #[test]
     fn rewrites_go_style_flags() {
         assert_eq!(
-            pre(&["tresor", "kv", "get", "-format=json", "-mount=secret", "foo"]),
-            vec!["tresor", "kv", "get", "--format=json", "--mount=secret", "foo"]
+            pre(&[
+                "tresor",
+                "kv",
+                "get",
+                "-format=json",
+                "-mount=secret",
+                "foo"
+            ]),
+            vec![
+                "tresor",
+                "kv",
+                "get",
+                "--format=json",
+                "--mount=secret",
+                "foo"
+            ]
         );
         assert_eq!(
             pre(&["tresor", "server", "-dev", "-dev-root-token-id=root"]),
             vec!["tresor", "server", "--dev", "--dev-root-token-id=root"]
         );
         assert_eq!(
-            pre(&["tresor", "token", "create", "-metadata=a=b", "-ttl=", "-no_default_policy"]),
-            vec!["tresor", "token", "create", "--metadata=a=b", "--ttl=", "--no_default_policy"]
+            pre(&[
+                "tresor",
+                "token",
+                "create",
+                "-metadata=a=b",
+                "-ttl=",
+                "-no_default_policy"
+            ]),
+            vec![
+                "tresor",
+                "token",
+                "create",
+                "--metadata=a=b",
+                "--ttl=",
+                "--no_default_policy"
+            ]
         );
     }
 
     #[test]
     fn leaves_other_arguments_alone() {
         assert_eq!(
-            pre(&["-dev", "-h", "-f", "-", "-1", "-1x", "--format=json", "a=-b", "x", "-a"]),
-            vec!["-dev", "-h", "-f", "-", "-1", "-1x", "--format=json", "a=-b", "x", "-a"]
+            pre(&[
+                "-dev",
+                "-h",
+                "-f",
+                "-",
+                "-1",
+                "-1x",
+                "--format=json",
+                "a=-b",
+                "x",
+                "-a"
+            ]),
+            vec![
+                "-dev",
+                "-h",
+                "-f",
+                "-",
+                "-1",
+                "-1x",
+                "--format=json",
+                "a=-b",
+                "x",
+                "-a"
+            ]
         );
         // Not a flag name: bad characters before '='.
         assert_eq!(pre(&["t", "-a.b", "-a b"]), vec!["t", "-a.b", "-a b"]);
@@ -230,8 +280,14 @@ mod tests {
     #[test]
     fn go_style_flags_parse() {
         let cli = Cli::try_parse_from(pre(&[
-            "tresor", "-address=http://h:1", "kv", "get", "-format=json", "-version=3",
-            "-mount=secret", "foo",
+            "tresor",
+            "-address=http://h:1",
+            "kv",
+            "get",
+            "-format=json",
+            "-version=3",
+            "-mount=secret",
+            "foo",
         ]))
         .unwrap();
         assert_eq!(cli.conn.address.as_deref(), Some("http://h:1"));
@@ -239,7 +295,11 @@ mod tests {
         assert!(matches!(cli.command, Command::Kv(_)));
 
         let cli = Cli::try_parse_from(pre(&[
-            "tresor", "server", "-dev", "-config=a.hcl", "-config=b.hcl",
+            "tresor",
+            "server",
+            "-dev",
+            "-config=a.hcl",
+            "-config=b.hcl",
         ]))
         .unwrap();
         match cli.command {
@@ -255,6 +315,18 @@ mod tests {
             Command::Server(a) => assert!(!a.dev),
             other => panic!("unexpected {other:?}"),
         }
+        // A positional TOKEN does not leak into the global -token flag.
+        let cli = Cli::try_parse_from(pre(&["tresor", "token", "lookup", "s.abc"])).unwrap();
+        assert_eq!(cli.conn.token, None);
+        match cli.command {
+            Command::Token(token::TokenCommand::Lookup(a)) => {
+                assert_eq!(a.token.as_deref(), Some("s.abc"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(pre(&["tresor", "-token=root", "token", "revoke", "s.x"])).unwrap();
+        assert_eq!(cli.conn.token.as_deref(), Some("root"));
         // Unknown flags are usage errors (exit code 2).
         let e = Cli::try_parse_from(pre(&["tresor", "status", "-bogus"])).unwrap_err();
         assert_eq!(e.exit_code(), 2);

@@ -22,6 +22,7 @@ use crate::error::{CliError, CliResult};
 
 /// Output flags, accepted by every command.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Output options")]
 pub struct OutputFlags {
     /// Output format: table or json [env: TRESOR_FORMAT, VAULT_FORMAT].
     #[arg(long, global = true, value_name = "FORMAT")]
@@ -133,7 +134,9 @@ impl Output {
     pub fn list(&self, resp: &Value) -> CliResult {
         let keys = list_keys(resp);
         if self.is_json() {
-            self.json(&Value::Array(keys.iter().map(|k| Value::String(k.clone())).collect()));
+            self.json(&Value::Array(
+                keys.iter().map(|k| Value::String(k.clone())).collect(),
+            ));
             return Ok(0);
         }
         print_warnings(resp);
@@ -255,14 +258,22 @@ pub fn columnize(rows: &[Vec<String>]) -> String {
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut all = Vec::with_capacity(rows.len() + 2);
     all.push(header.iter().map(|h| h.to_string()).collect());
-    all.push(header.iter().map(|h| "-".repeat(h.chars().count())).collect());
+    all.push(
+        header
+            .iter()
+            .map(|h| "-".repeat(h.chars().count()))
+            .collect(),
+    );
     all.extend(rows.iter().cloned());
     columnize(&all)
 }
 
 /// A `Key    Value` table.
 pub fn kv_table(rows: &[(String, String)]) -> String {
-    let rows: Vec<Vec<String>> = rows.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(k, v)| vec![k.clone(), v.clone()])
+        .collect();
     table(&["Key", "Value"], &rows)
 }
 
@@ -292,7 +303,10 @@ pub fn header_for_map(header: &str, map: &Map<String, Value>) -> String {
 
 /// Prints `== Title ==` and the path under it, then a blank line (Vault's `outputPath`).
 pub fn path_header(title: &str, path: &str) -> String {
-    format!("{}\n{path}\n\n", pad_equal_signs(title, path.chars().count()))
+    format!(
+        "{}\n{path}\n\n",
+        pad_equal_signs(title, path.chars().count())
+    )
 }
 
 /// Formats a number of seconds like Go's `time.Duration`, trimming zero units
@@ -407,23 +421,37 @@ fn is_nonempty_object(v: Option<&Value>) -> Option<&Map<String, Value>> {
 pub fn secret_rows(resp: &Value) -> Vec<(String, String)> {
     let mut rows = Vec::new();
     let mut push = |k: &str, v: String| rows.push((k.to_string(), v));
-    let lease_duration = resp.get("lease_duration").and_then(Value::as_i64).unwrap_or(0);
+    let lease_duration = resp
+        .get("lease_duration")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     let lease_id = resp.get("lease_id").and_then(Value::as_str).unwrap_or("");
     if lease_duration > 0 {
         if !lease_id.is_empty() {
             push("lease_id", lease_id.to_string());
             push("lease_duration", humanize_duration(lease_duration));
-            let renewable = resp.get("renewable").and_then(Value::as_bool).unwrap_or(false);
+            let renewable = resp
+                .get("renewable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             push("lease_renewable", renewable.to_string());
         } else {
             push("refresh_interval", humanize_duration(lease_duration));
         }
     }
     if let Some(auth) = resp.get("auth").filter(|a| a.is_object()) {
-        let s = |k: &str| auth.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let s = |k: &str| {
+            auth.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         push("token", s("client_token"));
         push("token_accessor", s("accessor"));
-        let d = auth.get("lease_duration").and_then(Value::as_i64).unwrap_or(0);
+        let d = auth
+            .get("lease_duration")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         push(
             "token_duration",
             if d == 0 {
@@ -432,9 +460,15 @@ pub fn secret_rows(resp: &Value) -> Vec<(String, String)> {
                 humanize_duration(d)
             },
         );
-        let renewable = auth.get("renewable").and_then(Value::as_bool).unwrap_or(false);
+        let renewable = auth
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         push("token_renewable", renewable.to_string());
-        push("token_policies", format_quoted_list(auth.get("token_policies")));
+        push(
+            "token_policies",
+            format_quoted_list(auth.get("token_policies")),
+        );
         push(
             "identity_policies",
             format_quoted_list(auth.get("identity_policies")),
@@ -454,7 +488,9 @@ pub fn secret_rows(resp: &Value) -> Vec<(String, String)> {
         push("wrapping_accessor:", s("accessor"));
         push(
             "wrapping_token_ttl:",
-            wrap.get("ttl").map(format_duration_value).unwrap_or_default(),
+            wrap.get("ttl")
+                .map(format_duration_value)
+                .unwrap_or_default(),
         );
         push("wrapping_token_creation_time:", s("creation_time"));
         push("wrapping_token_creation_path:", s("creation_path"));
@@ -588,7 +624,10 @@ mod tests {
         assert_eq!(format_value(&json!(null)), "<nil>");
         assert_eq!(format_value(&json!(["a", 1, true])), "[a 1 true]");
         assert_eq!(format_value(&json!({"b": 2, "a": "x"})), "map[a:x b:2]");
-        assert_eq!(format_quoted_list(Some(&json!(["default", "x"]))), "[\"default\" \"x\"]");
+        assert_eq!(
+            format_quoted_list(Some(&json!(["default", "x"]))),
+            "[\"default\" \"x\"]"
+        );
         assert_eq!(format_quoted_list(None), "[]");
     }
 
@@ -601,7 +640,10 @@ mod tests {
             "======= Metadata ======="
         );
         assert_eq!(pad_equal_signs("Long header", 3), "Long header");
-        assert_eq!(path_header("Secret Path", "secret/data/foo"), "= Secret Path =\nsecret/data/foo\n\n");
+        assert_eq!(
+            path_header("Secret Path", "secret/data/foo"),
+            "= Secret Path =\nsecret/data/foo\n\n"
+        );
     }
 
     #[test]
@@ -656,7 +698,10 @@ mod tests {
             format: Some("table".into()),
             field: None,
         };
-        assert_eq!(Output::resolve_with(&flags, &env).unwrap().format, Format::Table);
+        assert_eq!(
+            Output::resolve_with(&flags, &env).unwrap().format,
+            Format::Table
+        );
         let flags = OutputFlags {
             format: Some("yaml".into()),
             field: None,

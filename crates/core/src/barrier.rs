@@ -407,6 +407,28 @@ impl View {
     pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
         self.put(key, serde_json::to_vec(value)?).await
     }
+    /// A page of full keys below `prefix` (relative to this view), in order, after `after`.
+    pub async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        if self.barrier.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        let full_after = after.map(|a| self.key(a));
+        let keys = self
+            .barrier
+            .storage()
+            .scan(&self.key(prefix), full_after.as_deref(), limit)
+            .await?;
+        Ok(keys
+            .into_iter()
+            .map(|k| k[self.prefix.len()..].to_string())
+            .collect())
+    }
+
     /// Every key below `prefix`, recursively (relative to `prefix`).
     pub async fn list_recursive(&self, prefix: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();

@@ -4,6 +4,7 @@
 
 use crate::barrier::{Barrier, View};
 use crate::error::{Error, Result};
+use crate::expiration::LeaseManager;
 use crate::framework::{path_matches_any, Backend, Call, Caller, FieldData};
 use crate::logical::{Operation, Request, Response};
 use crate::mount::{MountConfig, MountEntry, Router};
@@ -68,6 +69,7 @@ impl Default for CoreConfig {
 pub struct Active {
     pub router: RwLock<Router>,
     pub tokens: Arc<TokenStore>,
+    pub leases: Arc<LeaseManager>,
     pub policies: Arc<PolicyStore>,
     /// Serializes changes to the mount tables.
     pub mount_lock: tokio::sync::Mutex<()>,
@@ -246,6 +248,12 @@ impl Core {
                 {
                     return;
                 }
+                if let Err(e) = active.tokens.tick().await {
+                    tracing::warn!(error = %e, "token expiry failed");
+                }
+                if let Err(e) = active.leases.tick().await {
+                    tracing::warn!(error = %e, "lease expiry failed");
+                }
                 let routes: Vec<_> = active.router.read().routes().to_vec();
                 for r in routes {
                     let view = View::new(core.barrier.clone(), r.entry.storage_prefix());
@@ -276,6 +284,8 @@ impl Core {
         let root = View::new(self.barrier.clone(), "");
         let tokens = Arc::new(TokenStore::open(root.sub("sys/token/")).await?);
         let policies = Arc::new(PolicyStore::open(root.sub("sys/policy/")).await?);
+        let leases = Arc::new(LeaseManager::new(self.me.clone(), root.sub("sys/expire/")));
+        tokens.set_lease_manager(Arc::downgrade(&leases));
         let mut router = Router::default();
         for table in ["mounts", "auth"] {
             let key = format!("core/{table}");
@@ -298,6 +308,7 @@ impl Core {
         let active = Arc::new(Active {
             router: RwLock::new(router),
             tokens,
+            leases,
             policies,
             mount_lock: tokio::sync::Mutex::new(()),
         });
@@ -422,6 +433,11 @@ impl Core {
         ) {
             return Err(Error::bad(format!("cannot unmount {path:?}")));
         }
+        // Its secrets end with it: revoke every lease it issued (force: the backend is going).
+        active
+            .leases
+            .revoke_prefix(&entry.route_prefix(), true)
+            .await?;
         root.put_json(&key, &entries).await?;
         active.router.write().remove(&entry.route_prefix());
         root.clear(&entry.storage_prefix()).await?;
@@ -623,6 +639,18 @@ impl Core {
         call.operation = op;
         let mut resp = backend.handle(call).await?;
         resp.mount_type = route.entry.kind.clone();
+        if let Some(secret) = resp.secret.take() {
+            let owner = caller
+                .as_ref()
+                .map(|c| c.entry.hash.clone())
+                .unwrap_or_default();
+            resp.lease = Some(
+                active
+                    .leases
+                    .register(&route.entry, &req.path, &owner, secret)
+                    .await?,
+            );
+        }
         if let Some(grant) = resp.login.take() {
             resp.auth = Some(self.issue_login_token(&active, &route.entry, grant).await?);
         }

@@ -270,6 +270,21 @@ pub struct Caller {
     pub acl: Arc<crate::policy::Acl>,
 }
 
+/// A lease being renewed or revoked, as the backend that issued it sees it.
+pub struct LeaseCall {
+    pub lease_id: String,
+    pub storage: View,
+    pub mount: MountEntry,
+    /// The `internal` data the backend attached to the secret.
+    pub internal: Value,
+    /// For renewals: the TTL the lease will have (seconds).
+    pub increment: u64,
+    pub issue_time: i64,
+    pub ttl: u64,
+}
+
+type LeaseHook<B> = Arc<dyn Fn(Arc<B>, LeaseCall) -> BoxFuture<Result<()>> + Send + Sync>;
+
 type Handler<B> = Arc<dyn Fn(Arc<B>, Call) -> BoxFuture<Result<Response>> + Send + Sync>;
 type Exists<B> = Arc<dyn Fn(Arc<B>, Call) -> BoxFuture<Result<bool>> + Send + Sync>;
 
@@ -398,6 +413,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn periodic(&self, _storage: &View) -> Result<()> {
         Ok(())
     }
+    /// Ends a secret this backend issued (its lease expired or was revoked).
+    async fn revoke_secret(&self, _lease: LeaseCall) -> Result<()> {
+        Ok(())
+    }
+    /// Extends a secret this backend issued; an error refuses the renewal.
+    async fn renew_secret(&self, _lease: LeaseCall) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A backend built from a list of [`Path`]s over a value `B` holding its state.
@@ -407,6 +430,8 @@ pub struct PathBackend<B> {
     unauthenticated: Vec<String>,
     sudo: Vec<String>,
     help: &'static str,
+    on_revoke: Option<LeaseHook<B>>,
+    on_renew: Option<LeaseHook<B>>,
 }
 
 impl<B: Send + Sync + 'static> PathBackend<B> {
@@ -417,6 +442,8 @@ impl<B: Send + Sync + 'static> PathBackend<B> {
             unauthenticated: vec![],
             sudo: vec![],
             help: "",
+            on_revoke: None,
+            on_renew: None,
         }
     }
     pub fn unauthenticated(mut self, p: &[&str]) -> Self {
@@ -429,6 +456,24 @@ impl<B: Send + Sync + 'static> PathBackend<B> {
     }
     pub fn help(mut self, h: &'static str) -> Self {
         self.help = h;
+        self
+    }
+    /// What to do when a lease on one of this backend's secrets ends.
+    pub fn on_revoke<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Arc<B>, LeaseCall) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.on_revoke = Some(Arc::new(move |b, c| Box::pin(f(b, c))));
+        self
+    }
+    /// What to do when a lease on one of this backend's secrets is renewed.
+    pub fn on_renew<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Arc<B>, LeaseCall) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.on_renew = Some(Arc::new(move |b, c| Box::pin(f(b, c))));
         self
     }
     pub fn inner(&self) -> &Arc<B> {
@@ -473,6 +518,18 @@ impl<B: Send + Sync + 'static> Backend for PathBackend<B> {
     }
     fn sudo_paths(&self) -> &[String] {
         &self.sudo
+    }
+    async fn revoke_secret(&self, lease: LeaseCall) -> Result<()> {
+        match &self.on_revoke {
+            Some(h) => h(self.inner.clone(), lease).await,
+            None => Ok(()),
+        }
+    }
+    async fn renew_secret(&self, lease: LeaseCall) -> Result<()> {
+        match &self.on_renew {
+            Some(h) => h(self.inner.clone(), lease).await,
+            None => Ok(()),
+        }
     }
 
     fn describe(&self) -> Value {

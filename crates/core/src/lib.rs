@@ -14,6 +14,7 @@ pub mod barrier;
 pub mod core;
 pub mod cubbyhole;
 pub mod error;
+pub mod expiration;
 pub mod framework;
 pub mod logical;
 pub mod mount;

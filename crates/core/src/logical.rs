@@ -106,6 +106,20 @@ pub struct LoginGrant {
     pub no_default_policy: bool,
 }
 
+/// What a backend returns for a secret that must expire (dynamic credentials, certificates):
+/// the core registers a lease for it and calls the backend's revoke hook when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct Secret {
+    /// Requested TTL; zero means the mount's (or the system's) default.
+    pub ttl: Duration,
+    /// Ceiling on the lease's whole life; zero means the mount's (or the system's) max.
+    pub max_ttl: Duration,
+    pub renewable: bool,
+    /// Private data the backend needs to renew or revoke (e.g. the database username). Stored
+    /// in the barrier with the lease; never returned to clients.
+    pub internal: Value,
+}
+
 /// Lease information for a secret that expires.
 #[derive(Debug, Clone, Default)]
 pub struct Lease {
@@ -128,6 +142,8 @@ pub struct Response {
     pub auth: Option<Auth>,
     pub login: Option<LoginGrant>,
     pub lease: Option<Lease>,
+    /// Set by a backend for a secret that needs a lease; the core turns it into `lease`.
+    pub secret: Option<Secret>,
     pub warnings: Vec<String>,
     pub wrap_info: Option<Value>,
     /// Set when the body is not Vault's standard envelope.
@@ -174,6 +190,7 @@ impl Response {
     pub fn is_empty(&self) -> bool {
         self.data.is_none()
             && self.auth.is_none()
+            && self.lease.is_none()
             && self.raw.is_none()
             && self.warnings.is_empty()
             && self.wrap_info.is_none()

@@ -117,7 +117,10 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> CliResult {
     let path = checked_path(&a.path)?;
     let client = ctx.client()?;
     let shown = format!("{path}/");
-    match client.list(&path).context(format!("Error listing {shown}"))? {
+    match client
+        .list(&path)
+        .context(format!("Error listing {shown}"))?
+    {
         Some(r) if !list_keys(&r).is_empty() => ctx.out.list(&r),
         _ => no_value(&shown),
     }
@@ -144,7 +147,9 @@ mod tests {
 
     #[test]
     fn empty_responses() {
-        assert!(is_empty_response(&json!({"request_id": "x", "data": null, "warnings": null})));
+        assert!(is_empty_response(
+            &json!({"request_id": "x", "data": null, "warnings": null})
+        ));
         assert!(!is_empty_response(&json!({"data": {"a": 1}})));
         assert!(!is_empty_response(&json!({"warnings": ["w"]})));
         assert!(!is_empty_response(&json!({"auth": {"client_token": "t"}})));

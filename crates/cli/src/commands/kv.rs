@@ -204,13 +204,19 @@ pub fn add_prefix_to_kv_path(path: &str, mount: &str, prefix: &str) -> String {
     if path == mount || path == mount.trim_end_matches('/') {
         return join(&[&mount, prefix]);
     }
-    let mut suffix = path.strip_prefix(mount.as_str()).unwrap_or(path).to_string();
+    let mut suffix = path
+        .strip_prefix(mount.as_str())
+        .unwrap_or(path)
+        .to_string();
     while suffix == path {
         // Drop leading mount segments (e.g. a namespace) not present in the path.
         match mount.split_once('/') {
             Some((_, rest)) if !rest.is_empty() => {
                 mount = rest.trim_end_matches('/').to_string();
-                suffix = suffix.strip_prefix(mount.as_str()).unwrap_or(&suffix).to_string();
+                suffix = suffix
+                    .strip_prefix(mount.as_str())
+                    .unwrap_or(&suffix)
+                    .to_string();
             }
             _ => break,
         }
@@ -279,7 +285,9 @@ fn parse_versions(raw: &[String]) -> CliResult<Vec<u64>> {
         .filter(|v| !v.is_empty())
         .map(|v| {
             v.parse::<u64>().map_err(|_| {
-                CliError::usage(format!("Invalid version {v:?} in -versions: expected numbers"))
+                CliError::usage(format!(
+                    "Invalid version {v:?} in -versions: expected numbers"
+                ))
             })
         })
         .collect()
@@ -374,7 +382,9 @@ fn get(ctx: &Ctx, client: &Client, a: GetArgs) -> CliResult {
     let p = t.api_path("data");
     if !t.v2() {
         if a.version.is_some() {
-            return Err(CliError::usage("-version is only supported on KV version 2"));
+            return Err(CliError::usage(
+                "-version is only supported on KV version 2",
+            ));
         }
         return match client.read(&p, &[]).context(format!("Error reading {p}"))? {
             None => no_value(&p),
@@ -385,7 +395,10 @@ fn get(ctx: &Ctx, client: &Client, a: GetArgs) -> CliResult {
         .version
         .map(|v| vec![("version".to_string(), v.to_string())])
         .unwrap_or_default();
-    let Some(resp) = client.read(&p, &query).context(format!("Error reading {p}"))? else {
+    let Some(resp) = client
+        .read(&p, &query)
+        .context(format!("Error reading {p}"))?
+    else {
         return match a.version {
             Some(v) => {
                 eprintln!("No value found at {p} for version {v}");
@@ -476,22 +489,31 @@ fn delete(client: &Client, a: VersionsArgs) -> CliResult {
     let t = resolve(client, a.mount.as_deref(), &a.path)?;
     if !t.v2() {
         if !versions.is_empty() {
-            return Err(CliError::usage("-versions is only supported on KV version 2"));
+            return Err(CliError::usage(
+                "-versions is only supported on KV version 2",
+            ));
         }
         let p = t.api_path("");
-        client.delete(&p, &[]).context(format!("Error deleting {p}"))?;
+        client
+            .delete(&p, &[])
+            .context(format!("Error deleting {p}"))?;
         return success(format!("Data deleted (if it existed) at: {p}"));
     }
     if versions.is_empty() {
         let p = t.api_path("data");
-        client.delete(&p, &[]).context(format!("Error deleting {p}"))?;
+        client
+            .delete(&p, &[])
+            .context(format!("Error deleting {p}"))?;
         return success(format!("Data deleted (if it existed) at: {p}"));
     }
     let p = t.api_path("delete");
     client
         .put(&p, &json!({"versions": versions}))
         .context(format!("Error deleting {p}"))?;
-    success(format!("Data deleted (if it existed) at: {}", t.api_path("data")))
+    success(format!(
+        "Data deleted (if it existed) at: {}",
+        t.api_path("data")
+    ))
 }
 
 fn versions_op(client: &Client, a: VersionsArgs, op: &str) -> CliResult {
@@ -502,7 +524,11 @@ fn versions_op(client: &Client, a: VersionsArgs, op: &str) -> CliResult {
         )));
     }
     let t = resolve(client, a.mount.as_deref(), &a.path)?;
-    let what = if op == "undelete" { "Undelete" } else { "Destroy" };
+    let what = if op == "undelete" {
+        "Undelete"
+    } else {
+        "Destroy"
+    };
     t.require_v2(what)?;
     let p = t.api_path(op);
     client
@@ -597,19 +623,31 @@ mod tests {
 
     #[test]
     fn prefix_mapping() {
-        assert_eq!(add_prefix_to_kv_path("secret/foo", "secret/", "data"), "secret/data/foo");
+        assert_eq!(
+            add_prefix_to_kv_path("secret/foo", "secret/", "data"),
+            "secret/data/foo"
+        );
         assert_eq!(
             add_prefix_to_kv_path("secret/a/b/c", "secret/", "metadata"),
             "secret/metadata/a/b/c"
         );
-        assert_eq!(add_prefix_to_kv_path("secret", "secret/", "metadata"), "secret/metadata");
-        assert_eq!(add_prefix_to_kv_path("secret/", "secret/", "metadata"), "secret/metadata");
+        assert_eq!(
+            add_prefix_to_kv_path("secret", "secret/", "metadata"),
+            "secret/metadata"
+        );
+        assert_eq!(
+            add_prefix_to_kv_path("secret/", "secret/", "metadata"),
+            "secret/metadata"
+        );
         assert_eq!(
             add_prefix_to_kv_path("team/kv/app", "team/kv/", "data"),
             "team/kv/data/app"
         );
         // Namespaced mount path not present in the request path.
-        assert_eq!(add_prefix_to_kv_path("secret/foo", "ns1/secret/", "data"), "secret/data/foo");
+        assert_eq!(
+            add_prefix_to_kv_path("secret/foo", "ns1/secret/", "data"),
+            "secret/data/foo"
+        );
     }
 
     #[test]
@@ -650,7 +688,10 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(parse_versions(&["1".into(), "2".into()]).unwrap(), vec![1, 2]);
+        assert_eq!(
+            parse_versions(&["1".into(), "2".into()]).unwrap(),
+            vec![1, 2]
+        );
         assert_eq!(parse_versions(&["x".into()]).unwrap_err().code, 2);
         assert!(parse_versions(&[]).unwrap().is_empty());
     }
@@ -666,6 +707,9 @@ mod tests {
         let i10 = s.find("Version 10 ").unwrap();
         assert!(i2 < i10, "{s}");
         assert!(s.contains("current_version    2\n"), "{s}");
-        assert!(s.starts_with("== Metadata Path ==\nsecret/metadata/foo\n\n"), "{s}");
+        assert!(
+            s.starts_with("== Metadata Path ==\nsecret/metadata/foo\n\n"),
+            "{s}"
+        );
     }
 }

@@ -182,6 +182,14 @@ fn token_login(client: &Client, a: &LoginArgs) -> CliResult<(String, Value)> {
 
 fn method_login(client: &Client, method: &str, a: &LoginArgs) -> CliResult<(String, Value)> {
     let mut data = parse_kv_args(&a.args, &mut std::io::stdin())?;
+    // Credentials read from a file or stdin (`password=-`) usually end with a newline
+    // that is not part of the secret.
+    for v in data.values_mut() {
+        if let Value::String(s) = v {
+            let trimmed = s.trim_end_matches(['\r', '\n']).len();
+            s.truncate(trimmed);
+        }
+    }
     if USERNAME_METHODS.contains(&method) && !data.contains_key("password") {
         let pw = prompt_hidden("Password (will be hidden): ")?;
         data.insert("password".into(), Value::String(pw));
@@ -214,22 +222,32 @@ mod tests {
 
     #[test]
     fn userpass_puts_username_in_path() {
-        let r = login_request("userpass", None, map(json!({"username": "bob", "password": "pw"})))
-            .unwrap();
+        let r = login_request(
+            "userpass",
+            None,
+            map(json!({"username": "bob", "password": "pw"})),
+        )
+        .unwrap();
         assert_eq!(r.path, "auth/userpass/login/bob");
         assert_eq!(r.body, json!({"password": "pw"}));
         let r = login_request("userpass", Some("/people/"), map(json!({"username": "a"}))).unwrap();
         assert_eq!(r.path, "auth/people/login/a");
         assert_eq!(
-            login_request("userpass", None, Map::new()).unwrap_err().code,
+            login_request("userpass", None, Map::new())
+                .unwrap_err()
+                .code,
             2
         );
     }
 
     #[test]
     fn generic_method() {
-        let r = login_request("approle", None, map(json!({"role_id": "r", "secret_id": "s"})))
-            .unwrap();
+        let r = login_request(
+            "approle",
+            None,
+            map(json!({"role_id": "r", "secret_id": "s"})),
+        )
+        .unwrap();
         assert_eq!(r.path, "auth/approle/login");
         assert_eq!(r.body, json!({"role_id": "r", "secret_id": "s"}));
     }

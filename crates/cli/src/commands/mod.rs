@@ -125,7 +125,10 @@ mod tests {
         let a = vec!["x".to_string()];
         assert!(expect_args(&a, 1, 1).is_ok());
         assert_eq!(expect_args(&a, 2, 2).unwrap_err().code, 2);
-        assert!(expect_args(&a, 0, 0).unwrap_err().message.contains("Too many"));
+        assert!(expect_args(&a, 0, 0)
+            .unwrap_err()
+            .message
+            .contains("Too many"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `tresor operator ...`: barrier lifecycle commands over `sys/`:
 //! `init` (`sys/init`), `unseal` (`sys/unseal`), `seal` (`sys/seal`), `rotate`
-//! (`sys/rotate`), `key-status` (`sys/key-status`) and `rekey` (`sys/rekey/*`).
+//! (`sys/rotate`), `key-status` (`sys/key-status`) and `rekey` (`sys/rekey/*`, falling
+//! back to OpenBao's authenticated `sys/rotate/root/*` when the server refuses the
+//! legacy endpoints with 404/405).
 
 use clap::{ArgAction, Args, Subcommand};
 use serde_json::{json, Value};
@@ -32,10 +34,20 @@ pub enum OperatorCommand {
 #[derive(Args, Debug)]
 pub struct InitArgs {
     /// Number of key shares to split the root key into
-    #[arg(long = "key-shares", alias = "n", default_value_t = 5, value_name = "N")]
+    #[arg(
+        long = "key-shares",
+        alias = "n",
+        default_value_t = 5,
+        value_name = "N"
+    )]
     pub key_shares: u32,
     /// Number of key shares required to unseal
-    #[arg(long = "key-threshold", alias = "t", default_value_t = 3, value_name = "N")]
+    #[arg(
+        long = "key-threshold",
+        alias = "t",
+        default_value_t = 3,
+        value_name = "N"
+    )]
     pub key_threshold: u32,
     /// Only check whether the server is initialized (exit 0 if so, 2 if not)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
@@ -70,10 +82,20 @@ pub struct RekeyArgs {
           default_value = "false", action = ArgAction::Set)]
     pub status: bool,
     /// Number of new key shares (with -init)
-    #[arg(long = "key-shares", alias = "n", default_value_t = 5, value_name = "N")]
+    #[arg(
+        long = "key-shares",
+        alias = "n",
+        default_value_t = 5,
+        value_name = "N"
+    )]
     pub key_shares: u32,
     /// Number of new key shares required to unseal (with -init)
-    #[arg(long = "key-threshold", alias = "t", default_value_t = 3, value_name = "N")]
+    #[arg(
+        long = "key-threshold",
+        alias = "t",
+        default_value_t = 3,
+        value_name = "N"
+    )]
     pub key_threshold: u32,
     /// Nonce of the rekey operation (read from the status when omitted)
     #[arg(long, value_name = "NONCE")]
@@ -141,7 +163,10 @@ fn init(ctx: &Ctx, client: &Client, a: InitArgs) -> CliResult {
             .read("sys/init", &[])
             .context("Error checking init status")?
             .unwrap_or(Value::Null);
-        let initialized = st.get("initialized").and_then(Value::as_bool).unwrap_or(false);
+        let initialized = st
+            .get("initialized")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         if initialized {
             emit("Tresor is initialized\n");
             return Ok(0);
@@ -181,7 +206,11 @@ fn init(ctx: &Ctx, client: &Client, a: InitArgs) -> CliResult {
         }));
         return Ok(0);
     }
-    let shown = if keys_b64.is_empty() { &keys_hex } else { &keys_b64 };
+    let shown = if keys_b64.is_empty() {
+        &keys_hex
+    } else {
+        &keys_b64
+    };
     let mut s = String::new();
     for (i, k) in shown.iter().enumerate() {
         s.push_str(&format!("Unseal Key {}: {k}\n", i + 1));
@@ -259,14 +288,43 @@ fn rekey_status_rows(st: &Value) -> Vec<(String, String)> {
         ("New Threshold".to_string(), g("t")),
     ];
     if st.get("verification_required").is_some() {
-        rows.push(("Verification Required".to_string(), g("verification_required")));
+        rows.push((
+            "Verification Required".to_string(),
+            g("verification_required"),
+        ));
     }
     rows
 }
 
+/// Calls `op` with the rekey endpoint prefix: `sys/rekey`, or `sys/rotate/root` when the
+/// server answers 404/405 there (OpenBao disables the unauthenticated endpoints).
+/// Answers of the authenticated endpoints are wrapped in `data`; unwrap them.
+fn rekey_call(op: impl Fn(&str) -> CliResult<Option<Value>>) -> CliResult<Option<Value>> {
+    Ok(rekey_call_raw(op)?.map(unwrap_data))
+}
+
+fn unwrap_data(v: Value) -> Value {
+    match v.get("data") {
+        Some(Value::Object(d)) if !d.is_empty() => Value::Object(d.clone()),
+        _ => v,
+    }
+}
+
+fn rekey_call_raw(op: impl Fn(&str) -> CliResult<Option<Value>>) -> CliResult<Option<Value>> {
+    match op("sys/rekey") {
+        Err(e) if matches!(e.status, Some(404 | 405)) => op("sys/rotate/root").map_err(|e2| {
+            if matches!(e2.status, Some(404 | 405)) {
+                e
+            } else {
+                e2
+            }
+        }),
+        other => other,
+    }
+}
+
 fn rekey_status(client: &Client) -> CliResult<Value> {
-    client
-        .read("sys/rekey/init", &[])
+    rekey_call(|base| client.read(&format!("{base}/init"), &[]))
         .context("Error reading rekey status")?
         .ok_or_else(|| CliError::other("Error reading rekey status: empty response"))
 }
@@ -285,11 +343,8 @@ fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> CliResult {
     }
     if a.init {
         check_shares(a.key_shares, a.key_threshold)?;
-        let st = client
-            .put(
-                "sys/rekey/init",
-                &json!({"secret_shares": a.key_shares, "secret_threshold": a.key_threshold}),
-            )
+        let body = json!({"secret_shares": a.key_shares, "secret_threshold": a.key_threshold});
+        let st = rekey_call(|base| client.put(&format!("{base}/init"), &body))
             .context("Error initializing rekey")?;
         let st = match st {
             Some(s) => s,
@@ -298,8 +353,7 @@ fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> CliResult {
         return ctx.out.rows_or_json(&rekey_status_rows(&st), &st);
     }
     if a.cancel {
-        client
-            .delete("sys/rekey/init", &[])
+        rekey_call(|base| client.delete(&format!("{base}/init"), &[]))
             .context("Error canceling rekey")?;
         return success("Canceled rekeying (if it was started)");
     }
@@ -326,11 +380,14 @@ fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> CliResult {
     if key.is_empty() {
         return Err(CliError::usage("Missing unseal key"));
     }
-    let resp = client
-        .put("sys/rekey/update", &json!({"key": key, "nonce": nonce}))
+    let body = json!({"key": key, "nonce": nonce});
+    let resp = rekey_call(|base| client.put(&format!("{base}/update"), &body))
         .context("Error posting unseal key")?
         .unwrap_or(Value::Null);
-    let complete = resp.get("complete").and_then(Value::as_bool).unwrap_or(false);
+    let complete = resp
+        .get("complete")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if !complete {
         let st = rekey_status(client)?;
         return ctx.out.rows_or_json(&rekey_status_rows(&st), &st);
@@ -365,6 +422,29 @@ fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> CliResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rekey_fallback() {
+        use std::cell::RefCell;
+        let seen = RefCell::new(Vec::new());
+        let r = rekey_call(|base| {
+            seen.borrow_mut().push(base.to_string());
+            if base == "sys/rekey" {
+                Err(CliError::api(405, "unsupported"))
+            } else {
+                Ok(Some(json!({"request_id": "x", "data": {"started": true}})))
+            }
+        })
+        .unwrap();
+        assert_eq!(*seen.borrow(), ["sys/rekey", "sys/rotate/root"]);
+        assert_eq!(r, Some(json!({"started": true})));
+        // Both refused: the first error is reported.
+        let e = rekey_call(|base| Err(CliError::api(404, base.to_string()))).unwrap_err();
+        assert_eq!(e.message, "sys/rekey");
+        // Other errors are not retried.
+        let e = rekey_call(|base| Err(CliError::api(403, base.to_string()))).unwrap_err();
+        assert_eq!(e.message, "sys/rekey");
+    }
 
     #[test]
     fn share_validation() {

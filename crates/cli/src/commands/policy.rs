@@ -53,7 +53,10 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> CliResult {
             }
             let client = ctx.client()?;
             client
-                .put(&format!("sys/policies/acl/{name}"), &json!({"policy": text}))
+                .put(
+                    &format!("sys/policies/acl/{name}"),
+                    &json!({"policy": text}),
+                )
                 .context("Error uploading policy")?;
             success(format!("Uploaded policy: {name}"))
         }

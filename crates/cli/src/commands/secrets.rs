@@ -323,12 +323,23 @@ fn ttl_cell(v: Option<&Value>) -> String {
 }
 
 /// Rows of the mounts table.
-pub fn mount_rows(mounts: &[(String, Value)], detailed: bool) -> (Vec<&'static str>, Vec<Vec<String>>) {
+pub fn mount_rows(
+    mounts: &[(String, Value)],
+    detailed: bool,
+) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let s = |v: &Value, k: &str| v.get(k).map(format_value).unwrap_or_default();
     let header = if detailed {
         vec![
-            "Path", "Type", "Accessor", "Default TTL", "Max TTL", "Local", "Seal Wrap",
-            "Options", "Description", "UUID",
+            "Path",
+            "Type",
+            "Accessor",
+            "Default TTL",
+            "Max TTL",
+            "Local",
+            "Seal Wrap",
+            "Options",
+            "Description",
+            "UUID",
         ]
     } else {
         vec!["Path", "Type", "Accessor", "Description"]
@@ -339,7 +350,9 @@ pub fn mount_rows(mounts: &[(String, Value)], detailed: bool) -> (Vec<&'static s
             if detailed {
                 let cfg = m.get("config");
                 let opts = match m.get("options") {
-                    Some(Value::Object(o)) if !o.is_empty() => format_value(&Value::Object(o.clone())),
+                    Some(Value::Object(o)) if !o.is_empty() => {
+                        format_value(&Value::Object(o.clone()))
+                    }
                     _ => String::new(),
                 };
                 vec![
@@ -355,7 +368,12 @@ pub fn mount_rows(mounts: &[(String, Value)], detailed: bool) -> (Vec<&'static s
                     s(m, "uuid"),
                 ]
             } else {
-                vec![path.clone(), s(m, "type"), s(m, "accessor"), s(m, "description")]
+                vec![
+                    path.clone(),
+                    s(m, "type"),
+                    s(m, "accessor"),
+                    s(m, "description"),
+                ]
             }
         })
         .collect();

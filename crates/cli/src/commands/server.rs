@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
 
-
 use crate::error::{CliError, CliResult};
 
 /// Flags of `tresor server`.
@@ -17,10 +16,18 @@ pub struct ServerArgs {
           default_value = "false", action = ArgAction::Set)]
     pub dev: bool,
     /// Root token ID of the dev server [env: VAULT_DEV_ROOT_TOKEN_ID]
-    #[arg(long = "dev-root-token-id", value_name = "ID", env = "VAULT_DEV_ROOT_TOKEN_ID")]
+    #[arg(
+        long = "dev-root-token-id",
+        value_name = "ID",
+        env = "VAULT_DEV_ROOT_TOKEN_ID"
+    )]
     pub dev_root_token_id: Option<String>,
     /// Address the dev server listens on [env: VAULT_DEV_LISTEN_ADDRESS]
-    #[arg(long = "dev-listen-address", value_name = "HOST:PORT", env = "VAULT_DEV_LISTEN_ADDRESS")]
+    #[arg(
+        long = "dev-listen-address",
+        value_name = "HOST:PORT",
+        env = "VAULT_DEV_LISTEN_ADDRESS"
+    )]
     pub dev_listen_address: Option<String>,
     /// Configuration file (repeatable)
     #[arg(long, value_name = "FILE", action = ArgAction::Append)]
@@ -43,8 +50,10 @@ pub fn run(args: ServerArgs) -> CliResult {
         ));
     }
     if let Some(level) = &args.log_level {
-        let ok = ["trace", "debug", "info", "warn", "warning", "error", "err", "off"]
-            .contains(&level.to_ascii_lowercase().as_str());
+        let ok = [
+            "trace", "debug", "info", "warn", "warning", "error", "err", "off",
+        ]
+        .contains(&level.to_ascii_lowercase().as_str());
         if !ok {
             return Err(CliError::usage(format!(
                 "Invalid -log-level {level:?}: use trace, debug, info, warn or error"

@@ -52,6 +52,9 @@ pub fn seal_status_rows(seal: &Value, leader: Option<&Value>) -> Vec<(String, St
     rows.push(("Version".into(), g("version")));
     if seal.get("build_date").is_some() {
         rows.push(("Build Date".into(), g("build_date")));
+    } else if seal.get("commit_date").is_some() {
+        // OpenBao's name for it.
+        rows.push(("Commit Date".into(), g("commit_date")));
     }
     if seal.get("storage_type").is_some() {
         rows.push(("Storage Type".into(), g("storage_type")));
@@ -63,13 +66,18 @@ pub fn seal_status_rows(seal: &Value, leader: Option<&Value>) -> Vec<(String, St
         rows.push(("Cluster ID".into(), cluster_id));
     }
     if let Some(l) = leader {
-        let ha = l.get("ha_enabled").and_then(Value::as_bool).unwrap_or(false);
+        let ha = l
+            .get("ha_enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         rows.push(("HA Enabled".into(), ha.to_string()));
         if ha && !sealed {
             let is_self = l.get("is_self").and_then(Value::as_bool).unwrap_or(false);
             rows.push((
                 "HA Cluster".into(),
-                l.get("leader_cluster_address").map(format_value).unwrap_or_default(),
+                l.get("leader_cluster_address")
+                    .map(format_value)
+                    .unwrap_or_default(),
             ));
             rows.push((
                 "HA Mode".into(),
@@ -95,15 +103,19 @@ pub fn print_seal_status(ctx: &Ctx, seal: &Value, leader: Option<&Value>) -> Cli
             obj.insert("ha_enabled".into(), ha.clone());
         }
         if l.get("ha_enabled").and_then(Value::as_bool) == Some(true) {
-            for k in ["is_self", "active_time", "leader_address", "leader_cluster_address"] {
+            for k in [
+                "is_self",
+                "active_time",
+                "leader_address",
+                "leader_cluster_address",
+            ] {
                 if let Some(v) = l.get(k) {
                     obj.insert(k.into(), v.clone());
                 }
             }
         }
     }
-    ctx.out
-        .rows_or_json(&seal_status_rows(seal, leader), &json)
+    ctx.out.rows_or_json(&seal_status_rows(seal, leader), &json)
 }
 
 #[cfg(test)]
@@ -119,8 +131,16 @@ mod tests {
         let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
-            ["Seal Type", "Initialized", "Sealed", "Total Shares", "Threshold",
-             "Unseal Progress", "Unseal Nonce", "Version"]
+            [
+                "Seal Type",
+                "Initialized",
+                "Sealed",
+                "Total Shares",
+                "Threshold",
+                "Unseal Progress",
+                "Unseal Nonce",
+                "Version"
+            ]
         );
         assert_eq!(rows[5].1, "1/3");
     }

@@ -82,6 +82,8 @@ pub struct LookupArgs {
           default_value = "false", action = ArgAction::Set)]
     pub accessor: bool,
     /// Token (or accessor with -accessor)
+    // A distinct id: "token" is taken by the global -token flag.
+    #[arg(id = "token_arg", value_name = "TOKEN")]
     pub token: Option<String>,
 }
 
@@ -96,6 +98,8 @@ pub struct RenewArgs {
           default_value = "false", action = ArgAction::Set)]
     pub accessor: bool,
     /// Token (or accessor with -accessor)
+    // A distinct id: "token" is taken by the global -token flag.
+    #[arg(id = "token_arg", value_name = "TOKEN")]
     pub token: Option<String>,
 }
 
@@ -114,6 +118,8 @@ pub struct RevokeArgs {
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
     /// Token (or accessor with -accessor)
+    // A distinct id: "token" is taken by the global -token flag.
+    #[arg(id = "token_arg", value_name = "TOKEN")]
     pub token: Option<String>,
 }
 
@@ -224,9 +230,7 @@ fn create(ctx: &Ctx, a: CreateArgs) -> CliResult {
 fn lookup(ctx: &Ctx, a: LookupArgs) -> CliResult {
     let client = ctx.client()?;
     let resp = match (a.accessor, &a.token) {
-        (true, None) => {
-            return Err(CliError::usage("-accessor requires an accessor argument"))
-        }
+        (true, None) => return Err(CliError::usage("-accessor requires an accessor argument")),
         (true, Some(acc)) => client.post("auth/token/lookup-accessor", &json!({"accessor": acc})),
         (false, Some(t)) => client.post("auth/token/lookup", &json!({"token": t})),
         (false, None) => client.read("auth/token/lookup-self", &[]),
@@ -317,7 +321,11 @@ fn capabilities(ctx: &Ctx, a: CapabilitiesArgs) -> CliResult {
             p.clone(),
             json!({"accessor": t, "paths": [p]}),
         ),
-        [t, p] => ("sys/capabilities", p.clone(), json!({"token": t, "paths": [p]})),
+        [t, p] => (
+            "sys/capabilities",
+            p.clone(),
+            json!({"token": t, "paths": [p]}),
+        ),
         _ => unreachable!("checked by expect_args"),
     };
     let resp = client
@@ -343,7 +351,12 @@ pub fn extract_capabilities(resp: &Value, path: &str) -> Vec<String> {
         .or_else(|| resp.get("capabilities"))
         .and_then(Value::as_array);
     let mut caps: Vec<String> = list
-        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     caps.sort();
     caps
@@ -404,7 +417,10 @@ mod tests {
         };
         assert_eq!(
             revoke_request(&a).unwrap(),
-            ("auth/token/revoke-accessor".to_string(), json!({"accessor": "acc"}))
+            (
+                "auth/token/revoke-accessor".to_string(),
+                json!({"accessor": "acc"})
+            )
         );
         let a = RevokeArgs {
             accessor: false,

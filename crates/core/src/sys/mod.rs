@@ -2,6 +2,7 @@
 //! and the UI mount lookups clients use before every KV call. The seal API (init, unseal,
 //! health ...) is in [`seal`], because it must answer while sealed.
 
+pub mod leases;
 pub mod openapi;
 pub mod seal;
 pub mod wrapping;
@@ -158,6 +159,7 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             .help("The mount that serves a path."),
     ];
     paths.extend(wrapping::paths());
+    paths.extend(leases::paths());
     PathBackend::new(Sys { core }, paths)
         .unauthenticated(&["internal/ui/mounts", "wrapping/lookup", "wrapping/unwrap"])
         .sudo(&[
@@ -172,6 +174,9 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             "remount",
             "config/*",
             "leases/revoke-prefix/*",
+            "revoke-prefix/*",
+            "revoke-force/*",
+            "leases/lookup/*",
             "leases/revoke-force/*",
             "plugins/catalog/*",
         ])

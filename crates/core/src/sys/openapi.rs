@@ -45,6 +45,7 @@ impl Sys {
         let active = core.active()?;
         let routes: Vec<_> = active.router.read().routes().to_vec();
         let mut paths = Map::new();
+        let placeholder = regex::Regex::new(r"\{([A-Za-z0-9_]+)\}").expect("valid regex");
         for route in routes {
             let desc = route.backend.describe();
             for p in desc["paths"].as_array().into_iter().flatten() {
@@ -54,8 +55,7 @@ impl Sys {
                     template(p["pattern"].as_str().unwrap_or(""))
                 );
                 let mut item = Map::new();
-                let params: Vec<Value> = regex::Regex::new(r"\{([A-Za-z0-9_]+)\}")
-                    .expect("valid regex")
+                let params: Vec<Value> = placeholder
                     .captures_iter(&url)
                     .map(|c| json!({ "name": &c[1], "in": "path", "required": true, "schema": { "type": "string" } }))
                     .collect();

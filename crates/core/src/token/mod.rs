@@ -8,6 +8,9 @@
 //! * `accessor/<accessor>`: the hash it points to.
 //! * `parent/<parent hash>/<child hash>`: the child index, for tree revocation.
 //! * `roles/<name>`: token roles.
+//! * `expire/<unix time, 20 digits>/<hash>`: the expiry index; [`TokenStore::tick`] reads only
+//!   its due page, so expired tokens (and their children and leases) are revoked on time
+//!   without loading every token.
 //!
 //! [`backend`] serves `auth/token/*` on top of this store.
 
@@ -131,6 +134,12 @@ pub struct TokenStore {
     view: View,
     salt: hmac::Key,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// Revokes the leases a token created, when the token goes.
+    leases: std::sync::OnceLock<std::sync::Weak<crate::expiration::LeaseManager>>,
+}
+
+fn expire_key(at: i64, hash: &str) -> String {
+    format!("expire/{at:020}/{hash}")
 }
 
 fn entry_key(hash: &str) -> String {
@@ -152,7 +161,38 @@ impl TokenStore {
             view,
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
             cache: RwLock::new(HashMap::new()),
+            leases: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Connects the lease manager, so that revoking a token revokes its leases.
+    pub fn set_lease_manager(&self, leases: std::sync::Weak<crate::expiration::LeaseManager>) {
+        let _ = self.leases.set(leases);
+    }
+
+    /// Revokes expired tokens (and their trees); called about once a second.
+    pub async fn tick(&self) -> Result<usize> {
+        let now = unix_now();
+        let mut done = 0;
+        for k in self.view.scan("expire/", None, 1000).await? {
+            let Some((ts, hash)) = k["expire/".len()..].split_once('/') else {
+                continue;
+            };
+            let at = ts.parse::<i64>().unwrap_or(0);
+            if at > now {
+                break;
+            }
+            match self.view.get_json::<TokenEntry>(&entry_key(hash)).await? {
+                // Renewed since: the index entry is stale.
+                Some(e) if e.expire_time != at => self.view.delete(&k).await?,
+                Some(_) => {
+                    self.revoke_tree(hash).await?;
+                    done += 1;
+                }
+                None => self.view.delete(&k).await?,
+            }
+        }
+        Ok(done)
     }
 
     pub fn view(&self) -> &View {
@@ -212,6 +252,9 @@ impl TokenStore {
                 format!("parent/{}/{}", entry.parent, hash),
                 vec![],
             ));
+        }
+        if entry.expire_time != 0 {
+            ops.push(WriteOp::Put(expire_key(entry.expire_time, &hash), vec![]));
         }
         self.view.write_batch(ops).await?;
         Ok((token, entry))
@@ -333,10 +376,16 @@ impl TokenStore {
         let Some(e) = self.view.get_json::<TokenEntry>(&entry_key(hash)).await? else {
             return Ok(());
         };
+        if let Some(leases) = self.leases.get().and_then(|w| w.upgrade()) {
+            leases.revoke_by_token(hash).await?;
+        }
         let mut ops = vec![
             WriteOp::Delete(entry_key(hash)),
             WriteOp::Delete(format!("accessor/{}", e.accessor)),
         ];
+        if e.expire_time != 0 {
+            ops.push(WriteOp::Delete(expire_key(e.expire_time, hash)));
+        }
         if !e.parent.is_empty() {
             ops.push(WriteOp::Delete(format!("parent/{}/{}", e.parent, hash)));
         }
@@ -376,9 +425,16 @@ impl TokenStore {
             let ceiling = (e.creation_time + e.explicit_max_ttl as i64 - now).max(0) as u64;
             ttl = ttl.min(ceiling);
         }
+        let old_expire = e.expire_time;
         e.expire_time = now + ttl as i64;
         e.last_renewal_time = now;
-        self.save(&e).await?;
+        let mut ops = vec![WriteOp::Put(entry_key(&e.hash), serde_json::to_vec(&e)?)];
+        if old_expire != e.expire_time {
+            ops.push(WriteOp::Delete(expire_key(old_expire, &e.hash)));
+            ops.push(WriteOp::Put(expire_key(e.expire_time, &e.hash), vec![]));
+        }
+        self.view.write_batch(ops).await?;
+        self.cache.write().remove(&e.hash);
         Ok(e)
     }
 

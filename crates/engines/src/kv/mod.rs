@@ -74,7 +74,10 @@ impl Kv {
     async fn select(&self, call: &Call) -> Result<u8> {
         let version = version_of(&call.mount)?;
         if version == 2 {
-            self.versioned.store(true, Ordering::Relaxed);
+            // Load first: a store on every read would bounce the cache line between cores.
+            if !self.versioned.load(Ordering::Relaxed) {
+                self.versioned.store(true, Ordering::Relaxed);
+            }
             v2::upgrade::ensure(self.v2.inner(), &call.storage).await?;
         }
         Ok(version)
@@ -98,21 +101,14 @@ impl Backend for Kv {
     }
 
     fn describe(&self) -> Value {
-        let d = if self.versioned.load(Ordering::Relaxed) {
+        let versioned = self.versioned.load(Ordering::Relaxed);
+        let mut d = if versioned {
             self.v2.describe()
         } else {
             self.v1.describe()
         };
-        let mut d = d;
         if let Some(o) = d.as_object_mut() {
-            o.insert(
-                "version".into(),
-                json!(if self.versioned.load(Ordering::Relaxed) {
-                    2
-                } else {
-                    1
-                }),
-            );
+            o.insert("version".into(), json!(if versioned { 2 } else { 1 }));
         }
         d
     }

@@ -124,6 +124,13 @@ impl Harness {
         assert!(e.messages().is_empty());
     }
 
+    /// A request answered 404 with no body at all.
+    pub async fn empty_404(&self, op: Operation, path: &str, data: Value) {
+        let r = self.ok(op, path, data).await;
+        assert_eq!(r.status, Some(404));
+        assert!(r.is_empty(), "no body: {:?} {:?}", r.data, r.warnings);
+    }
+
     /// The `data` of a successful request, as JSON.
     pub async fn data(&self, op: Operation, path: &str, data: Value) -> Value {
         body(&self.ok(op, path, data).await)

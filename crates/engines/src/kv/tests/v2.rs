@@ -866,12 +866,12 @@ async fn patch_merges_into_a_new_version() {
         "cannot write to a path ending in '/'",
     )
     .await;
-    h.not_found(Patch, "data/nokey", json!({"data": {"a": 1}}))
+    h.empty_404(Patch, "data/nokey", json!({"data": {"a": 1}}))
         .await;
     // A metadata-only key has no version to patch.
     h.ok(Update, "metadata/bare", json!({"max_versions": 2}))
         .await;
-    h.not_found(Patch, "data/bare", json!({"data": {"a": 1}}))
+    h.empty_404(Patch, "data/bare", json!({"data": {"a": 1}}))
         .await;
     // Patching a deleted latest version: 404 with the version's metadata as the body.
     h.ok(Delete, "data/p", json!({})).await;
@@ -897,6 +897,11 @@ async fn metadata_read_write_patch_delete() {
     let h = v2().await;
     h.not_found(Read, "metadata/hvac", json!({})).await;
     put(&h, "hvac", json!({"pssst": "hi"})).await;
+    let r = h.ok(Read, "metadata/hvac", json!({"foo": "1"})).await;
+    assert_eq!(
+        r.warnings,
+        vec!["Endpoint ignored these unrecognized parameters: [foo]".to_string()]
+    );
     let m = meta(&h, "hvac").await;
     assert_eq!(
         m.as_object().unwrap().keys().collect::<Vec<_>>(),
@@ -987,7 +992,7 @@ async fn metadata_read_write_patch_delete() {
     h.ok(Patch, "metadata/hvac", json!({"custom_metadata": null}))
         .await;
     assert_eq!(meta(&h, "hvac").await["custom_metadata"], Value::Null);
-    h.not_found(Patch, "metadata/nokey", json!({"max_versions": 1}))
+    h.empty_404(Patch, "metadata/nokey", json!({"max_versions": 1}))
         .await;
     h.bad(
         Patch,
@@ -1317,7 +1322,7 @@ async fn invalid_paths_answer_404_with_a_warning() {
             r.warnings[0]
         );
         assert!(
-            r.warnings[0].contains(&format!("'vault kv {sub}'")),
+            r.warnings[0].contains(&format!("'tresor kv {sub}'")),
             "{}",
             r.warnings[0]
         );

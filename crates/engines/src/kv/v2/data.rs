@@ -7,7 +7,10 @@
 //! the deletion of versions that fell out of the `max_versions` window.
 
 use super::model::{now_nanos, Config, Key, KeyMeta};
-use super::{ignored_params, non_negative, not_found_with, put_meta, read_key, write_key, V2};
+use super::{
+    ignored_params, non_negative, not_found_empty, not_found_with, put_meta, read_key, write_key,
+    V2,
+};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tresor_core::error::{Error, Result};
@@ -194,13 +197,13 @@ async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
     let key = Key::new(name);
     let _guard = b.lock(&key).await;
     let Some(meta) = b.load_meta(&c.storage, &key).await? else {
-        return Err(Error::NotFound);
+        return Ok(not_found_empty());
     };
     let config = b.config(&c.storage).await?;
     check_cas(cas, &config, &meta)?;
     let current = meta.current_version;
     let Some(vm) = meta.versions.get(&current) else {
-        return Err(Error::NotFound);
+        return Ok(not_found_empty());
     };
     if vm.is_gone(now_nanos()) {
         return Ok(not_found_with(vm.to_json(current, &meta.custom_metadata)));

@@ -12,7 +12,7 @@ use super::model::{
     now_nanos, parse_custom_metadata, parse_duration_secs, patch_custom_metadata, Config, Key,
     KeyMeta, META_PREFIX,
 };
-use super::{put_meta, read_key, with_warnings, write_key, V2};
+use super::{ignored_params, not_found_empty, put_meta, read_key, with_warnings, write_key, V2};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +20,18 @@ use tresor_core::error::{Error, Result};
 use tresor_core::framework::{Call, Field, Path};
 use tresor_core::logical::{Operation::*, Response};
 use tresor_storage::WriteOp;
+
+/// The parameters of `metadata/:path`, besides the path itself.
+const FIELDS: &[&str] = &[
+    "max_versions",
+    "cas_required",
+    "metadata_cas_required",
+    "metadata_cas",
+    "delete_version_after",
+    "custom_metadata",
+    "after",
+    "limit",
+];
 
 pub fn paths() -> Vec<Path<V2>> {
     vec![
@@ -64,6 +76,7 @@ async fn read(b: Arc<V2>, c: Call) -> Result<Response> {
     match b.load_meta(&c.storage, &Key::new(name)).await? {
         Some(meta) => Ok(Response {
             data: Some(meta.to_json()),
+            warnings: ignored_params(&c, FIELDS).into_iter().collect(),
             ..Default::default()
         }),
         None => Err(Error::NotFound),
@@ -215,7 +228,7 @@ async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
     let key = Key::new(name);
     let _guard = b.lock(&key).await;
     let Some(mut meta) = b.load_meta(&c.storage, &key).await? else {
-        return Err(Error::NotFound);
+        return Ok(not_found_empty());
     };
     if changes.is_empty() {
         return Ok(Response::default());

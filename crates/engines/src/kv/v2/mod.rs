@@ -142,7 +142,7 @@ fn invalid_path() -> Path<V2> {
             };
             format!(
                 "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API endpoints to use. \
-                 If using the Vault CLI, use 'vault kv {sub}' for this operation."
+                 If using the Tresor CLI, use 'tresor kv {sub}' for this operation."
             )
         };
         Ok(Response {
@@ -193,6 +193,14 @@ pub fn ignored_params(c: &Call, known: &[&str]) -> Option<String> {
         "Endpoint ignored these unrecognized parameters: [{}]",
         unknown.join(" ")
     ))
+}
+
+/// A 404 with no body at all (Vault's answer to a PATCH of something that does not exist).
+pub fn not_found_empty() -> Response {
+    Response {
+        status: Some(404),
+        ..Default::default()
+    }
 }
 
 /// A 404 that still carries a body (Vault's answer for a deleted or destroyed version).
