@@ -20,7 +20,7 @@ use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::framework::LeaseCall;
 use crate::logical::{Lease, Secret};
-use crate::mount::MountEntry;
+use crate::mount::{MountEntry, Route};
 use crate::util::{random_alnum, unix_now};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -200,25 +200,16 @@ impl LeaseManager {
         self.view.write_batch(ops).await
     }
 
-    /// The backend behind a lease, with its storage; None when the mount is gone.
-    fn backend_for(
-        &self,
-        e: &LeaseEntry,
-    ) -> Result<
-        Option<(
-            std::sync::Arc<dyn crate::framework::Backend>,
-            MountEntry,
-            View,
-        )>,
-    > {
+    /// The mount behind a lease and the hook call for it; None when the mount is gone.
+    fn route_for(&self, e: &LeaseEntry, increment: u64) -> Result<Option<(Route, LeaseCall)>> {
         let core = self.core()?;
         let active = core.active()?;
         let router = active.router.read();
         Ok(router.get(&e.mount).map(|r| {
+            let storage = View::new(core.barrier.clone(), r.entry.storage_prefix());
             (
-                r.backend.clone(),
-                r.entry.clone(),
-                View::new(core.barrier.clone(), r.entry.storage_prefix()),
+                r.clone(),
+                Self::lease_call(e, r.entry.clone(), storage, increment),
             )
         }))
     }
@@ -251,10 +242,8 @@ impl LeaseManager {
         }
         let want = if increment > 0 { increment } else { e.ttl };
         let ttl = want.min((e.max_expire - now).max(0) as u64);
-        if let Some((backend, mount, storage)) = self.backend_for(&e)? {
-            backend
-                .renew_secret(Self::lease_call(&e, mount, storage, ttl))
-                .await?;
+        if let Some((route, call)) = self.route_for(&e, ttl)? {
+            route.backend.renew_secret(call).await?;
         }
         let mut n = e.clone();
         n.expire_time = now + ttl as i64;
@@ -274,11 +263,8 @@ impl LeaseManager {
     }
 
     async fn revoke_entry(&self, e: &LeaseEntry, force: bool) -> Result<()> {
-        if let Some((backend, mount, storage)) = self.backend_for(e)? {
-            if let Err(err) = backend
-                .revoke_secret(Self::lease_call(e, mount, storage, 0))
-                .await
-            {
+        if let Some((route, call)) = self.route_for(e, 0)? {
+            if let Err(err) = route.backend.revoke_secret(call).await {
                 if !force {
                     return Err(Error::internal(format!(
                         "failed to revoke lease {}: {err}",
