@@ -32,7 +32,7 @@ use std::ffi::OsString;
 use clap::{Parser, Subcommand};
 
 use crate::client::ConnectionFlags;
-use crate::commands::{generic, kv, login, operator, policy, secrets, server, status, token, Ctx};
+use crate::commands::{audit, generic, kv, login, operator, policy, secrets, server, status, token, Ctx};
 use crate::error::CliResult;
 use crate::output::OutputFlags;
 
@@ -78,6 +78,9 @@ enum Command {
     /// Enable, disable, list and tune auth methods
     #[command(subcommand)]
     Auth(secrets::AuthCommand),
+    /// Enable, disable, list and verify audit devices
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Work with the key/value secrets engine (versions 1 and 2)
     #[command(subcommand)]
     Kv(kv::KvCommand),
@@ -155,6 +158,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Login(a) => login::run(&ctx, a),
         Command::Token(c) => token::run(&ctx, c),
         Command::Policy(c) => policy::run(&ctx, c),
+        Command::Audit(c) => audit::run(&ctx, c),
         Command::Secrets(c) => secrets::run_secrets(&ctx, c),
         Command::Auth(c) => secrets::run_auth(&ctx, c),
         Command::Kv(c) => kv::run(&ctx, c),

@@ -2,6 +2,7 @@
 //! (token lookup), authorized (ACL), handed to the backend, and its answer post-processed (a
 //! login becomes a token). Sealed, the core answers only the seal API.
 
+use crate::audit::{self, AuditBroker};
 use crate::barrier::{Barrier, View};
 use crate::error::{Error, Result};
 use crate::expiration::LeaseManager;
@@ -18,6 +19,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use tresor_storage::Storage;
 use zeroize::Zeroizing;
+
+const AUDIT_TABLE: &str = "core/audit";
+/// Where audit devices' salts and chain keys live (inside the barrier).
+const AUDIT_KEYS: &str = "sys/audit/";
 
 /// How often backends' periodic hooks run.
 const PERIODIC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -52,6 +57,10 @@ pub struct CoreConfig {
     /// Reported by `sys/seal-status` (`inmem`, `file`).
     pub storage_type: String,
     pub cluster_name: String,
+    /// The only directory API-created file audit devices may write in (`audit_dir`).
+    pub audit_dir: Option<std::path::PathBuf>,
+    /// Audit devices declared in the config file; always on while unsealed.
+    pub audit_devices: Vec<audit::AuditEntry>,
 }
 
 impl Default for CoreConfig {
@@ -60,6 +69,8 @@ impl Default for CoreConfig {
             default_lease_ttl: 768 * 3600,
             max_lease_ttl: 768 * 3600,
             storage_type: "inmem".into(),
+            audit_dir: None,
+            audit_devices: Vec::new(),
             cluster_name: format!("tresor-cluster-{}", &random_alnum(8).to_lowercase()),
         }
     }
@@ -99,6 +110,7 @@ pub struct Core {
     pub config: CoreConfig,
     pub cluster_id: String,
     seal_api: Arc<dyn Backend>,
+    pub audit: AuditBroker,
 }
 
 /// Splits a path into clean segments; refuses traversal and empty segments in the middle.
@@ -135,6 +147,7 @@ impl Core {
             config,
             cluster_id: crate::util::uuid(),
             seal_api: Arc::new(crate::sys::seal::backend(me.clone())),
+            audit: AuditBroker::default(),
         })
     }
 
@@ -268,6 +281,7 @@ impl Core {
     /// Seals: drops every key and all unsealed state.
     pub fn seal_now(&self) {
         *self.active.write() = None;
+        self.audit.clear();
         self.barrier.seal();
         tracing::info!("sealed");
     }
@@ -305,6 +319,7 @@ impl Core {
                 router.insert(entry, backend);
             }
         }
+        self.load_audit_devices(&root).await?;
         let active = Arc::new(Active {
             router: RwLock::new(router),
             tokens,
@@ -314,6 +329,67 @@ impl Core {
         });
         *self.active.write() = Some(active.clone());
         Ok(active)
+    }
+
+    /// Starts the config-declared and the stored audit devices. A device that cannot start
+    /// fails the unseal: running unaudited would be failing open.
+    async fn load_audit_devices(&self, root: &View) -> Result<()> {
+        self.audit.clear();
+        let stored: Vec<audit::AuditEntry> = root.get_json(AUDIT_TABLE).await?.unwrap_or_default();
+        let declared = self.config.audit_devices.iter().cloned().map(|mut e| {
+            e.from_config = true;
+            e
+        });
+        for entry in declared.chain(stored) {
+            let path = entry.path.clone();
+            let device = AuditBroker::build(entry, &root.sub(AUDIT_KEYS))
+                .await
+                .map_err(|e| {
+                    Error::internal(format!("audit device {path} failed to start: {e}"))
+                })?;
+            self.audit.add(device);
+        }
+        Ok(())
+    }
+
+    /// Enables an audit device over the API and stores it in the audit table.
+    pub async fn enable_audit(&self, entry: audit::AuditEntry) -> Result<()> {
+        let active = self.active()?;
+        let _guard = active.mount_lock.lock().await;
+        if self.audit.device(&entry.path).is_some() {
+            return Err(Error::bad(format!("path already in use: {}", entry.path)));
+        }
+        let root = self.root_view();
+        let device = AuditBroker::build(entry.clone(), &root.sub(AUDIT_KEYS)).await?;
+        let mut table: Vec<audit::AuditEntry> =
+            root.get_json(AUDIT_TABLE).await?.unwrap_or_default();
+        table.push(entry);
+        root.put_json(AUDIT_TABLE, &table).await?;
+        self.audit.add(device);
+        Ok(())
+    }
+
+    /// Disables an API-enabled audit device.
+    pub async fn disable_audit(&self, path: &str) -> Result<()> {
+        let active = self.active()?;
+        let _guard = active.mount_lock.lock().await;
+        let path = format!("{}/", path.trim_end_matches('/'));
+        if self
+            .audit
+            .device(&path)
+            .is_some_and(|d| d.entry.from_config)
+        {
+            return Err(Error::bad(format!(
+                "audit device {path} is declared in the server config; remove it there"
+            )));
+        }
+        let root = self.root_view();
+        let mut table: Vec<audit::AuditEntry> =
+            root.get_json(AUDIT_TABLE).await?.unwrap_or_default();
+        table.retain(|e| e.path != path);
+        root.put_json(AUDIT_TABLE, &table).await?;
+        self.audit.remove(&path);
+        Ok(())
     }
 
     fn default_mounts(&self, table: &str) -> Vec<MountEntry> {
@@ -565,25 +641,44 @@ impl Core {
         if req.operation == Operation::List && !req.path.ends_with('/') && !req.path.is_empty() {
             req.path.push('/');
         }
-        let wrap = req.wrap_ttl.map(|ttl| (ttl, req.path.clone()));
-        let mut resp = self.dispatch(req).await?;
-        if let Some((ttl, path)) = wrap {
+        let mut ctx = audit::Context::default();
+        let mut result = self.dispatch(&req, &mut ctx).await;
+        if let (Some(ttl), Ok(resp)) = (req.wrap_ttl, &result) {
             if resp.raw.is_none() && !resp.is_empty() {
-                resp = crate::sys::wrapping::wrap(self, resp, ttl, &path).await?;
+                let resp = std::mem::take(result.as_mut().expect("checked ok"));
+                result = crate::sys::wrapping::wrap(self, resp, ttl, &req.path).await;
             }
         }
+        if self.audit.is_enabled() && !ctx.seal_api {
+            // Fail closed: if no device can record the request or its answer, the client gets
+            // a 500 and nothing else.
+            let error = result.as_ref().err().map(|e| e.to_string());
+            if !ctx.request_logged {
+                self.audit
+                    .log("request", &req, &ctx, None, error.as_deref())?;
+            }
+            self.audit.log(
+                "response",
+                &req,
+                &ctx,
+                result.as_ref().ok(),
+                error.as_deref(),
+            )?;
+        }
+        let mut resp = result?;
         if resp.request_id.is_empty() {
-            resp.request_id = crate::util::uuid();
+            resp.request_id = req.id.clone();
         }
         Ok(resp)
     }
 
-    async fn dispatch(&self, req: Request) -> Result<Response> {
+    async fn dispatch(&self, req: &Request, ctx: &mut audit::Context) -> Result<Response> {
         // The seal API answers whether sealed or not.
         if let Some(rel) = req.path.strip_prefix("sys/") {
             if crate::sys::seal::handles(rel) {
+                ctx.seal_api = true;
                 let call = self.call(
-                    &req,
+                    req,
                     rel.to_string(),
                     None,
                     seal_api_entry(),
@@ -604,6 +699,7 @@ impl Core {
             (route.clone(), rel)
         };
         let backend = route.backend.clone();
+        ctx.mount = Some(route.entry.clone());
         let view = View::new(self.barrier.clone(), route.entry.storage_prefix());
         let unauthenticated = path_matches_any(backend.unauthenticated_paths(), &rel);
         let caller = if unauthenticated {
@@ -614,10 +710,11 @@ impl Core {
         } else {
             Some(self.authenticate(req.token.as_deref()).await?)
         };
+        ctx.caller = caller.clone();
         let mut op = req.operation;
         if op == Operation::Update {
             let probe = self.call(
-                &req,
+                req,
                 rel.clone(),
                 caller.clone(),
                 route.entry.clone(),
@@ -635,7 +732,10 @@ impl Core {
                 return Err(Error::PermissionDenied);
             }
         }
-        let mut call = self.call(&req, rel, caller.clone(), route.entry.clone(), view);
+        // The request is on record before anything happens.
+        self.audit.log("request", req, ctx, None, None)?;
+        ctx.request_logged = true;
+        let mut call = self.call(req, rel, caller.clone(), route.entry.clone(), view);
         call.operation = op;
         let mut resp = backend.handle(call).await?;
         resp.mount_type = route.entry.kind.clone();

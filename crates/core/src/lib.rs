@@ -10,6 +10,7 @@
 //! * [`sys`]: the `sys/` backend (mounts, policies, seal, health, capabilities).
 //! * [`core`]: the [`core::Core`] that ties them together and handles a request end to end.
 
+pub mod audit;
 pub mod barrier;
 pub mod core;
 pub mod cubbyhole;

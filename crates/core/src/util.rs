@@ -42,6 +42,11 @@ pub fn random_alnum(n: usize) -> String {
     out
 }
 
+/// Decodes hex, or None.
+pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    hex::decode(s.trim()).ok()
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, data))
 }

@@ -18,6 +18,7 @@
 use crate::BoxError;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use tresor_core::audit::AuditEntry;
 use tresor_core::framework::parse_duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +51,10 @@ pub struct ServerConfig {
     pub api_addr: Option<String>,
     pub default_lease_ttl: u64,
     pub max_lease_ttl: u64,
+    /// The directory API-created file audit devices are confined to (beyond Vault).
+    pub audit_dir: Option<PathBuf>,
+    /// `audit "file" "name" { file_path = ... }` blocks (beyond Vault).
+    pub audit_devices: Vec<AuditEntry>,
 }
 
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
@@ -68,24 +73,37 @@ impl ServerConfig {
             api_addr: None,
             default_lease_ttl: DEFAULT_TTL,
             max_lease_ttl: DEFAULT_TTL,
+            audit_dir: None,
+            audit_devices: Vec::new(),
         }
     }
 
-    pub fn load(path: &Path) -> Result<Self, BoxError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("error loading configuration from {}: {e}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base)
-            .map_err(|e| format!("error loading configuration from {}: {e}", path.display()).into())
+    /// Loads and merges config files (Vault allows a config split across files): later files
+    /// override single settings; `listener` and `audit` blocks add up.
+    pub fn load_all(paths: &[PathBuf]) -> Result<Self, BoxError> {
+        Self::from_value(&merge_files(paths)?)
     }
 
-    /// Parses HCL or JSON text; relative file paths stay relative to the working directory (as Vault).
+    /// `-dev` plus config files: they may add audit settings and TTLs.
+    pub fn dev_with(addr: Option<&str>, paths: &[PathBuf]) -> Result<Self, BoxError> {
+        let mut c = Self::dev(addr);
+        if !paths.is_empty() {
+            let v = merge_files(paths)?;
+            if let Some(d) = v.get("audit_dir").and_then(Value::as_str) {
+                c.audit_dir = Some(PathBuf::from(d));
+            }
+            c.audit_devices = audit_blocks(v.get("audit"))?;
+        }
+        Ok(c)
+    }
+
+    /// Parses one HCL or JSON text; relative file paths stay relative to the working directory
+    /// (as Vault).
     pub fn parse(text: &str, _base: &Path) -> Result<Self, BoxError> {
-        let v: Value = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text)?
-        } else {
-            hcl::from_str(text)?
-        };
+        Self::from_value(&parse_text(text)?)
+    }
+
+    fn from_value(v: &Value) -> Result<Self, BoxError> {
         let obj = v.as_object().ok_or("configuration must be an object")?;
         let storage = match obj.get("storage").or_else(|| obj.get("backend")) {
             None => return Err(
@@ -167,19 +185,87 @@ impl ServerConfig {
                 .map(str::to_string),
             default_lease_ttl: ttl("default_lease_ttl")?,
             max_lease_ttl: ttl("max_lease_ttl")?,
+            audit_dir: obj
+                .get("audit_dir")
+                .and_then(Value::as_str)
+                .map(PathBuf::from),
+            audit_devices: audit_blocks(obj.get("audit"))?,
         })
     }
+}
 
-    /// Later config files override and extend earlier ones.
-    pub fn merge(&mut self, other: ServerConfig) {
-        self.storage = other.storage;
-        self.listeners.extend(other.listeners);
-        if other.api_addr.is_some() {
-            self.api_addr = other.api_addr;
+fn parse_text(text: &str) -> Result<Value, BoxError> {
+    Ok(if text.trim_start().starts_with('{') {
+        serde_json::from_str(text)?
+    } else {
+        hcl::from_str(text)?
+    })
+}
+
+fn merge_files(paths: &[PathBuf]) -> Result<Value, BoxError> {
+    let mut merged = serde_json::Map::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("error loading configuration from {}: {e}", path.display()))?;
+        let v = parse_text(&text)
+            .map_err(|e| format!("error loading configuration from {}: {e}", path.display()))?;
+        let Value::Object(obj) = v else {
+            return Err(format!("configuration in {} must be an object", path.display()).into());
+        };
+        for (k, v) in obj {
+            match (k.as_str(), merged.get_mut(&k)) {
+                ("listener" | "audit", Some(existing)) => {
+                    let mut items = match existing.take() {
+                        Value::Array(a) => a,
+                        other => vec![other],
+                    };
+                    match v {
+                        Value::Array(a) => items.extend(a),
+                        other => items.push(other),
+                    }
+                    *existing = Value::Array(items);
+                }
+                _ => {
+                    merged.insert(k, v);
+                }
+            }
         }
-        self.default_lease_ttl = other.default_lease_ttl;
-        self.max_lease_ttl = other.max_lease_ttl;
     }
+    Ok(Value::Object(merged))
+}
+
+/// `audit "<type>" "<path>" { ... }`: every attribute but `description` is a device option.
+fn audit_blocks(v: Option<&Value>) -> Result<Vec<AuditEntry>, BoxError> {
+    let mut out = Vec::new();
+    for (kind, by_path) in blocks(v) {
+        for (path, body) in by_path {
+            let Value::Object(body) = body else {
+                return Err(format!("audit \"{kind}\" \"{path}\" must be a block").into());
+            };
+            let mut options = serde_json::Map::new();
+            let mut description = String::new();
+            for (k, v) in body {
+                let s = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                if k == "description" {
+                    description = s;
+                } else {
+                    options.insert(k, Value::String(s));
+                }
+            }
+            out.push(AuditEntry {
+                path: format!("{}/", path.trim_end_matches('/')),
+                kind: kind.clone(),
+                description,
+                options,
+                local: false,
+                from_config: true,
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn truthy(v: &Value) -> bool {
@@ -254,6 +340,49 @@ mod tests {
         assert_eq!(c.listeners[1].tls, Some(("c.pem".into(), "k.pem".into())));
         assert_eq!(c.default_lease_ttl, 3600);
         assert_eq!(c.max_lease_ttl, DEFAULT_TTL);
+    }
+
+    #[test]
+    fn parses_audit_blocks_and_dir() {
+        let c = ServerConfig::parse(
+            r#"
+            storage "inmem" {}
+            listener "tcp" { tls_disable = true }
+            audit_dir = "/var/log/tresor"
+            audit "file" "main" {
+              file_path = "/var/log/tresor/audit.log"
+              mode = "0600"
+              description = "primary"
+            }
+            "#,
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.audit_dir, Some(PathBuf::from("/var/log/tresor")));
+        assert_eq!(c.audit_devices.len(), 1);
+        let d = &c.audit_devices[0];
+        assert_eq!(
+            (d.kind.as_str(), d.path.as_str(), d.description.as_str()),
+            ("file", "main/", "primary")
+        );
+        assert_eq!(d.options["file_path"], "/var/log/tresor/audit.log");
+    }
+
+    #[test]
+    fn config_files_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.json");
+        let b = dir.path().join("b.hcl");
+        std::fs::write(&a, r#"{"backend": {"inmem": {}}, "listener": {"tcp": {"address": "127.0.0.1:1", "tls_disable": true}}}"#).unwrap();
+        std::fs::write(&b, "audit_dir = \"/tmp\"\nlistener \"tcp\" {\n  address = \"127.0.0.1:2\"\n  tls_disable = true\n}\n").unwrap();
+        let c = ServerConfig::load_all(&[a, b.clone()]).unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.audit_dir, Some(PathBuf::from("/tmp")));
+        // A fragment alone is not a whole config.
+        assert!(ServerConfig::load_all(&[b])
+            .unwrap_err()
+            .to_string()
+            .contains("no storage"));
     }
 
     #[test]

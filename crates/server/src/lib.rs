@@ -47,6 +47,8 @@ pub fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxError> {
         default_lease_ttl: cfg.default_lease_ttl,
         max_lease_ttl: cfg.max_lease_ttl,
         storage_type: cfg.storage.kind().into(),
+        audit_dir: cfg.audit_dir.clone(),
+        audit_devices: cfg.audit_devices.clone(),
         ..CoreConfig::default()
     };
     Ok(Core::new(storage, registry(), core_cfg))
@@ -81,20 +83,12 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
     let level = opts.log_level.clone().unwrap_or_else(|| "info".into());
     let _ = tracing_subscriber_init(&level);
     let cfg = if opts.dev {
-        let mut c = config::ServerConfig::dev(opts.dev_listen_address.as_deref());
-        for path in &opts.config {
-            c.merge(config::ServerConfig::load(path)?);
-        }
-        c
+        config::ServerConfig::dev_with(opts.dev_listen_address.as_deref(), &opts.config)?
     } else {
         if opts.config.is_empty() {
             return Err("a configuration file must be specified with -config (or use -dev)".into());
         }
-        let mut c = config::ServerConfig::load(&opts.config[0])?;
-        for path in &opts.config[1..] {
-            c.merge(config::ServerConfig::load(path)?);
-        }
-        c
+        config::ServerConfig::load_all(&opts.config)?
     };
     let core = build_core(&cfg)?;
     let mut servers = Vec::new();
@@ -127,6 +121,18 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
         tracing::info!(address = %s.local_addr, tls = s.tls, "listening");
     }
     println!("==> Tresor server started! Log data will stream in below:");
+    #[cfg(unix)]
+    {
+        // SIGHUP reopens file audit devices (log rotation).
+        let core = core.clone();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reopening audit devices");
+                core.audit.reopen();
+            }
+        });
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
     Ok(())

@@ -24,7 +24,19 @@ type Pending = (Vec<WriteOp>, oneshot::Sender<Result<()>>);
 
 pub struct FileStorage {
     db: Arc<Database>,
-    writer: mpsc::Sender<Pending>,
+    writer: Option<mpsc::Sender<Pending>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for FileStorage {
+    /// Closes the queue and waits for the writer, so the file is released on return (a new
+    /// `open` of the same path right after succeeds).
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn io<E: std::fmt::Display>(e: E) -> StorageError {
@@ -44,11 +56,15 @@ impl FileStorage {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Pending>();
         let wdb = db.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("tresor-storage-writer".into())
             .spawn(move || writer_loop(&wdb, rx))
             .map_err(io)?;
-        Ok(Self { db, writer: tx })
+        Ok(Self {
+            db,
+            writer: Some(tx),
+            thread: Some(thread),
+        })
     }
 }
 
@@ -106,6 +122,8 @@ impl Storage for FileStorage {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.writer
+            .as_ref()
+            .ok_or(StorageError::Closed)?
             .send((ops, tx))
             .map_err(|_| StorageError::Closed)?;
         rx.await.map_err(|_| StorageError::Closed)?
@@ -125,6 +143,26 @@ impl Storage for FileStorage {
         }
         Ok(children(prefix, keys.iter().map(|s| s.as_str())))
     }
+
+    async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        use std::ops::Bound;
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(TABLE).map_err(io)?;
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a),
+            _ => Bound::Included(prefix),
+        };
+        let mut keys = Vec::new();
+        for entry in table.range::<&str>((start, Bound::Unbounded)).map_err(io)? {
+            let (k, _) = entry.map_err(io)?;
+            let k = k.value();
+            if !k.starts_with(prefix) || keys.len() >= limit {
+                break;
+            }
+            keys.push(k.to_string());
+        }
+        Ok(keys)
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +176,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         crate::conformance::batch_is_atomic_and_ordered(&FileStorage::open(dir.path()).unwrap())
             .await;
+        let dir = tempfile::tempdir().unwrap();
+        crate::conformance::scan_pages_in_order(&FileStorage::open(dir.path()).unwrap()).await;
     }
 
     #[tokio::test]
@@ -156,13 +196,8 @@ mod tests {
                 t.await.unwrap();
             }
         }
-        // The writer thread holds the database until its channel closes; give it a moment.
-        let s = loop {
-            match FileStorage::open(dir.path()) {
-                Ok(s) => break s,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            }
-        };
+        // Dropping the store released the file: it opens again at once.
+        let s = FileStorage::open(dir.path()).unwrap();
         assert_eq!(s.list("k/").await.unwrap().len(), 200);
         assert_eq!(s.get("k/007").await.unwrap(), Some(vec![7]));
     }

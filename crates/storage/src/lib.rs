@@ -46,6 +46,10 @@ pub trait Storage: Send + Sync + 'static {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()>;
     /// Immediate children of `prefix` (which is empty or ends in `/`), sorted; sub-folders end in `/`.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Up to `limit` full keys that start with `prefix` and sort after `after` (exclusive), in
+    /// order, without folding folders: a paginated range scan (time-ordered indexes use it to
+    /// read only what is due, never everything).
+    async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
         self.write_batch(vec![WriteOp::Put(key.to_string(), value)])
@@ -99,6 +103,25 @@ pub(crate) mod conformance {
         s.delete("a").await.unwrap();
         assert_eq!(s.get("a").await.unwrap(), None);
         s.delete("never-there").await.unwrap();
+    }
+
+    pub async fn scan_pages_in_order(s: &dyn Storage) {
+        for k in ["t/003/b", "t/001/a", "t/002/c", "t/002/a", "u/1", "s/9"] {
+            s.put(k, vec![]).await.unwrap();
+        }
+        assert_eq!(
+            s.scan("t/", None, 2).await.unwrap(),
+            vec!["t/001/a", "t/002/a"]
+        );
+        assert_eq!(
+            s.scan("t/", Some("t/002/a"), 10).await.unwrap(),
+            vec!["t/002/c", "t/003/b"]
+        );
+        assert_eq!(
+            s.scan("t/", Some("t/003/b"), 10).await.unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(s.scan("v/", None, 10).await.unwrap(), Vec::<String>::new());
     }
 
     pub async fn batch_is_atomic_and_ordered(s: &dyn Storage) {

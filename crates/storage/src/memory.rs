@@ -46,6 +46,23 @@ impl Storage for MemoryStorage {
             .take_while(|k| k.starts_with(prefix));
         Ok(children(prefix, keys))
     }
+
+    async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        use std::ops::Bound;
+        let map = self.map.read();
+        let start = match after {
+            Some(a) => Bound::Excluded(a.to_string()),
+            None => Bound::Included(prefix.to_string()),
+        };
+        Ok(map
+            .range((start, Bound::Unbounded))
+            .map(|(k, _)| k)
+            .skip_while(|k| !k.starts_with(prefix) && k.as_str() < prefix)
+            .take_while(|k| k.starts_with(prefix))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -56,5 +73,6 @@ mod tests {
     async fn conformance() {
         crate::conformance::basic(&MemoryStorage::new()).await;
         crate::conformance::batch_is_atomic_and_ordered(&MemoryStorage::new()).await;
+        crate::conformance::scan_pages_in_order(&MemoryStorage::new()).await;
     }
 }

@@ -12,6 +12,7 @@
 //! so that `-flag`, `-flag=true` and `-flag=false` work as with Go's `flag` package; flags
 //! whose "unset" state matters use `Option<bool>` without `default_value`.
 
+pub mod audit;
 pub mod generic;
 pub mod kv;
 pub mod login;

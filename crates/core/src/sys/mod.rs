@@ -2,6 +2,7 @@
 //! and the UI mount lookups clients use before every KV call. The seal API (init, unseal,
 //! health ...) is in [`seal`], because it must answer while sealed.
 
+pub mod audit;
 pub mod leases;
 pub mod openapi;
 pub mod seal;
@@ -160,6 +161,7 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
     ];
     paths.extend(wrapping::paths());
     paths.extend(leases::paths());
+    paths.extend(audit::paths());
     PathBackend::new(Sys { core }, paths)
         .unauthenticated(&["internal/ui/mounts", "wrapping/lookup", "wrapping/unwrap"])
         .sudo(&[
@@ -169,6 +171,7 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             "auth/*",
             "audit",
             "audit/*",
+            "audit-chain-key/*",
             "raw",
             "raw/*",
             "remount",
