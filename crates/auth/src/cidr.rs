@@ -31,8 +31,14 @@ pub fn validate_blocks(list: &[String]) -> Result<(), String> {
 pub fn parse_addrs(list: &[String]) -> Result<Vec<String>, String> {
     list.iter()
         .map(|s| {
-            let net = parse_net(s).ok_or_else(|| format!("error parsing address {s:?}: not an IPv4 or IPv6 address or CIDR block"))?;
-            Ok(if net.prefix_len() == net.max_prefix_len() { net.addr().to_string() } else { net.to_string() })
+            let net = parse_net(s).ok_or_else(|| {
+                format!("error parsing address {s:?}: Unable to convert {s:?} to an IPv4 or IPv6 address, or a UNIX Socket")
+            })?;
+            Ok(if net.prefix_len() == net.max_prefix_len() {
+                net.addr().to_string()
+            } else {
+                net.to_string()
+            })
         })
         .collect()
 }
@@ -41,9 +47,15 @@ pub fn parse_addrs(list: &[String]) -> Result<Vec<String>, String> {
 /// addresses become IPv4.
 pub fn remote_ip(addr: &str) -> Option<IpAddr> {
     let addr = addr.trim();
-    let ip = addr.parse::<IpAddr>().ok().or_else(|| addr.parse::<SocketAddr>().ok().map(|s| s.ip()))?;
+    let ip = addr
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| addr.parse::<SocketAddr>().ok().map(|s| s.ip()))?;
     Some(match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     })
 }
@@ -51,8 +63,12 @@ pub fn remote_ip(addr: &str) -> Option<IpAddr> {
 /// Whether `remote` (a remote address as the request carries it) falls in any entry of `list`.
 /// An unparseable remote address or entry matches nothing.
 pub fn remote_in(remote: &str, list: &[String]) -> bool {
-    let Some(ip) = remote_ip(remote) else { return false };
-    list.iter().filter_map(|s| parse_net(s)).any(|net| net.contains(&ip))
+    let Some(ip) = remote_ip(remote) else {
+        return false;
+    };
+    list.iter()
+        .filter_map(|s| parse_net(s))
+        .any(|net| net.contains(&ip))
 }
 
 /// Whether every block of `inner` lies inside some block of `outer` (an empty `outer` allows
@@ -78,10 +94,23 @@ mod tests {
 
     #[test]
     fn addresses_and_blocks() {
-        assert_eq!(parse_addrs(&v(&["10.0.0.1", "10.0.0.0/8", "1.2.3.4/32", "::1", "2001:db8::/32"])).unwrap(), v(&["10.0.0.1", "10.0.0.0/8", "1.2.3.4", "::1", "2001:db8::/32"]));
+        assert_eq!(
+            parse_addrs(&v(&[
+                "10.0.0.1",
+                "10.0.0.0/8",
+                "1.2.3.4/32",
+                "::1",
+                "2001:db8::/32"
+            ]))
+            .unwrap(),
+            v(&["10.0.0.1", "10.0.0.0/8", "1.2.3.4", "::1", "2001:db8::/32"])
+        );
         assert!(parse_addrs(&v(&["bogus"])).is_err());
         assert!(validate_blocks(&v(&["10.0.0.0/8", "10.0.0.1/8"])).is_ok());
-        assert_eq!(validate_blocks(&v(&["10.0.0.1"])).unwrap_err(), "invalid CIDR address: 10.0.0.1");
+        assert_eq!(
+            validate_blocks(&v(&["10.0.0.1"])).unwrap_err(),
+            "invalid CIDR address: 10.0.0.1"
+        );
         assert!(validate_blocks(&v(&["garbage/8"])).is_err());
     }
 
@@ -100,7 +129,10 @@ mod tests {
     #[test]
     fn subsets() {
         assert!(is_subset(&[], &v(&["1.2.3.4/32"])));
-        assert!(is_subset(&v(&["10.0.0.0/8"]), &v(&["10.1.0.0/16", "10.2.3.4/32"])));
+        assert!(is_subset(
+            &v(&["10.0.0.0/8"]),
+            &v(&["10.1.0.0/16", "10.2.3.4/32"])
+        ));
         assert!(!is_subset(&v(&["10.0.0.0/8"]), &v(&["127.0.0.1/32"])));
         assert!(is_subset(&v(&["127.0.0.1"]), &v(&["127.0.0.1/32"])));
         assert!(!is_subset(&v(&["10.1.0.0/16"]), &v(&["10.0.0.0/8"])));

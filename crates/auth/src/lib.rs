@@ -12,7 +12,8 @@
 //!   [`tresor_core::logical::LoginGrant`] the core turns into a token.
 //! * [`lockout`]: Vault's user lockout (N failed logins lock an alias for a while), used by both
 //!   methods, with `config/lockout` and `locked-users` paths on each mount.
-//! * `cidr`, `salt`, `locks`: CIDR checks, the per-mount HMAC key, striped locks.
+//! * `cidr`, `salt`, `locks`, `periodic`: CIDR checks, the per-mount HMAC key, striped locks,
+//!   and the wrapper that gives a path backend the core's periodic hook.
 //!
 //! Each method's `factory` has the signature of [`tresor_core::core::Factory`]'s closure.
 
@@ -20,6 +21,7 @@ pub mod approle;
 mod cidr;
 pub mod lockout;
 mod locks;
+mod periodic;
 mod salt;
 pub mod token_fields;
 pub mod userpass;
@@ -78,6 +80,17 @@ pub(crate) fn mount_default_ttl(mount: &tresor_core::mount::MountEntry) -> u64 {
         mount.config.default_lease_ttl
     } else {
         DEFAULT_MAX_LEASE_TTL
+    }
+}
+
+/// A `data` response with its keys in sorted order, as Vault's (Go map) JSON has them.
+pub(crate) fn sorted_data(
+    m: serde_json::Map<String, serde_json::Value>,
+) -> tresor_core::logical::Response {
+    let sorted: std::collections::BTreeMap<String, serde_json::Value> = m.into_iter().collect();
+    tresor_core::logical::Response {
+        data: Some(sorted.into_iter().collect()),
+        ..Default::default()
     }
 }
 

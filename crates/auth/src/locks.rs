@@ -16,7 +16,9 @@ impl Stripes {
     pub async fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
-        self.0[(h.finish() % self.0.len() as u64) as usize].lock().await
+        self.0[(h.finish() % self.0.len() as u64) as usize]
+            .lock()
+            .await
     }
 }
 

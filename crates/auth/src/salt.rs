@@ -32,6 +32,9 @@ impl Salt {
 
     /// Hex `HMAC-SHA256(salt, value)`.
     pub async fn hmac(&self, view: &View, value: &str) -> Result<String> {
-        Ok(hex::encode(hmac::sign(self.key(view).await?, value.as_bytes())))
+        Ok(hex::encode(hmac::sign(
+            self.key(view).await?,
+            value.as_bytes(),
+        )))
     }
 }

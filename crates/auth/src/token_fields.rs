@@ -97,7 +97,10 @@ pub fn declare<B: Send + Sync + 'static>(p: Path<B>, legacy: &[Legacy]) -> Path<
             Legacy::Period => p.field("period", Field::duration("Use \"token_period\" instead.")),
             Legacy::Ttl => p.field("ttl", Field::duration("Use \"token_ttl\" instead.")),
             Legacy::MaxTtl => p.field("max_ttl", Field::duration("Use \"token_max_ttl\" instead.")),
-            Legacy::BoundCidrs => p.field("bound_cidrs", Field::list("Use \"token_bound_cidrs\" instead.")),
+            Legacy::BoundCidrs => p.field(
+                "bound_cidrs",
+                Field::list("Use \"token_bound_cidrs\" instead."),
+            ),
         };
     }
     p
@@ -106,7 +109,11 @@ pub fn declare<B: Send + Sync + 'static>(p: Path<B>, legacy: &[Legacy]) -> Path<
 /// Policy names as Vault's `policyutil.ParsePolicies` leaves them: trimmed, lower-cased, no
 /// empties, sorted, deduplicated.
 pub fn clean_policies(p: Vec<String>) -> Vec<String> {
-    let mut p: Vec<String> = p.into_iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect();
+    let mut p: Vec<String> = p
+        .into_iter()
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
     p.sort();
     p.dedup();
     p
@@ -118,11 +125,19 @@ fn secs(f: &FieldData, name: &str) -> u64 {
 
 impl TokenFields {
     /// Applies the token fields present in `f` (Vault's `ParseTokenFields` + `UpgradeValue`).
-    /// Returns warnings; invalid input is a 400.
-    pub fn parse(&mut self, f: &FieldData, legacy: &[Legacy]) -> Result<Vec<String>> {
+    /// `default_types` accepts `default-service` / `default-batch` as `service` / `batch` with a
+    /// warning (AppRole's backwards compatibility; userpass refuses them). Returns warnings;
+    /// invalid input is a 400.
+    pub fn parse(
+        &mut self,
+        f: &FieldData,
+        legacy: &[Legacy],
+        default_types: bool,
+    ) -> Result<Vec<String>> {
         let mut warnings = Vec::new();
         if f.has("token_bound_cidrs") {
-            self.token_bound_cidrs = cidr::parse_addrs(&f.strings("token_bound_cidrs")).map_err(Error::bad)?;
+            self.token_bound_cidrs =
+                cidr::parse_addrs(&f.strings("token_bound_cidrs")).map_err(Error::bad)?;
         }
         if f.has("token_explicit_max_ttl") {
             self.token_explicit_max_ttl = secs(f, "token_explicit_max_ttl");
@@ -147,11 +162,12 @@ impl TokenFields {
                 "" | "default" => "default".into(),
                 "service" => "service".into(),
                 "batch" => "batch".into(),
-                "default-service" => {
-                    warnings.push("default-service has no useful meaning; adjusting to service".into());
+                "default-service" if default_types => {
+                    warnings
+                        .push("default-service has no useful meaning; adjusting to service".into());
                     "service".into()
                 }
-                "default-batch" => {
+                "default-batch" if default_types => {
                     warnings.push("default-batch has no useful meaning; adjusting to batch".into());
                     "batch".into()
                 }
@@ -179,7 +195,9 @@ impl TokenFields {
             }
         }
         if self.token_ttl > 0 && self.token_max_ttl > 0 && self.token_ttl > self.token_max_ttl {
-            return Err(Error::bad("'token_ttl' cannot be greater than 'token_max_ttl'"));
+            return Err(Error::bad(
+                "'token_ttl' cannot be greater than 'token_max_ttl'",
+            ));
         }
         Ok(warnings)
     }
@@ -194,7 +212,11 @@ impl TokenFields {
         match l {
             Legacy::Policies => {
                 if new_given {
-                    self.policies = if old_given { self.token_policies.clone() } else { vec![] };
+                    self.policies = if old_given {
+                        self.token_policies.clone()
+                    } else {
+                        vec![]
+                    };
                 } else {
                     self.policies = clean_policies(f.strings(old));
                     self.token_policies = self.policies.clone();
@@ -202,7 +224,11 @@ impl TokenFields {
             }
             Legacy::BoundCidrs => {
                 if new_given {
-                    self.bound_cidrs = if old_given { self.token_bound_cidrs.clone() } else { vec![] };
+                    self.bound_cidrs = if old_given {
+                        self.token_bound_cidrs.clone()
+                    } else {
+                        vec![]
+                    };
                 } else {
                     self.bound_cidrs = cidr::parse_addrs(&f.strings(old)).map_err(Error::bad)?;
                     self.token_bound_cidrs = self.bound_cidrs.clone();
@@ -228,20 +254,38 @@ impl TokenFields {
     /// The fields of a read answer (Vault's `PopulateTokenData`, plus the aliases that are set).
     pub fn populate(&self, m: &mut Map<String, Value>, legacy: &[Legacy]) {
         m.insert("token_bound_cidrs".into(), json!(self.token_bound_cidrs));
-        m.insert("token_explicit_max_ttl".into(), json!(self.token_explicit_max_ttl));
+        m.insert(
+            "token_explicit_max_ttl".into(),
+            json!(self.token_explicit_max_ttl),
+        );
         m.insert("token_max_ttl".into(), json!(self.token_max_ttl));
-        m.insert("token_no_default_policy".into(), json!(self.token_no_default_policy));
+        m.insert(
+            "token_no_default_policy".into(),
+            json!(self.token_no_default_policy),
+        );
         m.insert("token_num_uses".into(), json!(self.token_num_uses));
         m.insert("token_period".into(), json!(self.token_period));
         m.insert("token_policies".into(), json!(self.token_policies));
-        m.insert("token_strictly_bind_ip".into(), json!(self.token_strictly_bind_ip));
+        m.insert(
+            "token_strictly_bind_ip".into(),
+            json!(self.token_strictly_bind_ip),
+        );
         m.insert("token_ttl".into(), json!(self.token_ttl));
-        m.insert("token_type".into(), json!(if self.token_type.is_empty() { "default" } else { &self.token_type }));
+        m.insert(
+            "token_type".into(),
+            json!(if self.token_type.is_empty() {
+                "default"
+            } else {
+                &self.token_type
+            }),
+        );
         for l in legacy {
             let (old, _) = l.names();
             let v = match l {
                 Legacy::Policies => (!self.policies.is_empty()).then(|| json!(self.policies)),
-                Legacy::BoundCidrs => (!self.bound_cidrs.is_empty()).then(|| json!(self.bound_cidrs)),
+                Legacy::BoundCidrs => {
+                    (!self.bound_cidrs.is_empty()).then(|| json!(self.bound_cidrs))
+                }
                 Legacy::Period => (self.period > 0).then(|| json!(self.period)),
                 Legacy::Ttl => (self.ttl > 0).then(|| json!(self.ttl)),
                 Legacy::MaxTtl => (self.max_ttl > 0).then(|| json!(self.max_ttl)),
@@ -254,7 +298,12 @@ impl TokenFields {
 
     /// The login grant for these settings, with TTLs computed as Vault's `CalculateTTL` does
     /// against the mount's limits, and the warnings Vault gives when it caps them.
-    pub fn grant(&self, mount: &MountEntry, display_name: String, metadata: BTreeMap<String, String>) -> (LoginGrant, Vec<String>) {
+    pub fn grant(
+        &self,
+        mount: &MountEntry,
+        display_name: String,
+        metadata: BTreeMap<String, String>,
+    ) -> (LoginGrant, Vec<String>) {
         let mut warnings = Vec::new();
         let mut max = crate::mount_max_ttl(mount);
         for m in [self.token_max_ttl, self.token_explicit_max_ttl] {
@@ -287,13 +336,21 @@ impl TokenFields {
             // A periodic token is bounded only by an explicit max TTL.
             grant.max_ttl = nonzero(self.token_explicit_max_ttl);
         } else {
-            let ttl = if self.token_ttl > 0 { self.token_ttl } else { crate::mount_default_ttl(mount) };
+            let ttl = if self.token_ttl > 0 {
+                self.token_ttl
+            } else {
+                crate::mount_default_ttl(mount)
+            };
             if ttl > max {
                 warnings.push(format!("TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly", crate::human_duration(ttl), crate::human_duration(max)));
             }
             // Without a role TTL the core applies the mount's (or the server's) default itself.
             grant.ttl = nonzero(self.token_ttl.min(max));
-            grant.max_ttl = [self.token_max_ttl, self.token_explicit_max_ttl].into_iter().filter(|s| *s > 0).min().map(Duration::from_secs);
+            grant.max_ttl = [self.token_max_ttl, self.token_explicit_max_ttl]
+                .into_iter()
+                .filter(|s| *s > 0)
+                .min()
+                .map(Duration::from_secs);
         }
         if self.token_type == "batch" {
             warnings.push("batch tokens are not supported yet; a service token was issued".into());

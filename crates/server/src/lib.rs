@@ -32,7 +32,11 @@ pub struct ServeOptions {
 
 /// Every engine and auth method type this build can mount.
 pub fn registry() -> Registry {
-    Registry::default().secrets("kv", Arc::new(tresor_engines::kv::factory))
+    Registry::default()
+        .secrets("kv", Arc::new(tresor_engines::kv::factory))
+        .secrets("transit", Arc::new(tresor_engines::transit::factory))
+        .auth("approle", Arc::new(tresor_auth::approle::factory))
+        .auth("userpass", Arc::new(tresor_auth::userpass::factory))
 }
 
 /// Builds the core for a config.
