@@ -355,6 +355,8 @@ impl TokenFields {
         if self.token_type == "batch" {
             warnings.push("batch tokens are not supported yet; a service token was issued".into());
         }
+        grant.explicit_max_ttl = nonzero(self.token_explicit_max_ttl);
+        grant.bound_cidrs = self.token_bound_cidrs.clone();
         (grant, warnings)
     }
 }

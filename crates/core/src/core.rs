@@ -612,7 +612,7 @@ impl Core {
     }
 
     /// Resolves the caller's token and ACL; `Err(PermissionDenied)` for a missing or bad token.
-    pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller> {
+    pub async fn authenticate(&self, token: Option<&str>, remote: Option<&str>) -> Result<Caller> {
         let active = self.active()?;
         let token = token
             .filter(|t| !t.is_empty())
@@ -622,6 +622,9 @@ impl Core {
             .lookup(token)
             .await?
             .ok_or_else(|| Error::Forbidden("permission denied".into()))?;
+        if !entry.allows_address(remote) {
+            return Err(Error::PermissionDenied);
+        }
         let acl = active.policies.acl(&entry.policies).await?;
         Ok(Caller {
             token: token.to_string(),
@@ -704,11 +707,17 @@ impl Core {
         let unauthenticated = path_matches_any(backend.unauthenticated_paths(), &rel);
         let caller = if unauthenticated {
             match req.token.as_deref() {
-                Some(t) if !t.is_empty() => self.authenticate(Some(t)).await.ok(),
+                Some(t) if !t.is_empty() => self
+                    .authenticate(Some(t), req.remote_addr.as_deref())
+                    .await
+                    .ok(),
                 _ => None,
             }
         } else {
-            Some(self.authenticate(req.token.as_deref()).await?)
+            Some(
+                self.authenticate(req.token.as_deref(), req.remote_addr.as_deref())
+                    .await?,
+            )
         };
         ctx.caller = caller.clone();
         let mut op = req.operation;
@@ -752,7 +761,10 @@ impl Core {
             );
         }
         if let Some(grant) = resp.login.take() {
-            resp.auth = Some(self.issue_login_token(&active, &route.entry, grant).await?);
+            resp.auth = Some(
+                self.issue_login_token(&active, &route.entry, &req.path, grant)
+                    .await?,
+            );
         }
         Ok(resp)
     }
@@ -784,6 +796,7 @@ impl Core {
         &self,
         active: &Active,
         mount: &MountEntry,
+        path: &str,
         grant: crate::logical::LoginGrant,
     ) -> Result<crate::logical::Auth> {
         let max = if mount.config.max_lease_ttl > 0 {
@@ -801,8 +814,13 @@ impl Core {
             .map(|d| d.as_secs())
             .filter(|t| *t > 0)
             .unwrap_or(default);
-        if let Some(m) = grant.max_ttl.map(|d| d.as_secs()).filter(|t| *t > 0) {
-            ttl = ttl.min(m);
+        for m in [grant.max_ttl, grant.explicit_max_ttl]
+            .into_iter()
+            .flatten()
+        {
+            if m.as_secs() > 0 {
+                ttl = ttl.min(m.as_secs());
+            }
         }
         let period = grant.period.map(|d| d.as_secs()).unwrap_or(0);
         if period > 0 {
@@ -817,7 +835,7 @@ impl Core {
                 id: None,
                 parent_hash: String::new(),
                 policies: policies.clone(),
-                path: format!("{}login", mount.route_prefix()),
+                path: path.to_string(),
                 meta: grant.metadata.clone(),
                 display_name: format!(
                     "{}-{}",
@@ -828,11 +846,19 @@ impl Core {
                 .to_string(),
                 num_uses: grant.num_uses as i64,
                 ttl,
-                explicit_max_ttl: grant.max_ttl.map(|d| d.as_secs()).unwrap_or(0),
+                // Renewals stop at the tighter of the two ceilings.
+                explicit_max_ttl: [grant.explicit_max_ttl, grant.max_ttl]
+                    .into_iter()
+                    .flatten()
+                    .map(|d| d.as_secs())
+                    .filter(|s| *s > 0)
+                    .min()
+                    .unwrap_or(0),
                 period,
                 renewable: grant.renewable,
                 entity_id: String::new(),
                 role: String::new(),
+                bound_cidrs: grant.bound_cidrs.clone(),
             })
             .await?;
         Ok(crate::logical::Auth {

@@ -104,6 +104,10 @@ pub struct LoginGrant {
     pub num_uses: u64,
     pub renewable: bool,
     pub no_default_policy: bool,
+    /// Addresses or CIDR blocks the token may be used from (empty: anywhere).
+    pub bound_cidrs: Vec<String>,
+    /// A hard ceiling on the token's life, apart from `max_ttl`.
+    pub explicit_max_ttl: Option<Duration>,
 }
 
 /// What a backend returns for a secret that must expire (dynamic credentials, certificates):

@@ -534,6 +534,20 @@ async fn response_wrapping_is_single_use() {
     .await
     .unwrap_err();
     assert_eq!(e.status(), 400);
+    // With a TTL, any data (even none) is wrapped and comes back exactly once.
+    for payload in [json!({ "a": 1 }), json!({})] {
+        let mut req = Request::new(Operation::Update, "sys/wrapping/wrap")
+            .with_token(&root)
+            .with_data(payload.clone());
+        req.wrap_ttl = Some(std::time::Duration::from_secs(60));
+        let w = core.handle(req).await.unwrap().wrap_info.unwrap();
+        let t = w["token"].as_str().unwrap();
+        let un = core
+            .handle(Request::new(Operation::Update, "sys/wrapping/unwrap").with_token(t))
+            .await
+            .unwrap();
+        assert_eq!(data(&un), payload);
+    }
 }
 
 #[tokio::test]
@@ -1049,4 +1063,92 @@ async fn mount_tune_and_remount() {
     .await
     .unwrap_err();
     assert_eq!(e.status(), 400);
+}
+
+/// A login method for the test: anyone who asks gets a token bound to 10.0.0.0/8.
+struct OpenDoor;
+
+#[tokio::test]
+async fn login_tokens_are_bound_to_their_cidrs_and_path() {
+    use tresor_core::framework::{Call, Path, PathBackend};
+    use tresor_core::logical::LoginGrant;
+    let factory: tresor_core::core::Factory = Arc::new(|_e| {
+        Ok(Arc::new(
+            PathBackend::new(
+                OpenDoor,
+                vec![Path::new("login/(?P<user>.+)").op(
+                    Operation::Update,
+                    |_b: Arc<OpenDoor>, c: Call| async move {
+                        Ok(Response {
+                            login: Some(LoginGrant {
+                                policies: vec!["default".into()],
+                                display_name: c.fields.str("user").into(),
+                                bound_cidrs: vec!["10.0.0.0/8".into()],
+                                explicit_max_ttl: Some(std::time::Duration::from_secs(60)),
+                                ttl: Some(std::time::Duration::from_secs(3600)),
+                                renewable: true,
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        })
+                    },
+                )],
+            )
+            .unauthenticated(&["login/*"]),
+        ))
+    });
+    let core = Core::new(
+        Arc::new(MemoryStorage::new()),
+        Registry::default().auth("door", factory),
+        CoreConfig::default(),
+    );
+    let init = core
+        .initialize(
+            SealConfig {
+                secret_shares: 1,
+                secret_threshold: 1,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    core.submit_unseal_key(init.keys[0].clone()).await.unwrap();
+    call(
+        &core,
+        Operation::Update,
+        "sys/auth/door",
+        &init.root_token,
+        json!({ "type": "door" }),
+    )
+    .await
+    .unwrap();
+    let auth = core
+        .handle(Request::new(Operation::Update, "auth/door/login/ann"))
+        .await
+        .unwrap()
+        .auth
+        .unwrap();
+    assert_eq!(auth.lease_duration, 60, "explicit_max_ttl caps the TTL");
+    let from = |addr: &str| {
+        let mut r =
+            Request::new(Operation::Read, "auth/token/lookup-self").with_token(&auth.client_token);
+        r.remote_addr = Some(addr.to_string());
+        r
+    };
+    let me = core.handle(from("10.1.2.3")).await.unwrap();
+    assert_eq!(data(&me)["path"], "auth/door/login/ann");
+    assert_eq!(data(&me)["bound_cidrs"], json!(["10.0.0.0/8"]));
+    assert_eq!(
+        core.handle(from("192.168.1.1")).await.unwrap_err().status(),
+        403
+    );
+    assert_eq!(
+        core.handle(
+            Request::new(Operation::Read, "auth/token/lookup-self").with_token(&auth.client_token)
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        403
+    );
 }

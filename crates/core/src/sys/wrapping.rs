@@ -59,6 +59,14 @@ pub async fn wrap(core: &Core, resp: Response, ttl: Duration, path: &str) -> Res
         })
         .await?;
     let lease = resp.lease.clone().unwrap_or_default();
+    // What the wrapped answer is about, for `wrapped_accessor` (a token, or an AppRole secret ID).
+    let wrapped_accessor = resp.auth.as_ref().map(|a| a.accessor.clone()).or_else(|| {
+        resp.data
+            .as_ref()
+            .and_then(|d| d.get("secret_id_accessor"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    });
     let wrapped = Wrapped {
         data: resp.data,
         auth: resp.auth.clone(),
@@ -80,8 +88,8 @@ pub async fn wrap(core: &Core, resp: Response, ttl: Duration, path: &str) -> Res
         "creation_time": crate::util::rfc3339(entry.creation_time),
         "creation_path": path,
     });
-    if let Some(a) = &resp.auth {
-        info["wrapped_accessor"] = json!(a.accessor);
+    if let Some(a) = wrapped_accessor {
+        info["wrapped_accessor"] = json!(a);
     }
     Ok(Response {
         wrap_info: Some(info),
@@ -149,9 +157,6 @@ impl Sys {
             return Err(Error::bad(
                 "sys/wrapping/wrap needs a wrap TTL (X-Vault-Wrap-TTL)",
             ));
-        }
-        if c.data.is_empty() {
-            return Err(Error::bad("empty request body"));
         }
         // The core wraps this answer like any other, because the request carries a wrap TTL.
         Ok(Response::data(serde_json::Value::Object(c.data.clone())))

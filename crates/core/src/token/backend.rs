@@ -409,6 +409,7 @@ impl TokenBackend {
                 renewable,
                 entity_id: String::new(),
                 role: role.map(|r| r.name).unwrap_or_default(),
+                bound_cidrs: Vec::new(),
             })
             .await?;
         Ok(Response {

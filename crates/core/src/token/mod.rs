@@ -63,6 +63,9 @@ pub struct TokenEntry {
     pub role: String,
     #[serde(default)]
     pub last_renewal_time: i64,
+    /// Addresses or CIDR blocks the token may be used from (empty: anywhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound_cidrs: Vec<String>,
     /// Hash of this token (kept in the entry for revocation bookkeeping).
     pub hash: String,
 }
@@ -78,6 +81,22 @@ impl TokenEntry {
             (self.expire_time - now).max(0)
         }
     }
+    /// Whether the token may be used from `remote` (an IP address).
+    pub fn allows_address(&self, remote: Option<&str>) -> bool {
+        if self.bound_cidrs.is_empty() {
+            return true;
+        }
+        let Some(ip) = remote.and_then(|r| r.parse::<std::net::IpAddr>().ok()) else {
+            return false;
+        };
+        self.bound_cidrs
+            .iter()
+            .any(|c| match c.parse::<ipnet::IpNet>() {
+                Ok(net) => net.contains(&ip),
+                Err(_) => c.parse::<std::net::IpAddr>().is_ok_and(|a| a == ip),
+            })
+    }
+
     pub fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == "root")
     }
@@ -107,6 +126,7 @@ impl TokenEntry {
             "role": if self.role.is_empty() { serde_json::Value::Null } else { serde_json::json!(self.role) },
             "ttl": self.ttl_remaining(now),
             "type": "service",
+            "bound_cidrs": if self.bound_cidrs.is_empty() { serde_json::Value::Null } else { serde_json::json!(self.bound_cidrs) },
         })
     }
 }
@@ -128,6 +148,7 @@ pub struct TokenParams {
     pub renewable: bool,
     pub entity_id: String,
     pub role: String,
+    pub bound_cidrs: Vec<String>,
 }
 
 pub struct TokenStore {
@@ -238,6 +259,7 @@ impl TokenStore {
             entity_id: p.entity_id,
             role: p.role,
             last_renewal_time: 0,
+            bound_cidrs: p.bound_cidrs,
             hash: hash.clone(),
         };
         let mut ops = vec![
