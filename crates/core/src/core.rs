@@ -788,6 +788,7 @@ impl Core {
             request_id: req.id.clone(),
             remote_addr: req.remote_addr.clone(),
             wrap_ttl: req.wrap_ttl,
+            client_certs: req.client_certs.clone(),
         }
     }
 

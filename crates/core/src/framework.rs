@@ -259,6 +259,8 @@ pub struct Call {
     pub remote_addr: Option<String>,
     /// The wrap TTL the client asked for (`X-Vault-Wrap-TTL`).
     pub wrap_ttl: Option<Duration>,
+    /// The TLS client certificate chain (DER, leaf first), unverified; empty when none.
+    pub client_certs: Vec<Vec<u8>>,
 }
 
 /// Who made a request: what the handler may need of the token (e.g. for `lookup-self`).

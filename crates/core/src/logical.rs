@@ -47,6 +47,9 @@ pub struct Request {
     pub remote_addr: Option<String>,
     /// `X-Vault-Wrap-TTL`, if the client asked for response wrapping.
     pub wrap_ttl: Option<Duration>,
+    /// The TLS client certificate chain the client presented (DER, leaf first), if any. The
+    /// listener requests but does not verify it; the `cert` auth method does.
+    pub client_certs: Vec<Vec<u8>>,
 }
 
 impl Request {
@@ -59,6 +62,7 @@ impl Request {
             token: None,
             remote_addr: None,
             wrap_ttl: None,
+            client_certs: Vec::new(),
         }
     }
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
@@ -108,6 +112,13 @@ pub struct LoginGrant {
     pub bound_cidrs: Vec<String>,
     /// A hard ceiling on the token's life, apart from `max_ttl`.
     pub explicit_max_ttl: Option<Duration>,
+    /// Who logged in, as this auth mount names them (username, role id, JWT `user_claim`,
+    /// service account uid, certificate name): the identity store resolves it to one entity.
+    pub alias_name: Option<String>,
+    /// Metadata recorded on the entity alias.
+    pub alias_metadata: std::collections::BTreeMap<String, String>,
+    /// External group names the login asserted (JWT `groups_claim`), matched to group aliases.
+    pub group_aliases: Vec<String>,
 }
 
 /// What a backend returns for a secret that must expire (dynamic credentials, certificates):

@@ -98,6 +98,7 @@ pub async fn handle(
     req: hyper::Request<Incoming>,
     max_body: usize,
     remote: Option<String>,
+    client_certs: Arc<Vec<Vec<u8>>>,
 ) -> HttpResponse {
     let uri_path = req.uri().path().to_string();
     let Some(raw_path) = uri_path.strip_prefix("/v1/") else {
@@ -187,6 +188,7 @@ pub async fn handle(
         token,
         remote_addr: remote,
         wrap_ttl,
+        client_certs: client_certs.to_vec(),
     };
     let resp = match core.handle(request).await {
         Ok(r) => render(r),

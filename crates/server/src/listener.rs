@@ -35,10 +35,66 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
+    .with_client_cert_verifier(Arc::new(RequestClientCert::new()))
     .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Asks for a client certificate without requiring or judging it (Vault's listener does the
+/// same): the handshake still proves the client holds the certificate's key, and the `cert`
+/// auth method decides whether the chain is trusted. Without a certificate nothing changes.
+#[derive(Debug)]
+struct RequestClientCert {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl RequestClientCert {
+    fn new() -> Self {
+        RequestClientCert {
+            algorithms: rustls::crypto::aws_lc_rs::default_provider()
+                .signature_verification_algorithms,
+        }
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for RequestClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 /// Binds the listener and serves it in the background.
@@ -68,19 +124,30 @@ pub async fn bind(cfg: &ListenerConfig, core: Arc<Core>) -> Result<Bound, BoxErr
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let remote = Some(peer.ip().to_string());
-                let service = service_fn(move |req| {
-                    let core = core.clone();
-                    let remote = remote.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            crate::http::handle(core, req, max_body, remote).await,
-                        )
-                    }
-                });
+                let service = move |certs: Arc<Vec<Vec<u8>>>| {
+                    service_fn(move |req| {
+                        let (core, remote, certs) = (core.clone(), remote.clone(), certs.clone());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                crate::http::handle(core, req, max_body, remote, certs).await,
+                            )
+                        }
+                    })
+                };
                 let builder = Builder::new(TokioExecutor::new());
                 let result = match acceptor {
                     Some(a) => match a.accept(stream).await {
-                        Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
+                        Ok(tls) => {
+                            let certs: Vec<Vec<u8>> = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .map(|cs| cs.iter().map(|c| c.to_vec()).collect())
+                                .unwrap_or_default();
+                            builder
+                                .serve_connection(TokioIo::new(tls), service(Arc::new(certs)))
+                                .await
+                        }
                         Err(e) => {
                             tracing::debug!(error = %e, "TLS handshake failed");
                             return;
@@ -88,7 +155,7 @@ pub async fn bind(cfg: &ListenerConfig, core: Arc<Core>) -> Result<Bound, BoxErr
                     },
                     None => {
                         builder
-                            .serve_connection(TokioIo::new(stream), service)
+                            .serve_connection(TokioIo::new(stream), service(Arc::new(Vec::new())))
                             .await
                     }
                 };
