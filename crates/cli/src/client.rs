@@ -54,6 +54,10 @@ pub struct ConnectionFlags {
     /// PEM private key for -client-cert [env: TRESOR_CLIENT_KEY, VAULT_CLIENT_KEY].
     #[arg(long = "client-key", global = true, value_name = "FILE")]
     pub client_key: Option<PathBuf>,
+    /// Wrap the answer in a single-use token valid this long (`5m`), sent as X-Vault-Wrap-TTL
+    /// [env: VAULT_WRAP_TTL].
+    #[arg(long = "wrap-ttl", global = true, value_name = "DURATION")]
+    pub wrap_ttl: Option<String>,
 }
 
 /// Fully resolved connection settings.
@@ -66,6 +70,7 @@ pub struct ClientConfig {
     pub ca_cert: Option<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
+    pub wrap_ttl: Option<String>,
 }
 
 /// First non-empty value among the given environment variables.
@@ -195,6 +200,10 @@ impl ClientConfig {
                 &flags.client_key,
                 &["TRESOR_CLIENT_KEY", "VAULT_CLIENT_KEY"],
             ),
+            wrap_ttl: flags
+                .wrap_ttl
+                .clone()
+                .or_else(|| env_first(env, &["TRESOR_WRAP_TTL", "VAULT_WRAP_TTL"])),
         })
     }
 }
@@ -206,6 +215,7 @@ pub struct Client {
     address: String,
     token: Option<String>,
     namespace: Option<String>,
+    wrap_ttl: Option<String>,
 }
 
 fn read_file(path: &Path, what: &str) -> CliResult<Vec<u8>> {
@@ -278,6 +288,7 @@ impl Client {
             address: cfg.address,
             token: cfg.token,
             namespace: cfg.namespace,
+            wrap_ttl: cfg.wrap_ttl,
         })
     }
 
@@ -304,6 +315,11 @@ impl Client {
         if let Some(ns) = &self.namespace {
             if let Ok(v) = HeaderValue::from_str(ns) {
                 headers.insert("X-Vault-Namespace", v);
+            }
+        }
+        if let Some(ttl) = &self.wrap_ttl {
+            if let Ok(v) = HeaderValue::from_str(ttl) {
+                headers.insert("X-Vault-Wrap-TTL", v);
             }
         }
         // Vault's own client sends this on every request; servers use it to tell API

@@ -32,7 +32,9 @@ use std::ffi::OsString;
 use clap::{Parser, Subcommand};
 
 use crate::client::ConnectionFlags;
-use crate::commands::{audit, generic, kv, login, operator, policy, secrets, server, status, token, Ctx};
+use crate::commands::{
+    audit, generic, kv, login, operator, policy, secrets, server, status, token, Ctx,
+};
 use crate::error::CliResult;
 use crate::output::OutputFlags;
 

@@ -244,3 +244,46 @@ fn help_and_openapi_come_from_the_path_declarations() {
     assert!(paths.contains_key("/auth/token/create"));
     assert!(paths.contains_key("/sys/mounts/{path}"));
 }
+
+#[test]
+fn least_privilege_token_can_find_its_kv_mount_and_nothing_else() {
+    let s = dev_server();
+    s.root(
+        "POST",
+        "secret/data/app",
+        Some(json!({"data": {"pw": "x"}})),
+    );
+    let policy = r#"path "secret/data/app" { capabilities = ["read"] }"#;
+    let (st, _) = s.root(
+        "PUT",
+        "sys/policies/acl/app",
+        Some(json!({ "policy": policy })),
+    );
+    assert_eq!(st, 204);
+    let (_, t) = s.root(
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": ["app"]})),
+    );
+    let tok = t["auth"]["client_token"].as_str().unwrap().to_string();
+    // The preflight every Vault CLI / ESO call makes works for the mount the token may use...
+    let (st, m) = s.call("GET", "sys/internal/ui/mounts/secret/app", Some(&tok), None);
+    assert_eq!(st, 200, "{m}");
+    assert_eq!(m["data"]["options"]["version"], "2");
+    // ...but reveals nothing about mounts it has no access to, and needs a valid token.
+    let (st, _) = s.call(
+        "GET",
+        "sys/internal/ui/mounts/cubbyhole/x",
+        Some(&tok),
+        None,
+    );
+    assert_eq!(st, 200, "default policy grants cubbyhole");
+    let (st, _) = s.root("POST", "sys/mounts/other", Some(json!({"type": "kv"})));
+    assert_eq!(st, 204);
+    let (st, _) = s.call("GET", "sys/internal/ui/mounts/other/x", Some(&tok), None);
+    assert_eq!(st, 403);
+    let (st, _) = s.call("GET", "sys/internal/ui/mounts/secret/app", None, None);
+    assert_eq!(st, 403);
+    let (st, _) = s.call("GET", "secret/data/app", Some(&tok), None);
+    assert_eq!(st, 200);
+}

@@ -19,6 +19,7 @@ pub mod expiration;
 pub mod framework;
 pub mod logical;
 pub mod mount;
+pub mod password_policy;
 pub mod policy;
 pub mod policy_store;
 pub mod seal;

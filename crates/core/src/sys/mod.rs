@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod leases;
 pub mod openapi;
+pub mod password_policies;
 pub mod seal;
 pub mod wrapping;
 
@@ -162,8 +163,14 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
     paths.extend(wrapping::paths());
     paths.extend(leases::paths());
     paths.extend(audit::paths());
+    paths.extend(password_policies::paths());
     PathBackend::new(Sys { core }, paths)
-        .unauthenticated(&["internal/ui/mounts", "wrapping/lookup", "wrapping/unwrap"])
+        .unauthenticated(&[
+            "internal/ui/mounts",
+            "internal/ui/mounts/*",
+            "wrapping/lookup",
+            "wrapping/unwrap",
+        ])
         .sudo(&[
             "rotate",
             "seal",
