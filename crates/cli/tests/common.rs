@@ -94,14 +94,21 @@ pub fn dev_server() -> Server {
 
 /// `tresor server -config=FILE` with file storage under `dir`, plain HTTP.
 pub fn durable_server(dir: &Path, port: u16) -> Server {
+    durable_server_with(dir, port, &[])
+}
+
+/// Like [`durable_server`], with more config files after the main one.
+pub fn durable_server_with(dir: &Path, port: u16, extra: &[&Path]) -> Server {
     let cfg = dir.join("tresor.hcl");
     std::fs::write(
         &cfg,
         format!("storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n", dir.join("data").display()),
     )
     .unwrap();
+    let mut args = vec!["server".to_string(), format!("-config={}", cfg.display())];
+    args.extend(extra.iter().map(|p| format!("-config={}", p.display())));
     let child = Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .args(["server", &format!("-config={}", cfg.display())])
+        .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
