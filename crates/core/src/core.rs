@@ -7,6 +7,7 @@ use crate::barrier::{Barrier, View};
 use crate::error::{Error, Result};
 use crate::expiration::LeaseManager;
 use crate::framework::{path_matches_any, Backend, Call, Caller, FieldData};
+use crate::identity::IdentityStore;
 use crate::logical::{Operation, Request, Response};
 use crate::mount::{MountConfig, MountEntry, Router};
 use crate::policy_store::PolicyStore;
@@ -57,6 +58,8 @@ pub struct CoreConfig {
     /// Reported by `sys/seal-status` (`inmem`, `file`).
     pub storage_type: String,
     pub cluster_name: String,
+    /// The server's API address (`api_addr`): the identity token issuer by default.
+    pub api_addr: Option<String>,
     /// The only directory API-created file audit devices may write in (`audit_dir`).
     pub audit_dir: Option<std::path::PathBuf>,
     /// Audit devices declared in the config file; always on while unsealed.
@@ -69,6 +72,7 @@ impl Default for CoreConfig {
             default_lease_ttl: 768 * 3600,
             max_lease_ttl: 768 * 3600,
             storage_type: "inmem".into(),
+            api_addr: None,
             audit_dir: None,
             audit_devices: Vec::new(),
             cluster_name: format!("tresor-cluster-{}", &random_alnum(8).to_lowercase()),
@@ -82,6 +86,7 @@ pub struct Active {
     pub tokens: Arc<TokenStore>,
     pub leases: Arc<LeaseManager>,
     pub policies: Arc<PolicyStore>,
+    pub identity: Arc<IdentityStore>,
     /// Serializes changes to the mount tables.
     pub mount_lock: tokio::sync::Mutex<()>,
 }
@@ -299,20 +304,24 @@ impl Core {
         let tokens = Arc::new(TokenStore::open(root.sub("sys/token/")).await?);
         let policies = Arc::new(PolicyStore::open(root.sub("sys/policy/")).await?);
         let leases = Arc::new(LeaseManager::new(self.me.clone(), root.sub("sys/expire/")));
+        let identity = Arc::new(IdentityStore::open(root.sub("sys/identity/")).await?);
         tokens.set_lease_manager(Arc::downgrade(&leases));
         let mut router = Router::default();
         for table in ["mounts", "auth"] {
             let key = format!("core/{table}");
-            let entries: Vec<MountEntry> = match root.get_json(&key).await? {
-                Some(e) => e,
-                None => {
-                    let defaults = self.default_mounts(table);
-                    root.put_json(&key, &defaults).await?;
-                    defaults
-                }
-            };
+            let mut entries: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
+            // Built-in mounts a table lacks (a new table, or one from an older version) are added.
+            let missing: Vec<MountEntry> = self
+                .default_mounts(table)
+                .into_iter()
+                .filter(|d| !entries.iter().any(|e| e.kind == d.kind))
+                .collect();
+            if !missing.is_empty() {
+                entries.extend(missing);
+                root.put_json(&key, &entries).await?;
+            }
             for entry in entries {
-                let backend = self.build_backend(&entry, &tokens)?;
+                let backend = self.build_backend(&entry, &tokens, &identity)?;
                 backend
                     .initialize(&View::new(self.barrier.clone(), entry.storage_prefix()))
                     .await?;
@@ -325,8 +334,25 @@ impl Core {
             tokens,
             leases,
             policies,
+            identity,
             mount_lock: tokio::sync::Mutex::new(()),
         });
+        // The identity store names auth mounts by accessor, as the mount table says now.
+        let weak = Arc::downgrade(&active);
+        active
+            .identity
+            .set_mount_resolver(Arc::new(move |accessor: &str| {
+                let active = weak.upgrade()?;
+                let router = active.router.read();
+                router
+                    .routes()
+                    .iter()
+                    .find(|r| r.entry.accessor == accessor)
+                    .map(|r| r.entry.clone())
+            }));
+        if let Some(addr) = &self.config.api_addr {
+            active.identity.set_api_addr(addr);
+        }
         *self.active.write() = Some(active.clone());
         Ok(active)
     }
@@ -415,6 +441,7 @@ impl Core {
                     "system",
                     "system endpoints used for control, policy and debugging",
                 ),
+                mk("identity/", "identity", "identity store"),
                 mk(
                     "cubbyhole/",
                     "cubbyhole",
@@ -429,9 +456,11 @@ impl Core {
         &self,
         entry: &MountEntry,
         tokens: &Arc<TokenStore>,
+        identity: &Arc<IdentityStore>,
     ) -> Result<Arc<dyn Backend>> {
         match entry.kind.as_str() {
             "system" => Ok(Arc::new(crate::sys::backend(self.me.clone()))),
+            "identity" => Ok(Arc::new(crate::identity::backend(identity.clone()))),
             "token" => Ok(Arc::new(
                 TokenBackend {
                     store: tokens.clone(),
@@ -474,7 +503,7 @@ impl Core {
         if let Some(existing) = active.router.read().conflicts(&prefix) {
             return Err(Error::bad(format!("path is already in use at {existing}")));
         }
-        let backend = self.build_backend(&entry, &active.tokens)?;
+        let backend = self.build_backend(&entry, &active.tokens, &active.identity)?;
         backend
             .initialize(&View::new(self.barrier.clone(), entry.storage_prefix()))
             .await?;
@@ -517,6 +546,10 @@ impl Core {
         root.put_json(&key, &entries).await?;
         active.router.write().remove(&entry.route_prefix());
         root.clear(&entry.storage_prefix()).await?;
+        if table == "auth" {
+            // Its aliases go with it; the entities stay (as in Vault).
+            active.identity.purge_mount(&entry.accessor).await?;
+        }
         Ok(())
     }
 
@@ -625,12 +658,32 @@ impl Core {
         if !entry.allows_address(remote) {
             return Err(Error::PermissionDenied);
         }
-        let acl = active.policies.acl(&entry.policies).await?;
+        let acl = self.acl_for(&entry).await?;
         Ok(Caller {
             token: token.to_string(),
             entry,
             acl,
         })
+    }
+
+    /// A token's effective ACL. The entity's and its groups' policies join the token's, and
+    /// templated policies are expanded for that entity; a disabled entity's tokens are refused.
+    pub async fn acl_for(
+        &self,
+        entry: &crate::token::TokenEntry,
+    ) -> Result<Arc<crate::policy::Acl>> {
+        let active = self.active()?;
+        if entry.entity_id.is_empty() {
+            return active.policies.acl(&entry.policies, None).await;
+        }
+        let mut names = entry.policies.clone();
+        names.extend(active.identity.policies(&entry.entity_id).await?);
+        names.sort();
+        names.dedup();
+        active
+            .policies
+            .acl(&names, Some((&entry.entity_id, &active.identity)))
+            .await
     }
 
     /// The whole barrier, unscoped (for core-owned records).
@@ -830,6 +883,16 @@ impl Core {
             ttl = ttl.min(max);
         }
         let policies = sanitize_policies(grant.policies, !grant.no_default_policy);
+        // Every login resolves to one entity (created on first login), through its alias.
+        let entity_id = match grant.alias_name.as_deref().filter(|a| !a.is_empty()) {
+            Some(alias) => {
+                active
+                    .identity
+                    .resolve_login(mount, alias, &grant.alias_metadata, &grant.group_aliases)
+                    .await?
+            }
+            None => String::new(),
+        };
         let (token, entry) = active
             .tokens
             .create(TokenParams {
@@ -857,21 +920,34 @@ impl Core {
                     .unwrap_or(0),
                 period,
                 renewable: grant.renewable,
-                entity_id: String::new(),
+                entity_id: entity_id.clone(),
                 role: String::new(),
                 bound_cidrs: grant.bound_cidrs.clone(),
             })
             .await?;
+        let identity_policies = if entity_id.is_empty() {
+            Vec::new()
+        } else {
+            active.identity.policies(&entity_id).await?
+        };
+        let mut all_policies = policies.clone();
+        all_policies.extend(identity_policies.iter().cloned());
+        all_policies.sort();
+        all_policies.dedup();
         Ok(crate::logical::Auth {
             client_token: token,
             accessor: entry.accessor.clone(),
-            policies: policies.clone(),
+            policies: all_policies,
             token_policies: policies,
-            identity_policies: None,
+            identity_policies: if identity_policies.is_empty() {
+                None
+            } else {
+                Some(identity_policies)
+            },
             metadata: Some(grant.metadata),
             lease_duration: ttl,
             renewable: entry.renewable,
-            entity_id: String::new(),
+            entity_id,
             token_type: "service".into(),
             orphan: true,
             mfa_requirement: None,

@@ -17,6 +17,7 @@ pub mod cubbyhole;
 pub mod error;
 pub mod expiration;
 pub mod framework;
+pub mod identity;
 pub mod logical;
 pub mod mount;
 pub mod password_policy;

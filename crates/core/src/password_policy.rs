@@ -139,9 +139,11 @@ impl PasswordPolicy {
             let candidate: Vec<char> = (0..self.length)
                 .map(|_| self.charset[rng.below(self.charset.len())])
                 .collect();
-            if self.rules.iter().all(|r| {
-                candidate.iter().filter(|c| r.charset.contains(c)).count() >= r.min_chars
-            }) {
+            if self
+                .rules
+                .iter()
+                .all(|r| candidate.iter().filter(|c| r.charset.contains(c)).count() >= r.min_chars)
+            {
                 return candidate.into_iter().collect();
             }
         }
@@ -266,9 +268,10 @@ fn parse_hcl(text: &str) -> std::result::Result<Raw, String> {
 /// `{"length": 20, "rule": [{"charset": {"charset": "abc", "min-chars": 1}}]}` (also a single
 /// object for `rule`, as HCL's JSON form allows).
 fn parse_json(text: &str) -> std::result::Result<Raw, String> {
-    let v: Value =
-        serde_json::from_str(text).map_err(|e| format!("unable to decode: {e}"))?;
-    let obj = v.as_object().ok_or("unable to decode: expected an object")?;
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("unable to decode: {e}"))?;
+    let obj = v
+        .as_object()
+        .ok_or("unable to decode: expected an object")?;
     let mut length = 0usize;
     let mut rules = Vec::new();
     for (k, v) in obj {
@@ -297,9 +300,8 @@ fn parse_json(text: &str) -> std::result::Result<Raw, String> {
                             other => vec![other],
                         };
                         for b in bodies {
-                            rules.push(charset_rule(
-                                b.as_object().ok_or("unable to parse rules")?,
-                            )?);
+                            rules
+                                .push(charset_rule(b.as_object().ok_or("unable to parse rules")?)?);
                         }
                     }
                 }
@@ -413,13 +415,19 @@ static CORES: parking_lot::RwLock<Vec<Weak<Core>>> = parking_lot::RwLock::new(Ve
 pub fn register_core(core: &Arc<Core>) {
     {
         let cores = CORES.read();
-        if cores.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(core))) {
+        if cores
+            .iter()
+            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(core)))
+        {
             return;
         }
     }
     let mut cores = CORES.write();
     cores.retain(|w| w.strong_count() > 0);
-    if !cores.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(core))) {
+    if !cores
+        .iter()
+        .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(core)))
+    {
         cores.push(Arc::downgrade(core));
     }
 }
@@ -437,7 +445,9 @@ pub async fn lookup_for_mount(mount_uuid: &str, name: &str) -> Result<PasswordPo
         if owns {
             return match load(&core.root_view(), name).await? {
                 Some((_, p)) => Ok(p),
-                None => Err(Error::bad(format!("password policy {name:?} does not exist"))),
+                None => Err(Error::bad(format!(
+                    "password policy {name:?} does not exist"
+                ))),
             };
         }
     }
@@ -483,13 +493,20 @@ rule "charset" {
 
     #[test]
     fn rejects_bad_policies() {
-        assert!(PasswordPolicy::parse("length = 5").unwrap_err().contains("no charset"));
-        let e = PasswordPolicy::parse("length = 2\nrule \"charset\" {\n charset = \"abc\"\n min-chars = 3\n}")
-            .unwrap_err();
+        assert!(PasswordPolicy::parse("length = 5")
+            .unwrap_err()
+            .contains("no charset"));
+        let e = PasswordPolicy::parse(
+            "length = 2\nrule \"charset\" {\n charset = \"abc\"\n min-chars = 3\n}",
+        )
+        .unwrap_err();
         assert!(e.contains("require at least 3"), "{e}");
-        let e = PasswordPolicy::parse("length = 5\nrule \"foo\" {\n charset = \"abc\"\n}").unwrap_err();
+        let e =
+            PasswordPolicy::parse("length = 5\nrule \"foo\" {\n charset = \"abc\"\n}").unwrap_err();
         assert!(e.contains("unrecognized rule type foo"), "{e}");
-        assert!(PasswordPolicy::parse("garbage {").unwrap_err().starts_with("unable to decode"));
+        assert!(PasswordPolicy::parse("garbage {")
+            .unwrap_err()
+            .starts_with("unable to decode"));
         assert!(PasswordPolicy::parse("length = 5\nfoo = 1").is_err());
     }
 

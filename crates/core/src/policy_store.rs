@@ -7,6 +7,7 @@
 
 use crate::barrier::View;
 use crate::error::{Error, Result};
+use crate::identity::IdentityStore;
 use crate::policy::{Acl, Policy, DEFAULT_POLICY};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -128,22 +129,38 @@ impl PolicyStore {
     }
 
     /// The compiled ACL for a set of policy names; unknown names are skipped (as Vault does).
-    pub async fn acl(&self, names: &[String]) -> Result<Arc<Acl>> {
+    /// With an entity, templated policies (`{{identity.entity.id}}` ...) are expanded for it;
+    /// such an ACL depends on the entity's current state and is built afresh, not cached.
+    pub async fn acl(
+        &self,
+        names: &[String],
+        entity: Option<(&str, &IdentityStore)>,
+    ) -> Result<Arc<Acl>> {
         if let Some(a) = self.acls.read().get(names) {
             return Ok(a.clone());
         }
         let mut policies = Vec::with_capacity(names.len());
+        let mut templated = false;
         for n in names {
             if n == "root" {
                 policies.push(Arc::new(Policy::parse("root", "")?));
             } else if n == crate::sys::wrapping::WRAPPING_POLICY {
                 policies.push(Arc::new(Policy::parse(n, RESPONSE_WRAPPING_POLICY)?));
             } else if let Some(p) = self.get(n).await? {
-                policies.push(p);
+                match entity {
+                    Some((id, identity)) if p.is_templated() => {
+                        templated = true;
+                        let expanded = identity.expand_policy(id, &p.raw).await?;
+                        policies.push(Arc::new(Policy::parse(n, &expanded)?));
+                    }
+                    _ => policies.push(p),
+                }
             }
         }
         let acl = Arc::new(Acl::new(&policies));
-        self.acls.write().insert(names.to_vec(), acl.clone());
+        if !templated {
+            self.acls.write().insert(names.to_vec(), acl.clone());
+        }
         Ok(acl)
     }
 }

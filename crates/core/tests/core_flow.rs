@@ -1084,6 +1084,7 @@ async fn login_tokens_are_bound_to_their_cidrs_and_path() {
                                 policies: vec!["default".into()],
                                 display_name: c.fields.str("user").into(),
                                 bound_cidrs: vec!["10.0.0.0/8".into()],
+                                alias_name: Some(c.fields.str("user").into()),
                                 explicit_max_ttl: Some(std::time::Duration::from_secs(60)),
                                 ttl: Some(std::time::Duration::from_secs(3600)),
                                 renewable: true,
@@ -1145,6 +1146,152 @@ async fn login_tokens_are_bound_to_their_cidrs_and_path() {
     assert_eq!(
         core.handle(
             Request::new(Operation::Read, "auth/token/lookup-self").with_token(&auth.client_token)
+        )
+        .await
+        .unwrap_err()
+        .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn logins_resolve_to_entities_whose_groups_grant_templated_policies() {
+    use tresor_core::framework::{Call, Path, PathBackend};
+    use tresor_core::logical::LoginGrant;
+    let factory: tresor_core::core::Factory = Arc::new(|_e| {
+        Ok(Arc::new(
+            PathBackend::new(
+                OpenDoor,
+                vec![Path::new("login/(?P<user>.+)").op(
+                    Operation::Update,
+                    |_b: Arc<OpenDoor>, c: Call| async move {
+                        Ok(Response {
+                            login: Some(LoginGrant {
+                                alias_name: Some(c.fields.str("user").into()),
+                                renewable: true,
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        })
+                    },
+                )],
+            )
+            .unauthenticated(&["login/*"]),
+        ))
+    });
+    let core = Core::new(
+        Arc::new(MemoryStorage::new()),
+        Registry::default().auth("door", factory),
+        CoreConfig::default(),
+    );
+    let init = core
+        .initialize(
+            SealConfig {
+                secret_shares: 1,
+                secret_threshold: 1,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    core.submit_unseal_key(init.keys[0].clone()).await.unwrap();
+    let root = init.root_token;
+    call(
+        &core,
+        Operation::Update,
+        "sys/auth/door",
+        &root,
+        json!({ "type": "door" }),
+    )
+    .await
+    .unwrap();
+    let login = |user: &str| {
+        core.handle(Request::new(
+            Operation::Update,
+            format!("auth/door/login/{user}"),
+        ))
+    };
+    let ann = login("ann").await.unwrap().auth.unwrap();
+    assert!(!ann.entity_id.is_empty());
+    // The same alias logs in as the same entity; another user gets another one.
+    assert_eq!(
+        login("ann").await.unwrap().auth.unwrap().entity_id,
+        ann.entity_id
+    );
+    let bob = login("bob").await.unwrap().auth.unwrap();
+    assert_ne!(bob.entity_id, ann.entity_id);
+    // A templated policy, granted through a group.
+    let tmpl = r#"path "secret/data/{{identity.entity.id}}/*" { capabilities = ["read"] }"#;
+    call(
+        &core,
+        Operation::Update,
+        "sys/policies/acl/own-secrets",
+        &root,
+        json!({ "policy": tmpl }),
+    )
+    .await
+    .unwrap();
+    call(&core, Operation::Update, "identity/group", &root, json!({ "name": "devs", "policies": ["own-secrets"], "member_entity_ids": [ann.entity_id] }))
+        .await
+        .unwrap();
+    let caps = |token: &str, path: String| {
+        let core = core.clone();
+        let token = token.to_string();
+        async move {
+            let r = call(
+                &core,
+                Operation::Update,
+                "sys/capabilities-self",
+                &token,
+                json!({ "path": path }),
+            )
+            .await
+            .unwrap();
+            data(&r)["capabilities"].clone()
+        }
+    };
+    assert_eq!(
+        caps(
+            &ann.client_token,
+            format!("secret/data/{}/db", ann.entity_id)
+        )
+        .await,
+        json!(["read"])
+    );
+    assert_eq!(
+        caps(
+            &ann.client_token,
+            format!("secret/data/{}/db", bob.entity_id)
+        )
+        .await,
+        json!(["deny"])
+    );
+    // Bob is not in the group: nothing.
+    assert_eq!(
+        caps(
+            &bob.client_token,
+            format!("secret/data/{}/db", bob.entity_id)
+        )
+        .await,
+        json!(["deny"])
+    );
+    // A disabled entity's tokens stop working.
+    call(
+        &core,
+        Operation::Update,
+        &format!("identity/entity/id/{}", ann.entity_id),
+        &root,
+        json!({ "disabled": true }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        call(
+            &core,
+            Operation::Read,
+            "auth/token/lookup-self",
+            &ann.client_token,
+            json!({})
         )
         .await
         .unwrap_err()

@@ -34,9 +34,14 @@ pub struct ServeOptions {
 pub fn registry() -> Registry {
     Registry::default()
         .secrets("kv", Arc::new(tresor_engines::kv::factory))
+        .secrets("database", Arc::new(tresor_engines::database::factory))
         .secrets("transit", Arc::new(tresor_engines::transit::factory))
         .auth("approle", Arc::new(tresor_auth::approle::factory))
         .auth("userpass", Arc::new(tresor_auth::userpass::factory))
+        .auth("jwt", Arc::new(tresor_auth::jwt::factory))
+        .auth("oidc", Arc::new(tresor_auth::jwt::factory))
+        .auth("kubernetes", Arc::new(tresor_auth::kubernetes::factory))
+        .auth("cert", Arc::new(tresor_auth::cert::factory))
 }
 
 /// Builds the core for a config.
@@ -51,6 +56,7 @@ pub fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxError> {
         default_lease_ttl: cfg.default_lease_ttl,
         max_lease_ttl: cfg.max_lease_ttl,
         storage_type: cfg.storage.kind().into(),
+        api_addr: cfg.api_addr.clone(),
         audit_dir: cfg.audit_dir.clone(),
         audit_devices: cfg.audit_devices.clone(),
         ..CoreConfig::default()

@@ -570,7 +570,7 @@ impl Sys {
                 .lookup_accessor(c.fields.str("accessor"))
                 .await?
                 .ok_or_else(|| Error::bad("invalid accessor"))?;
-            active.policies.acl(&e.policies).await?
+            core.acl_for(&e).await?
         } else if c.path == "capabilities" {
             let token = c.fields.str("token");
             let e = active
@@ -578,7 +578,7 @@ impl Sys {
                 .lookup(token)
                 .await?
                 .ok_or_else(|| Error::bad("invalid token"))?;
-            active.policies.acl(&e.policies).await?
+            core.acl_for(&e).await?
         } else {
             c.caller
                 .as_ref()
