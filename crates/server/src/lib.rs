@@ -34,14 +34,8 @@ pub struct ServeOptions {
 pub fn registry() -> Registry {
     Registry::default()
         .secrets("kv", Arc::new(tresor_engines::kv::factory))
-        .secrets("database", Arc::new(tresor_engines::database::factory))
-        .secrets("transit", Arc::new(tresor_engines::transit::factory))
         .auth("approle", Arc::new(tresor_auth::approle::factory))
         .auth("userpass", Arc::new(tresor_auth::userpass::factory))
-        .auth("jwt", Arc::new(tresor_auth::jwt::factory))
-        .auth("oidc", Arc::new(tresor_auth::jwt::factory))
-        .auth("kubernetes", Arc::new(tresor_auth::kubernetes::factory))
-        .auth("cert", Arc::new(tresor_auth::cert::factory))
 }
 
 /// Builds the core for a config.
