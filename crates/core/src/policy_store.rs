@@ -31,6 +31,9 @@ pub struct PolicyStore {
     view: View,
     parsed: RwLock<HashMap<String, Arc<Policy>>>,
     acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
+    /// ACLs with templated policies, per (policy names, entity id), with the identity
+    /// store's generation they were built at.
+    entity_acls: RwLock<HashMap<(Vec<String>, String), (u64, Arc<Acl>)>>,
 }
 
 /// Policy names are lower-case and made of letters, digits and `-_.@/`.
@@ -54,6 +57,7 @@ impl PolicyStore {
             view,
             parsed: RwLock::new(HashMap::new()),
             acls: RwLock::new(HashMap::new()),
+            entity_acls: RwLock::new(HashMap::new()),
         };
         if s.view.get("default").await?.is_none() {
             s.put("default", DEFAULT_POLICY).await?;
@@ -126,6 +130,7 @@ impl PolicyStore {
     fn invalidate(&self, name: &str) {
         self.parsed.write().remove(name);
         self.acls.write().clear();
+        self.entity_acls.write().clear();
     }
 
     /// The compiled ACL for a set of policy names; unknown names are skipped (as Vault does).
@@ -138,6 +143,15 @@ impl PolicyStore {
     ) -> Result<Arc<Acl>> {
         if let Some(a) = self.acls.read().get(names) {
             return Ok(a.clone());
+        }
+        if let Some((id, identity)) = entity {
+            // Templated ACLs hold for one entity as long as the identity store is unchanged.
+            let key = (names.to_vec(), id.to_string());
+            if let Some((generation, a)) = self.entity_acls.read().get(&key) {
+                if *generation == identity.generation() {
+                    return Ok(a.clone());
+                }
+            }
         }
         let mut policies = Vec::with_capacity(names.len());
         let mut templated = false;
@@ -160,6 +174,11 @@ impl PolicyStore {
         let acl = Arc::new(Acl::new(&policies));
         if !templated {
             self.acls.write().insert(names.to_vec(), acl.clone());
+        } else if let Some((id, identity)) = entity {
+            self.entity_acls.write().insert(
+                (names.to_vec(), id.to_string()),
+                (identity.generation(), acl.clone()),
+            );
         }
         Ok(acl)
     }

@@ -123,7 +123,10 @@ async fn login(b: Arc<AppRole>, c: Call) -> Result<Response> {
         a.succeed(&c.storage, &b.salt).await?;
     }
     metadata.insert("role_name".into(), role.name.clone());
-    let (grant, warnings) = role.token.grant(&c.mount, String::new(), metadata);
+    let (mut grant, warnings) = role.token.grant(&c.mount, String::new(), metadata);
+    // The entity alias of an AppRole login is its role_id, as in Vault.
+    grant.alias_name = Some(role_id.clone());
+    grant.alias_metadata = BTreeMap::from([("role_name".to_string(), role.name.clone())]);
     Ok(Response {
         login: Some(grant),
         warnings,

@@ -51,7 +51,9 @@ async fn login(b: Arc<Userpass>, c: Call) -> Result<Response> {
         a.succeed(&c.storage, &b.salt).await?;
     }
     let metadata = BTreeMap::from([("username".to_string(), name.clone())]);
-    let (grant, warnings) = user.token.grant(&c.mount, name, metadata);
+    let (mut grant, warnings) = user.token.grant(&c.mount, name.clone(), metadata);
+    // The entity alias of a userpass login is the username, as in Vault.
+    grant.alias_name = Some(name);
     Ok(Response {
         login: Some(grant),
         warnings,

@@ -584,6 +584,12 @@ impl IdentityStore {
         *self.api_addr.write() = addr.trim_end_matches('/').to_string();
     }
 
+    /// Changes with every write to the store: what [`IdentityStore::policies`] and
+    /// [`IdentityStore::expand_policy`] answer can only change when it does (a cache key).
+    pub fn generation(&self) -> u64 {
+        self.kv.generation.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn api_addr(&self) -> String {
         self.api_addr.read().clone()
     }

@@ -407,7 +407,12 @@ impl TokenBackend {
                 explicit_max_ttl: explicit_max,
                 period,
                 renewable,
-                entity_id: String::new(),
+                // A child of a token with an entity belongs to the same entity (as in Vault).
+                entity_id: if no_parent {
+                    String::new()
+                } else {
+                    parent.entity_id.clone()
+                },
                 role: role.map(|r| r.name).unwrap_or_default(),
                 bound_cidrs: Vec::new(),
             })
