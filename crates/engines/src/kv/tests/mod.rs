@@ -71,6 +71,7 @@ impl Harness {
             request_id: "test".into(),
             remote_addr: None,
             wrap_ttl: None,
+            client_certs: Vec::new(),
         }
     }
 
