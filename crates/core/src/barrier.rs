@@ -365,6 +365,14 @@ impl View {
             prefix: format!("{}{}", self.prefix, prefix),
         }
     }
+    /// The unscoped barrier, for core modules that serve backends read-only system records
+    /// (see `password_policy::lookup`). Never handed to a backend.
+    pub(crate) fn system_root(&self) -> View {
+        View {
+            barrier: self.barrier.clone(),
+            prefix: String::new(),
+        }
+    }
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

@@ -23,11 +23,9 @@
 //! Engines find the stored policies of the core that mounted them with [`lookup_for_mount`].
 
 use crate::barrier::{random_bytes, View};
-use crate::core::Core;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::{Arc, Weak};
 
 /// Where stored policies live in the barrier (under the root view).
 pub const STORAGE_PREFIX: &str = "sys/password_policy/";
@@ -406,54 +404,17 @@ pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('/') && name != "." && name != ".."
 }
 
-/// Cores whose stored policies engines may look up (see [`lookup_for_mount`]).
-static CORES: parking_lot::RwLock<Vec<Weak<Core>>> = parking_lot::RwLock::new(Vec::new());
-
-/// Makes a core's stored policies reachable from the engines it mounts. The `sys/policies/
-/// password` handlers call it on every request; calling it once after unseal makes policies
-/// available to engines before anyone touched those paths (idempotent, cheap).
-pub fn register_core(core: &Arc<Core>) {
-    {
-        let cores = CORES.read();
-        if cores
-            .iter()
-            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(core)))
-        {
-            return;
-        }
+/// The stored policy `name`, for a backend that wants passwords of that shape (Vault's
+/// `GeneratePasswordFromPolicy`). `storage` is the backend's own view: it grants read access to
+/// the system's password policies and to nothing else outside the backend. Errors when the
+/// policy does not exist, as Vault does.
+pub async fn lookup(storage: &View, name: &str) -> Result<PasswordPolicy> {
+    match load(&storage.system_root(), name).await? {
+        Some((_, p)) => Ok(p),
+        None => Err(Error::bad(format!(
+            "password policy {name:?} does not exist"
+        ))),
     }
-    let mut cores = CORES.write();
-    cores.retain(|w| w.strong_count() > 0);
-    if !cores
-        .iter()
-        .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(core)))
-    {
-        cores.push(Arc::downgrade(core));
-    }
-}
-
-/// The stored policy `name` of the core that has a mount with `mount_uuid` (what an engine
-/// knows of itself). Errors when the policy does not exist, as Vault does.
-pub async fn lookup_for_mount(mount_uuid: &str, name: &str) -> Result<PasswordPolicy> {
-    let candidates: Vec<Arc<Core>> = CORES.read().iter().filter_map(|w| w.upgrade()).collect();
-    for core in candidates {
-        let owns = ["mounts", "auth"].iter().any(|t| {
-            core.mounts(t)
-                .map(|ms| ms.iter().any(|m| m.uuid == mount_uuid))
-                .unwrap_or(false)
-        });
-        if owns {
-            return match load(&core.root_view(), name).await? {
-                Some((_, p)) => Ok(p),
-                None => Err(Error::bad(format!(
-                    "password policy {name:?} does not exist"
-                ))),
-            };
-        }
-    }
-    Err(Error::bad(format!(
-        "password policy {name:?} does not exist"
-    )))
 }
 
 #[cfg(test)]

@@ -21,6 +21,9 @@ path "sys/wrapping/unwrap" { capabilities = ["update"] }
 path "sys/wrapping/lookup" { capabilities = ["update"] }
 "#;
 
+/// (policy names, entity id).
+type EntityAclKey = (Vec<String>, String);
+
 #[derive(Serialize, Deserialize)]
 struct StoredPolicy {
     name: String,
@@ -33,7 +36,7 @@ pub struct PolicyStore {
     acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
     /// ACLs with templated policies, per (policy names, entity id), with the identity
     /// store's generation they were built at.
-    entity_acls: RwLock<HashMap<(Vec<String>, String), (u64, Arc<Acl>)>>,
+    entity_acls: RwLock<HashMap<EntityAclKey, (u64, Arc<Acl>)>>,
 }
 
 /// Policy names are lower-case and made of letters, digits and `-_.@/`.

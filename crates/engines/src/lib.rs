@@ -1,7 +1,10 @@
 //! Tresor's secrets engines, each built on the core's path framework
 //! ([`tresor_core::framework`]) and registered by the server under its mount type.
 //!
+//! * [`database`]: dynamic credentials and password rotation for PostgreSQL and MySQL/MariaDB
+//!   (`database`), with leases, static roles, root rotation and username templates, as in Vault.
 //! * [`kv`]: the key/value engine (`kv`, `kv-v2`), versions 1 (unversioned) and 2 (versioned,
 //!   with check-and-set, soft delete, undelete, destroy, metadata and subkeys), as in Vault.
 
+pub mod database;
 pub mod kv;

@@ -34,6 +34,7 @@ pub struct ServeOptions {
 pub fn registry() -> Registry {
     Registry::default()
         .secrets("kv", Arc::new(tresor_engines::kv::factory))
+        .secrets("database", Arc::new(tresor_engines::database::factory))
         .auth("approle", Arc::new(tresor_auth::approle::factory))
         .auth("userpass", Arc::new(tresor_auth::userpass::factory))
 }

@@ -45,7 +45,6 @@ impl Sys {
     /// The barrier view of stored password policies; also makes them visible to engines.
     fn password_policy_view(&self) -> Result<(crate::barrier::View, crate::barrier::View)> {
         let core = self.core()?;
-        password_policy::register_core(&core);
         let root = core.root_view();
         Ok((root.sub(STORAGE_PREFIX), root))
     }
