@@ -6,6 +6,12 @@
 //!   secret IDs stored only as salted HMACs, use counts, TTLs, CIDR bounds, tidy.
 //! * [`userpass`]: login with a username and a password (`auth/userpass/*`), passwords stored
 //!   as argon2id hashes.
+//! * [`jwt`]: login with a signed JWT (`auth/jwt/*`, also mounted as type `oidc`): static keys,
+//!   JWKS or OIDC discovery; bound audiences, subject and claims; claims to metadata, groups.
+//! * [`kubernetes`]: login with a Kubernetes service account token, checked by the cluster's
+//!   TokenReview API (`auth/kubernetes/*`).
+//! * [`cert`]: login with a TLS client certificate verified against trusted CAs or pinned
+//!   certificates (`auth/cert/*`).
 //!
 //! Shared pieces:
 //! * [`token_fields`]: Vault's common `token_*` role/user fields and how they become the
@@ -18,7 +24,10 @@
 //! Each method's `factory` has the signature of [`tresor_core::core::Factory`]'s closure.
 
 pub mod approle;
+pub mod cert;
 mod cidr;
+pub mod jwt;
+pub mod kubernetes;
 pub mod lockout;
 mod locks;
 mod periodic;

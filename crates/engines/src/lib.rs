@@ -5,6 +5,9 @@
 //!   (`database`), with leases, static roles, root rotation and username templates, as in Vault.
 //! * [`kv`]: the key/value engine (`kv`, `kv-v2`), versions 1 (unversioned) and 2 (versioned,
 //!   with check-and-set, soft delete, undelete, destroy, metadata and subkeys), as in Vault.
+//! * [`pki`]: a certificate authority (`pki`): roots, intermediates, roles, issuing and signing,
+//!   revocation with CRLs and OCSP, leases on certificates, and tidying.
 
 pub mod database;
 pub mod kv;
+pub mod pki;

@@ -35,8 +35,13 @@ pub fn registry() -> Registry {
     Registry::default()
         .secrets("kv", Arc::new(tresor_engines::kv::factory))
         .secrets("database", Arc::new(tresor_engines::database::factory))
+        .secrets("pki", Arc::new(tresor_engines::pki::factory))
         .auth("approle", Arc::new(tresor_auth::approle::factory))
         .auth("userpass", Arc::new(tresor_auth::userpass::factory))
+        .auth("jwt", Arc::new(tresor_auth::jwt::factory))
+        .auth("oidc", Arc::new(tresor_auth::jwt::factory))
+        .auth("kubernetes", Arc::new(tresor_auth::kubernetes::factory))
+        .auth("cert", Arc::new(tresor_auth::cert::factory))
 }
 
 /// Builds the core for a config.

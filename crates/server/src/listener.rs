@@ -56,6 +56,37 @@ impl RequestClientCert {
                 .signature_verification_algorithms,
         }
     }
+
+    /// Checks the handshake signature against the certificate's public key directly. webpki
+    /// refuses X.509 v1 certificates (which Go, and so Vault, accept, and which hvac's test
+    /// client presents); the proof of key possession is the same either way.
+    fn verify_with_public_key(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let bad = rustls::Error::InvalidCertificate;
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+            .map_err(|_| bad(rustls::CertificateError::BadEncoding))?;
+        let key = &parsed.public_key().subject_public_key.data;
+        let algs = self
+            .algorithms
+            .mapping
+            .iter()
+            .find(|(s, _)| *s == dss.scheme)
+            .map(|(_, a)| *a)
+            .unwrap_or(&[]);
+        // A signature verifies only under the key that made it, whatever algorithms are tried.
+        if algs
+            .iter()
+            .any(|alg| alg.verify_signature(key, message, dss.signature()).is_ok())
+        {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        } else {
+            Err(bad(rustls::CertificateError::BadSignature))
+        }
+    }
 }
 
 impl rustls::server::danger::ClientCertVerifier for RequestClientCert {
@@ -82,7 +113,14 @@ impl rustls::server::danger::ClientCertVerifier for RequestClientCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms).or_else(|e| {
+            match e {
+                rustls::Error::InvalidCertificate(_) => {
+                    self.verify_with_public_key(message, cert, dss)
+                }
+                e => Err(e),
+            }
+        })
     }
     fn verify_tls13_signature(
         &self,
@@ -90,7 +128,14 @@ impl rustls::server::danger::ClientCertVerifier for RequestClientCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms).or_else(|e| {
+            match e {
+                rustls::Error::InvalidCertificate(_) => {
+                    self.verify_with_public_key(message, cert, dss)
+                }
+                e => Err(e),
+            }
+        })
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.algorithms.supported_schemes()
