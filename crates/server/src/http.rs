@@ -145,6 +145,8 @@ pub async fn handle(
         None => None,
     };
     let is_head = req.method() == Method::HEAD;
+    let binary_body =
+        header(&req, "content-type").is_some_and(|ct| ct.starts_with("application/ocsp-request"));
     let has_body = matches!(
         operation,
         Operation::Update | Operation::Patch | Operation::Delete | Operation::List
@@ -164,7 +166,15 @@ pub async fn handle(
                 return error_response(400, vec!["failed to read request body".into()]);
             }
         };
-        if !body.iter().all(u8::is_ascii_whitespace) {
+        if binary_body {
+            // Binary protocols tunnelled through the API (OCSP): the body goes to the backend
+            // as base64 in `http_raw_body`.
+            use base64::Engine;
+            data.insert(
+                "http_raw_body".into(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(&body)),
+            );
+        } else if !body.iter().all(u8::is_ascii_whitespace) {
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(m)) => data.extend(m),
                 Ok(Value::Null) => {}
