@@ -24,9 +24,11 @@ use tresor_core::logical::{Operation, Request, Response};
 pub type HttpResponse = hyper::Response<Full<Bytes>>;
 
 fn json_response(status: u16, body: &Value) -> HttpResponse {
-    let mut r = hyper::Response::new(Full::new(Bytes::from(
-        serde_json::to_vec(body).unwrap_or_default(),
-    )));
+    json_bytes(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn json_bytes(status: u16, body: Vec<u8>) -> HttpResponse {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -228,25 +230,44 @@ pub fn render(r: Response) -> HttpResponse {
         );
     }
     let lease = r.lease.clone().unwrap_or_default();
-    let mut body = json!({
-        "request_id": r.request_id,
-        "lease_id": lease.lease_id,
-        "renewable": lease.renewable,
-        "lease_duration": lease.duration,
-        "data": r.data.clone().map(Value::Object).unwrap_or(Value::Null),
-        "wrap_info": r.wrap_info.clone().unwrap_or(Value::Null),
-        "warnings": if r.warnings.is_empty() { Value::Null } else { json!(r.warnings) },
-        "auth": r.auth.as_ref().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).unwrap_or(Value::Null),
-        "mount_type": r.mount_type,
-    });
-    if r.top_level_data {
-        if let (Some(data), Some(obj)) = (&r.data, body.as_object_mut()) {
-            for (k, v) in data {
-                obj.entry(k.clone()).or_insert_with(|| v.clone());
-            }
+    let envelope = Envelope {
+        request_id: &r.request_id,
+        lease_id: &lease.lease_id,
+        renewable: lease.renewable,
+        lease_duration: lease.duration,
+        data: r.data.as_ref(),
+        wrap_info: r.wrap_info.as_ref(),
+        warnings: (!r.warnings.is_empty()).then_some(r.warnings.as_slice()),
+        auth: r.auth.as_ref(),
+        mount_type: &r.mount_type,
+    };
+    let status = r.status.unwrap_or(200);
+    if !r.top_level_data {
+        // The hot path: serialized straight from the borrowed parts, no intermediate Value.
+        return json_bytes(status, serde_json::to_vec(&envelope).unwrap_or_default());
+    }
+    // Vault's legacy sys answers repeat `data`'s keys at the top level.
+    let mut body = serde_json::to_value(&envelope).unwrap_or(Value::Null);
+    if let (Some(data), Some(obj)) = (&r.data, body.as_object_mut()) {
+        for (k, v) in data {
+            obj.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    json_response(r.status.unwrap_or(200), &body)
+    json_response(status, &body)
+}
+
+/// Vault's response envelope, borrowed from a core response.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    request_id: &'a str,
+    lease_id: &'a str,
+    renewable: bool,
+    lease_duration: u64,
+    data: Option<&'a Map<String, Value>>,
+    wrap_info: Option<&'a Value>,
+    warnings: Option<&'a [String]>,
+    auth: Option<&'a tresor_core::logical::Auth>,
+    mount_type: &'a str,
 }
 
 #[cfg(test)]
