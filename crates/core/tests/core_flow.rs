@@ -1065,31 +1065,22 @@ async fn mount_tune_and_remount() {
     assert_eq!(e.status(), 400);
 }
 
-/// A login method for the test: anyone who asks gets a token bound to 10.0.0.0/8.
+/// A login method for the tests: anyone who asks gets a token from the grant `make` builds for
+/// the user named in the path.
 struct OpenDoor;
 
-#[tokio::test]
-async fn login_tokens_are_bound_to_their_cidrs_and_path() {
+/// An unsealed core with the `door` auth method mounted at `auth/door/`; returns the root token.
+async fn door_core(make: fn(&str) -> tresor_core::logical::LoginGrant) -> (Arc<Core>, String) {
     use tresor_core::framework::{Call, Path, PathBackend};
-    use tresor_core::logical::LoginGrant;
-    let factory: tresor_core::core::Factory = Arc::new(|_e| {
+    let factory: tresor_core::core::Factory = Arc::new(move |_e| {
         Ok(Arc::new(
             PathBackend::new(
                 OpenDoor,
                 vec![Path::new("login/(?P<user>.+)").op(
                     Operation::Update,
-                    |_b: Arc<OpenDoor>, c: Call| async move {
+                    move |_b: Arc<OpenDoor>, c: Call| async move {
                         Ok(Response {
-                            login: Some(LoginGrant {
-                                policies: vec!["default".into()],
-                                display_name: c.fields.str("user").into(),
-                                bound_cidrs: vec!["10.0.0.0/8".into()],
-                                alias_name: Some(c.fields.str("user").into()),
-                                explicit_max_ttl: Some(std::time::Duration::from_secs(60)),
-                                ttl: Some(std::time::Duration::from_secs(3600)),
-                                renewable: true,
-                                ..Default::default()
-                            }),
+                            login: Some(make(c.fields.str("user"))),
                             ..Default::default()
                         })
                     },
@@ -1123,6 +1114,23 @@ async fn login_tokens_are_bound_to_their_cidrs_and_path() {
     )
     .await
     .unwrap();
+    (core, init.root_token)
+}
+
+#[tokio::test]
+async fn login_tokens_are_bound_to_their_cidrs_and_path() {
+    use tresor_core::logical::LoginGrant;
+    let (core, _root) = door_core(|user| LoginGrant {
+        policies: vec!["default".into()],
+        display_name: user.into(),
+        bound_cidrs: vec!["10.0.0.0/8".into()],
+        alias_name: Some(user.into()),
+        explicit_max_ttl: Some(std::time::Duration::from_secs(60)),
+        ttl: Some(std::time::Duration::from_secs(3600)),
+        renewable: true,
+        ..Default::default()
+    })
+    .await;
     let auth = core
         .handle(Request::new(Operation::Update, "auth/door/login/ann"))
         .await
@@ -1156,55 +1164,13 @@ async fn login_tokens_are_bound_to_their_cidrs_and_path() {
 
 #[tokio::test]
 async fn logins_resolve_to_entities_whose_groups_grant_templated_policies() {
-    use tresor_core::framework::{Call, Path, PathBackend};
     use tresor_core::logical::LoginGrant;
-    let factory: tresor_core::core::Factory = Arc::new(|_e| {
-        Ok(Arc::new(
-            PathBackend::new(
-                OpenDoor,
-                vec![Path::new("login/(?P<user>.+)").op(
-                    Operation::Update,
-                    |_b: Arc<OpenDoor>, c: Call| async move {
-                        Ok(Response {
-                            login: Some(LoginGrant {
-                                alias_name: Some(c.fields.str("user").into()),
-                                renewable: true,
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        })
-                    },
-                )],
-            )
-            .unauthenticated(&["login/*"]),
-        ))
-    });
-    let core = Core::new(
-        Arc::new(MemoryStorage::new()),
-        Registry::default().auth("door", factory),
-        CoreConfig::default(),
-    );
-    let init = core
-        .initialize(
-            SealConfig {
-                secret_shares: 1,
-                secret_threshold: 1,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    core.submit_unseal_key(init.keys[0].clone()).await.unwrap();
-    let root = init.root_token;
-    call(
-        &core,
-        Operation::Update,
-        "sys/auth/door",
-        &root,
-        json!({ "type": "door" }),
-    )
-    .await
-    .unwrap();
+    let (core, root) = door_core(|user| LoginGrant {
+        alias_name: Some(user.into()),
+        renewable: true,
+        ..Default::default()
+    })
+    .await;
     let login = |user: &str| {
         core.handle(Request::new(
             Operation::Update,
