@@ -35,6 +35,7 @@ pub fn registry() -> Registry {
     Registry::default()
         .secrets("kv", Arc::new(tresor_engines::kv::factory))
         .secrets("database", Arc::new(tresor_engines::database::factory))
+        .secrets("transit", Arc::new(tresor_engines::transit::factory))
         .secrets("pki", Arc::new(tresor_engines::pki::factory))
         .auth("approle", Arc::new(tresor_auth::approle::factory))
         .auth("userpass", Arc::new(tresor_auth::userpass::factory))
