@@ -287,3 +287,43 @@ fn least_privilege_token_can_find_its_kv_mount_and_nothing_else() {
     let (st, _) = s.call("GET", "secret/data/app", Some(&tok), None);
     assert_eq!(st, 200);
 }
+
+#[test]
+fn create_only_policy_creates_but_cannot_overwrite() {
+    let s = dev_server();
+    let policy = r#"path "secret/data/drop/*" { capabilities = ["create"] }"#;
+    assert_eq!(
+        s.root(
+            "PUT",
+            "sys/policies/acl/drop",
+            Some(json!({ "policy": policy }))
+        )
+        .0,
+        204
+    );
+    let (_, t) = s.root(
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": ["drop"]})),
+    );
+    let tok = t["auth"]["client_token"].as_str().unwrap().to_string();
+    let (st, body) = s.call(
+        "POST",
+        "secret/data/drop/a",
+        Some(&tok),
+        Some(json!({"data": {"v": 1}})),
+    );
+    assert_eq!(st, 200, "{body}");
+    let (st, _) = s.call(
+        "POST",
+        "secret/data/drop/a",
+        Some(&tok),
+        Some(json!({"data": {"v": 2}})),
+    );
+    assert_eq!(
+        st, 403,
+        "an existing secret is an update, which the policy does not grant"
+    );
+    let (_, r) = s.root("GET", "secret/data/drop/a", None);
+    assert_eq!(r["data"]["data"]["v"], 1);
+}

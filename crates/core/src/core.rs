@@ -774,7 +774,19 @@ impl Core {
         };
         ctx.caller = caller.clone();
         let mut op = req.operation;
-        if op == Operation::Update {
+        let sudo = path_matches_any(backend.sudo_paths(), &rel);
+        // Create vs update only matters when the caller's policy tells them apart: a caller
+        // allowed both (root, or `create` + `update`) skips the existence check (a storage
+        // read on the write path).
+        let both_allowed = |c: &Caller| {
+            [Operation::Create, Operation::Update].iter().all(|o| {
+                c.acl
+                    .check_wrapped(&req.path, *o, &req.data, sudo, req.wrap_ttl)
+                    .is_ok()
+            })
+        };
+        let needs_probe = !unauthenticated && caller.as_ref().is_some_and(|c| !both_allowed(c));
+        if op == Operation::Update && needs_probe {
             let probe = self.call(
                 req,
                 rel.clone(),
@@ -787,7 +799,6 @@ impl Core {
             }
         }
         if let (false, Some(c)) = (unauthenticated, &caller) {
-            let sudo = path_matches_any(backend.sudo_paths(), &rel);
             c.acl
                 .check_wrapped(&req.path, op, &req.data, sudo, req.wrap_ttl)?;
             if c.entry.num_uses > 0 && !active.tokens.use_token(&c.entry).await? {
