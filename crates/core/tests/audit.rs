@@ -5,36 +5,14 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tresor_core::audit::{chain, AuditEntry};
 use tresor_core::core::{Core, CoreConfig, Registry};
-use tresor_core::error::Error;
-use tresor_core::logical::{Operation, Request, Response};
-use tresor_core::seal::SealConfig;
+use tresor_core::logical::Operation;
 use tresor_storage::memory::MemoryStorage;
 
-async fn core_with(config: CoreConfig) -> (Arc<Core>, String, zeroize::Zeroizing<Vec<u8>>) {
-    let core = Core::new(Arc::new(MemoryStorage::new()), Registry::default(), config);
-    let init = core
-        .initialize(
-            SealConfig {
-                secret_shares: 1,
-                secret_threshold: 1,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    core.submit_unseal_key(init.keys[0].clone()).await.unwrap();
-    (core, init.root_token, init.keys[0].clone())
-}
+mod common;
+use common::{call, unsealed_with};
 
-async fn call(
-    core: &Core,
-    op: Operation,
-    path: &str,
-    token: &str,
-    data: Value,
-) -> Result<Response, Error> {
-    core.handle(Request::new(op, path).with_token(token).with_data(data))
-        .await
+async fn core_with(config: CoreConfig) -> (Arc<Core>, String, zeroize::Zeroizing<Vec<u8>>) {
+    unsealed_with(Arc::new(MemoryStorage::new()), Registry::default(), config).await
 }
 
 fn entries(path: &std::path::Path) -> Vec<Value> {

@@ -3,10 +3,12 @@
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tresor_core::core::{Core, CoreConfig, Registry};
-use tresor_core::error::Error;
 use tresor_core::logical::{Operation, Request, Response};
 use tresor_core::seal::SealConfig;
 use tresor_storage::memory::MemoryStorage;
+
+mod common;
+use common::{call, data};
 
 async fn unsealed() -> (Arc<Core>, String) {
     let core = Core::new(
@@ -28,21 +30,6 @@ async fn unsealed() -> (Arc<Core>, String) {
     assert!(!core.submit_unseal_key(init.keys[2].clone()).await.unwrap());
     assert!(core.submit_unseal_key(init.keys[0].clone()).await.unwrap());
     (core, init.root_token)
-}
-
-async fn call(
-    core: &Core,
-    op: Operation,
-    path: &str,
-    token: &str,
-    data: Value,
-) -> Result<Response, Error> {
-    core.handle(Request::new(op, path).with_token(token).with_data(data))
-        .await
-}
-
-fn data(r: &Response) -> Value {
-    Value::Object(r.data.clone().unwrap_or_default())
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! point is the core's lease mechanics; real engines (database, PKI) test their own hooks.
 
 use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +13,11 @@ use tresor_core::core::{Core, CoreConfig, Registry};
 use tresor_core::error::Error;
 use tresor_core::framework::{Call, Field, LeaseCall, Path, PathBackend};
 use tresor_core::logical::{Operation, Request, Response, Secret};
-use tresor_core::seal::SealConfig;
 use tresor_storage::memory::MemoryStorage;
 use tresor_storage::Storage;
+
+mod common;
+use common::{call, data, unsealed_with};
 
 #[derive(Default)]
 struct Issuer {
@@ -70,42 +72,17 @@ async fn setup(
     storage: Arc<MemoryStorage>,
     issuer: Arc<Issuer>,
 ) -> (Arc<Core>, String, Vec<zeroize::Zeroizing<Vec<u8>>>) {
-    let core = Core::new(
+    let (core, root, key) = unsealed_with(
         storage,
         Registry::default().secrets("creds", factory(issuer)),
         CoreConfig::default(),
-    );
-    let init = core
-        .initialize(
-            SealConfig {
-                secret_shares: 1,
-                secret_threshold: 1,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    core.submit_unseal_key(init.keys[0].clone()).await.unwrap();
+    )
+    .await;
     let r = Request::new(Operation::Update, "sys/mounts/db")
-        .with_token(&init.root_token)
+        .with_token(&root)
         .with_data(json!({ "type": "creds" }));
     core.handle(r).await.unwrap();
-    (core, init.root_token, init.keys)
-}
-
-async fn call(
-    core: &Core,
-    op: Operation,
-    path: &str,
-    token: &str,
-    data: Value,
-) -> Result<Response, Error> {
-    core.handle(Request::new(op, path).with_token(token).with_data(data))
-        .await
-}
-
-fn data(r: &Response) -> Value {
-    Value::Object(r.data.clone().unwrap_or_default())
+    (core, root, vec![key])
 }
 
 #[tokio::test]

@@ -1,0 +1,51 @@
+//! Helpers the core's integration tests share: an initialized, unsealed core and short forms
+//! of a request.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::sync::Arc;
+use tresor_core::core::{Core, CoreConfig, Registry};
+use tresor_core::error::Error;
+use tresor_core::logical::{Operation, Request, Response};
+use tresor_core::seal::SealConfig;
+use tresor_storage::memory::MemoryStorage;
+use zeroize::Zeroizing;
+
+/// A core over `storage`, initialized with one key share and unsealed; returns the root token
+/// and the unseal key.
+pub async fn unsealed_with(
+    storage: Arc<MemoryStorage>,
+    registry: Registry,
+    config: CoreConfig,
+) -> (Arc<Core>, String, Zeroizing<Vec<u8>>) {
+    let core = Core::new(storage, registry, config);
+    let init = core
+        .initialize(
+            SealConfig {
+                secret_shares: 1,
+                secret_threshold: 1,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    core.submit_unseal_key(init.keys[0].clone()).await.unwrap();
+    (core, init.root_token, init.keys[0].clone())
+}
+
+/// `op` on `path` with `token` and a JSON body.
+pub async fn call(
+    core: &Core,
+    op: Operation,
+    path: &str,
+    token: &str,
+    data: Value,
+) -> Result<Response, Error> {
+    core.handle(Request::new(op, path).with_token(token).with_data(data))
+        .await
+}
+
+/// A response's `data` as one JSON object (empty when absent).
+pub fn data(r: &Response) -> Value {
+    Value::Object(r.data.clone().unwrap_or_default())
+}
