@@ -149,6 +149,8 @@ pub struct RawResponse {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// Extra HTTP response headers, in order; a name may repeat (e.g. ACME's `Link`).
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -189,6 +191,7 @@ impl Response {
                 status,
                 content_type: "application/json".into(),
                 body: serde_json::to_vec(value).unwrap_or_default(),
+                headers: Vec::new(),
             }),
             ..Default::default()
         }

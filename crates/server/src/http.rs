@@ -219,8 +219,19 @@ pub fn render(r: Response) -> HttpResponse {
     if let Some(raw) = r.raw {
         let mut resp = hyper::Response::new(Full::new(Bytes::from(raw.body)));
         *resp.status_mut() = StatusCode::from_u16(raw.status).unwrap_or(StatusCode::OK);
-        if let Ok(ct) = HeaderValue::from_str(&raw.content_type) {
-            resp.headers_mut().insert(CONTENT_TYPE, ct);
+        // An empty content type means a body-less answer (ACME's new-nonce): no header.
+        if !raw.content_type.is_empty() {
+            if let Ok(ct) = HeaderValue::from_str(&raw.content_type) {
+                resp.headers_mut().insert(CONTENT_TYPE, ct);
+            }
+        }
+        for (name, value) in &raw.headers {
+            if let (Ok(n), Ok(v)) = (
+                hyper::header::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                resp.headers_mut().append(n, v);
+            }
         }
         return resp;
     }

@@ -219,6 +219,7 @@ async fn write(b: Arc<Jwt>, c: Call) -> Result<Response> {
     }
     c.storage.put_json("config", &cfg).await?;
     b.keys.reset().await;
+    b.flows.reset().await;
     Ok(Response {
         warnings,
         ..Default::default()

@@ -177,7 +177,7 @@ async fn login(b: Arc<Jwt>, c: Call) -> Result<Response> {
 }
 
 /// The user claim's value (the alias name): a string claim, by name or JSON pointer.
-fn user_claim(claims: &Map<String, Value>, name: &str, pointer: bool) -> Result<String> {
+pub(crate) fn user_claim(claims: &Map<String, Value>, name: &str, pointer: bool) -> Result<String> {
     let v = if pointer {
         claims::get(claims, name).map(|v| v.into_owned())
     } else {

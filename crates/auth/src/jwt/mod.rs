@@ -17,6 +17,10 @@
 //!   `user_claim_json_pointer`, `groups_claim`, the three leeways, `allowed_redirect_uris`
 //!   and the other OIDC-flow fields, and the common `token_*` fields.
 //! * `login` (unauthenticated): `role` (or the config's `default_role`) + `jwt`.
+//! * `oidc/auth_url`, `oidc/callback`, `oidc/poll` (unauthenticated): the OIDC browser flow
+//!   ([`oidc`]): an authorization URL with state, nonce and PKCE, the code exchanged at the
+//!   provider's token endpoint, the ID token verified, then a login as with `login`; the
+//!   `client`, `direct` (poll) and `device` callback modes, and `form_post` responses.
 //!
 //! Verification ([`keys`], [`claims`], [`remote`]): the signature with aws-lc-rs, from the
 //! configured keys or the JWKS (cached, refetched on an unknown `kid`, rate-limited); `none`
@@ -24,17 +28,18 @@
 //! messages. The login's identity: `alias_name` is the `user_claim` value, `alias_metadata`
 //! the mapped claims plus `role`, and `group_aliases` the `groups_claim` values.
 //!
-//! Not done: the OIDC browser flow (`oidc/auth_url`, `oidc/callback`, `oidc/poll`): those
-//! paths answer 405/404, and a role of type `oidc` cannot be used with `login`.
+//! A role of type `oidc` cannot be used with `login` (as in Vault). Not done:
 //! `provider_config`, `token_policies_template_claims` and `namespace_in_state` are stored and
 //! shown only.
 //!
 //! Storage (the mount's barrier view): `config` ([`Config`]), `role/<name>` ([`role::Role`]).
+//! The OIDC flow's pending requests are kept in memory only ([`oidc::Flows`]).
 
 pub mod claims;
 pub mod config;
 pub mod keys;
 pub mod login;
+pub mod oidc;
 pub mod remote;
 pub mod role;
 
@@ -72,6 +77,7 @@ pub struct Config {
 #[derive(Default)]
 pub struct Jwt {
     pub(crate) keys: remote::KeyCache,
+    pub(crate) flows: oidc::Flows,
     pub(crate) role_locks: Stripes,
 }
 
@@ -90,9 +96,10 @@ pub fn factory(_entry: &MountEntry) -> Result<Arc<dyn Backend>> {
     let mut paths = config::paths();
     paths.extend(role::paths());
     paths.extend(login::paths());
+    paths.extend(oidc::paths());
     Ok(Arc::new(
         PathBackend::new(Jwt::default(), paths)
-            .unauthenticated(&["login"])
+            .unauthenticated(&["login", "oidc/auth_url", "oidc/callback", "oidc/poll"])
             .help("The JWT/OIDC auth method: log in with a JWT signed by a trusted issuer."),
     ))
 }

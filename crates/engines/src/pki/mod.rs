@@ -198,6 +198,7 @@ pub fn raw(status: u16, content_type: &str, body: Vec<u8>) -> Response {
             status,
             content_type: content_type.to_string(),
             body,
+            headers: Vec::new(),
         }),
         ..Default::default()
     }
