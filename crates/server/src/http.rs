@@ -160,10 +160,15 @@ pub async fn handle(
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    return error_response(
+                    // The rest of the body is unread: the connection cannot carry another
+                    // request, so say so (clients then do not reuse it).
+                    let mut r = error_response(
                         413,
                         vec![format!("request body too large (limit {max_body} bytes)")],
                     );
+                    r.headers_mut()
+                        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                    return r;
                 }
                 return error_response(400, vec!["failed to read request body".into()]);
             }
