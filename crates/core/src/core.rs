@@ -775,18 +775,9 @@ impl Core {
         ctx.caller = caller.clone();
         let mut op = req.operation;
         let sudo = path_matches_any(backend.sudo_paths(), &rel);
-        // Create vs update only matters when the caller's policy tells them apart: a caller
-        // allowed both (root, or `create` + `update`) skips the existence check (a storage
-        // read on the write path).
-        let both_allowed = |c: &Caller| {
-            [Operation::Create, Operation::Update].iter().all(|o| {
-                c.acl
-                    .check_wrapped(&req.path, *o, &req.data, sudo, req.wrap_ttl)
-                    .is_ok()
-            })
-        };
-        let needs_probe = !unauthenticated && caller.as_ref().is_some_and(|c| !both_allowed(c));
-        if op == Operation::Update && needs_probe {
+        // Create vs update: backends may act on it (transit upserts a key only on create), so
+        // the existence check runs whenever the path declares one.
+        if op == Operation::Update && !unauthenticated {
             let probe = self.call(
                 req,
                 rel.clone(),
