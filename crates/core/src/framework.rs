@@ -554,10 +554,60 @@ impl<B: Send + Sync + 'static> Backend for PathBackend<B> {
     }
 }
 
-/// Matches `path` against a list of patterns where a trailing `*` means "prefix".
+/// Matches `path` against a list of patterns: a trailing `*` means "prefix", and a `+`
+/// segment matches exactly one path segment (Vault's special-path syntax).
 pub fn path_matches_any(patterns: &[String], path: &str) -> bool {
-    patterns.iter().any(|p| match p.strip_suffix('*') {
-        Some(prefix) => path.starts_with(prefix),
-        None => p == path,
+    patterns.iter().any(|p| {
+        let (pat, prefix) = match p.strip_suffix('*') {
+            Some(x) => (x, true),
+            None => (p.as_str(), false),
+        };
+        if !pat.split('/').any(|seg| seg == "+") {
+            return if prefix {
+                path.starts_with(pat)
+            } else {
+                pat == path
+            };
+        }
+        let ps: Vec<&str> = pat.split('/').collect();
+        let ss: Vec<&str> = path.split('/').collect();
+        if (prefix && ss.len() < ps.len()) || (!prefix && ss.len() != ps.len()) {
+            return false;
+        }
+        ps.iter().enumerate().all(|(i, seg)| match *seg {
+            "+" => !ss[i].is_empty(),
+            s if prefix && i == ps.len() - 1 => ss[i].starts_with(s),
+            s => ss[i] == s,
+        })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_matches_any;
+
+    #[test]
+    fn special_path_patterns() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(path_matches_any(&p(&["login"]), "login"));
+        assert!(!path_matches_any(&p(&["login"]), "login/x"));
+        assert!(path_matches_any(&p(&["login/*"]), "login/bob"));
+        assert!(path_matches_any(
+            &p(&["roles/+/acme/*"]),
+            "roles/web/acme/new-nonce"
+        ));
+        assert!(!path_matches_any(
+            &p(&["roles/+/acme/*"]),
+            "roles//acme/new-nonce"
+        ));
+        assert!(!path_matches_any(
+            &p(&["roles/+/acme/*"]),
+            "roles/web/other/x"
+        ));
+        assert!(path_matches_any(
+            &p(&["issuer/+/pem"]),
+            "issuer/default/pem"
+        ));
+        assert!(!path_matches_any(&p(&["issuer/+/pem"]), "issuer/a/b/pem"));
+    }
 }
