@@ -55,6 +55,9 @@ esac
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 export TRESOR_BIN="$target_dir/$profile/tresor"
 
+section "ACME with real clients (lego, certbot): crates/engines/tests/acme_client.sh"
+crates/engines/tests/acme_client.sh
+
 section "hvac conformance suite (.ci/conformance.sh, TRESOR_BIN=$TRESOR_BIN)"
 .ci/conformance.sh
 

@@ -24,8 +24,8 @@
 //! * [`config`]: `config/urls`, `config/ca`.
 //! * [`tidy`]: `tidy`, `tidy-status`, `tidy-cancel`, `config/auto-tidy` (run from
 //!   [`Backend::periodic`]).
-//!
-//! ACME (RFC 8555) is not implemented.
+//! * [`acme`]: an ACME server (RFC 8555, `http-01`) under `acme/` and `roles/:role/acme/`,
+//!   with `config/acme` and `config/cluster`.
 //!
 //! Crates: rcgen builds certificates, CSRs and CRLs (with its aws-lc-rs backend, so the
 //! workspace keeps one crypto library; keys are generated with aws-lc-rs directly). Parsing
@@ -57,7 +57,9 @@
 //! | `revoked/<serial>`       | a revocation ([`revoke::RevokedRecord`])           |
 //! | `crls/<issuer id>`       | the issuer's current CRL and its number            |
 //! | `tidy/last-auto`         | when auto-tidy last ran                            |
+//! | `acme/...`, `config/acme`, `config/cluster` | ACME state ([`acme::store`])    |
 
+pub mod acme;
 pub mod config;
 pub mod crl;
 pub mod fetch;
@@ -127,6 +129,7 @@ pub fn backend() -> PkiBackend {
     paths.extend(ocsp::paths());
     paths.extend(config::paths());
     paths.extend(tidy::paths());
+    paths.extend(acme::paths());
     PkiBackend {
         paths: PathBackend::new(Pki::default(), paths)
             .unauthenticated(&[
@@ -142,6 +145,12 @@ pub fn backend() -> PkiBackend {
                 "ocsp/*",
                 "issuers",
                 "issuers/",
+                // ACME authenticates with JWS. The `+` forms (scoped directories) wait for
+                // per-segment wildcards in the core; until then they match nothing.
+                "acme/*",
+                "roles/+/acme/*",
+                "issuer/+/acme/*",
+                "issuer/+/roles/+/acme/*",
             ])
             .sudo(&["root", "root/sign-self-issued"])
             .on_revoke(revoke::lease_revoked)
