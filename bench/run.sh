@@ -11,7 +11,13 @@
 #   BENCH_THREADS      wrk threads                          (default 2)
 #   BENCH_WRITE_KEYS   distinct keys the write load cycles  (default 1000)
 #   BENCH_FSYNC_SECONDS length of the fsync baseline loop   (default 2)
-#   BENCH_ONLY         space-separated subset of: hello tresor openbao durable  (default: all)
+#   BENCH_ONLY         a subset, names separated by commas or spaces (default: everything):
+#                        hello, durable            the hello-world ceiling row, the durable-write row
+#                        tresor, openbao           only this side of the Tresor/OpenBao pairs
+#                        read write lookup audit approle userpass transit pki
+#                                                  only these Tresor/OpenBao workloads (kv = read write
+#                                                  lookup; login = approle userpass)
+#                      e.g. BENCH_ONLY=transit,pki  or  BENCH_ONLY=hello,read  or  BENCH_ONLY=tresor,login
 #   BENCH_QUIET_WAIT   before each workload, wait up to this many seconds for the machine to be
 #                      quiet (other processes using < 0.25 of a core)  (default 20; 0 to skip)
 #   BENCH_KEEP=1       keep the work dir (server logs, raw wrk output, data dir)
@@ -32,12 +38,53 @@ THREADS=${BENCH_THREADS:-2}
 WRITE_KEYS=${BENCH_WRITE_KEYS:-1000}
 FSYNC_SECONDS=${BENCH_FSYNC_SECONDS:-2}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-20}
-ONLY=" ${BENCH_ONLY:-hello tresor openbao durable} "
 export BENCH_THREADS=$THREADS BENCH_WRITE_KEYS=$WRITE_KEYS
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '\n[bench] FATAL: %s\n' "$*" >&2; exit 1; }
-enabled() { [[ $ONLY == *" $1 "* ]]; }
+
+# BENCH_ONLY -> which rows run. hello and durable name one row each; tresor/openbao and the
+# workload names filter the Tresor/OpenBao pairs (naming either kind selects pairs at all).
+ALL_SIDES="tresor openbao"
+ALL_GROUPS="read write lookup audit approle userpass transit pki"
+RUN_HELLO=0 RUN_DURABLE=0 RUN_DEV=0 SIDES=" " WGROUPS=" "
+if [[ -z ${BENCH_ONLY:-} ]]; then
+    RUN_HELLO=1 RUN_DURABLE=1 RUN_DEV=1
+else
+    for n in ${BENCH_ONLY//,/ }; do
+        case $n in
+            hello) RUN_HELLO=1 ;;
+            durable) RUN_DURABLE=1 ;;
+            tresor | openbao) SIDES+="$n " RUN_DEV=1 ;;
+            read | write | lookup | audit | approle | userpass | transit | pki) WGROUPS+="$n " RUN_DEV=1 ;;
+            kv) WGROUPS+="read write lookup " RUN_DEV=1 ;;
+            login | logins) WGROUPS+="approle userpass " RUN_DEV=1 ;;
+            *) die "BENCH_ONLY: unknown name '$n' (known: hello durable tresor openbao $ALL_GROUPS kv login)" ;;
+        esac
+    done
+fi
+[[ $SIDES == " " ]] && SIDES=" $ALL_SIDES "
+[[ $WGROUPS == " " ]] && WGROUPS=" $ALL_GROUPS "
+# wants SIDE GROUP: does a Tresor/OpenBao workload of GROUP run on SIDE?
+wants() { [[ $RUN_DEV == 1 && $SIDES == *" $1 "* && $WGROUPS == *" $2 "* ]]; }
+# enabled SERVER: is the server needed at all?
+enabled() {
+    case $1 in
+        hello) [[ $RUN_HELLO == 1 ]] ;;
+        durable) [[ $RUN_DURABLE == 1 ]] ;;
+        *) [[ $RUN_DEV == 1 && $SIDES == *" $1 "* ]] ;;
+    esac
+}
+# Rows per workload group on one side (the audit group also measures the plain read next to
+# it, so its audit-on / audit-off ratio never compares rows measured minutes apart).
+group_rows() {
+    case $1 in
+        transit) echo 5 ;;
+        pki) echo 2 ;;
+        audit) [[ $WGROUPS == *" read "* ]] && echo 1 || echo 2 ;;
+        *) echo 1 ;;
+    esac
+}
 
 # "10s" / "1m" / "10" -> whole seconds (wrk's own duration syntax, minus hours).
 secs() {
@@ -125,7 +172,15 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # Bounded: per workload warm-up + run + slack, plus setup; the watchdog ends the run past that.
-NWORK=8
+NWORK=$((RUN_HELLO + RUN_DURABLE))
+if [[ $RUN_DEV == 1 ]]; then
+    for side in $SIDES; do
+        for g in $WGROUPS; do
+            NWORK=$((NWORK + $(group_rows "$g")))
+        done
+    done
+fi
+[[ $NWORK -gt 0 ]] || die "BENCH_ONLY=${BENCH_ONLY:-}: selects no workload"
 BUDGET=${BENCH_TIME_BOUND:-$(( 120 + NWORK * (DUR_S + WARM_S + QUIET_WAIT + 20) + QUIET_WAIT + 2 * FSYNC_SECONDS ))}
 (
     trap 'kill "$sp" 2>/dev/null; exit 0' TERM
@@ -192,14 +247,22 @@ if enabled hello; then
     start hello "$HELLO_BIN" "127.0.0.1:$P_HELLO"
     wait_up hello "http://127.0.0.1:$P_HELLO/" '^200$'
 fi
+# Both dev servers get one extra config file, only so that the audit workload can enable a file
+# audit device over the API with the same PUT on both: Tresor confines API-created file devices
+# to the config's audit_dir; OpenBao refuses API-created devices unless
+# unsafe_allow_api_audit_creation is set. Neither setting changes anything else.
 if enabled tresor; then
+    printf 'audit_dir = "%s"\n' "$WORK" >"$WORK/tresor-dev.hcl"
     log "starting tresor dev on 127.0.0.1:$P_TRESOR"
-    start tresor "$TRESOR_BIN" server -dev -dev-root-token-id=root "-dev-listen-address=127.0.0.1:$P_TRESOR" -log-level=warn
+    start tresor "$TRESOR_BIN" server -dev -dev-root-token-id=root "-dev-listen-address=127.0.0.1:$P_TRESOR" \
+        "-config=$WORK/tresor-dev.hcl" -log-level=warn
     wait_up tresor "http://127.0.0.1:$P_TRESOR/v1/sys/health" '^200$'
 fi
 if enabled openbao; then
+    printf 'unsafe_allow_api_audit_creation = true\n' >"$WORK/openbao-dev.hcl"
     log "starting openbao dev on 127.0.0.1:$P_BAO ($("$BAO_BIN" version 2>/dev/null | head -n1))"
-    start openbao "$BAO_BIN" server -dev -dev-root-token-id=root "-dev-listen-address=127.0.0.1:$P_BAO" -log-level=warn
+    start openbao "$BAO_BIN" server -dev -dev-root-token-id=root "-dev-listen-address=127.0.0.1:$P_BAO" \
+        "-config=$WORK/openbao-dev.hcl" -log-level=warn
     wait_up openbao "http://127.0.0.1:$P_BAO/v1/sys/health" '^200$'
 fi
 DURABLE_TOKEN=
@@ -283,17 +346,42 @@ wait_quiet() {
     done
 }
 
-# run_load ID SERVER_LOG_NAME METHOD BASE PATH TOKEN LUA [write-prefix]
+# After the warm-up, requests the server had accepted when wrk closed its connections may still
+# be running (32 password hashes take the servers seconds): wait until the server is idle
+# (< 0.1 core over 0.5 s, at most 15 s) so that leftover work is not charged to the measurement.
+wait_drained() {
+    local pidvar="PID_$1" a b i
+    for i in $(seq 30); do
+        a=$(cpu_ticks "${!pidvar}"); sleep 0.5; b=$(cpu_ticks "${!pidvar}")
+        [[ -n $a && -n $b ]] || return 0
+        awk -v d=$((b - a)) -v hz="$CLK_TCK" 'BEGIN{exit !(d / hz / 0.5 < 0.1)}' && return 0
+    done
+    log "$1: still busy 15 s after the warm-up; measuring anyway"
+}
+
+# one_request METHOD BASE PATH TOKEN LUA [ARG]: the workload's request once, by curl (status
+# echoed, body in $WORK/body). write.lua: ARG is the key prefix (key 0 is written); post.lua:
+# ARG is the fixed JSON body.
+one_request() {
+    local method=$1 base=$2 path=$3 token=$4 lua=$5 arg=${6:-}
+    case $lua in
+        write.lua) http POST "$base${arg}0" "$token" '{"data":{"username":"bench","password":"correct-horse-battery-staple","n":0}}' ;;
+        post.lua) http POST "$base$path" "$token" "$arg" ;;
+        *) http "$method" "$base$path" "$token" ;;
+    esac
+}
+
+# run_load ID SERVER_LOG_NAME METHOD BASE PATH TOKEN LUA [ARG]
+#   LUA: get.lua (fixed GET), write.lua (ARG = key prefix), post.lua (fixed POST, ARG = JSON body)
+#   TOKEN: sent as X-Vault-Token; empty for the logins (no header at all)
 run_load() {
-    local id=$1 name=$2 method=$3 base=$4 path=$5 token=$6 lua=$7 prefix=${8:-}
+    local id=$1 name=$2 method=$3 base=$4 path=$5 token=$6 lua=$7 arg=${8:-}
+    local prefix=
+    [[ $lua == write.lua ]] && prefix=$arg
     ORDER+=("$id")
     # Pre-flight: the exact request once, so a wrong path/token fails with the server's words.
     local code
-    if [[ $method == POST ]]; then
-        code=$(http POST "$base${prefix}0" "$token" '{"data":{"username":"bench","password":"correct-horse-battery-staple","n":0}}')
-    else
-        code=$(http GET "$base$path" "$token")
-    fi
+    code=$(one_request "$method" "$base" "$path" "$token" "$lua" "$arg")
     if [[ ! $code =~ ^2 ]]; then
         log "$id: pre-flight $method ${prefix:-$path} -> $code: $(head -c 300 "$WORK/body")"
         FAILED+=("$id (pre-flight status $code)")
@@ -301,9 +389,12 @@ run_load() {
     fi
     wait_quiet
     local env=(env "BENCH_WRITE_PREFIX=$prefix")
-    local wrk_args=(-t "$THREADS" -c "$CONNS" --timeout 5s -H "X-Vault-Token: $token" -s "$HERE/$lua")
+    [[ $lua == post.lua ]] && env+=("BENCH_BODY=$arg")
+    local wrk_args=(-t "$THREADS" -c "$CONNS" --timeout "${LOAD_TIMEOUT:-5}s" -s "$HERE/$lua")
+    [[ -n $token ]] && wrk_args+=(-H "X-Vault-Token: $token")
     if [[ $WARM_S -gt 0 ]]; then
         "${env[@]}" timeout $((WARM_S + 20)) wrk "${wrk_args[@]}" -d "$WARM_S" "$base$path" >"$WORK/wrk-$id.warmup" 2>&1 || true
+        wait_drained "$name"
     fi
     log "$id: wrk -t $THREADS -c $CONNS -d $DURATION $method $base${prefix:-$path}${prefix:+<n>}"
     local out=$WORK/wrk-$id.txt pidvar="PID_$name" c0 c1 s0 s1 w0 w1
@@ -336,7 +427,7 @@ run_load() {
         log "$id: ${NON2XX[$id]} error responses, ${SOCKERR[$id]} socket errors/timeouts"
         sed -n '1,40p' "$out" >&2
         # One request by hand, to show what the server answered.
-        if [[ $method == POST ]]; then code=$(http POST "$base${prefix}0" "$token" '{"data":{"n":0}}'); else code=$(http GET "$base$path" "$token"); fi
+        code=$(one_request "$method" "$base" "$path" "$token" "$lua" "$arg")
         log "$id: a request now -> $code: $(head -c 300 "$WORK/body")"
         FAILED+=("$id (${NON2XX[$id]} non-2xx, ${SOCKERR[$id]} socket errors)")
     fi
@@ -349,13 +440,165 @@ B=http://127.0.0.1:$P_BAO
 H=http://127.0.0.1:$P_HELLO
 D=http://127.0.0.1:$P_DURABLE
 
-enabled hello   && run_load hello.get        hello   GET  "$H" /                          root get.lua
-enabled tresor  && run_load tresor.read      tresor  GET  "$T" /v1/secret/data/bench      root get.lua
-enabled openbao && run_load openbao.read     openbao GET  "$B" /v1/secret/data/bench      root get.lua
-enabled tresor  && run_load tresor.write     tresor  POST "$T" /v1/secret/data/bench-w0   root write.lua /v1/secret/data/bench-w
-enabled openbao && run_load openbao.write    openbao POST "$B" /v1/secret/data/bench-w0   root write.lua /v1/secret/data/bench-w
-enabled tresor  && run_load tresor.lookup    tresor  GET  "$T" /v1/auth/token/lookup-self root get.lua
-enabled openbao && run_load openbao.lookup   openbao GET  "$B" /v1/auth/token/lookup-self root get.lua
+declare -A BASE=([tresor]=$T [openbao]=$B)
+
+# setup NAME METHOD PATH [JSON]: one setup call (root token) on server NAME; a non-2xx answer is
+# logged with the server's words and returns 1. The body lands in $WORK/body.
+setup() {
+    local name=$1 method=$2 path=$3 code
+    shift 3
+    code=$(http "$method" "${BASE[$name]}$path" root "$@")
+    [[ $code =~ ^2 ]] && return 0
+    log "$name: setup $method $path -> $code: $(head -c 300 "$WORK/body")"
+    return 1
+}
+# skip REASON ID...: rows that could not run (their setup failed): shown as failed.
+skip() {
+    local why=$1 id
+    shift
+    for id in "$@"; do
+        ORDER+=("$id")
+        FAILED+=("$id ($why)")
+    done
+}
+
+# --- hello-world ceiling, KV v2 read (plain and with a file audit device), write, lookup-self ---
+enabled hello && run_load hello.get hello GET "$H" / root get.lua
+
+AUDIT_LOG=$WORK/audit.log
+declare -A AUDIT_LINES AUDIT_MB
+# The same two calls on both servers: PUT sys/audit/file, measure, DELETE sys/audit/file. The
+# log is measured (lines, size: a sanity check that every request was audited) and removed.
+audit_on() { setup "$1" PUT /v1/sys/audit/file "{\"type\":\"file\",\"options\":{\"file_path\":\"$AUDIT_LOG\"}}"; }
+audit_off() {
+    setup "$1" DELETE /v1/sys/audit/file || true
+    if [[ -f $AUDIT_LOG ]]; then
+        AUDIT_LINES[$1]=$(wc -l <"$AUDIT_LOG")
+        AUDIT_MB[$1]=$(du -m "$AUDIT_LOG" | cut -f1)
+        log "$1: audit log had ${AUDIT_LINES[$1]} lines (${AUDIT_MB[$1]} MiB) for $(( ${REQS[$1.audit]:-0} )) measured requests (plus warm-up and pre-flight)"
+        rm -f "$AUDIT_LOG"
+    fi
+}
+for side in tresor openbao; do
+    if wants "$side" read || wants "$side" audit; then
+        run_load "$side.read" "$side" GET "${BASE[$side]}" /v1/secret/data/bench root get.lua
+    fi
+    if wants "$side" audit; then
+        if audit_on "$side"; then
+            run_load "$side.audit" "$side" GET "${BASE[$side]}" /v1/secret/data/bench root get.lua
+        else
+            skip "enabling the file audit device failed" "$side.audit"
+        fi
+        audit_off "$side"
+    fi
+done
+for side in tresor openbao; do
+    wants "$side" write && run_load "$side.write" "$side" POST "${BASE[$side]}" /v1/secret/data/bench-w0 root write.lua /v1/secret/data/bench-w
+done
+for side in tresor openbao; do
+    wants "$side" lookup && run_load "$side.lookup" "$side" GET "${BASE[$side]}" /v1/auth/token/lookup-self root get.lua
+done
+
+# --- transit: only when this Tresor build has the engine -------------------------------------
+TRANSIT_OPS="encrypt decrypt sign-ed25519 sign-p256 datakey"
+TRANSIT_NA=
+declare -A CIPHERTEXT TRANSIT_OK
+PLAINTEXT_B64=$(printf 'tresor bench 16B' | base64) # 16 bytes
+setup_transit() { # name: the same calls on both servers; keeps a ciphertext for the decrypt load
+    local n=$1
+    [[ $n == tresor ]] || setup "$n" POST /v1/sys/mounts/transit '{"type":"transit"}' || return 1
+    setup "$n" POST /v1/transit/keys/aes '{"type":"aes256-gcm96"}' &&
+        setup "$n" POST /v1/transit/keys/ed25519 '{"type":"ed25519"}' &&
+        setup "$n" POST /v1/transit/keys/p256 '{"type":"ecdsa-p256"}' &&
+        setup "$n" POST /v1/transit/encrypt/aes "{\"plaintext\":\"$PLAINTEXT_B64\"}" || return 1
+    CIPHERTEXT[$n]=$(json_field '["data"]["ciphertext"]')
+}
+if wants tresor transit || wants openbao transit; then
+    transit_sides=
+    if wants tresor transit; then
+        # The Tresor mount goes first and decides: no engine, no transit rows on either side.
+        if setup tresor POST /v1/sys/mounts/transit '{"type":"transit"}'; then
+            transit_sides="tresor "
+        else
+            TRANSIT_NA=1
+            log "transit: not available in this build (POST /v1/sys/mounts/transit {\"type\":\"transit\"} failed on Tresor); skipped"
+        fi
+    fi
+    [[ -z $TRANSIT_NA ]] && wants openbao transit && transit_sides+="openbao"
+    for side in $transit_sides; do
+        if setup_transit "$side"; then TRANSIT_OK[$side]=1; fi
+    done
+    for op in $TRANSIT_OPS; do
+        for side in $transit_sides; do
+            id=$side.$op
+            if [[ -z ${TRANSIT_OK[$side]:-} ]]; then skip "transit setup failed" "$id"; continue; fi
+            case $op in
+                encrypt) run_load "$id" "$side" POST "${BASE[$side]}" /v1/transit/encrypt/aes root post.lua "{\"plaintext\":\"$PLAINTEXT_B64\"}" ;;
+                decrypt) run_load "$id" "$side" POST "${BASE[$side]}" /v1/transit/decrypt/aes root post.lua "{\"ciphertext\":\"${CIPHERTEXT[$side]}\"}" ;;
+                sign-ed25519) run_load "$id" "$side" POST "${BASE[$side]}" /v1/transit/sign/ed25519 root post.lua "{\"input\":\"$PLAINTEXT_B64\"}" ;;
+                sign-p256) run_load "$id" "$side" POST "${BASE[$side]}" /v1/transit/sign/p256 root post.lua "{\"input\":\"$PLAINTEXT_B64\",\"hash_algorithm\":\"sha2-256\"}" ;;
+                datakey) run_load "$id" "$side" POST "${BASE[$side]}" /v1/transit/datakey/plaintext/aes root post.lua '{"bits":256}' ;;
+            esac
+        done
+    done
+fi
+
+# --- PKI: issue from an EC P-256 root with an EC P-256 role, not stored and stored ----------
+ISSUE_BODY='{"common_name":"svc.example.com","ttl":"1h"}'
+setup_pki() {
+    local n=$1 role='"allowed_domains":"example.com","allow_subdomains":true,"key_type":"ec","key_bits":256,"max_ttl":"72h"'
+    setup "$n" POST /v1/sys/mounts/pki '{"type":"pki","config":{"max_lease_ttl":"87600h"}}' &&
+        setup "$n" POST /v1/pki/root/generate/internal '{"common_name":"Tresor bench root","key_type":"ec","key_bits":256,"ttl":"87600h"}' &&
+        setup "$n" POST /v1/pki/roles/ec-nostore "{$role,\"no_store\":true}" &&
+        setup "$n" POST /v1/pki/roles/ec-store "{$role,\"no_store\":false}"
+}
+declare -A PKI_OK
+for side in tresor openbao; do
+    wants "$side" pki && setup_pki "$side" && PKI_OK[$side]=1
+done
+for role in nostore store; do
+    for side in tresor openbao; do
+        wants "$side" pki || continue
+        if [[ -z ${PKI_OK[$side]:-} ]]; then skip "PKI setup failed" "$side.pki-$role"; continue; fi
+        run_load "$side.pki-$role" "$side" POST "${BASE[$side]}" "/v1/pki/issue/ec-$role" root post.lua "$ISSUE_BODY"
+    done
+done
+
+# --- logins (last: every login leaves a token behind, ~10^5 of them) -------------------------
+declare -A APPROLE_BODY
+USERPASS_BODY='{"password":"correct-horse-battery-staple"}'
+setup_approle() { # role with bind_secret_id and unlimited secret ID uses; the login body
+    local n=$1 role_id secret_id
+    setup "$n" POST /v1/sys/auth/approle '{"type":"approle"}' &&
+        setup "$n" POST /v1/auth/approle/role/bench '{"bind_secret_id":true,"secret_id_num_uses":0,"token_policies":"default"}' &&
+        setup "$n" GET /v1/auth/approle/role/bench/role-id || return 1
+    role_id=$(json_field '["data"]["role_id"]')
+    setup "$n" POST /v1/auth/approle/role/bench/secret-id '{}' || return 1
+    secret_id=$(json_field '["data"]["secret_id"]')
+    APPROLE_BODY[$n]="{\"role_id\":\"$role_id\",\"secret_id\":\"$secret_id\"}"
+}
+setup_userpass() {
+    setup "$1" POST /v1/sys/auth/userpass '{"type":"userpass"}' &&
+        setup "$1" POST /v1/auth/userpass/users/bench '{"password":"correct-horse-battery-staple","token_policies":"default"}'
+}
+for side in tresor openbao; do
+    wants "$side" approle || continue
+    if setup_approle "$side"; then
+        run_load "$side.approle" "$side" POST "${BASE[$side]}" /v1/auth/approle/login "" post.lua "${APPROLE_BODY[$side]}"
+    else
+        skip "AppRole setup failed" "$side.approle"
+    fi
+done
+# A password hash takes tens of ms of CPU, so 32 connections queue for seconds (OpenBao: ~2 s at
+# p50 on a quiet machine): these two rows allow 15 s before a request counts as timed out.
+for side in tresor openbao; do
+    wants "$side" userpass || continue
+    if setup_userpass "$side"; then
+        LOAD_TIMEOUT=15 run_load "$side.userpass" "$side" POST "${BASE[$side]}" /v1/auth/userpass/login/bench "" post.lua "$USERPASS_BODY"
+    else
+        skip "userpass setup failed" "$side.userpass"
+    fi
+done
 
 # The disk's sequential durable-commit rate, measured now (servers idle) on the filesystem of
 # the durable data dir: rewrite 4 KiB at a rotating offset of a preallocated file, fdatasync,
@@ -406,16 +649,21 @@ ratio() { # a b fmt
 meets() { # value target -> MET / MISSED
     [[ -n ${1:-} && $1 != - ]] && awk -v v="$1" -v t="$2" 'BEGIN{ print (v+0 >= t+0) ? "met" : "MISSED" }' || echo -
 }
+# Row labels: server (21 columns) + workload.
+declare -A WHAT=(
+    [read]="KV v2 read" [audit]="KV v2 read + file audit" [write]="KV v2 write" [lookup]="token lookup-self"
+    [encrypt]="transit encrypt aes256-gcm96" [decrypt]="transit decrypt aes256-gcm96"
+    [sign-ed25519]="transit sign ed25519" [sign-p256]="transit sign ecdsa-p256"
+    [datakey]="transit datakey/plaintext" [pki-nostore]="PKI issue P-256, no_store" [pki-store]="PKI issue P-256, stored"
+    [approle]="AppRole login"
+)
 label() {
     case $1 in
         hello.get) echo "hello-world ceiling  GET (fixed 380 B JSON)" ;;
-        tresor.read) echo "tresor dev           KV v2 read" ;;
-        openbao.read) echo "openbao dev          KV v2 read" ;;
-        tresor.write) echo "tresor dev           KV v2 write" ;;
-        openbao.write) echo "openbao dev          KV v2 write" ;;
         durable.write) echo "tresor durable       KV v2 write" ;;
-        tresor.lookup) echo "tresor dev           token lookup-self" ;;
-        openbao.lookup) echo "openbao dev          token lookup-self" ;;
+        tresor.userpass) echo "tresor dev           userpass login (argon2id)" ;;
+        openbao.userpass) echo "openbao dev          userpass login (bcrypt)" ;;
+        *) printf '%-21s%s' "${1%%.*} dev" "${WHAT[${1#*.}]:-${1#*.}}" ;;
     esac
 }
 
@@ -423,50 +671,115 @@ echo
 echo "== Tresor benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, wrk -t $THREADS -c $CONNS -d $DURATION (warm-up $WARMUP), loopback"
 echo "   load average before the workloads: $LOAD0; now: $(cut -d' ' -f1-3 /proc/loadavg)"
 [[ -n ${BAO_BIN:-} ]] && echo "   OpenBao: $("$BAO_BIN" version 2>/dev/null | head -n1 | cut -d' ' -f1-2)"
+[[ -n ${BENCH_ONLY:-} ]] && echo "   BENCH_ONLY=$BENCH_ONLY"
 echo
-FMT='%-44s %8s %7s %7s %7s %7s %8s %6s %6s %6s\n'
+FMT='%-49s %8s %7s %7s %7s %7s %8s %6s %6s %6s\n'
 printf "$FMT" "" "" "" "" "" "" "server" "CPU" "cores" "used"
 printf "$FMT" "server / workload" "req/s" "p50 ms" "p99 ms" "non-2xx" "sockerr" "us/req" "server" "wrk" "other"
-printf "$FMT" "--------------------------------------------" "--------" "-------" "-------" "-------" "-------" "--------" "------" "------" "------"
+printf "$FMT" "-------------------------------------------------" "--------" "-------" "-------" "-------" "-------" "--------" "------" "------" "------"
 for id in "${ORDER[@]}"; do
     printf "$FMT" "$(label "$id")" "$(num "${RPS[$id]:-}")" "$(ms "${P50[$id]:-}")" "$(ms "${P99[$id]:-}")" "${NON2XX[$id]:--}" "${SOCKERR[$id]:--}" \
         "${CPU_US[$id]:--}" "${CORES[$id]:--}" "${WRK_CORES[$id]:--}" "${OTHER_CORES[$id]:--}"
 done
+[[ -n $TRANSIT_NA ]] && echo "transit: not available in this build"
 echo
-echo "Ratios (this run)                                  value    target"
+
 x() { [[ $1 == - ]] && echo - || echo "${1}x"; }
-r=$(ratio "${RPS[tresor.read]:-}" "${RPS[openbao.read]:-}" "%.2f")
-printf '  %-46s %8s   >= 5x    %s\n' "KV v2 read: Tresor / OpenBao" "$(x "$r")" "$(meets "$r" 5)"
-r=$(ratio "${RPS[tresor.read]:-}" "${RPS[hello.get]:-}" "%.2f")
-p=$([[ $r != - ]] && awk -v r="$r" 'BEGIN{printf "%.0f%%", r*100}' || echo -)
-printf '  %-46s %8s   >= 50%%   %s\n' "KV v2 read: Tresor / hello-world ceiling" "$p" "$(meets "$r" 0.5)"
-r=$(ratio "${RPS[tresor.write]:-}" "${RPS[openbao.write]:-}" "%.2f")
-printf '  %-46s %8s   -\n' "KV v2 write (in memory): Tresor / OpenBao" "$(x "$r")"
-r=$(ratio "${RPS[durable.write]:-}" "${RPS[openbao.write]:-}" "%.2f")
-printf '  %-46s %8s   -\n' "KV v2 write: Tresor durable / OpenBao dev" "$(x "$r")"
-r=$(ratio "${RPS[tresor.lookup]:-}" "${RPS[openbao.lookup]:-}" "%.2f")
-printf '  %-46s %8s   -\n' "token lookup-self: Tresor / OpenBao" "$(x "$r")"
+pct() { [[ $1 != - ]] && awk -v r="$1" 'BEGIN{printf "%.0f%%", r*100}' || echo -; }
+ran() { [[ " ${ORDER[*]} " == *" $1 "* ]]; }
+# clean ID: the row was measured with 0 error responses and 0 socket errors.
+clean() { [[ -n ${RPS[$1]:-} && ${NON2XX[$1]:-x} == 0 && ${SOCKERR[$1]:-x} == 0 ]]; }
+# rr MAP A B: MAP[A] / MAP[B] ("%.2f"), or "-" unless both rows ran clean: a ratio of error
+# responses is no result.
+rr() {
+    local -n m=$1
+    clean "$2" && clean "$3" || { echo -; return 0; }
+    ratio "${m[$2]:-}" "${m[$3]:-}" "%.2f"
+}
+RFMT='  %-56s %8s   %-7s %s\n'
+# vs LABEL A B [TARGET]: req/s of row A / row B (printed when either row was attempted), with
+# the target (Nx) and its verdict.
+vs() {
+    ran "$2" || ran "$3" || return 0
+    local r v
+    r=$(rr RPS "$2" "$3")
+    if [[ -n ${4:-} ]]; then
+        v=$(meets "$r" "$4")
+        [[ $r == - ]] && v="- (a row did not run clean)"
+        printf "$RFMT" "$1" "$(x "$r")" ">= ${4}x" "$v"
+    else
+        printf "$RFMT" "$1" "$(x "$r")" "-" ""
+    fi
+}
+# cpu LABEL A B: server CPU us/req of row A / row B
+cpu() {
+    ran "$2" && ran "$3" || return 0
+    printf "$RFMT" "$1" "$(x "$(rr CPU_US "$2" "$3")")" "" ""
+}
+printf "$RFMT" "Ratios (this run)" "value" "target" ""
+vs "KV v2 read: Tresor / OpenBao" tresor.read openbao.read 5
+if ran hello.get; then
+    r=$(rr RPS tresor.read hello.get)
+    printf "$RFMT" "KV v2 read: Tresor / hello-world ceiling" "$(pct "$r")" ">= 50%" "$(meets "$r" 0.5)"
+fi
+vs "KV v2 read + file audit: Tresor / OpenBao" tresor.audit openbao.audit 5
+if ran tresor.audit; then
+    r=$(rr RPS tresor.audit tresor.read)
+    printf "$RFMT" "KV v2 read, Tresor: audit on / audit off" "$(pct "$r")" "-" ""
+fi
+if ran openbao.audit; then
+    r=$(rr RPS openbao.audit openbao.read)
+    printf "$RFMT" "KV v2 read, OpenBao: audit on / audit off" "$(pct "$r")" "-" ""
+fi
+vs "KV v2 write (in memory): Tresor / OpenBao" tresor.write openbao.write
+vs "KV v2 write: Tresor durable / OpenBao dev" durable.write openbao.write
+vs "token lookup-self: Tresor / OpenBao" tresor.lookup openbao.lookup
+for op in $TRANSIT_OPS; do
+    vs "${WHAT[$op]}: Tresor / OpenBao" "tresor.$op" "openbao.$op" 5
+done
+[[ -n $TRANSIT_NA ]] && printf "$RFMT" "transit: not available in this build" "-" ">= 5x" "-"
+vs "PKI issue EC P-256, no_store=true: Tresor / OpenBao" tresor.pki-nostore openbao.pki-nostore 5
+vs "PKI issue EC P-256, no_store=false: Tresor / OpenBao" tresor.pki-store openbao.pki-store 5
+vs "AppRole login: Tresor / OpenBao" tresor.approle openbao.approle 1
+vs "userpass login: Tresor (argon2id) / OpenBao (bcrypt) *" tresor.userpass openbao.userpass 1
+if ran tresor.userpass || ran openbao.userpass; then
+    echo "    * not the same work: Tresor hashes userpass passwords with argon2id (m=19 MiB, t=2, p=1),"
+    echo "      OpenBao with bcrypt (cost 10). Memory-hard hashing is a security choice, not a bug."
+fi
+if ran tresor.audit || ran openbao.audit; then
+    for side in tresor openbao; do
+        ran "$side.audit" && [[ -n ${AUDIT_LINES[$side]:-} ]] &&
+            echo "    audit log, $side: ${AUDIT_LINES[$side]} lines (${AUDIT_MB[$side]} MiB) for $(num "${REQS[$side.audit]:-}") measured requests + warm-up"
+    done
+fi
 echo "Server CPU per request (less sensitive to wrk and other load sharing the cores)"
-r=$(ratio "${CPU_US[openbao.read]:-}" "${CPU_US[tresor.read]:-}" "%.2f")
-printf '  %-46s %8s\n' "KV v2 read: OpenBao us/req / Tresor us/req" "$(x "$r")"
-r=$(ratio "${CPU_US[hello.get]:-}" "${CPU_US[tresor.read]:-}" "%.2f")
-p=$([[ $r != - ]] && awk -v r="$r" 'BEGIN{printf "%.0f%%", r*100}' || echo -)
-printf '  %-46s %8s\n' "KV v2 read: hello us/req / Tresor us/req" "$p"
-r=$(ratio "${CPU_US[openbao.write]:-}" "${CPU_US[tresor.write]:-}" "%.2f")
-printf '  %-46s %8s\n' "KV v2 write: OpenBao us/req / Tresor us/req" "$(x "$r")"
-r=$(ratio "${CPU_US[openbao.lookup]:-}" "${CPU_US[tresor.lookup]:-}" "%.2f")
-printf '  %-46s %8s\n' "lookup-self: OpenBao us/req / Tresor us/req" "$(x "$r")"
+cpu "KV v2 read: OpenBao us/req / Tresor us/req" openbao.read tresor.read
+if ran hello.get && ran tresor.read; then
+    printf "$RFMT" "KV v2 read: hello us/req / Tresor us/req" "$(pct "$(rr CPU_US hello.get tresor.read)")" "" ""
+fi
+cpu "KV v2 read + audit: OpenBao us/req / Tresor us/req" openbao.audit tresor.audit
+cpu "KV v2 read, Tresor: audit-on us/req / audit-off us/req" tresor.audit tresor.read
+cpu "KV v2 write: OpenBao us/req / Tresor us/req" openbao.write tresor.write
+cpu "lookup-self: OpenBao us/req / Tresor us/req" openbao.lookup tresor.lookup
+for op in $TRANSIT_OPS; do
+    cpu "${WHAT[$op]}: OpenBao us/req / Tresor us/req" "openbao.$op" "tresor.$op"
+done
+cpu "PKI issue, no_store: OpenBao us/req / Tresor us/req" openbao.pki-nostore tresor.pki-nostore
+cpu "PKI issue, stored: OpenBao us/req / Tresor us/req" openbao.pki-store tresor.pki-store
+cpu "AppRole login: OpenBao us/req / Tresor us/req" openbao.approle tresor.approle
+cpu "userpass login: OpenBao us/req / Tresor us/req *" openbao.userpass tresor.userpass
 if [[ -n $FSYNC_RATE ]]; then
     echo
     echo "Durability (this run): disk baseline $(num "$FSYNC_RATE") fdatasyncs/s (4 KiB rewrite + fdatasync, $FS_TYPE;"
     echo "  the higher of $(num "$FSYNC_BEFORE") before and $(num "$FSYNC_AFTER") after the durable workload)"
-    r=$(ratio "${RPS[durable.write]:-}" "$FSYNC_RATE" "%.2f")
+    r=-
+    clean durable.write && r=$(ratio "${RPS[durable.write]:-}" "$FSYNC_RATE" "%.2f")
     if [[ $r != - ]]; then
         verdict=$(awk -v r="$r" 'BEGIN{ print (r > 1) ? "met: writes share fsyncs (group commit)" : "MISSED: at most one write per fsync" }')
     else
         verdict=-
     fi
-    printf '  %-46s %8s   > 1      %s\n' "durable writes/s / fsyncs/s" "$r" "$verdict"
+    printf "$RFMT" "durable writes/s / fsyncs/s" "$r" "> 1" "$verdict"
 fi
 echo
 noisy=$(for id in "${ORDER[@]}"; do echo "${OTHER_CORES[$id]:-0}"; done | awk '$1 > m {m = $1} END {printf "%.2f", m}')

@@ -115,7 +115,12 @@ pub struct Lockout {
     config: RwLock<Option<LockoutConfig>>,
     /// Orders storage writes of records, so the last write is the latest state.
     persist_lock: tokio::sync::Mutex<()>,
+    /// Signalled whenever an attempt ends: logins waiting for a free slot re-check.
+    finished: tokio::sync::Notify,
 }
+
+/// How long a login waits for a slot under the failure budget before giving up.
+const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One login being checked; report how it ended with [`Attempt::fail`] or [`Attempt::succeed`].
 /// Dropping it without either (the login failed for another reason) counts nothing.
@@ -171,31 +176,50 @@ impl Lockout {
 
     /// Starts a login of `alias`: `Err(PermissionDenied)` when it is locked out, `Ok(None)` when
     /// lockout is disabled.
+    ///
+    /// At most (threshold - failures so far) logins of one alias are checked at once, so a burst
+    /// of parallel guesses cannot exceed the failure budget; further logins wait for one of
+    /// those to finish (bounded), rather than being refused, so many clients sharing a role or
+    /// user all get in.
     pub async fn begin(self: &Arc<Self>, view: &View, alias: &str) -> Result<Option<Attempt>> {
         let cfg = self.config(view).await?;
         if cfg.lockout_disable {
             return Ok(None);
         }
         self.load(view).await?;
-        let now = unix_now();
-        let mut map = self.records.lock();
-        if !map.contains_key(alias) && map.len() >= MAX_VOLATILE {
-            evict(&mut map, &cfg, now);
+        let deadline = tokio::time::Instant::now() + SLOT_WAIT;
+        loop {
+            let notified = self.finished.notified();
+            tokio::pin!(notified);
+            // Register interest before looking, so an attempt ending in between is not missed.
+            notified.as_mut().enable();
+            {
+                let now = unix_now();
+                let mut map = self.records.lock();
+                if !map.contains_key(alias) && map.len() >= MAX_VOLATILE {
+                    evict(&mut map, &cfg, now);
+                }
+                let r = map
+                    .entry(alias.to_string())
+                    .or_insert_with(|| Record::new(alias));
+                r.expire(&cfg, now);
+                if r.locked_since.is_some() || r.failed >= cfg.lockout_threshold {
+                    return Err(Error::PermissionDenied);
+                }
+                if r.failed + r.in_flight < cfg.lockout_threshold {
+                    r.in_flight += 1;
+                    return Ok(Some(Attempt {
+                        lockout: self.clone(),
+                        alias: alias.to_string(),
+                        threshold: cfg.lockout_threshold,
+                        finished: false,
+                    }));
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Error::PermissionDenied);
+            }
         }
-        let r = map
-            .entry(alias.to_string())
-            .or_insert_with(|| Record::new(alias));
-        r.expire(&cfg, now);
-        if r.locked_since.is_some() || r.failed + r.in_flight >= cfg.lockout_threshold {
-            return Err(Error::PermissionDenied);
-        }
-        r.in_flight += 1;
-        Ok(Some(Attempt {
-            lockout: self.clone(),
-            alias: alias.to_string(),
-            threshold: cfg.lockout_threshold,
-            finished: false,
-        }))
     }
 
     async fn save(&self, view: &View, salt: &Salt, alias: &str) -> Result<()> {
@@ -286,6 +310,7 @@ impl Attempt {
                 r.locked_since = Some(now);
             }
         }
+        self.lockout.finished.notify_waiters();
         if persist {
             self.lockout.save(view, salt, &self.alias).await?;
         }
@@ -298,6 +323,8 @@ impl Attempt {
         let had = {
             let mut map = self.lockout.records.lock();
             let Some(r) = map.get_mut(&self.alias) else {
+                drop(map);
+                self.lockout.finished.notify_waiters();
                 return Ok(());
             };
             r.in_flight = r.in_flight.saturating_sub(1);
@@ -309,6 +336,7 @@ impl Attempt {
             }
             had
         };
+        self.lockout.finished.notify_waiters();
         if had {
             self.lockout.save(view, salt, &self.alias).await?;
         }
@@ -321,13 +349,16 @@ impl Drop for Attempt {
         if self.finished {
             return;
         }
-        let mut map = self.lockout.records.lock();
-        if let Some(r) = map.get_mut(&self.alias) {
-            r.in_flight = r.in_flight.saturating_sub(1);
-            if r.is_idle() {
-                map.remove(&self.alias);
+        {
+            let mut map = self.lockout.records.lock();
+            if let Some(r) = map.get_mut(&self.alias) {
+                r.in_flight = r.in_flight.saturating_sub(1);
+                if r.is_idle() {
+                    map.remove(&self.alias);
+                }
             }
         }
+        self.lockout.finished.notify_waiters();
     }
 }
 

@@ -709,3 +709,57 @@ async fn passwords_are_stored_only_as_argon2id_hashes() {
     );
     assert!(r.get("password").is_none() && r.get("password_hash").is_none());
 }
+
+#[tokio::test]
+async fn many_concurrent_correct_logins_all_succeed_and_wrong_ones_stay_bounded() {
+    let e = std::sync::Arc::new(env().await);
+    e.root(
+        Update,
+        &format!("{U}/users/svc"),
+        json!({ "password": "right" }),
+    )
+    .await
+    .unwrap();
+    // Twenty clients sharing one user log in at once: none is refused (they wait for a slot
+    // under the failure budget instead).
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let e = e.clone();
+            tokio::spawn(async move {
+                login(&e, "svc", "right", None)
+                    .await
+                    .map(|r| r.auth.is_some())
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert!(
+            t.await.unwrap().unwrap(),
+            "a correct login was refused under concurrency"
+        );
+    }
+    // Twenty parallel wrong guesses: at most the threshold (5) are checked before the lock.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let e = e.clone();
+            tokio::spawn(async move {
+                login(&e, "svc", "wrong", None)
+                    .await
+                    .map(|_| ())
+                    .unwrap_err()
+                    .status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 400).count();
+    assert!(
+        checked <= 5,
+        "{checked} wrong passwords were checked: {statuses:?}"
+    );
+    // Locked now, even with the right password.
+    assert_eq!(err(login(&e, "svc", "right", None).await).0, 403);
+}
