@@ -327,3 +327,20 @@ fn create_only_policy_creates_but_cannot_overwrite() {
     let (_, r) = s.root("GET", "secret/data/drop/a", None);
     assert_eq!(r["data"]["data"]["v"], 1);
 }
+
+#[test]
+fn form_encoded_bodies_are_accepted_like_json() {
+    let s = dev_server();
+    let r = s
+        .client
+        .post(format!("{}/v1/cubbyhole/form", s.addr))
+        .header("X-Vault-Token", "root")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("user=ann+lee&note=a%26b")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let (st, got) = s.root("GET", "cubbyhole/form", None);
+    assert_eq!(st, 200);
+    assert_eq!(got["data"], json!({"user": "ann lee", "note": "a&b"}));
+}

@@ -149,6 +149,9 @@ pub async fn handle(
     let is_head = req.method() == Method::HEAD;
     let binary_body =
         header(&req, "content-type").is_some_and(|ct| ct.starts_with("application/ocsp-request"));
+    // Browsers and identity providers post forms (OIDC `form_post`); Vault accepts those too.
+    let form_body = header(&req, "content-type")
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     let has_body = matches!(
         operation,
         Operation::Update | Operation::Patch | Operation::Delete | Operation::List
@@ -181,6 +184,16 @@ pub async fn handle(
                 "http_raw_body".into(),
                 Value::String(base64::engine::general_purpose::STANDARD.encode(&body)),
             );
+        } else if form_body {
+            match std::str::from_utf8(&body) {
+                Ok(text) => data.extend(query_data(Some(text.trim()))),
+                Err(_) => {
+                    return error_response(
+                        400,
+                        vec!["failed to parse form input: not UTF-8".into()],
+                    )
+                }
+            }
         } else if !body.iter().all(u8::is_ascii_whitespace) {
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(m)) => data.extend(m),
