@@ -308,8 +308,7 @@ impl Core {
         tokens.set_lease_manager(Arc::downgrade(&leases));
         let mut router = Router::default();
         for table in ["mounts", "auth"] {
-            let key = format!("core/{table}");
-            let mut entries: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
+            let mut entries = self.load_table(table).await?;
             // Built-in mounts a table lacks (a new table, or one from an older version) are added.
             let missing: Vec<MountEntry> = self
                 .default_mounts(table)
@@ -318,7 +317,7 @@ impl Core {
                 .collect();
             if !missing.is_empty() {
                 entries.extend(missing);
-                root.put_json(&key, &entries).await?;
+                self.store_table(table, &entries).await?;
             }
             for entry in entries {
                 let backend = self.build_backend(&entry, &tokens, &identity)?;
@@ -451,6 +450,21 @@ impl Core {
         }
     }
 
+    /// The stored mount table `table` (`mounts` or `auth`).
+    async fn load_table(&self, table: &str) -> Result<Vec<MountEntry>> {
+        Ok(self
+            .root_view()
+            .get_json(&format!("core/{table}"))
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn store_table(&self, table: &str, entries: &[MountEntry]) -> Result<()> {
+        self.root_view()
+            .put_json(&format!("core/{table}"), &entries)
+            .await
+    }
+
     /// A backend instance for a mount entry.
     pub fn build_backend(
         &self,
@@ -507,11 +521,9 @@ impl Core {
         backend
             .initialize(&View::new(self.barrier.clone(), entry.storage_prefix()))
             .await?;
-        let root = View::new(self.barrier.clone(), "");
-        let key = format!("core/{}", entry.table);
-        let mut table: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
-        table.push(entry.clone());
-        root.put_json(&key, &table).await?;
+        let mut entries = self.load_table(&entry.table).await?;
+        entries.push(entry.clone());
+        self.store_table(&entry.table, &entries).await?;
         active.router.write().insert(entry, backend);
         Ok(())
     }
@@ -520,14 +532,9 @@ impl Core {
     pub async fn unmount(&self, table: &str, path: &str) -> Result<()> {
         let active = self.active()?;
         let _guard = active.mount_lock.lock().await;
-        let path = if path.ends_with('/') {
-            path.to_string()
-        } else {
-            format!("{path}/")
-        };
+        let path = with_slash(path);
         let root = View::new(self.barrier.clone(), "");
-        let key = format!("core/{table}");
-        let mut entries: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
+        let mut entries = self.load_table(table).await?;
         let Some(pos) = entries.iter().position(|e| e.path == path) else {
             return Ok(()); // Vault answers 204 for a path that is not mounted.
         };
@@ -543,7 +550,7 @@ impl Core {
             .leases
             .revoke_prefix(&entry.route_prefix(), true)
             .await?;
-        root.put_json(&key, &entries).await?;
+        self.store_table(table, &entries).await?;
         active.router.write().remove(&entry.route_prefix());
         root.clear(&entry.storage_prefix()).await?;
         if table == "auth" {
@@ -570,9 +577,7 @@ impl Core {
                 "cannot remount between secrets engines and auth methods",
             ));
         }
-        let root = self.root_view();
-        let key = format!("core/{table}");
-        let mut entries: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
+        let mut entries = self.load_table(&table).await?;
         let pos = entries
             .iter()
             .position(|e| e.path == from)
@@ -591,7 +596,7 @@ impl Core {
         }
         let old_prefix = entries[pos].route_prefix();
         entries[pos] = moved.clone();
-        root.put_json(&key, &entries).await?;
+        self.store_table(&table, &entries).await?;
         let mut router = active.router.write();
         if let Some(route) = router.remove(&old_prefix) {
             router.insert(moved, route.backend);
@@ -608,21 +613,15 @@ impl Core {
     ) -> Result<()> {
         let active = self.active()?;
         let _guard = active.mount_lock.lock().await;
-        let path = if path.ends_with('/') {
-            path.to_string()
-        } else {
-            format!("{path}/")
-        };
-        let root = View::new(self.barrier.clone(), "");
-        let key = format!("core/{table}");
-        let mut entries: Vec<MountEntry> = root.get_json(&key).await?.unwrap_or_default();
+        let path = with_slash(path);
+        let mut entries = self.load_table(table).await?;
         let entry = entries
             .iter_mut()
             .find(|e| e.path == path)
             .ok_or_else(|| Error::bad(format!("no mount at {path:?}")))?;
         f(entry)?;
         let entry = entry.clone();
-        root.put_json(&key, &entries).await?;
+        self.store_table(table, &entries).await?;
         let mut router = active.router.write();
         if let Some(route) = router.get(&entry.route_prefix()).cloned() {
             router.insert(entry, route.backend);
@@ -955,6 +954,15 @@ impl Core {
             mfa_requirement: None,
             num_uses: grant.num_uses,
         })
+    }
+}
+
+/// A mount path with its trailing `/`.
+fn with_slash(path: &str) -> String {
+    if path.ends_with('/') {
+        path.to_string()
+    } else {
+        format!("{path}/")
     }
 }
 
