@@ -85,10 +85,9 @@ impl Device {
         )
     }
 
-    fn write(&self, entry: &Value) -> std::io::Result<()> {
+    fn write(&self, mut entry: Value) -> std::io::Result<()> {
         let mut out = self.out.lock();
         let (sink, chain) = &mut *out;
-        let mut entry = entry.clone();
         if let Some(c) = chain {
             c.seal(&mut entry);
         }
@@ -311,7 +310,7 @@ impl AuditBroker {
         let mut recorded = 0;
         for d in &devices {
             let entry = build_entry(d, kind, req, ctx, resp, error);
-            match d.write(&entry) {
+            match d.write(entry) {
                 Ok(()) => recorded += 1,
                 Err(e) => {
                     tracing::error!(device = %d.entry.path, error = %e, "audit device failed to record an entry")

@@ -320,8 +320,7 @@ impl TokenBackend {
         }
         if !is_root && role.is_none() {
             let parent_set = sanitize_policies(parent.policies.clone(), true);
-            if let Some(p) = policies.iter().find(|p| !parent_set.contains(p)) {
-                let _ = p;
+            if policies.iter().any(|p| !parent_set.contains(p)) {
                 return Err(Error::bad("child policies must be subset of parent"));
             }
         }
