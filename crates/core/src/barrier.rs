@@ -98,9 +98,6 @@ pub struct KeyTerm {
 pub struct Keyring {
     pub terms: Vec<KeyTerm>,
     pub active_term: u32,
-    /// How many encryptions the active term has done (Vault reports it in `sys/key-status`).
-    #[serde(default)]
-    pub encryptions: u64,
 }
 
 impl Keyring {
@@ -112,7 +109,6 @@ impl Keyring {
                 install_time: crate::util::now_rfc3339(),
             }],
             active_term: 1,
-            encryptions: 0,
         }
     }
     pub fn active(&self) -> &KeyTerm {
@@ -134,6 +130,8 @@ struct Unsealed {
     /// Cipher objects for each term, built once.
     ciphers: Vec<(u32, LessSafeKey)>,
     root_key: Zeroizing<Vec<u8>>,
+    /// Encryptions with the active term since this unseal (or rotation).
+    encryptions: std::sync::atomic::AtomicU64,
 }
 
 impl Unsealed {
@@ -155,6 +153,7 @@ impl Unsealed {
             keyring,
             ciphers,
             root_key,
+            encryptions: std::sync::atomic::AtomicU64::new(0),
         })
     }
     fn cipher(&self, term: u32) -> Option<&LessSafeKey> {
@@ -236,7 +235,6 @@ impl Barrier {
                 install_time: crate::util::now_rfc3339(),
             });
             k.active_term = term;
-            k.encryptions = 0;
             (k, u.root_key.clone())
         };
         self.store_keyring(&keyring, &root).await?;
@@ -245,12 +243,17 @@ impl Barrier {
         Ok(term)
     }
 
-    /// The active term and its install time.
+    /// The active term, its install time, and how many encryptions it did since this unseal
+    /// (Vault reports the count in `sys/key-status`).
     pub fn key_status(&self) -> Result<(u32, String, u64)> {
         let st = self.state.read();
         let u = st.as_ref().ok_or(Error::Sealed)?;
         let a = u.keyring.active();
-        Ok((a.term, a.install_time.clone(), u.keyring.encryptions))
+        Ok((
+            a.term,
+            a.install_time.clone(),
+            u.encryptions.load(std::sync::atomic::Ordering::Relaxed),
+        ))
     }
 
     /// The root key, for rekeying (re-protecting it under new shares).
@@ -268,6 +271,8 @@ impl Barrier {
         let st = self.state.read();
         let u = st.as_ref().ok_or(Error::Sealed)?;
         let term = u.keyring.active_term;
+        u.encryptions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cipher = u
             .cipher(term)
             .ok_or_else(|| Error::internal("active key missing"))?;

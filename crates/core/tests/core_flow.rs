@@ -447,6 +447,24 @@ async fn mounts_and_errors() {
         .unwrap();
     assert_eq!(data(&ks)["term"], 2);
     assert_eq!(
+        data(&ks)["encryptions"],
+        0,
+        "a new term has encrypted nothing yet"
+    );
+    call(
+        &core,
+        Operation::Update,
+        "cubbyhole/b",
+        &root,
+        json!({ "v": 2 }),
+    )
+    .await
+    .unwrap();
+    let ks = call(&core, Operation::Read, "sys/key-status", &root, json!({}))
+        .await
+        .unwrap();
+    assert!(data(&ks)["encryptions"].as_u64().unwrap() >= 1);
+    assert_eq!(
         data(
             &call(&core, Operation::Read, "cubbyhole/a", &root, json!({}))
                 .await
