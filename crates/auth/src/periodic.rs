@@ -43,7 +43,7 @@ impl<B: Send + Sync + 'static> Backend for Periodic<B> {
     async fn handle(&self, call: Call) -> Result<Response> {
         self.inner.handle(call).await
     }
-    async fn exists(&self, call: Call) -> Result<Option<bool>> {
+    async fn exists(&self, call: &Call) -> Result<Option<bool>> {
         self.inner.exists(call).await
     }
     fn unauthenticated_paths(&self) -> &[String] {

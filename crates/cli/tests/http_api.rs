@@ -343,4 +343,32 @@ fn form_encoded_bodies_are_accepted_like_json() {
     let (st, got) = s.root("GET", "cubbyhole/form", None);
     assert_eq!(st, 200);
     assert_eq!(got["data"], json!({"user": "ann lee", "note": "a&b"}));
+
+    // `curl -d '{...}'` labels JSON as a form: as in Vault, a body that opens like JSON is JSON.
+    let r = s
+        .client
+        .post(format!("{}/v1/cubbyhole/json-as-form", s.addr))
+        .header("X-Vault-Token", "root")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(" {\"user\": \"bob\", \"n\": 2}")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let (_, got) = s.root("GET", "cubbyhole/json-as-form", None);
+    assert_eq!(got["data"], json!({"user": "bob", "n": 2}));
+    // ...and a JSON-looking body that is broken is a JSON error, not a form with an odd key.
+    let r = s
+        .client
+        .post(format!("{}/v1/cubbyhole/json-as-form", s.addr))
+        .header("X-Vault-Token", "root")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("{\"user\":")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().unwrap();
+    assert!(body["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("failed to parse JSON input"));
 }

@@ -28,11 +28,11 @@ fn factory() -> Factory {
                     let ttl = c.data.get("ttl").and_then(|v| v.as_u64()).unwrap_or(3600);
                     Ok(Response {
                         data: json!({}).as_object().cloned(),
-                        secret: Some(Secret {
+                        secret: Some(Box::new(Secret {
                             ttl: Duration::from_secs(ttl),
                             renewable: true,
                             ..Default::default()
-                        }),
+                        })),
                         ..Default::default()
                     })
                 },

@@ -353,11 +353,12 @@ impl Barrier {
 #[derive(Clone)]
 pub struct View {
     barrier: Arc<Barrier>,
-    prefix: String,
+    /// Shared: views are cloned per request.
+    prefix: Arc<str>,
 }
 
 impl View {
-    pub fn new(barrier: Arc<Barrier>, prefix: impl Into<String>) -> Self {
+    pub fn new(barrier: Arc<Barrier>, prefix: impl Into<Arc<str>>) -> Self {
         View {
             barrier,
             prefix: prefix.into(),
@@ -367,7 +368,7 @@ impl View {
     pub fn sub(&self, prefix: &str) -> View {
         View {
             barrier: self.barrier.clone(),
-            prefix: format!("{}{}", self.prefix, prefix),
+            prefix: format!("{}{}", self.prefix, prefix).into(),
         }
     }
     /// The unscoped barrier, for core modules that serve backends read-only system records
@@ -375,7 +376,7 @@ impl View {
     pub(crate) fn system_root(&self) -> View {
         View {
             barrier: self.barrier.clone(),
-            prefix: String::new(),
+            prefix: "".into(),
         }
     }
     pub fn prefix(&self) -> &str {

@@ -347,7 +347,7 @@ impl Core {
                     .routes()
                     .iter()
                     .find(|r| r.entry.accessor == accessor)
-                    .map(|r| r.entry.clone())
+                    .map(|r| (*r.entry).clone())
             }));
         if let Some(addr) = &self.config.api_addr {
             active.identity.set_api_addr(addr);
@@ -637,7 +637,7 @@ impl Core {
             .routes()
             .iter()
             .filter(|r| r.entry.table == table)
-            .map(|r| r.entry.clone())
+            .map(|r| (*r.entry).clone())
             .collect();
         v.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(v)
@@ -701,7 +701,9 @@ impl Core {
         if let (Some(ttl), Ok(resp)) = (req.wrap_ttl, &result) {
             if resp.raw.is_none() && !resp.is_empty() {
                 let resp = std::mem::take(result.as_mut().expect("checked ok"));
-                result = crate::sys::wrapping::wrap(self, resp, ttl, &req.path).await;
+                // Boxed, like the other rare branches below: an inline sub-future would make
+                // every request's future as large as the largest of them.
+                result = Box::pin(crate::sys::wrapping::wrap(self, resp, ttl, &req.path)).await;
             }
         }
         if self.audit.is_enabled() && !ctx.seal_api {
@@ -736,7 +738,7 @@ impl Core {
                     req,
                     rel.to_string(),
                     None,
-                    seal_api_entry(),
+                    Arc::new(seal_api_entry()),
                     View::new(self.barrier.clone(), "sys/"),
                 );
                 return self.seal_api.handle(call).await;
@@ -755,70 +757,61 @@ impl Core {
         };
         let backend = route.backend.clone();
         ctx.mount = Some(route.entry.clone());
-        let view = View::new(self.barrier.clone(), route.entry.storage_prefix());
+        let view = View::new(self.barrier.clone(), route.storage_prefix.clone());
         let unauthenticated = path_matches_any(backend.unauthenticated_paths(), &rel);
-        let caller = if unauthenticated {
-            match req.token.as_deref() {
-                Some(t) if !t.is_empty() => self
-                    .authenticate(Some(t), req.remote_addr.as_deref())
-                    .await
-                    .ok(),
-                _ => None,
-            }
+        // Unauthenticated paths (logins) still learn who is calling when a token comes along.
+        let token = req.token.as_deref().filter(|t| !t.is_empty());
+        let caller = if unauthenticated && token.is_none() {
+            None
         } else {
-            Some(
-                self.authenticate(req.token.as_deref(), req.remote_addr.as_deref())
-                    .await?,
-            )
+            match self.authenticate(token, req.remote_addr.as_deref()).await {
+                Ok(c) => Some(c),
+                Err(_) if unauthenticated => None,
+                Err(e) => return Err(e),
+            }
         };
         ctx.caller = caller.clone();
-        let mut op = req.operation;
         let sudo = path_matches_any(backend.sudo_paths(), &rel);
+        let mut call = self.call(req, rel, caller, route.entry.clone(), view);
         // Create vs update: backends may act on it (transit upserts a key only on create), so
         // the existence check runs whenever the path declares one.
-        if op == Operation::Update && !unauthenticated {
-            let probe = self.call(
-                req,
-                rel.clone(),
-                caller.clone(),
-                route.entry.clone(),
-                view.clone(),
-            );
-            if backend.exists(probe).await? == Some(false) {
-                op = Operation::Create;
-            }
+        if call.operation == Operation::Update
+            && !unauthenticated
+            && backend.exists(&call).await? == Some(false)
+        {
+            call.operation = Operation::Create;
         }
-        if let (false, Some(c)) = (unauthenticated, &caller) {
+        if let (false, Some(c)) = (unauthenticated, &call.caller) {
             c.acl
-                .check_wrapped(&req.path, op, &req.data, sudo, req.wrap_ttl)?;
-            if c.entry.num_uses > 0 && !active.tokens.use_token(&c.entry).await? {
+                .check_wrapped(&req.path, call.operation, &req.data, sudo, req.wrap_ttl)?;
+            if c.entry.num_uses > 0 && !Box::pin(active.tokens.use_token(&c.entry)).await? {
                 return Err(Error::PermissionDenied);
             }
         }
         // The request is on record before anything happens.
         self.audit.log("request", req, ctx, None, None)?;
         ctx.request_logged = true;
-        let mut call = self.call(req, rel, caller.clone(), route.entry.clone(), view);
-        call.operation = op;
         let mut resp = backend.handle(call).await?;
         resp.mount_type = route.entry.kind.clone();
         if let Some(secret) = resp.secret.take() {
-            let owner = caller
+            let owner = ctx
+                .caller
                 .as_ref()
                 .map(|c| c.entry.hash.clone())
                 .unwrap_or_default();
-            resp.lease = Some(
-                active
-                    .leases
-                    .register(&route.entry, &req.path, &owner, secret)
-                    .await?,
-            );
+            resp.lease = Some(Box::new(
+                Box::pin(
+                    active
+                        .leases
+                        .register(&route.entry, &req.path, &owner, *secret),
+                )
+                .await?,
+            ));
         }
         if let Some(grant) = resp.login.take() {
-            resp.auth = Some(
-                self.issue_login_token(&active, &route.entry, &req.path, grant)
-                    .await?,
-            );
+            resp.auth = Some(Box::new(
+                Box::pin(self.issue_login_token(&active, &route.entry, &req.path, *grant)).await?,
+            ));
         }
         Ok(resp)
     }
@@ -828,7 +821,7 @@ impl Core {
         req: &Request,
         rel: String,
         caller: Option<Caller>,
-        mount: MountEntry,
+        mount: Arc<MountEntry>,
         storage: View,
     ) -> Call {
         Call {

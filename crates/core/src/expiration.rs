@@ -206,7 +206,7 @@ impl LeaseManager {
         let active = core.active()?;
         let router = active.router.read();
         Ok(router.get(&e.mount).map(|r| {
-            let storage = View::new(core.barrier.clone(), r.entry.storage_prefix());
+            let storage = View::new(core.barrier.clone(), r.storage_prefix.clone());
             (
                 r.clone(),
                 Self::lease_call(e, r.entry.clone(), storage, increment),
@@ -214,7 +214,12 @@ impl LeaseManager {
         }))
     }
 
-    fn lease_call(e: &LeaseEntry, mount: MountEntry, storage: View, increment: u64) -> LeaseCall {
+    fn lease_call(
+        e: &LeaseEntry,
+        mount: std::sync::Arc<MountEntry>,
+        storage: View,
+        increment: u64,
+    ) -> LeaseCall {
         LeaseCall {
             lease_id: e.lease_id.clone(),
             storage,

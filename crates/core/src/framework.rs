@@ -17,6 +17,7 @@ use crate::logical::{Data, Operation, Response};
 use crate::mount::MountEntry;
 use async_trait::async_trait;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -202,8 +203,9 @@ pub fn parse_duration_str(s: &str) -> Option<Duration> {
 /// The validated fields of one call: declared fields converted to their types, plus path captures.
 #[derive(Debug, Clone, Default)]
 pub struct FieldData {
-    values: BTreeMap<String, Value>,
-    present: std::collections::BTreeSet<String>,
+    /// Keyed by the declared field names (static) or, for undeclared path captures, owned ones.
+    values: BTreeMap<Cow<'static, str>, Value>,
+    present: std::collections::BTreeSet<Cow<'static, str>>,
 }
 
 impl FieldData {
@@ -243,6 +245,7 @@ impl FieldData {
 }
 
 /// Everything a handler gets for one call.
+#[derive(Clone)]
 pub struct Call {
     pub operation: Operation,
     /// The path relative to the mount.
@@ -252,7 +255,7 @@ pub struct Call {
     pub data: Data,
     /// The backend's private, encrypted storage.
     pub storage: View,
-    pub mount: MountEntry,
+    pub mount: Arc<MountEntry>,
     /// Information about the caller's token, when authenticated.
     pub caller: Option<Caller>,
     pub request_id: String,
@@ -276,7 +279,7 @@ pub struct Caller {
 pub struct LeaseCall {
     pub lease_id: String,
     pub storage: View,
-    pub mount: MountEntry,
+    pub mount: Arc<MountEntry>,
     /// The `internal` data the backend attached to the secret.
     pub internal: Value,
     /// For renewals: the TTL the lease will have (seconds).
@@ -294,6 +297,13 @@ type Exists<B> = Arc<dyn Fn(Arc<B>, Call) -> BoxFuture<Result<bool>> + Send + Sy
 pub struct Path<B> {
     pub pattern: String,
     regex: regex::Regex,
+    /// The literal text every match starts with (see [`literal_prefix`]): routing compares
+    /// it before running the regex, so a request costs one regex run, not one per path.
+    prefix: String,
+    /// For patterns shaped `literal(?P<name>...)` (most named paths: `keys/<name>`,
+    /// `data/<path>`): the group's name. A match's capture is then the rest of the path after
+    /// the literal, with no regex run to extract it.
+    tail_capture: Option<String>,
     pub fields: Vec<(&'static str, Field)>,
     handlers: Vec<(Operation, Handler<B>)>,
     exists: Option<Exists<B>>,
@@ -306,9 +316,19 @@ impl<B: Send + Sync + 'static> Path<B> {
     pub fn new(pattern: &str) -> Self {
         let regex = regex::Regex::new(&format!("^(?:{pattern})$"))
             .expect("path pattern must be a valid regex");
+        let prefix = literal_prefix(pattern);
+        let mut names = regex.capture_names().flatten();
+        let tail_capture = match (names.next(), names.next()) {
+            (Some(name), None) if is_tail_group(&pattern[prefix.len()..], name) => {
+                Some(name.to_string())
+            }
+            _ => None,
+        };
         Path {
             pattern: pattern.to_string(),
             regex,
+            prefix,
+            tail_capture,
             fields: vec![],
             handlers: vec![],
             exists: None,
@@ -347,21 +367,40 @@ impl<B: Send + Sync + 'static> Path<B> {
     fn handler(&self, op: Operation) -> Option<&Handler<B>> {
         self.handlers.iter().find(|(o, _)| *o == op).map(|(_, h)| h)
     }
+    /// Whether the mount-relative path is one of this pattern's.
+    fn matches(&self, rel_path: &str) -> bool {
+        rel_path.starts_with(&self.prefix) && self.regex.is_match(rel_path)
+    }
     fn field_data(&self, op: Operation, rel_path: &str, data: &Data) -> Result<FieldData> {
         let writing = matches!(op, Operation::Create | Operation::Update | Operation::Patch);
         let mut fd = FieldData::default();
-        let caps = self.regex.captures(rel_path);
+        // Named path captures, read once by index. Patterns without named groups (most fixed
+        // paths) need no second regex run.
+        let mut captured: Vec<(&str, &str)> = Vec::new();
+        if let Some(name) = &self.tail_capture {
+            // Routing matched the whole pattern, so the group spans the rest of the path.
+            captured.push((name, &rel_path[self.prefix.len()..]));
+        } else if self.regex.captures_len() > 1 {
+            if let Some(c) = self.regex.captures(rel_path) {
+                for (i, name) in self.regex.capture_names().enumerate() {
+                    if let (Some(n), Some(m)) = (name, c.get(i)) {
+                        captured.push((n, m.as_str()));
+                    }
+                }
+            }
+        }
         for (name, field) in &self.fields {
-            let captured = caps
-                .as_ref()
-                .and_then(|c| c.name(name))
-                .map(|m| Value::String(m.as_str().to_string()));
-            let given = captured.or_else(|| data.get(*name).cloned());
-            match given {
+            let value = match captured.iter().find(|(n, _)| n == name) {
+                Some((_, v)) => Some(convert(name, field.ty, &Value::String(v.to_string()))?),
+                None => data
+                    .get(*name)
+                    .map(|v| convert(name, field.ty, v))
+                    .transpose()?,
+            };
+            match value {
                 Some(v) => {
-                    fd.values
-                        .insert(name.to_string(), convert(name, field.ty, &v)?);
-                    fd.present.insert(name.to_string());
+                    fd.values.insert(Cow::Borrowed(*name), v);
+                    fd.present.insert(Cow::Borrowed(*name));
                 }
                 None => {
                     if field.required && writing {
@@ -369,19 +408,17 @@ impl<B: Send + Sync + 'static> Path<B> {
                     }
                     if let Some(d) = &field.default {
                         fd.values
-                            .insert(name.to_string(), convert(name, field.ty, d)?);
+                            .insert(Cow::Borrowed(*name), convert(name, field.ty, d)?);
                     }
                 }
             }
         }
         // Path captures that are not declared fields are still available.
-        if let Some(c) = caps {
-            for n in self.regex.capture_names().flatten() {
-                if let (Some(m), false) = (c.name(n), fd.values.contains_key(n)) {
-                    fd.values
-                        .insert(n.to_string(), Value::String(m.as_str().to_string()));
-                    fd.present.insert(n.to_string());
-                }
+        for (n, v) in captured {
+            if !fd.values.contains_key(n) {
+                fd.values
+                    .insert(Cow::Owned(n.to_string()), Value::String(v.to_string()));
+                fd.present.insert(Cow::Owned(n.to_string()));
             }
         }
         Ok(fd)
@@ -394,8 +431,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Handles one call; `call.operation` is final (create vs update already decided).
     async fn handle(&self, call: Call) -> Result<Response>;
     /// Whether a write to this path would create a new entry (`Some(false)`) or update one
-    /// (`Some(true)`); `None` when the path declares no existence check.
-    async fn exists(&self, call: Call) -> Result<Option<bool>>;
+    /// (`Some(true)`); `None` when the path declares no existence check. The core asks before
+    /// the ACL check and then hands the same call to [`Backend::handle`].
+    async fn exists(&self, call: &Call) -> Result<Option<bool>>;
     /// Mount-relative paths reachable without a token (e.g. `login`). A trailing `*` is a prefix.
     fn unauthenticated_paths(&self) -> &[String] {
         &[]
@@ -482,7 +520,7 @@ impl<B: Send + Sync + 'static> PathBackend<B> {
         &self.inner
     }
     fn route(&self, rel: &str) -> Option<&Path<B>> {
-        self.paths.iter().find(|p| p.regex.is_match(rel))
+        self.paths.iter().find(|p| p.matches(rel))
     }
 }
 
@@ -504,15 +542,17 @@ impl<B: Send + Sync + 'static> Backend for PathBackend<B> {
         handler(self.inner.clone(), call).await
     }
 
-    async fn exists(&self, mut call: Call) -> Result<Option<bool>> {
+    async fn exists(&self, call: &Call) -> Result<Option<bool>> {
         let Some(path) = self.route(&call.path) else {
             return Ok(None);
         };
         let Some(check) = &path.exists else {
             return Ok(None);
         };
-        call.fields = path.field_data(call.operation, &call.path, &call.data)?;
-        Ok(Some(check(self.inner.clone(), call).await?))
+        // Only paths that declare a check pay for a copy of the call.
+        let mut probe = call.clone();
+        probe.fields = path.field_data(call.operation, &call.path, &call.data)?;
+        Ok(Some(check(self.inner.clone(), probe).await?))
     }
 
     fn unauthenticated_paths(&self) -> &[String] {
@@ -554,6 +594,61 @@ impl<B: Send + Sync + 'static> Backend for PathBackend<B> {
     }
 }
 
+/// The literal text at the start of every string a path pattern matches: the pattern up to
+/// its first regex metacharacter, less the last character when a quantifier follows it
+/// (`keys/?` guarantees only `keys`). Empty when the pattern has a top-level alternation
+/// (`a|b`) or opens with a group or class.
+fn literal_prefix(pattern: &str) -> String {
+    let mut depth = 0i32;
+    let mut escaped = false;
+    for c in pattern.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '|' if depth == 0 => return String::new(),
+            _ => {}
+        }
+    }
+    let end = pattern
+        .find(|c: char| "\\.+*?()[]{}|^$".contains(c))
+        .unwrap_or(pattern.len());
+    let mut prefix = &pattern[..end];
+    if matches!(pattern[end..].chars().next(), Some('?' | '*' | '{')) {
+        // The quantifier applies to the last literal character.
+        prefix = &prefix[..prefix.len() - prefix.chars().last().map_or(0, char::len_utf8)];
+    }
+    prefix.to_string()
+}
+
+/// Whether `rest` (a pattern after its literal prefix) is one group named `name` that closes
+/// at the very end: `(?P<name>...)`.
+fn is_tail_group(rest: &str, name: &str) -> bool {
+    if !rest.starts_with(&format!("(?P<{name}>")) {
+        return false;
+    }
+    let (mut depth, mut escaped, mut in_class) = (0i32, false, false);
+    for (i, c) in rest.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ']' if in_class => in_class = false,
+            _ if in_class => {}
+            '[' => in_class = true,
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i == rest.len() - 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Matches `path` against a list of patterns: a trailing `*` means "prefix", and a `+`
 /// segment matches exactly one path segment (Vault's special-path syntax).
 pub fn path_matches_any(patterns: &[String], path: &str) -> bool {
@@ -584,7 +679,87 @@ pub fn path_matches_any(patterns: &[String], path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::path_matches_any;
+    use super::{is_tail_group, literal_prefix, path_matches_any, Path};
+
+    #[test]
+    fn tail_groups_are_recognized_only_when_they_end_the_pattern() {
+        assert!(is_tail_group(r"(?P<name>\w(([\w\-.@]+)?\w)?)", "name"));
+        assert!(is_tail_group(r"(?P<path>.+)", "path"));
+        assert!(is_tail_group(r"(?P<n>[^()]+)", "n"));
+        assert!(is_tail_group(r"(?P<n>[)\]]+)", "n"));
+        assert!(!is_tail_group(r"(?P<name>\w+)/rotate", "name"));
+        assert!(!is_tail_group(r"(?P<name>\w+)?", "name"));
+        assert!(!is_tail_group(r"(?P<name>\w+)|x", "name"));
+        assert!(!is_tail_group(r"(?P<other>\w+)", "name"));
+        assert!(!is_tail_group(r"x(?P<name>\w+)", "name"));
+    }
+
+    #[test]
+    fn captures_match_the_regex() {
+        use crate::logical::Operation;
+        for (pattern, path, name, want) in [
+            (
+                r"decrypt/(?P<name>\w(([\w\-.@]+)?\w)?)",
+                "decrypt/my-key",
+                "name",
+                "my-key",
+            ),
+            (r"data/(?P<path>.+)", "data/a/b/c", "path", "a/b/c"),
+            (
+                r"keys/(?P<name>[^/]+)/rotate",
+                "keys/k1/rotate",
+                "name",
+                "k1",
+            ),
+            (
+                r"export/(?P<type>[^/]+)/(?P<name>[^/]+)",
+                "export/enc/k",
+                "name",
+                "k",
+            ),
+        ] {
+            let p: Path<()> = Path::new(pattern);
+            assert!(p.matches(path), "{pattern}");
+            let fd = p
+                .field_data(Operation::Read, path, &Default::default())
+                .unwrap();
+            assert_eq!(fd.str(name), want, "{pattern}");
+            assert!(fd.has(name));
+        }
+    }
+
+    #[test]
+    fn literal_prefixes_never_exclude_a_match() {
+        for (pattern, prefix, matching) in [
+            (
+                r"decrypt/(?P<name>\w(([\w\-.@]+)?\w)?)",
+                "decrypt/",
+                "decrypt/k-1",
+            ),
+            (r"keys/?$", "keys", "keys"),
+            (r"keys/?", "keys", "keys/"),
+            (r"config|config/", "", "config/"),
+            (r"(?P<path>.+)", "", "a/b"),
+            (r"roles/?", "roles", "roles"),
+            (r"ca(/pem)?", "ca", "ca/pem"),
+            (r"a\.b", "a", "a.b"),
+            (r"certs{0,1}", "cert", "cert"),
+            (r"\w+/x", "", "ab/x"),
+            (r"random(/(?P<source>\w+))?", "random", "random"),
+            (
+                r"export/(?P<type>[^/]+)/(?P<name>x)",
+                "export/",
+                "export/a/x",
+            ),
+        ] {
+            assert_eq!(literal_prefix(pattern), prefix, "{pattern}");
+            let re = regex::Regex::new(&format!("^(?:{pattern})$")).unwrap();
+            assert!(
+                re.is_match(matching) && matching.starts_with(prefix),
+                "{pattern}"
+            );
+        }
+    }
 
     #[test]
     fn special_path_patterns() {

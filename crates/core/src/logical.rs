@@ -55,7 +55,7 @@ pub struct Request {
 impl Request {
     pub fn new(operation: Operation, path: impl Into<String>) -> Self {
         Request {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::util::uuid(),
             operation,
             path: path.into(),
             data: Data::new(),
@@ -156,15 +156,17 @@ pub struct RawResponse {
 #[derive(Debug, Clone, Default)]
 pub struct Response {
     pub data: Option<Data>,
-    pub auth: Option<Auth>,
-    pub login: Option<LoginGrant>,
-    pub lease: Option<Lease>,
+    // The rarer parts are boxed: a response moves through several futures per request, and
+    // unboxed they made it a kilobyte to copy each time.
+    pub auth: Option<Box<Auth>>,
+    pub login: Option<Box<LoginGrant>>,
+    pub lease: Option<Box<Lease>>,
     /// Set by a backend for a secret that needs a lease; the core turns it into `lease`.
-    pub secret: Option<Secret>,
+    pub secret: Option<Box<Secret>>,
     pub warnings: Vec<String>,
     pub wrap_info: Option<Value>,
     /// Set when the body is not Vault's standard envelope.
-    pub raw: Option<RawResponse>,
+    pub raw: Option<Box<RawResponse>>,
     /// Overrides the status of a standard envelope (rare).
     pub status: Option<u16>,
     pub mount_type: String,
@@ -187,12 +189,12 @@ impl Response {
     /// A response whose body is the given JSON as-is, with a status code.
     pub fn raw_json(status: u16, value: &Value) -> Self {
         Response {
-            raw: Some(RawResponse {
+            raw: Some(Box::new(RawResponse {
                 status,
                 content_type: "application/json".into(),
                 body: serde_json::to_vec(value).unwrap_or_default(),
                 headers: Vec::new(),
-            }),
+            })),
             ..Default::default()
         }
     }

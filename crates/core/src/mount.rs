@@ -132,7 +132,10 @@ impl MountEntry {
 #[derive(Clone)]
 pub struct Route {
     pub prefix: String,
-    pub entry: MountEntry,
+    /// Shared with every call routed here: a request clones a pointer, not the entry.
+    pub entry: Arc<MountEntry>,
+    /// [`MountEntry::storage_prefix`], computed once.
+    pub storage_prefix: Arc<str>,
     pub backend: Arc<dyn Backend>,
 }
 
@@ -149,7 +152,8 @@ impl Router {
         self.routes.retain(|r| r.prefix != prefix);
         self.routes.push(Route {
             prefix,
-            entry,
+            storage_prefix: entry.storage_prefix().into(),
+            entry: Arc::new(entry),
             backend,
         });
         self.routes.sort_by(|a, b| {

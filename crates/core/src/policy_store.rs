@@ -156,6 +156,17 @@ impl PolicyStore {
                 }
             }
         }
+        // Boxed: the cache answers almost every request, and an inline build would make every
+        // request's future carry its size.
+        Box::pin(self.build_acl(names, entity)).await
+    }
+
+    /// Parses (and for an entity, expands) the named policies into an ACL and caches it.
+    async fn build_acl(
+        &self,
+        names: &[String],
+        entity: Option<(&str, &IdentityStore)>,
+    ) -> Result<Arc<Acl>> {
         let mut policies = Vec::with_capacity(names.len());
         let mut templated = false;
         for n in names {

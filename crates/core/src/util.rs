@@ -22,9 +22,16 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-/// A random identifier in UUID form.
+/// A random identifier in UUID form (version 4). The bytes come from aws-lc's DRBG, which
+/// reseeds from the OS: one `getrandom` system call per UUID (the `uuid` crate's default)
+/// showed at ~2% of a request's CPU, as every request gets an ID.
 pub fn uuid() -> String {
-    uuid::Uuid::new_v4().to_string()
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system randomness unavailable");
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// A random alphanumeric string of length `n` (for tokens and accessors).
@@ -54,4 +61,18 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// Constant-time equality for secrets.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuids_are_random_version_4() {
+        let a = super::uuid();
+        let b = super::uuid();
+        assert_ne!(a, b);
+        let parsed = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(a.len(), 36);
+    }
 }

@@ -1085,7 +1085,7 @@ async fn door_core(make: fn(&str) -> tresor_core::logical::LoginGrant) -> (Arc<C
                     Operation::Update,
                     move |_b: Arc<OpenDoor>, c: Call| async move {
                         Ok(Response {
-                            login: Some(make(c.fields.str("user"))),
+                            login: Some(Box::new(make(c.fields.str("user")))),
                             ..Default::default()
                         })
                     },

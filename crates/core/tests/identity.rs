@@ -31,7 +31,7 @@ fn test_auth() -> PathBackend<TestAuth> {
                     meta.insert("team".to_string(), c.fields.str("team").to_string());
                 }
                 Ok(Response {
-                    login: Some(LoginGrant {
+                    login: Some(Box::new(LoginGrant {
                         policies: c.fields.strings("policies"),
                         display_name: c.fields.str("user").to_string(),
                         renewable: true,
@@ -39,7 +39,7 @@ fn test_auth() -> PathBackend<TestAuth> {
                         alias_metadata: meta,
                         group_aliases: c.fields.strings("groups"),
                         ..Default::default()
-                    }),
+                    })),
                     ..Default::default()
                 })
             })],

@@ -39,12 +39,12 @@ fn factory(issuer: Arc<Issuer>) -> tresor_core::core::Factory {
                         data: json!({ "username": c.fields.str("name") })
                             .as_object()
                             .cloned(),
-                        secret: Some(Secret {
+                        secret: Some(Box::new(Secret {
                             ttl: c.fields.duration("ttl"),
                             max_ttl: c.fields.duration("max_ttl"),
                             renewable: true,
                             internal: json!({ "username": c.fields.str("name") }),
-                        }),
+                        })),
                         ..Default::default()
                     })
                 })],

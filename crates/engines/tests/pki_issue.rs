@@ -1014,3 +1014,74 @@ async fn pki_rsa_generation_does_not_block_and_ec_is_fast() {
         "only {during} EC certificates were issued while RSA-4096 was generated"
     );
 }
+
+/// Every key type `issue` generates: the answered private key (SEC1/PKCS#1 by default, PKCS#8
+/// on request, base64 DER with `format=der`) is the key whose public half the certificate
+/// carries, and the certificate verifies under the root.
+#[tokio::test]
+async fn issued_private_keys_match_their_certificates_for_every_key_type() {
+    let env = Env::new().await;
+    let root = env.root_ca("pki", json!({})).await;
+    env.file("root.pem", s(&root["certificate"]));
+    for (key_type, bits, label) in [
+        ("ec", 256, "EC PRIVATE KEY"),
+        ("ec", 384, "EC PRIVATE KEY"),
+        ("ec", 521, "EC PRIVATE KEY"),
+        ("ed25519", 0, "PRIVATE KEY"),
+        ("rsa", 2048, "RSA PRIVATE KEY"),
+    ] {
+        let role = format!("pki/roles/{key_type}{bits}");
+        env.write(
+            &role,
+            json!({ "allow_any_name": true, "key_type": key_type, "key_bits": bits }),
+        )
+        .await;
+        let issue = role.replace("/roles/", "/issue/");
+        for (format, pk_format) in [("pem", ""), ("pem", "pkcs8"), ("der", "")] {
+            let r = env
+                .write(
+                    &issue,
+                    json!({ "common_name": "k.example.com", "ttl": "1h", "format": format, "private_key_format": pk_format }),
+                )
+                .await;
+            let case = format!("{key_type}-{bits} {format} {pk_format:?}");
+            assert_eq!(r["private_key_type"], key_type, "{case}");
+            let (key_pem, cert_pem) = if format == "der" {
+                let pem = |label: &str, b64: &str| {
+                    let body: Vec<String> = b64
+                        .as_bytes()
+                        .chunks(64)
+                        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+                        .collect();
+                    format!(
+                        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+                        body.join("\n")
+                    )
+                };
+                (
+                    pem(label, &s(&r["private_key"])),
+                    pem("CERTIFICATE", &s(&r["certificate"])),
+                )
+            } else {
+                (s(&r["private_key"]), s(&r["certificate"]))
+            };
+            let want = if pk_format == "pkcs8" {
+                "PRIVATE KEY"
+            } else {
+                label
+            };
+            assert!(
+                key_pem.starts_with(&format!("-----BEGIN {want}-----")),
+                "{case}: {key_pem}"
+            );
+            env.file("k.key", &key_pem);
+            env.file("k.pem", &cert_pem);
+            let (ok, out) = env.openssl(&["verify", "-CAfile", "root.pem", "k.pem"]);
+            assert!(ok, "{case}: {out}");
+            let (ok, a) = env.openssl(&["pkey", "-in", "k.key", "-pubout"]);
+            assert!(ok, "{case}: {a}");
+            let (_, b) = env.openssl(&["x509", "-in", "k.pem", "-noout", "-pubkey"]);
+            assert_eq!(a, b, "{case}");
+        }
+    }
+}

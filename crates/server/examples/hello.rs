@@ -1,6 +1,6 @@
 //! The hello-world ceiling for `bench/run.sh`: a minimal HTTP server on exactly the stack that
 //! Tresor's listener uses (tokio multi-thread runtime, hyper-util's `server::conn::auto::Builder`
-//! serving HTTP/1.1 and HTTP/2, `set_nodelay(true)`, one spawned task per connection; see
+//! serving HTTP/1.1 and HTTP/2, `set_nodelay(true)`, one spawned task per connection, the mimalloc allocator; see
 //! `src/listener.rs`), answering every request with a fixed ~300-byte JSON body shaped like a
 //! KV v2 read answer. Whatever it serves per second is the most Tresor's HTTP layer could serve
 //! on this machine; Tresor's KV read rate divided by this rate is how much of the budget the
@@ -16,6 +16,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use std::io::Write;
 use tokio::net::TcpListener;
+
+/// The same process allocator as the `tresor` binary (see `crates/cli/src/main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The shape and size of a KV v2 read answer (`GET /v1/secret/data/bench`).
 const BODY: &str = concat!(

@@ -128,7 +128,7 @@ async fn login(b: Arc<AppRole>, c: Call) -> Result<Response> {
     grant.alias_name = Some(role_id.clone());
     grant.alias_metadata = BTreeMap::from([("role_name".to_string(), role.name.clone())]);
     Ok(Response {
-        login: Some(grant),
+        login: Some(Box::new(grant)),
         warnings,
         ..Default::default()
     })

@@ -141,7 +141,7 @@ async fn login(b: Arc<Cert>, c: Call) -> Result<Response> {
         grant.alias_metadata = metadata;
     }
     Ok(Response {
-        login: Some(grant),
+        login: Some(Box::new(grant)),
         warnings,
         ..Default::default()
     })

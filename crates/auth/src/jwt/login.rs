@@ -170,7 +170,7 @@ async fn login(b: Arc<Jwt>, c: Call) -> Result<Response> {
     grant.alias_metadata = alias_metadata;
     grant.group_aliases = groups;
     Ok(Response {
-        login: Some(grant),
+        login: Some(Box::new(grant)),
         warnings,
         ..Default::default()
     })

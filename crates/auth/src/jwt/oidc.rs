@@ -326,12 +326,12 @@ fn form(pairs: &[(&str, &str)]) -> String {
 
 fn html(status: u16, body: String) -> Response {
     Response {
-        raw: Some(RawResponse {
+        raw: Some(Box::new(RawResponse {
             status,
             content_type: "text/html; charset=utf-8".into(),
             body: body.into_bytes(),
             headers: Vec::new(),
-        }),
+        })),
         ..Default::default()
     }
 }
@@ -702,7 +702,7 @@ async fn callback(b: Arc<Jwt>, c: Call) -> Result<Response> {
     if !direct {
         let (grant, warnings) = result?;
         return Ok(Response {
-            login: Some(grant),
+            login: Some(Box::new(grant)),
             warnings,
             ..Default::default()
         });
@@ -831,12 +831,12 @@ async fn callback_post(b: Arc<Jwt>, c: Call) -> Result<Response> {
     if cfg.oidc_response_mode != "form_post" {
         // Vault's `RespondWithStatusCode(nil, req, 405)`: no body.
         return Ok(Response {
-            raw: Some(RawResponse {
+            raw: Some(Box::new(RawResponse {
                 status: 405,
                 content_type: "application/json".into(),
                 body: vec![],
                 headers: Vec::new(),
-            }),
+            })),
             ..Default::default()
         });
     }
@@ -899,7 +899,7 @@ async fn poll(b: Arc<Jwt>, c: Call) -> Result<Response> {
         PollStep::BadNonce => Err(Error::bad("invalid client_nonce")),
         PollStep::Waiting => Err(Error::bad("authorization_pending")),
         PollStep::Done(Outcome::Granted(grant, warnings)) => Ok(Response {
-            login: Some(*grant),
+            login: Some(grant),
             warnings,
             ..Default::default()
         }),
@@ -959,7 +959,7 @@ async fn device_poll(b: &Jwt, c: &Call, state: &str, p: Pending) -> Result<Respo
     let (grant, warnings) =
         login_grant(&client, c, &provider, &role, &p.role, claims_map, &tokens).await?;
     Ok(Response {
-        login: Some(grant),
+        login: Some(Box::new(grant)),
         warnings,
         ..Default::default()
     })

@@ -245,7 +245,7 @@ async fn login(b: Arc<Kubernetes>, c: Call) -> Result<Response> {
     grant.alias_name = Some(alias_name);
     grant.alias_metadata = alias_metadata;
     Ok(Response {
-        login: Some(grant),
+        login: Some(Box::new(grant)),
         warnings,
         ..Default::default()
     })

@@ -55,7 +55,7 @@ async fn login(b: Arc<Userpass>, c: Call) -> Result<Response> {
     // The entity alias of a userpass login is the username, as in Vault.
     grant.alias_name = Some(name);
     Ok(Response {
-        login: Some(grant),
+        login: Some(Box::new(grant)),
         warnings,
         ..Default::default()
     })

@@ -107,7 +107,7 @@ impl Env {
             .anon(Update, path, data, Some(remote))
             .await
             .unwrap_or_else(|e| panic!("login {path}: {e}"));
-        r.auth.expect("login answers an auth block")
+        *r.auth.expect("login answers an auth block")
     }
     /// The token's own lookup.
     pub async fn lookup_self(&self, token: &str) -> Value {

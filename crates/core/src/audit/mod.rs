@@ -152,7 +152,7 @@ fn hash_strings(v: &mut Value, d: &Device, skip: &[String]) {
 #[derive(Default, Clone)]
 pub struct Context {
     pub caller: Option<Caller>,
-    pub mount: Option<MountEntry>,
+    pub mount: Option<std::sync::Arc<MountEntry>>,
     /// Set once the request entry was written.
     pub request_logged: bool,
     /// The seal API (health, unseal ...) is not audited, as in Vault.

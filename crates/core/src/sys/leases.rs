@@ -105,11 +105,11 @@ impl Sys {
             .renew(&id, c.fields.duration("increment").as_secs())
             .await?;
         Ok(Response {
-            lease: Some(Lease {
+            lease: Some(Box::new(Lease {
                 lease_id: e.lease_id,
                 duration: e.ttl,
                 renewable: e.renewable,
-            }),
+            })),
             ..Default::default()
         })
     }

@@ -69,7 +69,7 @@ pub async fn wrap(core: &Core, resp: Response, ttl: Duration, path: &str) -> Res
     });
     let wrapped = Wrapped {
         data: resp.data,
-        auth: resp.auth.clone(),
+        auth: resp.auth.as_deref().cloned(),
         warnings: resp.warnings,
         lease_id: lease.lease_id,
         lease_duration: lease.duration,
@@ -172,15 +172,15 @@ impl Sys {
         let lease = if w.lease_id.is_empty() && w.lease_duration == 0 {
             None
         } else {
-            Some(Lease {
+            Some(Box::new(Lease {
                 lease_id: w.lease_id,
                 duration: w.lease_duration,
                 renewable: w.renewable,
-            })
+            }))
         };
         Ok(Response {
             data: w.data,
-            auth: w.auth,
+            auth: w.auth.map(Box::new),
             warnings: w.warnings,
             lease,
             ..Default::default()
@@ -204,7 +204,7 @@ impl Sys {
         core.active()?.tokens.revoke_tree(&hash).await?;
         let resp = Response {
             data: w.data,
-            auth: w.auth,
+            auth: w.auth.map(Box::new),
             warnings: w.warnings,
             ..Default::default()
         };

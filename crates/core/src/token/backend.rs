@@ -417,7 +417,7 @@ impl TokenBackend {
             })
             .await?;
         Ok(Response {
-            auth: Some(auth_json(&token, &entry)),
+            auth: Some(Box::new(auth_json(&token, &entry))),
             ..Default::default()
         })
     }
@@ -487,10 +487,10 @@ impl TokenBackend {
             )
             .await?;
         Ok(Response {
-            auth: Some(Auth {
+            auth: Some(Box::new(Auth {
                 client_token: t,
                 ..renew_auth(&e)
-            }),
+            })),
             ..Default::default()
         })
     }
@@ -506,10 +506,10 @@ impl TokenBackend {
             )
             .await?;
         Ok(Response {
-            auth: Some(Auth {
+            auth: Some(Box::new(Auth {
                 client_token: me.token.clone(),
                 ..renew_auth(&e)
-            }),
+            })),
             ..Default::default()
         })
     }
@@ -530,7 +530,7 @@ impl TokenBackend {
             )
             .await?;
         Ok(Response {
-            auth: Some(renew_auth(&e)),
+            auth: Some(Box::new(renew_auth(&e))),
             ..Default::default()
         })
     }

@@ -112,7 +112,7 @@ impl Database {
             data: json!({ "username": username, "password": password })
                 .as_object()
                 .cloned(),
-            secret: Some(Secret {
+            secret: Some(Box::new(Secret {
                 ttl: Duration::from_secs(ttl),
                 max_ttl: Duration::from_secs(max),
                 renewable: true,
@@ -121,7 +121,7 @@ impl Database {
                     "role": role_name,
                     "db_name": role.db_name,
                 }),
-            }),
+            })),
             ..Default::default()
         })
     }

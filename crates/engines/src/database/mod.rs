@@ -185,7 +185,7 @@ impl Backend for DatabaseBackend {
         self.paths.handle(call).await
     }
 
-    async fn exists(&self, call: Call) -> Result<Option<bool>> {
+    async fn exists(&self, call: &Call) -> Result<Option<bool>> {
         self.paths.exists(call).await
     }
 

@@ -93,8 +93,8 @@ impl Backend for Kv {
         }
     }
 
-    async fn exists(&self, call: Call) -> Result<Option<bool>> {
-        match self.select(&call).await? {
+    async fn exists(&self, call: &Call) -> Result<Option<bool>> {
+        match self.select(call).await? {
             2 => self.v2.exists(call).await,
             _ => self.v1.exists(call).await,
         }

@@ -80,7 +80,7 @@ async fn read(_b: Arc<V1>, c: Call) -> Result<Response> {
     };
     let mut resp = Response {
         data: Some(data),
-        lease: Some(lease),
+        lease: Some(Box::new(lease)),
         ..Default::default()
     };
     if !c.data.is_empty() {

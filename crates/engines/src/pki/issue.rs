@@ -8,7 +8,7 @@
 use super::config::{urls_config, UrlsConfig};
 use super::fetch::{store_cert, CertRecord};
 use super::issuers::{LoadedIssuer, ISSUER_REF};
-use super::keys::{generate_async, key_spec, KeyType, PrivKey};
+use super::keys::{generate_leaf, key_spec, KeyType, LeafKey, PrivKey};
 use super::names::{common_name_allowed, first_invalid, glob, is_hostname};
 use super::roles::{get_role, Role, ROLE_NAME};
 use super::x509::{
@@ -708,7 +708,7 @@ pub fn cert_response(
     c: &Call,
     cert: &CertInfo,
     issuer: &LoadedIssuer,
-    key: Option<&PrivKey>,
+    key: Option<&LeafKey>,
     include_not_before: bool,
 ) -> Result<Value> {
     let format = match c.fields.str("format") {
@@ -741,7 +741,7 @@ pub fn cert_response(
     }
     if let Some(k) = key {
         let pk_format = c.fields.str("private_key_format");
-        let pk = k.export(if format == "der" { "der" } else { "pem" }, pk_format)?;
+        let pk = k.export(if format == "der" { "der" } else { "pem" }, pk_format);
         if format == "pem_bundle" {
             certificate = format!("{pk}\n{certificate}\n{}", issuer.info.pem());
         }
@@ -895,7 +895,7 @@ async fn finish(
     role: &Role,
     cert: CertInfo,
     issuer: &LoadedIssuer,
-    key: Option<&PrivKey>,
+    key: Option<&LeafKey>,
     warnings: Vec<String>,
 ) -> Result<Response> {
     if !role.no_store {
@@ -906,12 +906,12 @@ async fn finish(
     resp.warnings = warnings;
     if role.generate_lease && !role.no_store {
         let ttl = (cert.not_after - super::x509::now_unix()).max(1) as u64;
-        resp.secret = Some(Secret {
+        resp.secret = Some(Box::new(Secret {
             ttl: Duration::from_secs(ttl),
             max_ttl: Duration::from_secs(ttl),
             renewable: false,
             internal: json!({ "serial_number": cert.serial }),
-        });
+        }));
     }
     Ok(resp)
 }
@@ -933,9 +933,9 @@ async fn issue(b: Arc<Pki>, c: Call) -> Result<Response> {
             .push("parameters key_type and key_bits ignored as role had specific values".into());
     }
     let spec = key_spec(&role.key_type, role.key_bits)?;
-    let key = generate_async(spec).await?;
+    let key = generate_leaf(spec).await?;
     let mount_urls = urls_config(&c.storage).await?;
-    let cert = sign(&t, &key.pair, &issuer, &issuer_urls(&issuer, &mount_urls))?;
+    let cert = sign(&t, &key, &issuer, &issuer_urls(&issuer, &mount_urls))?;
     finish(&c, &role, cert, &issuer, Some(&key), warnings).await
 }
 

@@ -166,7 +166,7 @@ impl Backend for PkiBackend {
     async fn handle(&self, call: Call) -> Result<Response> {
         self.paths.handle(call).await
     }
-    async fn exists(&self, call: Call) -> Result<Option<bool>> {
+    async fn exists(&self, call: &Call) -> Result<Option<bool>> {
         self.paths.exists(call).await
     }
     fn unauthenticated_paths(&self) -> &[String] {
@@ -203,12 +203,12 @@ pub fn multi_err(msg: impl Into<String>) -> Error {
 /// A non-JSON answer.
 pub fn raw(status: u16, content_type: &str, body: Vec<u8>) -> Response {
     Response {
-        raw: Some(RawResponse {
+        raw: Some(Box::new(RawResponse {
             status,
             content_type: content_type.to_string(),
             body,
             headers: Vec::new(),
-        }),
+        })),
         ..Default::default()
     }
 }

@@ -133,7 +133,7 @@ impl Backend for TransitBackend {
     async fn handle(&self, call: Call) -> Result<Response> {
         self.paths.handle(call).await
     }
-    async fn exists(&self, call: Call) -> Result<Option<bool>> {
+    async fn exists(&self, call: &Call) -> Result<Option<bool>> {
         self.paths.exists(call).await
     }
     fn describe(&self) -> Value {

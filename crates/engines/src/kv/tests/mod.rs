@@ -66,7 +66,7 @@ impl Harness {
                 _ => Default::default(),
             },
             storage: self.view.clone(),
-            mount: self.mount.clone(),
+            mount: self.mount.clone().into(),
             caller: None,
             request_id: "test".into(),
             remote_addr: None,
@@ -86,7 +86,7 @@ impl Harness {
         if op == Operation::Update
             && self
                 .backend
-                .exists(self.call(op, &path, data.clone()))
+                .exists(&self.call(op, &path, data.clone()))
                 .await?
                 == Some(false)
         {

@@ -68,7 +68,7 @@ async fn upgrade_runs_at_initialize_and_is_resumable() {
     entry.options.insert("version".into(), json!("2"));
     let read = |b: std::sync::Arc<dyn tresor_core::framework::Backend>, key: &str| {
         let mut call = h.call(Read, &format!("data/{key}"), json!({}));
-        call.mount = entry.clone();
+        call.mount = entry.clone().into();
         async move { super::body(&b.handle(call).await.unwrap())["data"].clone() }
     };
     // After an unseal, a v2 mount migrates in initialize().

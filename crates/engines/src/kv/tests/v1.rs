@@ -10,7 +10,7 @@ async fn write_read_update_delete() {
     // Create vs update comes from the existence check.
     assert_eq!(
         h.backend
-            .exists(h.call(Update, "foo", json!({})))
+            .exists(&h.call(Update, "foo", json!({})))
             .await
             .unwrap(),
         Some(false)
@@ -21,7 +21,7 @@ async fn write_read_update_delete() {
     assert!(r.is_empty(), "a write answers 204");
     assert_eq!(
         h.backend
-            .exists(h.call(Update, "foo", json!({})))
+            .exists(&h.call(Update, "foo", json!({})))
             .await
             .unwrap(),
         Some(true)

@@ -140,7 +140,7 @@ async fn write_and_read_versions() {
     let h = v2().await;
     assert_eq!(
         h.backend
-            .exists(h.call(Update, "data/foo", json!({})))
+            .exists(&h.call(Update, "data/foo", json!({})))
             .await
             .unwrap(),
         Some(false)
@@ -170,7 +170,7 @@ async fn write_and_read_versions() {
     assert!(is_rfc3339(&w["created_time"]));
     assert_eq!(
         h.backend
-            .exists(h.call(Update, "data/foo", json!({})))
+            .exists(&h.call(Update, "data/foo", json!({})))
             .await
             .unwrap(),
         Some(true)

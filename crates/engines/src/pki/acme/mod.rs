@@ -234,12 +234,12 @@ fn respond(
             .push(("Link".into(), format!("<{b}/directory>;rel=\"index\"")));
     }
     Response {
-        raw: Some(RawResponse {
+        raw: Some(Box::new(RawResponse {
             status: r.status,
             content_type: r.content_type,
             body: r.body,
             headers: r.headers,
-        }),
+        })),
         ..Default::default()
     }
 }

@@ -33,7 +33,7 @@ async fn call(b: &TransitBackend, view: &View, op: Operation, path: &str, data: 
             _ => Default::default(),
         },
         storage: view.clone(),
-        mount: mount(),
+        mount: mount().into(),
         caller: None,
         request_id: "test".into(),
         remote_addr: None,
