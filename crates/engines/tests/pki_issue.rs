@@ -1085,3 +1085,54 @@ async fn issued_private_keys_match_their_certificates_for_every_key_type() {
         }
     }
 }
+
+/// Issuing reads its role through a cache: a role's update or deletion takes effect on the
+/// very next request.
+#[tokio::test]
+async fn role_changes_apply_to_the_next_issue() {
+    let env = Env::new().await;
+    env.root_ca("pki", json!({})).await;
+    env.write(
+        "pki/roles/r",
+        json!({ "allowed_domains": "example.com", "allow_subdomains": true, "key_type": "ec" }),
+    )
+    .await;
+    let issue = |cn: &'static str| {
+        let env = &env;
+        async move {
+            env.call(
+                Operation::Update,
+                "pki/issue/r",
+                json!({ "common_name": cn, "ttl": "1h" }),
+            )
+            .await
+        }
+    };
+    assert!(issue("a.example.com").await.is_ok());
+    let e = issue("a.example.org").await.unwrap_err();
+    assert_eq!(status(&e), 400, "{e}");
+    // Narrow the role: the name it allowed a moment ago is refused now.
+    env.write(
+        "pki/roles/r",
+        json!({ "allowed_domains": "example.org", "allow_subdomains": true, "key_type": "ec" }),
+    )
+    .await;
+    assert_eq!(status(&issue("a.example.com").await.unwrap_err()), 400);
+    assert!(issue("a.example.org").await.is_ok());
+    // Patch it (key type) and the next certificate follows.
+    env.call(
+        Operation::Patch,
+        "pki/roles/r",
+        json!({ "key_type": "ed25519" }),
+    )
+    .await
+    .unwrap();
+    let r = issue("b.example.org").await.unwrap();
+    assert_eq!(r.data.unwrap()["private_key_type"], "ed25519");
+    // Delete it: unknown role.
+    env.call(Operation::Delete, "pki/roles/r", json!({}))
+        .await
+        .unwrap();
+    let e = issue("a.example.org").await.unwrap_err();
+    assert!(e.to_string().contains("unknown role"), "{e}");
+}

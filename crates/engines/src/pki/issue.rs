@@ -10,7 +10,7 @@ use super::fetch::{store_cert, CertRecord};
 use super::issuers::{LoadedIssuer, ISSUER_REF};
 use super::keys::{generate_leaf, key_spec, KeyType, LeafKey, PrivKey};
 use super::names::{common_name_allowed, first_invalid, glob, is_hostname};
-use super::roles::{get_role, Role, ROLE_NAME};
+use super::roles::{Role, ROLE_NAME};
 use super::x509::{
     b64, common_name, dn_from_x509, ext_aia, ext_skid, key_id, pem_blocks, random_serial, rfc3339,
     rfc3339_nanos, CertInfo,
@@ -838,9 +838,9 @@ pub fn paths() -> Vec<Path<Pki>> {
     ]
 }
 
-async fn load_role(c: &Call) -> Result<Role> {
+async fn load_role(b: &Pki, c: &Call) -> Result<Arc<Role>> {
     let name = c.fields.str("name");
-    get_role(&c.storage, name)
+    b.role(&c.storage, name)
         .await?
         .ok_or_else(|| bad(format!("unknown role: {name}")))
 }
@@ -917,7 +917,7 @@ async fn finish(
 }
 
 async fn issue(b: Arc<Pki>, c: Call) -> Result<Response> {
-    let role = load_role(&c).await?;
+    let role = load_role(&b, &c).await?;
     if role.key_type == "any" {
         return Err(bad(
             "role key type \"any\" not allowed for issuing certificates, only signing",
@@ -970,7 +970,7 @@ fn check_csr_key(role: &Role, csr: &CsrInfo) -> Result<()> {
 }
 
 async fn sign_csr(b: Arc<Pki>, c: Call) -> Result<Response> {
-    let role = load_role(&c).await?;
+    let role = load_role(&b, &c).await?;
     let issuer = issuing_issuer(&b, &c, &role.issuer_ref).await?;
     let csr = CsrInfo::parse_pem(c.fields.str("csr"))?;
     check_csr_key(&role, &csr)?;
@@ -995,7 +995,7 @@ async fn sign_csr(b: Arc<Pki>, c: Call) -> Result<Response> {
 async fn sign_verbatim(b: Arc<Pki>, c: Call) -> Result<Response> {
     let mut role = Role::verbatim(&c);
     if c.fields.has("name") && !c.fields.str("name").is_empty() {
-        let named = load_role(&c).await?;
+        let named = load_role(&b, &c).await?;
         role.ttl = named.ttl;
         role.max_ttl = named.max_ttl;
         role.generate_lease = named.generate_lease;

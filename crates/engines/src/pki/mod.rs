@@ -107,6 +107,8 @@ pub struct Pki {
     cache: RwLock<HashMap<String, Arc<LoadedIssuer>>>,
     /// The last (or running) tidy.
     pub tidy: tidy::TidyState,
+    /// Roles as last read: `issue` and `sign` read their role on every request.
+    roles: roles::RoleCache,
 }
 
 /// The PKI backend as the core sees it: its paths plus scheduled tidying.
