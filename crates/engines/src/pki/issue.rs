@@ -741,7 +741,7 @@ pub fn cert_response(
     }
     if let Some(k) = key {
         let pk_format = c.fields.str("private_key_format");
-        let pk = k.export(if format == "der" { "der" } else { "pem" }, pk_format);
+        let pk = k.export(if format == "der" { "der" } else { "pem" }, pk_format)?;
         if format == "pem_bundle" {
             certificate = format!("{pk}\n{certificate}\n{}", issuer.info.pem());
         }

@@ -308,15 +308,21 @@ pub async fn generate_async(spec: KeySpec) -> Result<PrivKey> {
 /// certificate, its private half into the answer, and it never signs anything. Unlike
 /// [`PrivKey`] it holds no rcgen `KeyPair`: building one means parsing the PKCS#8 back, and
 /// aws-lc re-derives and checks the public point on every parse, which (with a second parse
-/// for the SEC1 export) took over a third of an EC P-256 issue's CPU.
+/// for the SEC1 export) took over a third of an EC P-256 issue's CPU. The private key is
+/// encoded only in the one format the answer asks for.
 pub struct LeafKey {
     pub ty: KeyType,
     /// The public key as the certificate's SubjectPublicKeyInfo carries it.
     public: Vec<u8>,
     alg: &'static SignatureAlgorithm,
-    pkcs8: Zeroizing<Vec<u8>>,
-    /// The type's own encoding: SEC1 for EC, PKCS#1 for RSA (Ed25519 has only PKCS#8).
-    traditional: Zeroizing<Vec<u8>>,
+    private: LeafPrivate,
+}
+
+enum LeafPrivate {
+    Ec(EcdsaKeyPair),
+    Ed25519(aws_lc_rs::signature::Ed25519KeyPair),
+    /// RSA keys come through [`PrivKey`] (generated on a blocking thread): PKCS#8 and PKCS#1.
+    Rsa(Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>),
 }
 
 impl PublicKeyData for LeafKey {
@@ -329,32 +335,31 @@ impl PublicKeyData for LeafKey {
 }
 
 impl LeafKey {
-    /// The private key for the answer, as [`PrivKey::export`].
-    pub fn export(&self, format: &str, private_key_format: &str) -> String {
-        let (label, der) = match self.ty {
-            _ if private_key_format == "pkcs8" => ("PRIVATE KEY", &self.pkcs8),
-            KeyType::Ed25519 => ("PRIVATE KEY", &self.pkcs8),
-            KeyType::Rsa => ("RSA PRIVATE KEY", &self.traditional),
-            KeyType::Ec => ("EC PRIVATE KEY", &self.traditional),
+    /// The private key for the answer, as [`PrivKey::export`]: PKCS#8 when asked (and always
+    /// for Ed25519), else SEC1 (EC) or PKCS#1 (RSA); PEM, or base64 DER for `format=der`.
+    pub fn export(&self, format: &str, private_key_format: &str) -> Result<String> {
+        let err = |_| Error::internal("unable to encode the private key");
+        let pkcs8 = private_key_format == "pkcs8";
+        let (label, der): (&str, Zeroizing<Vec<u8>>) = match &self.private {
+            LeafPrivate::Ec(k) if pkcs8 => (
+                "PRIVATE KEY",
+                Zeroizing::new(k.to_pkcs8v1().map_err(err)?.as_ref().to_vec()),
+            ),
+            LeafPrivate::Ec(k) => (
+                "EC PRIVATE KEY",
+                Zeroizing::new(k.private_key().as_der().map_err(err)?.as_ref().to_vec()),
+            ),
+            LeafPrivate::Ed25519(k) => (
+                "PRIVATE KEY",
+                Zeroizing::new(k.to_pkcs8v1().map_err(err)?.as_ref().to_vec()),
+            ),
+            LeafPrivate::Rsa(p8, _) if pkcs8 => ("PRIVATE KEY", p8.clone()),
+            LeafPrivate::Rsa(_, p1) => ("RSA PRIVATE KEY", p1.clone()),
         };
-        if format == "der" {
-            b64(der)
+        Ok(if format == "der" {
+            b64(&der)
         } else {
-            pem_encode(label, der)
-        }
-    }
-
-    fn from_priv(k: &PrivKey) -> Result<LeafKey> {
-        Ok(LeafKey {
-            ty: k.ty,
-            public: k.pair.der_bytes().to_vec(),
-            alg: k.pair.algorithm(),
-            pkcs8: Zeroizing::new(k.pkcs8()?),
-            traditional: Zeroizing::new(match k.ty {
-                KeyType::Rsa => k.pkcs1()?,
-                KeyType::Ec => k.sec1()?,
-                KeyType::Ed25519 => Vec::new(),
-            }),
+            pem_encode(label, &der)
         })
     }
 }
@@ -362,40 +367,41 @@ impl LeafKey {
 /// Generates a leaf key: EC and Ed25519 straight from aws-lc-rs, inline (microseconds); RSA
 /// (slow everywhere) on a blocking thread, so other requests go on meanwhile.
 pub async fn generate_leaf(spec: KeySpec) -> Result<LeafKey> {
+    use aws_lc_rs::signature::KeyPair as _;
     let err = |e: aws_lc_rs::error::Unspecified| Error::internal(format!("key generation: {e}"));
-    match spec.ty {
-        KeyType::Rsa => LeafKey::from_priv(&generate_async(spec).await?),
+    Ok(match spec.ty {
+        KeyType::Rsa => {
+            let k = generate_async(spec).await?;
+            LeafKey {
+                ty: KeyType::Rsa,
+                public: k.pair.der_bytes().to_vec(),
+                alg: k.pair.algorithm(),
+                private: LeafPrivate::Rsa(Zeroizing::new(k.pkcs8()?), Zeroizing::new(k.pkcs1()?)),
+            }
+        }
         KeyType::Ec => {
             let k = EcdsaKeyPair::generate(ec_alg(spec.bits)).map_err(err)?;
-            Ok(LeafKey {
+            LeafKey {
                 ty: KeyType::Ec,
-                public: aws_lc_rs::signature::KeyPair::public_key(&k)
-                    .as_ref()
-                    .to_vec(),
+                public: k.public_key().as_ref().to_vec(),
                 alg: match spec.bits {
                     384 => &rcgen::PKCS_ECDSA_P384_SHA384,
                     521 => &rcgen::PKCS_ECDSA_P521_SHA512,
                     _ => &rcgen::PKCS_ECDSA_P256_SHA256,
                 },
-                pkcs8: Zeroizing::new(k.to_pkcs8v1().map_err(err)?.as_ref().to_vec()),
-                traditional: Zeroizing::new(
-                    k.private_key().as_der().map_err(err)?.as_ref().to_vec(),
-                ),
-            })
+                private: LeafPrivate::Ec(k),
+            }
         }
         KeyType::Ed25519 => {
             let k = aws_lc_rs::signature::Ed25519KeyPair::generate().map_err(err)?;
-            Ok(LeafKey {
+            LeafKey {
                 ty: KeyType::Ed25519,
-                public: aws_lc_rs::signature::KeyPair::public_key(&k)
-                    .as_ref()
-                    .to_vec(),
+                public: k.public_key().as_ref().to_vec(),
                 alg: &rcgen::PKCS_ED25519,
-                pkcs8: Zeroizing::new(k.to_pkcs8v1().map_err(err)?.as_ref().to_vec()),
-                traditional: Zeroizing::new(Vec::new()),
-            })
+                private: LeafPrivate::Ed25519(k),
+            }
         }
-    }
+    })
 }
 
 /// A key stored in the mount.
