@@ -93,6 +93,15 @@ pub(crate) fn mount_default_ttl(mount: &tresor_core::mount::MountEntry) -> u64 {
 }
 
 /// A `data` response with its keys in sorted order, as Vault's (Go map) JSON has them.
+/// A list for a read answer, or `null` when empty (Vault's answer for unset list fields).
+pub(crate) fn null_if_empty<T: serde::Serialize>(v: &[T]) -> serde_json::Value {
+    if v.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(v)
+    }
+}
+
 pub(crate) fn sorted_data(
     m: serde_json::Map<String, serde_json::Value>,
 ) -> tresor_core::logical::Response {

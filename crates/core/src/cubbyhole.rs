@@ -40,10 +40,7 @@ pub fn backend() -> PathBackend<Cubbyhole> {
             })
             .op(List, |_b: Arc<Cubbyhole>, c| async move {
                 let keys = c.storage.list(&key(&c)?).await?;
-                if keys.is_empty() {
-                    return Err(Error::NotFound);
-                }
-                Ok(Response::list(keys))
+                Response::list_or_not_found(keys)
             })
             .help("Private per-token storage.")],
     )

@@ -202,6 +202,13 @@ impl Response {
     pub fn list(keys: Vec<String>) -> Self {
         Response::data(serde_json::json!({ "keys": keys }))
     }
+    /// A `LIST` answer, or 404 when there is nothing to list (as Vault answers empty lists).
+    pub fn list_or_not_found(keys: Vec<String>) -> crate::error::Result<Self> {
+        if keys.is_empty() {
+            return Err(crate::error::Error::NotFound);
+        }
+        Ok(Response::list(keys))
+    }
     pub fn with_warning(mut self, w: impl Into<String>) -> Self {
         self.warnings.push(w.into());
         self

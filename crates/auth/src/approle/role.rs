@@ -418,10 +418,7 @@ fn set_secret_id_cidrs(r: &mut Role, f: &FieldData, field: &str) -> Result<()> {
 
 async fn list(_b: Arc<AppRole>, c: Call) -> Result<Response> {
     let keys = c.storage.list("role/").await?;
-    if keys.is_empty() {
-        return Err(Error::NotFound);
-    }
-    Ok(Response::list(keys))
+    Response::list_or_not_found(keys)
 }
 
 async fn write(b: Arc<AppRole>, c: Call) -> Result<Response> {

@@ -274,10 +274,7 @@ async fn list(b: Arc<AppRole>, c: Call) -> Result<Response> {
             keys.push(s.secret_id_accessor);
         }
     }
-    if keys.is_empty() {
-        return Err(Error::NotFound);
-    }
-    Ok(Response::list(keys))
+    Response::list_or_not_found(keys)
 }
 
 /// The role and the secret ID's HMAC for the lookup/destroy-by-value endpoints.

@@ -4,9 +4,8 @@
 use super::verify::{facts, pem_certs};
 use super::Cert;
 use crate::token_fields::{self, Legacy};
-use crate::{named, sorted_data};
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use crate::{named, null_if_empty, sorted_data};
+use serde_json::{json, Map};
 use std::sync::Arc;
 use tresor_core::framework::{Call, Field, Path};
 use tresor_core::logical::{Operation::*, Response};
@@ -67,13 +66,9 @@ pub(crate) fn paths() -> Vec<Path<Cert>> {
     ]
 }
 
-async fn list(b: Arc<Cert>, c: Call) -> Result<Response> {
-    let _ = &b;
+async fn list(_b: Arc<Cert>, c: Call) -> Result<Response> {
     let keys = c.storage.list("cert/").await?;
-    if keys.is_empty() {
-        return Err(Error::NotFound);
-    }
-    Ok(Response::list(keys))
+    Response::list_or_not_found(keys)
 }
 
 async fn write(b: Arc<Cert>, c: Call) -> Result<Response> {
@@ -160,14 +155,6 @@ async fn write(b: Arc<Cert>, c: Call) -> Result<Response> {
         warnings,
         ..Default::default()
     })
-}
-
-fn null_if_empty<T: Serialize>(v: &[T]) -> Value {
-    if v.is_empty() {
-        Value::Null
-    } else {
-        json!(v)
-    }
 }
 
 async fn read(b: Arc<Cert>, c: Call) -> Result<Response> {

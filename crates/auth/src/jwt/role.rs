@@ -5,7 +5,7 @@
 
 use super::Jwt;
 use crate::token_fields::{self, Legacy, TokenFields};
-use crate::{named, sorted_data};
+use crate::{named, null_if_empty, sorted_data};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -122,13 +122,9 @@ fn leeway(f: &FieldData, name: &str) -> Result<i64> {
     }
 }
 
-async fn list(b: Arc<Jwt>, c: Call) -> Result<Response> {
-    let _ = &b;
+async fn list(_b: Arc<Jwt>, c: Call) -> Result<Response> {
     let keys = c.storage.list("role/").await?;
-    if keys.is_empty() {
-        return Err(Error::NotFound);
-    }
-    Ok(Response::list(keys))
+    Response::list_or_not_found(keys)
 }
 
 async fn write(b: Arc<Jwt>, c: Call) -> Result<Response> {
@@ -304,14 +300,6 @@ async fn write(b: Arc<Jwt>, c: Call) -> Result<Response> {
         warnings,
         ..Default::default()
     })
-}
-
-fn null_if_empty<T: Serialize>(v: &[T]) -> Value {
-    if v.is_empty() {
-        Value::Null
-    } else {
-        json!(v)
-    }
 }
 
 async fn read(b: Arc<Jwt>, c: Call) -> Result<Response> {

@@ -47,13 +47,9 @@ pub(crate) fn paths() -> Vec<Path<Kubernetes>> {
     ]
 }
 
-async fn list(b: Arc<Kubernetes>, c: Call) -> Result<Response> {
-    let _ = &b;
+async fn list(_b: Arc<Kubernetes>, c: Call) -> Result<Response> {
     let keys = c.storage.list("role/").await?;
-    if keys.is_empty() {
-        return Err(Error::NotFound);
-    }
-    Ok(Response::list(keys))
+    Response::list_or_not_found(keys)
 }
 
 async fn write(b: Arc<Kubernetes>, c: Call) -> Result<Response> {

@@ -76,13 +76,9 @@ fn must_give_password() -> Error {
     Error::bad("must provide either password or password_hash")
 }
 
-async fn list(b: Arc<Userpass>, c: Call) -> Result<Response> {
-    let _ = &b;
+async fn list(_b: Arc<Userpass>, c: Call) -> Result<Response> {
     let keys = c.storage.list("user/").await?;
-    if keys.is_empty() {
-        return Err(Error::NotFound);
-    }
-    Ok(Response::list(keys))
+    Response::list_or_not_found(keys)
 }
 
 async fn write(b: Arc<Userpass>, c: Call) -> Result<Response> {

@@ -596,10 +596,7 @@ impl Identity {
         self.ensure_default_key().await?;
         let mut names = self.store.list("oidc/key/").await?;
         names.sort();
-        if names.is_empty() {
-            return Err(Error::NotFound);
-        }
-        Ok(Response::list(names))
+        Response::list_or_not_found(names)
     }
 
     async fn oidc_key_read(self: Arc<Self>, c: Call) -> Result<Response> {
@@ -742,10 +739,7 @@ impl Identity {
     async fn oidc_role_list(self: Arc<Self>, _c: Call) -> Result<Response> {
         let mut names = self.store.list("oidc/role/").await?;
         names.sort();
-        if names.is_empty() {
-            return Err(Error::NotFound);
-        }
-        Ok(Response::list(names))
+        Response::list_or_not_found(names)
     }
 
     async fn oidc_role_read(self: Arc<Self>, c: Call) -> Result<Response> {

@@ -90,10 +90,7 @@ impl Sys {
             .leases
             .list(c.fields.str("prefix"))
             .await?;
-        if keys.is_empty() {
-            return Err(Error::NotFound);
-        }
-        Ok(Response::list(keys))
+        Response::list_or_not_found(keys)
     }
 
     async fn lease_renew(self: Arc<Self>, c: Call) -> Result<Response> {

@@ -52,10 +52,7 @@ impl Sys {
     async fn password_policy_list(self: Arc<Self>, _c: Call) -> Result<Response> {
         let (view, _) = self.password_policy_view()?;
         let keys = view.list("").await?;
-        if keys.is_empty() {
-            return Err(Error::NotFound);
-        }
-        Ok(Response::list(keys))
+        Response::list_or_not_found(keys)
     }
 
     async fn password_policy_read(self: Arc<Self>, c: Call) -> Result<Response> {

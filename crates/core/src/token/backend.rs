@@ -574,10 +574,7 @@ impl TokenBackend {
 
     async fn list_roles(self: Arc<Self>, _c: Call) -> Result<Response> {
         let roles = self.store.view().list("roles/").await?;
-        if roles.is_empty() {
-            return Err(Error::NotFound);
-        }
-        Ok(Response::list(roles))
+        Response::list_or_not_found(roles)
     }
 
     async fn read_role(self: Arc<Self>, c: Call) -> Result<Response> {

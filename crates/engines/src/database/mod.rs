@@ -231,10 +231,7 @@ impl Backend for DatabaseBackend {
 
 /// `{"keys": [...]}`, or Vault's 404 when there is nothing to list.
 pub(crate) fn list_or_404(keys: Vec<String>) -> Result<Response> {
-    if keys.is_empty() {
-        return Err(Error::NotFound);
-    }
-    Ok(Response::list(keys))
+    Response::list_or_not_found(keys)
 }
 
 /// Statement lists: a JSON array of strings, a JSON array in a string, a base64-encoded

@@ -120,8 +120,5 @@ async fn list(_b: Arc<V1>, c: Call) -> Result<Response> {
         prefix.push('/');
     }
     let keys = c.storage.list(&format!("{PREFIX}{prefix}")).await?;
-    if keys.is_empty() {
-        return Err(Error::NotFound);
-    }
-    Ok(Response::list(keys))
+    Response::list_or_not_found(keys)
 }

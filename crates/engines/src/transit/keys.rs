@@ -166,10 +166,7 @@ pub(super) fn format_key(k: &super::policy::Keyring, context: &[u8]) -> Result<V
 
 async fn list(_t: Arc<Transit>, c: Call) -> Result<Response> {
     let names = Transit::key_names(&c.storage).await?;
-    if names.is_empty() {
-        return Err(Error::NotFound);
-    }
-    Ok(Response::list(names))
+    Response::list_or_not_found(names)
 }
 
 async fn read(t: Arc<Transit>, c: Call) -> Result<Response> {

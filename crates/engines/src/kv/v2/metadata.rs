@@ -285,10 +285,7 @@ async fn list_keys(c: &Call) -> Result<Vec<String>> {
 
 async fn list(_b: Arc<V2>, c: Call) -> Result<Response> {
     let keys = list_keys(&c).await?;
-    if keys.is_empty() {
-        return Err(Error::NotFound);
-    }
-    Ok(Response::list(keys))
+    Response::list_or_not_found(keys)
 }
 
 async fn list_detailed(b: Arc<V2>, c: Call) -> Result<Response> {
