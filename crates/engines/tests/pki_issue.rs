@@ -1136,3 +1136,172 @@ async fn role_changes_apply_to_the_next_issue() {
     let e = issue("a.example.org").await.unwrap_err();
     assert!(e.to_string().contains("unknown role"), "{e}");
 }
+
+/// The serial and dates an answer (and the certificate store) gives are filled from what went
+/// into the certificate, not parsed back from it: they must still be the certificate's own.
+#[tokio::test]
+async fn answers_give_the_serial_and_dates_of_the_certificate_they_carry() {
+    let env = Env::new().await;
+    env.root_ca("pki", json!({})).await;
+    env.write(
+        "pki/roles/r",
+        json!({ "allowed_domains": "example.com", "allow_subdomains": true, "key_type": "ec", "max_ttl": "72h" }),
+    )
+    .await;
+    env.write(
+        "pki/roles/any",
+        json!({ "allow_any_name": true, "key_type": "any", "not_before_duration": "17s" }),
+    )
+    .await;
+    let csr_pem = |cn: &str| {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.serialize_request(&key).unwrap().pem().unwrap()
+    };
+    let mut answers = Vec::new();
+    for i in 0..24 {
+        answers.push(
+            env.write(
+                "pki/issue/r",
+                json!({ "common_name": format!("h{i}.example.com"), "ttl": format!("{}s", 3600 + i * 7) }),
+            )
+            .await,
+        );
+    }
+    // A fixed end a day from now, to the second.
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 86_400;
+    let not_after = ::time::OffsetDateTime::from_unix_timestamp(end)
+        .unwrap()
+        .format(&::time::format_description::well_known::Rfc3339)
+        .unwrap();
+    answers.push(
+        env.write(
+            "pki/issue/r",
+            json!({ "common_name": "na.example.com", "not_after": not_after }),
+        )
+        .await,
+    );
+    answers.push(
+        env.write(
+            "pki/sign/any",
+            json!({ "csr": csr_pem("csr.example.net"), "ttl": "2h" }),
+        )
+        .await,
+    );
+    answers.push(
+        env.write(
+            "pki/sign-verbatim",
+            json!({ "csr": csr_pem("verbatim.example.net"), "ttl": "90m" }),
+        )
+        .await,
+    );
+    for a in &answers {
+        let der = parse_pem(&s(&a["certificate"]));
+        let (_, c) = X509Certificate::from_der(&der).unwrap();
+        let raw = c.raw_serial();
+        let raw = if raw.len() > 1 && raw[0] == 0 {
+            &raw[1..]
+        } else {
+            raw
+        };
+        let serial = raw
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        assert_eq!(s(&a["serial_number"]), serial);
+        assert_eq!(a["expiration"], json!(c.validity().not_after.timestamp()));
+        assert_eq!(a["not_before"], json!(c.validity().not_before.timestamp()));
+        // Stored under that serial, with the same bytes.
+        let stored = env.read(&format!("pki/cert/{serial}")).await;
+        assert_eq!(parse_pem(&s(&stored["certificate"])), der);
+    }
+    assert_eq!(answers[24]["expiration"], json!(end));
+}
+
+/// Issuing keeps the URL config and the default issuer in memory: a change to either applies
+/// to the very next certificate.
+#[tokio::test]
+async fn url_and_default_issuer_changes_apply_to_the_next_issue() {
+    let env = Env::new().await;
+    let first = env.root_ca("pki", json!({})).await;
+    env.write(
+        "pki/roles/r",
+        json!({ "allowed_domains": "example.com", "allow_subdomains": true, "key_type": "ec" }),
+    )
+    .await;
+    let issue = || {
+        env.write(
+            "pki/issue/r",
+            json!({ "common_name": "a.example.com", "ttl": "1h" }),
+        )
+    };
+    let aia = |leaf: &Value| {
+        let der = parse_pem(&s(&leaf["certificate"]));
+        let (_, c) = X509Certificate::from_der(&der).unwrap();
+        let mut out = Vec::new();
+        for ext in c.extensions() {
+            if let ParsedExtension::AuthorityInfoAccess(a) = ext.parsed_extension() {
+                for d in &a.accessdescs {
+                    if let GeneralName::URI(u) = &d.access_location {
+                        out.push(u.to_string());
+                    }
+                }
+            }
+        }
+        out
+    };
+    let before = issue().await;
+    assert_eq!(before["issuing_ca"], first["certificate"]);
+    env.write(
+        "pki/config/urls",
+        json!({ "issuing_certificates": "http://ca.example.com/one" }),
+    )
+    .await;
+    let urls = aia(&issue().await);
+    assert!(
+        urls.contains(&"http://ca.example.com/one".to_string()),
+        "{urls:?}"
+    );
+    env.write(
+        "pki/config/urls",
+        json!({ "issuing_certificates": "http://ca.example.com/two" }),
+    )
+    .await;
+    let urls = aia(&issue().await);
+    assert!(
+        urls.contains(&"http://ca.example.com/two".to_string()),
+        "{urls:?}"
+    );
+    assert!(
+        !urls.contains(&"http://ca.example.com/one".to_string()),
+        "{urls:?}"
+    );
+
+    let second = env
+        .write(
+            "pki/root/generate/internal",
+            json!({ "common_name": "Second Root", "key_type": "ec", "issuer_name": "second", "ttl": "8760h" }),
+        )
+        .await;
+    // A new root does not take over as default by itself...
+    assert_eq!(issue().await["issuing_ca"], first["certificate"]);
+    // ...but naming it the default does, at once.
+    env.write("pki/config/issuers", json!({ "default": "second" }))
+        .await;
+    assert_eq!(issue().await["issuing_ca"], second["certificate"]);
+    env.write(
+        "pki/config/issuers",
+        json!({ "default": first["issuer_id"] }),
+    )
+    .await;
+    assert_eq!(issue().await["issuing_ca"], first["certificate"]);
+}

@@ -55,6 +55,19 @@ pub async fn urls_config(s: &View) -> Result<UrlsConfig> {
     Ok(s.get_json(URLS_CONFIG).await?.unwrap_or_default())
 }
 
+impl Pki {
+    /// `config/urls`, cached (every issue reads it); [`write_urls`] clears the cache.
+    pub async fn urls(&self, s: &View) -> Result<Arc<UrlsConfig>> {
+        if let Some(u) = self.urls.get("") {
+            return Ok(u);
+        }
+        let generation = self.urls.generation();
+        let urls = Arc::new(urls_config(s).await?);
+        self.urls.insert(generation, &[""], urls.clone());
+        Ok(urls)
+    }
+}
+
 /// Whether a string is an absolute URL (scheme, `://`, no whitespace), as Vault requires.
 pub fn valid_url(u: &str) -> bool {
     let Some((scheme, rest)) = u.split_once("://") else {
@@ -127,6 +140,7 @@ async fn write_urls(b: Arc<Pki>, c: Call) -> Result<Response> {
         cfg.enable_templating = c.fields.bool("enable_templating");
     }
     c.storage.put_json(URLS_CONFIG, &cfg).await?;
+    b.urls.clear();
     Ok(Response::data(cfg.to_json()))
 }
 

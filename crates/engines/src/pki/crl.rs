@@ -95,11 +95,11 @@ pub async fn rebuild(b: &Pki, s: &View, issuer_id: &str) -> Result<Vec<u8>> {
     let issuer = b.issuer(s, issuer_id).await?;
     let cfg = crl_config(s).await?;
     let _guard = b.write_lock.lock().await;
-    let key = issuer.key.as_ref().ok_or_else(|| {
-        bad(format!(
+    if issuer.key.is_none() {
+        return Err(bad(format!(
             "unable to build a CRL for issuer {issuer_id}: the mount does not hold its key"
-        ))
-    })?;
+        )));
+    }
     let prev: Option<CrlState> = s.get_json(&format!("{CRL_PREFIX}{issuer_id}")).await?;
     let number = prev.map(|p| p.number + 1).unwrap_or(1);
     let mut revoked = Vec::new();
@@ -136,10 +136,8 @@ pub async fn rebuild(b: &Pki, s: &View, issuer_id: &str) -> Result<Vec<u8>> {
         revoked_certs: revoked,
         key_identifier_method: KeyIdMethod::PreSpecified(kid),
     };
-    let signer = rcgen::Issuer::from_ca_cert_der(&issuer.info.der.clone().into(), &key.pair)
-        .map_err(|e| Error::internal(format!("unable to use the issuer certificate: {e}")))?;
     let crl = params
-        .signed_by(&signer)
+        .signed_by(issuer.rcgen_issuer()?)
         .map_err(|e| Error::internal(format!("unable to sign the CRL: {e}")))?;
     let der = crl.der().to_vec();
     s.put_json(

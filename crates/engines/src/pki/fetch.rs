@@ -6,7 +6,7 @@
 use super::crl;
 use super::issuers;
 use super::revoke::get_revoked;
-use super::x509::{b64, cert_pem, normalize_serial, serial_key, unb64, CertInfo};
+use super::x509::{b64, cert_pem, normalize_serial, serial_key, unb64, CertInfo, IssuedCert};
 use super::{bad, raw, Pki};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -32,12 +32,12 @@ pub struct CertRecord {
 }
 
 impl CertRecord {
-    pub fn new(info: &CertInfo, issuer_id: &str) -> CertRecord {
+    pub fn new(cert: &IssuedCert, issuer_id: &str) -> CertRecord {
         CertRecord {
-            certificate: b64(&info.der),
+            certificate: b64(&cert.der),
             issuer_id: issuer_id.to_string(),
-            not_after: info.not_after,
-            serial_number: info.serial.clone(),
+            not_after: cert.not_after,
+            serial_number: cert.serial.clone(),
         }
     }
     pub fn der(&self) -> Result<Vec<u8>> {

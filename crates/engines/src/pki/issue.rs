@@ -5,7 +5,7 @@
 //! does the encoding and signing), CSR parsing ([`CsrInfo`]), subject names, TTLs bounded by
 //! the role, the mount and the issuer, and the role's name, IP, URI and other-SAN rules.
 
-use super::config::{urls_config, UrlsConfig};
+use super::config::UrlsConfig;
 use super::fetch::{store_cert, CertRecord};
 use super::issuers::{LoadedIssuer, ISSUER_REF};
 use super::keys::{generate_leaf, key_spec, KeyType, LeafKey, PrivKey};
@@ -13,7 +13,7 @@ use super::names::{common_name_allowed, first_invalid, glob, is_hostname};
 use super::roles::{Role, ROLE_NAME};
 use super::x509::{
     b64, common_name, dn_from_x509, ext_aia, ext_skid, key_id, pem_blocks, random_serial, rfc3339,
-    rfc3339_nanos, CertInfo,
+    rfc3339_nanos, serial_colon, CertInfo, IssuedCert,
 };
 use super::{bad, go_duration, mount_default_ttl, mount_max_ttl, Pki};
 use ::time::OffsetDateTime;
@@ -140,20 +140,31 @@ impl Template {
     }
 }
 
-/// Signs a template for `public_key` with `issuer`; returns the parsed result.
+/// Signs a template for `public_key` with `issuer`.
 pub fn sign(
     t: &Template,
     public_key: &impl PublicKeyData,
     issuer: &LoadedIssuer,
     urls: &UrlsConfig,
-) -> Result<CertInfo> {
+) -> Result<IssuedCert> {
     let bits = super::x509::spki_bits(&public_key.subject_public_key_info())?;
     let params = t.params(&bits, urls)?;
-    let signer = issuer.rcgen_issuer()?;
     let cert = params
-        .signed_by(public_key, &signer)
+        .signed_by(public_key, issuer.rcgen_issuer()?)
         .map_err(|e| Error::internal(format!("unable to sign the certificate: {e}")))?;
-    CertInfo::parse(cert.der())
+    let der = cert.der().to_vec();
+    match (&t.serial, &params.serial_number) {
+        // A serial of ours is a positive DER integer as it stands, and times are encoded to
+        // the second: what went in is what the certificate says.
+        (None, Some(serial)) => Ok(IssuedCert {
+            serial: serial_colon(serial.as_ref()),
+            not_before: params.not_before.unix_timestamp(),
+            not_after: params.not_after.unix_timestamp(),
+            der,
+        }),
+        // A serial from elsewhere may not be in its DER form: read it back.
+        _ => Ok(IssuedCert::from(&CertInfo::parse(&der)?)),
+    }
 }
 
 /// Self-signs a template with `key` (a root).
@@ -706,7 +717,7 @@ pub async fn issuing_issuer(b: &Pki, c: &Call, role_ref: &str) -> Result<Arc<Loa
 /// The issued certificate's answer (`format`: pem, der or pem_bundle).
 pub fn cert_response(
     c: &Call,
-    cert: &CertInfo,
+    cert: &IssuedCert,
     issuer: &LoadedIssuer,
     key: Option<&LeafKey>,
     include_not_before: bool,
@@ -728,7 +739,7 @@ pub fn cert_response(
             pem.to_string()
         }
     };
-    let issuing_ca = to_fmt(&issuer.info.pem());
+    let issuing_ca = to_fmt(&issuer.pem);
     let mut certificate = to_fmt(&cert.pem());
     let mut d = json!({
         "ca_chain": chain.iter().map(|p| to_fmt(p)).collect::<Vec<_>>(),
@@ -743,12 +754,12 @@ pub fn cert_response(
         let pk_format = c.fields.str("private_key_format");
         let pk = k.export(if format == "der" { "der" } else { "pem" }, pk_format)?;
         if format == "pem_bundle" {
-            certificate = format!("{pk}\n{certificate}\n{}", issuer.info.pem());
+            certificate = format!("{pk}\n{certificate}\n{}", issuer.pem);
         }
         d["private_key"] = json!(pk);
         d["private_key_type"] = json!(k.ty.as_str());
     } else if format == "pem_bundle" {
-        certificate = format!("{certificate}\n{}", issuer.info.pem());
+        certificate = format!("{certificate}\n{}", issuer.pem);
     }
     d["certificate"] = json!(certificate);
     Ok(d)
@@ -893,7 +904,7 @@ fn leaf_template(
 async fn finish(
     c: &Call,
     role: &Role,
-    cert: CertInfo,
+    cert: IssuedCert,
     issuer: &LoadedIssuer,
     key: Option<&LeafKey>,
     warnings: Vec<String>,
@@ -934,7 +945,7 @@ async fn issue(b: Arc<Pki>, c: Call) -> Result<Response> {
     }
     let spec = key_spec(&role.key_type, role.key_bits)?;
     let key = generate_leaf(spec).await?;
-    let mount_urls = urls_config(&c.storage).await?;
+    let mount_urls = b.urls(&c.storage).await?;
     let cert = sign(&t, &key, &issuer, &issuer_urls(&issuer, &mount_urls))?;
     finish(&c, &role, cert, &issuer, Some(&key), warnings).await
 }
@@ -987,7 +998,7 @@ async fn sign_csr(b: Arc<Pki>, c: Call) -> Result<Response> {
     require_cn(&role, &cn)?;
     let t = leaf_template(&c, &role, &cn, Some(&csr), &issuer, &mut warnings)?;
     let pk = csr.public_key()?;
-    let mount_urls = urls_config(&c.storage).await?;
+    let mount_urls = b.urls(&c.storage).await?;
     let cert = sign(&t, &pk, &issuer, &issuer_urls(&issuer, &mount_urls))?;
     finish(&c, &role, cert, &issuer, None, warnings).await
 }
@@ -1030,7 +1041,7 @@ async fn sign_verbatim(b: Arc<Pki>, c: Call) -> Result<Response> {
     t.not_before = Some(v.not_before);
     t.not_after = Some(v.not_after);
     let pk = csr.public_key()?;
-    let mount_urls = urls_config(&c.storage).await?;
+    let mount_urls = b.urls(&c.storage).await?;
     let cert = sign(&t, &pk, &issuer, &issuer_urls(&issuer, &mount_urls))?;
     finish(&c, &role, cert, &issuer, None, warnings).await
 }

@@ -26,6 +26,8 @@
 //!   [`Backend::periodic`]).
 //! * [`acme`]: an ACME server (RFC 8555, `http-01`) under `acme/` and `roles/:role/acme/`,
 //!   with `config/acme` and `config/cluster`.
+//! * [`cache`]: the in-memory copies of roles, loaded issuers and `config/urls` that issuing
+//!   reads on every request.
 //!
 //! Crates: rcgen builds certificates, CSRs and CRLs (with its aws-lc-rs backend, so the
 //! workspace keeps one crypto library; keys are generated with aws-lc-rs directly). Parsing
@@ -60,6 +62,7 @@
 //! | `acme/...`, `config/acme`, `config/cluster` | ACME state ([`acme::store`])    |
 
 pub mod acme;
+pub mod cache;
 pub mod config;
 pub mod crl;
 pub mod fetch;
@@ -77,9 +80,7 @@ pub mod x509;
 
 use async_trait::async_trait;
 use issuers::LoadedIssuer;
-use parking_lot::RwLock;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tresor_core::barrier::View;
 use tresor_core::error::{Error, Result};
@@ -103,12 +104,15 @@ pub fn factory(
 pub struct Pki {
     /// Serializes read-modify-write of issuers, keys, configs and CRL numbers.
     pub write_lock: tokio::sync::Mutex<()>,
-    /// Loaded issuers by id.
-    cache: RwLock<HashMap<String, Arc<LoadedIssuer>>>,
+    /// Loaded issuers by id, and the default one also under `default`; cleared on every
+    /// issuer, key or default-issuer change.
+    issuers: cache::Cache<LoadedIssuer>,
+    /// Roles by name; cleared on every role write or delete.
+    pub roles: cache::Cache<roles::Role>,
+    /// The `config/urls` record (under ""); cleared when it is written.
+    pub urls: cache::Cache<config::UrlsConfig>,
     /// The last (or running) tidy.
     pub tidy: tidy::TidyState,
-    /// Roles as last read: `issue` and `sign` read their role on every request.
-    roles: roles::RoleCache,
 }
 
 /// The PKI backend as the core sees it: its paths plus scheduled tidying.

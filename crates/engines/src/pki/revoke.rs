@@ -136,7 +136,7 @@ pub async fn revoke_cert(
                     for i in issuers::list_issuers(s).await? {
                         if let Ok(p) = CertInfo::from_pem(&i.certificate) {
                             if info.signed_by(&p) {
-                                found = Some(CertRecord::new(&info, &i.id));
+                                found = Some(CertRecord::new(&(&info).into(), &i.id));
                                 break;
                             }
                         }

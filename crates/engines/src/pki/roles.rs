@@ -177,41 +177,18 @@ pub async fn get_role(s: &View, name: &str) -> Result<Option<Role>> {
     s.get_json(&format!("{ROLE_PREFIX}{name}")).await
 }
 
-/// Decoded roles by name, so issuing does not decode its role's JSON on every request. Role
-/// writes and deletes go through this mount's handlers, which call [`Pki::roles_changed`]
-/// after storage has the change; a read that raced a change does not fill the cache (the
-/// generation moved under it), so no stale role stays.
-#[derive(Default)]
-pub struct RoleCache {
-    roles: parking_lot::RwLock<std::collections::HashMap<String, Arc<Role>>>,
-    generation: std::sync::atomic::AtomicU64,
-}
-
 impl Pki {
     /// A role, from the cache or storage.
     pub async fn role(&self, s: &View, name: &str) -> Result<Option<Arc<Role>>> {
-        use std::sync::atomic::Ordering;
-        if let Some(r) = self.roles.roles.read().get(name) {
-            return Ok(Some(r.clone()));
+        if let Some(r) = self.roles.get(name) {
+            return Ok(Some(r));
         }
-        let generation = self.roles.generation.load(Ordering::Acquire);
+        let generation = self.roles.generation();
         let Some(role) = get_role(s, name).await?.map(Arc::new) else {
             return Ok(None);
         };
-        let mut roles = self.roles.roles.write();
-        if self.roles.generation.load(Ordering::Acquire) == generation {
-            roles.insert(name.to_string(), role.clone());
-        }
+        self.roles.insert(generation, &[name], role.clone());
         Ok(Some(role))
-    }
-
-    /// Forgets every cached role (after a role is written or deleted).
-    pub fn roles_changed(&self) {
-        let mut roles = self.roles.roles.write();
-        self.roles
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        roles.clear();
     }
 }
 
@@ -289,7 +266,7 @@ async fn delete(b: Arc<Pki>, c: Call) -> Result<Response> {
     c.storage
         .delete(&format!("{ROLE_PREFIX}{}", c.fields.str("name")))
         .await?;
-    b.roles_changed();
+    b.roles.clear();
     Ok(Response::default())
 }
 
@@ -376,7 +353,7 @@ async fn write(b: Arc<Pki>, c: Call) -> Result<Response> {
     c.storage
         .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
         .await?;
-    b.roles_changed();
+    b.roles.clear();
     let mut resp = Response::data(role.to_json());
     resp.warnings = warnings;
     Ok(resp)

@@ -13,7 +13,7 @@ use super::issue::{
 use super::issuers::{self, ISSUER_REF};
 use super::keys::{self, check_name, generate_async, key_spec, KeyType, PrivKey};
 use super::roles::Role;
-use super::x509::{b64, dn_from_x509, pem_certs, CertInfo};
+use super::x509::{b64, dn_from_x509, pem_certs};
 use super::{bad, Pki};
 use rcgen::{CustomExtension, KeyUsagePurpose, SubjectPublicKeyInfo};
 use serde_json::json;
@@ -248,7 +248,7 @@ async fn generate_root(b: Arc<Pki>, c: Call) -> Result<Response> {
         .cloned()
         .ok_or_else(|| Error::internal("the new issuer was not stored"))?;
     drop(guard);
-    store_cert(&c.storage, &CertRecord::new(&cert, &issuer_id)).await?;
+    store_cert(&c.storage, &CertRecord::new(&(&cert).into(), &issuer_id)).await?;
     let key_name = keys::get_key(&c.storage, &key_id)
         .await?
         .map(|k| k.name)
@@ -343,7 +343,7 @@ async fn sign_intermediate(b: Arc<Pki>, c: Call) -> Result<Response> {
     });
     t.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let pk = csr.public_key()?;
-    let mount_urls = urls_config(&c.storage).await?;
+    let mount_urls = b.urls(&c.storage).await?;
     let cert = sign(&t, &pk, &issuer, &issuer_urls(&issuer, &mount_urls))?;
     store_cert(&c.storage, &CertRecord::new(&cert, &issuer.entry.id)).await?;
     let mut d = cert_response(&c, &cert, &issuer, None, false)?;
@@ -395,10 +395,10 @@ async fn sign_self_issued(b: Arc<Pki>, c: Call) -> Result<Response> {
     };
     let pk = SubjectPublicKeyInfo::from_der(cert.public_key().raw)
         .map_err(|_| bad("unsupported public key type in the certificate"))?;
-    let signed: CertInfo = sign(&t, &pk, &issuer, &Default::default())?;
+    let signed = sign(&t, &pk, &issuer, &Default::default())?;
     Ok(Response::data(json!({
         "certificate": signed.pem(),
-        "issuing_ca": issuer.info.pem(),
+        "issuing_ca": issuer.pem,
     })))
 }
 

@@ -82,11 +82,7 @@ pub fn serial_colon(bytes: &[u8]) -> String {
         [0, rest @ ..] if !rest.is_empty() => rest,
         b => b,
     };
-    trimmed
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    hex_colon(trimmed)
 }
 
 /// A serial number as a client may send it (`AA:bb`, `aa-bb`) in Vault's display form.
@@ -133,11 +129,17 @@ pub fn key_id(public_key_bits: &[u8]) -> Vec<u8> {
 
 /// Key identifier bytes as Vault prints them (`aa:bb:...`).
 pub fn hex_colon(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    // Written digit by digit: a `format!` per byte showed at ~1% of a certificate issue.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0x0f)] as char);
+    }
+    out
 }
 
 /// The subjectPublicKey bits of a DER SubjectPublicKeyInfo.
@@ -238,6 +240,35 @@ pub fn common_name(name: &X509Name<'_>) -> String {
         .and_then(|a| a.as_str().ok())
         .unwrap_or("")
         .to_string()
+}
+
+/// A certificate as an answer and the certificate store need it: DER, serial and validity.
+/// Signing fills it from what it put in the certificate, without parsing it back (that parse
+/// was ~5% of an EC P-256 issue); [`CertInfo`] has the rest when it is needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCert {
+    pub der: Vec<u8>,
+    /// Display form (`aa:bb:...`).
+    pub serial: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl IssuedCert {
+    pub fn pem(&self) -> String {
+        cert_pem(&self.der)
+    }
+}
+
+impl From<&CertInfo> for IssuedCert {
+    fn from(c: &CertInfo) -> IssuedCert {
+        IssuedCert {
+            der: c.der.clone(),
+            serial: c.serial.clone(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+        }
+    }
 }
 
 /// What the engine needs to know about a certificate, owned.
@@ -369,6 +400,9 @@ mod tests {
     #[test]
     fn serials_round_trip() {
         assert_eq!(serial_colon(&[0x00, 0x8a, 0x01]), "8a:01");
+        assert_eq!(serial_colon(&[0x00]), "00");
+        assert_eq!(hex_colon(&[]), "");
+        assert_eq!(hex_colon(&[0x0f, 0xf0, 0xab]), "0f:f0:ab");
         assert_eq!(normalize_serial("8A-01"), "8a:01");
         assert_eq!(serial_key("8a:01"), "8a-01");
         assert_eq!(serial_bytes("8a:01"), Some(vec![0x8a, 0x01]));

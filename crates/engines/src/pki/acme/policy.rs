@@ -24,7 +24,7 @@ use super::super::issuers::LoadedIssuer;
 use super::super::keys::KeyType;
 use super::super::names::{allowed, is_hostname};
 use super::super::roles::{get_role, Role};
-use super::super::x509::{pem_encode, CertInfo};
+use super::super::x509::{pem_encode, IssuedCert};
 use super::super::Pki;
 use super::config::AcmeConfig;
 use super::store::{Identifier, Order};
@@ -285,7 +285,7 @@ pub async fn issue(
     issuer: &LoadedIssuer,
     order: &Order,
     csr: &CsrInfo,
-) -> Result<CertInfo, Problem> {
+) -> Result<IssuedCert, Problem> {
     let dns: Vec<String> = order
         .identifiers
         .iter()
