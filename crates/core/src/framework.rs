@@ -18,7 +18,6 @@ use crate::mount::MountEntry;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -200,22 +199,37 @@ pub fn parse_duration_str(s: &str) -> Option<Duration> {
     humantime::parse_duration(s).ok()
 }
 
-/// The validated fields of one call: declared fields converted to their types, plus path captures.
+/// The validated fields of one call: the declared fields the request carried, converted to
+/// their types, plus path captures; other declared fields read as their defaults.
 #[derive(Debug, Clone, Default)]
 pub struct FieldData {
-    /// Keyed by the declared field names (static) or, for undeclared path captures, owned ones.
-    values: BTreeMap<Cow<'static, str>, Value>,
-    present: std::collections::BTreeSet<Cow<'static, str>>,
+    /// What the request gave. Keyed by the declared field names (static) or, for undeclared
+    /// path captures, owned ones. A request carries a handful of fields, so a list searched
+    /// in order beats a map.
+    values: Vec<(Cow<'static, str>, Value)>,
+    /// The path's declared defaults, converted once when the path was declared.
+    defaults: Option<Arc<Vec<(&'static str, Value)>>>,
 }
 
 impl FieldData {
     /// The value, or the field's default, or null.
     pub fn get(&self, name: &str) -> &Value {
-        self.values.get(name).unwrap_or(&Value::Null)
+        self.given(name)
+            .or_else(|| {
+                self.defaults
+                    .as_ref()?
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v)
+            })
+            .unwrap_or(&Value::Null)
+    }
+    fn given(&self, name: &str) -> Option<&Value> {
+        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
     /// Whether the client sent this field (or it was captured from the path).
     pub fn has(&self, name: &str) -> bool {
-        self.present.contains(name)
+        self.given(name).is_some()
     }
     pub fn str(&self, name: &str) -> &str {
         self.get(name).as_str().unwrap_or("")
@@ -305,6 +319,8 @@ pub struct Path<B> {
     /// the literal, with no regex run to extract it.
     tail_capture: Option<String>,
     pub fields: Vec<(&'static str, Field)>,
+    /// The fields' defaults, converted to their types once (every call shares them).
+    defaults: Arc<Vec<(&'static str, Value)>>,
     handlers: Vec<(Operation, Handler<B>)>,
     exists: Option<Exists<B>>,
     pub help: &'static str,
@@ -330,12 +346,17 @@ impl<B: Send + Sync + 'static> Path<B> {
             prefix,
             tail_capture,
             fields: vec![],
+            defaults: Arc::default(),
             handlers: vec![],
             exists: None,
             help: "",
         }
     }
     pub fn field(mut self, name: &'static str, f: Field) -> Self {
+        if let Some(d) = &f.default {
+            let d = convert(name, f.ty, d).expect("a field's default must convert to its type");
+            Arc::make_mut(&mut self.defaults).push((name, d));
+        }
         self.fields.push((name, f));
         self
     }
@@ -372,53 +393,48 @@ impl<B: Send + Sync + 'static> Path<B> {
         rel_path.starts_with(&self.prefix) && self.regex.is_match(rel_path)
     }
     fn field_data(&self, op: Operation, rel_path: &str, data: &Data) -> Result<FieldData> {
-        let writing = matches!(op, Operation::Create | Operation::Update | Operation::Patch);
-        let mut fd = FieldData::default();
-        // Named path captures, read once by index. Patterns without named groups (most fixed
-        // paths) need no second regex run.
-        let mut captured: Vec<(&str, &str)> = Vec::new();
+        let mut values: Vec<(Cow<'static, str>, Value)> = Vec::new();
+        let declared = |name: &str| self.fields.iter().find(|(n, _)| *n == name);
+        // Named path captures first (they win over a body field of the same name), read once
+        // by index. Patterns without named groups (most fixed paths) need no second regex run.
+        let mut capture = |name: &str, v: &str| -> Result<()> {
+            let value = Value::String(v.to_string());
+            match declared(name) {
+                Some((n, f)) => values.push((Cow::Borrowed(*n), convert(n, f.ty, &value)?)),
+                None => values.push((Cow::Owned(name.to_string()), value)),
+            }
+            Ok(())
+        };
         if let Some(name) = &self.tail_capture {
             // Routing matched the whole pattern, so the group spans the rest of the path.
-            captured.push((name, &rel_path[self.prefix.len()..]));
+            capture(name, &rel_path[self.prefix.len()..])?;
         } else if self.regex.captures_len() > 1 {
             if let Some(c) = self.regex.captures(rel_path) {
                 for (i, name) in self.regex.capture_names().enumerate() {
                     if let (Some(n), Some(m)) = (name, c.get(i)) {
-                        captured.push((n, m.as_str()));
+                        capture(n, m.as_str())?;
                     }
                 }
             }
         }
-        for (name, field) in &self.fields {
-            let value = match captured.iter().find(|(n, _)| n == name) {
-                Some((_, v)) => Some(convert(name, field.ty, &Value::String(v.to_string()))?),
-                None => data
-                    .get(*name)
-                    .map(|v| convert(name, field.ty, v))
-                    .transpose()?,
-            };
-            match value {
-                Some(v) => {
-                    fd.values.insert(Cow::Borrowed(*name), v);
-                    fd.present.insert(Cow::Borrowed(*name));
-                }
-                None => {
-                    if field.required && writing {
-                        return Err(Error::bad(format!("missing required field \"{name}\"")));
-                    }
-                    if let Some(d) = &field.default {
-                        fd.values
-                            .insert(Cow::Borrowed(*name), convert(name, field.ty, d)?);
-                    }
+        let captured = values.len();
+        // Then the declared fields the body carries: walking the body (a few entries) and
+        // finding each among the declared fields costs less than looking every declared field
+        // up in the body.
+        for (key, v) in data {
+            if let Some((n, f)) = declared(key) {
+                if !values[..captured].iter().any(|(c, _)| c == key) {
+                    values.push((Cow::Borrowed(*n), convert(n, f.ty, v)?));
                 }
             }
         }
-        // Path captures that are not declared fields are still available.
-        for (n, v) in captured {
-            if !fd.values.contains_key(n) {
-                fd.values
-                    .insert(Cow::Owned(n.to_string()), Value::String(v.to_string()));
-                fd.present.insert(Cow::Owned(n.to_string()));
+        let fd = FieldData {
+            values,
+            defaults: Some(self.defaults.clone()),
+        };
+        if matches!(op, Operation::Create | Operation::Update | Operation::Patch) {
+            if let Some((name, _)) = self.fields.iter().find(|(n, f)| f.required && !fd.has(n)) {
+                return Err(Error::bad(format!("missing required field \"{name}\"")));
             }
         }
         Ok(fd)
@@ -726,6 +742,56 @@ mod tests {
             assert_eq!(fd.str(name), want, "{pattern}");
             assert!(fd.has(name));
         }
+    }
+
+    #[test]
+    fn field_data_reads_body_captures_and_defaults() {
+        use super::Field;
+        use crate::logical::Operation;
+        use serde_json::json;
+        let p: Path<()> = Path::new(r"keys/(?P<name>[^/]+)/(?P<extra>[^/]+)")
+            .field("name", Field::string("the key"))
+            .field("ttl", Field::duration("a TTL").default("1h"))
+            .field("bits", Field::int("size").default(256))
+            .field("list", Field::list("names"))
+            .field("input", Field::string("data").required());
+        let body = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let fd = p
+            .field_data(
+                Operation::Update,
+                "keys/k1/x",
+                &body(json!({"name": "from-body", "bits": "512", "list": "a, b", "input": "i", "other": 1})),
+            )
+            .unwrap();
+        // A path capture wins over a body field of the same name.
+        assert_eq!(fd.str("name"), "k1");
+        // Undeclared captures are there; undeclared body fields are not.
+        assert_eq!(fd.str("extra"), "x");
+        assert!(!fd.has("other"));
+        assert_eq!(fd.get("other"), &serde_json::Value::Null);
+        // Given fields are converted; missing ones read as their (converted) default.
+        assert_eq!(fd.int("bits"), 512);
+        assert_eq!(fd.strings("list"), vec!["a", "b"]);
+        assert!(fd.has("bits") && !fd.has("ttl"));
+        assert_eq!(fd.duration("ttl").as_secs(), 3600);
+        // A required field is required only when writing.
+        let e = p
+            .field_data(Operation::Update, "keys/k/x", &body(json!({})))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "missing required field \"input\"");
+        let fd = p
+            .field_data(Operation::Read, "keys/k/x", &body(json!({})))
+            .unwrap();
+        assert_eq!(fd.int("bits"), 256);
+        // A value of the wrong type names its field.
+        let e = p
+            .field_data(
+                Operation::Update,
+                "keys/k/x",
+                &body(json!({"input": "i", "bits": "many"})),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("\"bits\""), "{e}");
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub struct Request {
 impl Request {
     pub fn new(operation: Operation, path: impl Into<String>) -> Self {
         Request {
-            id: crate::util::uuid(),
+            id: crate::util::request_id(),
             operation,
             path: path.into(),
             data: Data::new(),

@@ -213,7 +213,7 @@ pub async fn handle(
         }
     }
     let request = Request {
-        id: tresor_core::util::uuid(),
+        id: tresor_core::util::request_id(),
         operation,
         path,
         data,
