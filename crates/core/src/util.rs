@@ -22,16 +22,11 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-/// A random identifier in UUID form (version 4). The bytes come from aws-lc's DRBG, which
-/// reseeds from the OS: one `getrandom` system call per UUID (the `uuid` crate's default)
-/// showed at ~2% of a request's CPU, as every request gets an ID.
+/// A random identifier in UUID form (version 4), for stored things (mounts, issuers, keys,
+/// ACME accounts and orders), the cluster ID and nonces. The bytes come from aws-lc's DRBG, which reseeds from the
+/// OS, rather than one `getrandom` system call per UUID (the `uuid` crate's default).
 pub fn uuid() -> String {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).expect("system randomness unavailable");
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .hyphenated()
-        .to_string()
+    uuid_from(random_u128())
 }
 
 /// A request's identifier in UUID form (version 4 layout): unique, not secret. Only audit
@@ -44,15 +39,22 @@ pub fn request_id() -> String {
     use std::sync::OnceLock;
     static BASE: OnceLock<u128> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let base = *BASE.get_or_init(|| {
-        let mut bytes = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut bytes).expect("system randomness unavailable");
-        u128::from_be_bytes(bytes)
-    });
+    let base = *BASE.get_or_init(random_u128);
     let n = COUNTER
         .fetch_add(1, Ordering::Relaxed)
         .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    uuid::Builder::from_random_bytes((base ^ u128::from(n)).to_be_bytes())
+    uuid_from(base ^ u128::from(n))
+}
+
+fn random_u128() -> u128 {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system randomness unavailable");
+    u128::from_be_bytes(bytes)
+}
+
+/// Version 4 UUID text from 128 bits (the version and variant bits are set over them).
+fn uuid_from(bits: u128) -> String {
+    uuid::Builder::from_random_bytes(bits.to_be_bytes())
         .into_uuid()
         .hyphenated()
         .to_string()

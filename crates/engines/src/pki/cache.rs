@@ -9,8 +9,10 @@
 
 use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tresor_core::error::Result;
 
 /// Values by key, cleared as a whole.
 pub struct Cache<V> {
@@ -32,19 +34,26 @@ impl<V> Cache<V> {
         self.map.read().get(key).cloned()
     }
 
-    /// The generation to hand to [`Cache::insert`]: take it before reading storage.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// Keeps `value` under each of `keys` unless the cache was cleared since `generation`.
-    pub fn insert(&self, generation: u64, keys: &[&str], value: Arc<V>) {
+    /// The value under `key`, else what `load` reads from storage, kept under `key` unless the
+    /// cache was cleared while it was being read. `load` must not have started: the generation
+    /// is taken before it is first polled. `None` (nothing stored) is not kept.
+    pub async fn get_or_load(
+        &self,
+        key: &str,
+        load: impl Future<Output = Result<Option<V>>>,
+    ) -> Result<Option<Arc<V>>> {
+        if let Some(v) = self.get(key) {
+            return Ok(Some(v));
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let Some(value) = load.await?.map(Arc::new) else {
+            return Ok(None);
+        };
         let mut map = self.map.write();
         if self.generation.load(Ordering::Acquire) == generation {
-            for k in keys {
-                map.insert(k.to_string(), value.clone());
-            }
+            map.insert(key.to_string(), value.clone());
         }
+        Ok(Some(value))
     }
 
     /// Forgets everything (after a write of what it caches).
@@ -59,21 +68,31 @@ impl<V> Cache<V> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_read_that_raced_a_clear_is_not_kept() {
+    #[tokio::test]
+    async fn a_read_that_raced_a_clear_is_not_kept() {
         let c: Cache<u32> = Cache::default();
-        let g = c.generation();
-        c.insert(g, &["a", "b"], Arc::new(1));
-        assert_eq!(c.get("a").as_deref(), Some(&1));
-        assert_eq!(c.get("b").as_deref(), Some(&1));
-        // A reader takes the generation, a writer changes storage and clears, then the reader
-        // comes back with what it read before the change.
-        let g = c.generation();
+        let got = c.get_or_load("a", async { Ok(Some(1)) }).await.unwrap();
+        assert_eq!(got.as_deref(), Some(&1));
+        // Cached: the loader does not run again.
+        let got = c.get_or_load("a", async { panic!("read again") }).await;
+        assert_eq!(got.unwrap().as_deref(), Some(&1));
+        // A writer changes storage and clears while a reader is still reading: the reader
+        // gets what it read, but the cache does not keep it.
         c.clear();
-        c.insert(g, &["a"], Arc::new(2));
+        let got = c
+            .get_or_load("a", async {
+                c.clear();
+                Ok(Some(2))
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.as_deref(), Some(&2));
         assert_eq!(c.get("a"), None);
-        let g = c.generation();
-        c.insert(g, &["a"], Arc::new(3));
+        // Nothing stored: nothing kept.
+        assert_eq!(c.get_or_load("b", async { Ok(None) }).await.unwrap(), None);
+        assert_eq!(c.get("b"), None);
+        let got = c.get_or_load("a", async { Ok(Some(3)) }).await.unwrap();
+        assert_eq!(got.as_deref(), Some(&3));
         assert_eq!(c.get("a").as_deref(), Some(&3));
     }
 }

@@ -58,13 +58,11 @@ pub async fn urls_config(s: &View) -> Result<UrlsConfig> {
 impl Pki {
     /// `config/urls`, cached (every issue reads it); [`write_urls`] clears the cache.
     pub async fn urls(&self, s: &View) -> Result<Arc<UrlsConfig>> {
-        if let Some(u) = self.urls.get("") {
-            return Ok(u);
-        }
-        let generation = self.urls.generation();
-        let urls = Arc::new(urls_config(s).await?);
-        self.urls.insert(generation, &[""], urls.clone());
-        Ok(urls)
+        let urls = self
+            .urls
+            .get_or_load("", async { Ok(Some(urls_config(s).await?)) })
+            .await?;
+        Ok(urls.unwrap_or_default())
     }
 }
 

@@ -281,34 +281,33 @@ pub async fn resolve(s: &View, reference: &str) -> Result<IssuerEntry> {
 }
 
 impl Pki {
-    /// The loaded issuer for a reference (`default`, an id or a name), cached under the id and
-    /// the reference.
+    /// The loaded issuer for a reference (`default`, an id or a name), cached under the
+    /// reference.
     pub async fn issuer(&self, s: &View, reference: &str) -> Result<Arc<LoadedIssuer>> {
         let reference = match reference.trim() {
             "" => "default",
             r => r,
         };
-        if let Some(l) = self.issuers.get(reference) {
-            return Ok(l);
-        }
-        let generation = self.issuers.generation();
-        let id = resolve_id(s, reference).await?;
-        let entry = get_issuer(s, &id)
-            .await?
-            .ok_or_else(|| multi_err(format!("unable to find PKI issuer for reference: {id}")))?;
-        let info = CertInfo::from_pem(&entry.certificate)?;
-        let key = if entry.key_id.is_empty() {
-            None
-        } else {
-            match keys::get_key(s, &entry.key_id).await? {
-                Some(k) => Some(k.load()?),
-                None => None,
-            }
-        };
-        let loaded = Arc::new(LoadedIssuer::new(entry, info, key)?);
-        self.issuers
-            .insert(generation, &[&id, reference], loaded.clone());
-        Ok(loaded)
+        let loaded = self
+            .issuers
+            .get_or_load(reference, async {
+                let id = resolve_id(s, reference).await?;
+                let entry = get_issuer(s, &id).await?.ok_or_else(|| {
+                    multi_err(format!("unable to find PKI issuer for reference: {id}"))
+                })?;
+                let info = CertInfo::from_pem(&entry.certificate)?;
+                let key = if entry.key_id.is_empty() {
+                    None
+                } else {
+                    match keys::get_key(s, &entry.key_id).await? {
+                        Some(k) => Some(k.load()?),
+                        None => None,
+                    }
+                };
+                Ok(Some(LoadedIssuer::new(entry, info, key)?))
+            })
+            .await?;
+        Ok(loaded.expect("the loader always finds or fails"))
     }
 
     /// Drops every cached issuer (after any issuer or key change).

@@ -148,11 +148,7 @@ impl PrivKey {
                 KeyType::Ed25519 => unreachable!("handled above"),
             }
         };
-        Ok(if format == "der" {
-            b64(&der)
-        } else {
-            pem_encode(label, &der)
-        })
+        Ok(encode_private(format, label, &der))
     }
 
     /// PKCS#8 DER (generated keys are stored that way; imported ones are converted).
@@ -200,6 +196,15 @@ fn ec_alg(bits: u32) -> &'static aws_lc_rs::signature::EcdsaSigningAlgorithm {
         384 => &aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
         521 => &aws_lc_rs::signature::ECDSA_P521_SHA512_ASN1_SIGNING,
         _ => &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+    }
+}
+
+/// A private key as an answer carries it: base64 DER for `format=der`, else PEM.
+fn encode_private(format: &str, label: &str, der: &[u8]) -> String {
+    if format == "der" {
+        b64(der)
+    } else {
+        pem_encode(label, der)
     }
 }
 
@@ -356,11 +361,7 @@ impl LeafKey {
             LeafPrivate::Rsa(p8, _) if pkcs8 => ("PRIVATE KEY", p8.clone()),
             LeafPrivate::Rsa(_, p1) => ("RSA PRIVATE KEY", p1.clone()),
         };
-        Ok(if format == "der" {
-            b64(&der)
-        } else {
-            pem_encode(label, &der)
-        })
+        Ok(encode_private(format, label, &der))
     }
 }
 

@@ -104,8 +104,8 @@ pub fn factory(
 pub struct Pki {
     /// Serializes read-modify-write of issuers, keys, configs and CRL numbers.
     pub write_lock: tokio::sync::Mutex<()>,
-    /// Loaded issuers by id, and the default one also under `default`; cleared on every
-    /// issuer, key or default-issuer change.
+    /// Loaded issuers by reference (`default`, an id or a name); cleared on every issuer, key
+    /// or default-issuer change.
     issuers: cache::Cache<LoadedIssuer>,
     /// Roles by name; cleared on every role write or delete.
     pub roles: cache::Cache<roles::Role>,

@@ -180,15 +180,7 @@ pub async fn get_role(s: &View, name: &str) -> Result<Option<Role>> {
 impl Pki {
     /// A role, from the cache or storage.
     pub async fn role(&self, s: &View, name: &str) -> Result<Option<Arc<Role>>> {
-        if let Some(r) = self.roles.get(name) {
-            return Ok(Some(r));
-        }
-        let generation = self.roles.generation();
-        let Some(role) = get_role(s, name).await?.map(Arc::new) else {
-            return Ok(None);
-        };
-        self.roles.insert(generation, &[name], role.clone());
-        Ok(Some(role))
+        self.roles.get_or_load(name, get_role(s, name)).await
     }
 }
 
