@@ -18,8 +18,8 @@
 //!   [`tresor_core::logical::LoginGrant`] the core turns into a token.
 //! * [`lockout`]: Vault's user lockout (N failed logins lock an alias for a while), used by both
 //!   methods, with `config/lockout` and `locked-users` paths on each mount.
-//! * `cidr`, `salt`, `locks`, `periodic`: CIDR checks, the per-mount HMAC key, striped locks,
-//!   and the wrapper that gives a path backend the core's periodic hook.
+//! * `cidr`, `salt`, `periodic`: CIDR checks, the per-mount HMAC key, and the wrapper that
+//!   gives a path backend the core's periodic hook (striped locks are `tresor_core::locks`).
 //!
 //! Each method's `factory` has the signature of [`tresor_core::core::Factory`]'s closure.
 
@@ -29,7 +29,6 @@ mod cidr;
 pub mod jwt;
 pub mod kubernetes;
 pub mod lockout;
-mod locks;
 mod periodic;
 mod salt;
 pub mod token_fields;

@@ -9,6 +9,11 @@
 //! (`core/root-key`, outside the barrier); the root key decrypts the keyring (`core/keyring`); the
 //! keyring's terms encrypt everything else. `sys/rotate` adds a term; old terms keep decrypting.
 //!
+//! Check-then-act on stored state goes through [`View::update`] (or [`View::get_stamped`] with
+//! [`View::write_batch_if`]): the write is applied only if the key still holds the exact
+//! ciphertext that was read, checked by the storage backend inside its own transaction, so it
+//! holds across tasks, and across server processes sharing one database. A loser re-reads.
+//!
 //! Why aws-lc-rs: one audited, FIPS-validated library covers AEAD, HMAC, digests, randomness and
 //! the asymmetric algorithms the transit and PKI engines need; rustls uses it too.
 
@@ -18,7 +23,7 @@ use base64::Engine;
 use parking_lot::RwLock;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::sync::Arc;
-use tresor_storage::{Storage, WriteOp};
+use tresor_storage::{Expect, Storage, StorageError, WriteOp};
 use zeroize::Zeroizing;
 
 pub const KEYRING_PATH: &str = "core/keyring";
@@ -325,6 +330,31 @@ impl Barrier {
     }
 
     pub async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
+        match self.write_batch_if(Vec::new(), ops).await? {
+            true => Ok(()),
+            false => Err(Error::internal("unconditional batch reported a conflict")),
+        }
+    }
+
+    /// The stored (encrypted) bytes of `key` and their plaintext.
+    async fn get_stamped(&self, key: &str) -> Result<(Option<Vec<u8>>, Stamp)> {
+        if self.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        let raw = self.storage.get(key).await?;
+        let plain = raw.as_ref().map(|r| self.decrypt(key, r)).transpose()?;
+        Ok((
+            plain,
+            Stamp(Expect {
+                key: key.to_string(),
+                value: raw,
+            }),
+        ))
+    }
+
+    /// Encrypts and applies `ops` if every expectation still holds; `Ok(false)` (nothing
+    /// applied) when another writer changed one of those keys first.
+    async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<WriteOp>) -> Result<bool> {
         let ops = ops
             .into_iter()
             .map(|op| match op {
@@ -338,7 +368,11 @@ impl Barrier {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        Ok(self.storage.write_batch(ops).await?)
+        match self.storage.write_batch_if(expect, ops).await {
+            Ok(()) => Ok(true),
+            Err(StorageError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
@@ -348,6 +382,15 @@ impl Barrier {
         Ok(self.storage.list(prefix).await?)
     }
 }
+
+/// What one key held when it was read ([`View::get_stamped`]), for a write that must not
+/// overwrite anything written since ([`View::write_batch_if`]).
+#[derive(Clone, Debug)]
+pub struct Stamp(Expect);
+
+/// How many times [`View::update`] re-reads after losing a race before it gives up. Every
+/// round has a winner, so this bounds the number of writers racing on one key, not the time.
+const MAX_UPDATE_ATTEMPTS: u32 = 1000;
 
 /// A prefix-scoped window onto the barrier: what a backend sees as its storage.
 #[derive(Clone)]
@@ -398,16 +441,84 @@ impl View {
             .write_batch(vec![WriteOp::Delete(self.key(key))])
             .await
     }
-    /// Atomic batch; keys are relative to this view.
-    pub async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
-        let ops = ops
-            .into_iter()
+    fn scoped(&self, ops: Vec<WriteOp>) -> Vec<WriteOp> {
+        ops.into_iter()
             .map(|op| match op {
                 WriteOp::Put(k, v) => WriteOp::Put(self.key(&k), v),
                 WriteOp::Delete(k) => WriteOp::Delete(self.key(&k)),
             })
-            .collect();
-        self.barrier.write_batch(ops).await
+            .collect()
+    }
+    /// Atomic batch; keys are relative to this view.
+    pub async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
+        self.barrier.write_batch(self.scoped(ops)).await
+    }
+
+    /// Reads a key together with a [`Stamp`] of what it held.
+    pub async fn get_stamped(&self, key: &str) -> Result<(Option<Vec<u8>>, Stamp)> {
+        self.barrier.get_stamped(&self.key(key)).await
+    }
+
+    /// Applies the batch (keys relative to this view) only if every stamped key still holds
+    /// what it held when read; `Ok(false)`, with nothing applied, if another writer (a task
+    /// here or another process on the same database) changed one first.
+    pub async fn write_batch_if(&self, stamps: &[Stamp], ops: Vec<WriteOp>) -> Result<bool> {
+        let expect = stamps.iter().map(|s| s.0.clone()).collect();
+        self.barrier.write_batch_if(expect, self.scoped(ops)).await
+    }
+
+    /// An atomic read-modify-write of `key`: `decide` sees the current value and returns the
+    /// writes to make (keys relative to this view; any keys, applied in one batch) and the
+    /// result. The writes land only if `key` is unchanged since the read; otherwise the value
+    /// is read again and `decide` runs again. No writes: nothing is stored, the result stands.
+    ///
+    /// This is the mechanism behind every check-then-spend (use counts, single-use tokens,
+    /// nonces): exactly one of several racing spenders sees each value.
+    pub async fn update<T>(
+        &self,
+        key: &str,
+        mut decide: impl FnMut(Option<&[u8]>) -> Result<(Vec<WriteOp>, T)>,
+    ) -> Result<T> {
+        for attempt in 0..MAX_UPDATE_ATTEMPTS {
+            let (value, stamp) = self.get_stamped(key).await?;
+            let (ops, out) = decide(value.as_deref())?;
+            if ops.is_empty() || self.write_batch_if(&[stamp], ops).await? {
+                return Ok(out);
+            }
+            contention_backoff(attempt).await;
+        }
+        Err(Error::internal(format!(
+            "too many concurrent writes to {}{key}",
+            self.prefix
+        )))
+    }
+
+    /// [`View::update`] on a JSON value.
+    pub async fn update_json<S: DeserializeOwned, T>(
+        &self,
+        key: &str,
+        mut decide: impl FnMut(Option<S>) -> Result<(Vec<WriteOp>, T)>,
+    ) -> Result<T> {
+        self.update(key, |v| decide(v.map(serde_json::from_slice).transpose()?))
+            .await
+    }
+
+    /// Removes `key` and returns what it held, atomically: of several concurrent takers (in
+    /// any process on the same storage), exactly one gets the value.
+    pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.update(key, |v| match v {
+            Some(v) => Ok((vec![WriteOp::Delete(key.to_string())], Some(v.to_vec()))),
+            None => Ok((vec![], None)),
+        })
+        .await
+    }
+
+    /// [`View::take`] of a JSON value.
+    pub async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.take(key).await? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
     }
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.barrier.list(&self.key(prefix)).await
@@ -476,6 +587,18 @@ impl View {
     }
 }
 
+/// After losing a race: yield at first, then sleep a short random while (so that racers that
+/// keep colliding spread out).
+async fn contention_backoff(attempt: u32) {
+    if attempt < 2 {
+        tokio::task::yield_now().await;
+        return;
+    }
+    let ceiling_us = 100u64 << attempt.min(6);
+    let jitter = u64::from_le_bytes(random_bytes(8).try_into().expect("8 bytes"));
+    tokio::time::sleep(std::time::Duration::from_micros(jitter % ceiling_us)).await;
+}
+
 /// Standard base64 (Vault's encoding for keys and binary fields).
 pub fn b64_encode(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
@@ -523,5 +646,101 @@ mod tests {
         b.unseal(root).await.unwrap();
         assert_eq!(v.get("old").await.unwrap().unwrap(), b"1");
         assert_eq!(v.get("new").await.unwrap().unwrap(), b"2");
+    }
+
+    /// Racing spenders of one counter through two views over one file store (as two server
+    /// processes on one database would be): every use is handed out exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn update_hands_out_each_use_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> =
+            Arc::new(tresor_storage::file::FileStorage::open(dir.path()).unwrap());
+        let b1 = Arc::new(Barrier::new(storage.clone()));
+        let root = b1.initialize().await.unwrap();
+        b1.unseal(root.clone()).await.unwrap();
+        let b2 = Arc::new(Barrier::new(storage.clone()));
+        b2.unseal(root).await.unwrap();
+        let views = [View::new(b1, "p/"), View::new(b2, "p/")];
+        for trial in 0..20u32 {
+            let uses = 1 + trial % 5;
+            views[0]
+                .put("uses", uses.to_be_bytes().to_vec())
+                .await
+                .unwrap();
+            let mut tasks = Vec::new();
+            for i in 0..20 {
+                let v = views[i % 2].clone();
+                tasks.push(tokio::spawn(async move {
+                    v.update("uses", |cur| {
+                        let n = u32::from_be_bytes(cur.unwrap().try_into().unwrap());
+                        if n == 0 {
+                            return Ok((vec![], false));
+                        }
+                        let put = WriteOp::Put("uses".into(), (n - 1).to_be_bytes().to_vec());
+                        Ok((vec![put], true))
+                    })
+                    .await
+                    .unwrap()
+                }));
+            }
+            let mut spent = 0;
+            for t in tasks {
+                spent += u32::from(t.await.unwrap());
+            }
+            assert_eq!(spent, uses, "trial {trial}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn take_gives_the_value_to_exactly_one_taker() {
+        let storage = Arc::new(MemoryStorage::new());
+        let b = Arc::new(Barrier::new(storage));
+        let root = b.initialize().await.unwrap();
+        b.unseal(root).await.unwrap();
+        let v = View::new(b, "w/");
+        for _ in 0..50 {
+            v.put("once", b"secret".to_vec()).await.unwrap();
+            let mut tasks = Vec::new();
+            for _ in 0..20 {
+                let v = v.clone();
+                tasks.push(tokio::spawn(async move { v.take("once").await.unwrap() }));
+            }
+            let mut got = 0;
+            for t in tasks {
+                if let Some(value) = t.await.unwrap() {
+                    assert_eq!(value, b"secret");
+                    got += 1;
+                }
+            }
+            assert_eq!(got, 1);
+            assert_eq!(v.get("once").await.unwrap(), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn conditional_write_refuses_a_stale_stamp() {
+        let b = Arc::new(Barrier::new(Arc::new(MemoryStorage::new())));
+        let root = b.initialize().await.unwrap();
+        b.unseal(root).await.unwrap();
+        let v = View::new(b, "s/");
+        let (none, absent) = v.get_stamped("k").await.unwrap();
+        assert_eq!(none, None);
+        v.put("k", b"1".to_vec()).await.unwrap();
+        let (one, stamp) = v.get_stamped("k").await.unwrap();
+        assert_eq!(one.as_deref(), Some(&b"1"[..]));
+        // Written since the stamp was taken (even with the same plaintext): refused.
+        v.put("k", b"1".to_vec()).await.unwrap();
+        for stale in [&absent, &stamp] {
+            let put = vec![WriteOp::Put("k".into(), b"2".to_vec())];
+            assert!(!v
+                .write_batch_if(std::slice::from_ref(stale), put)
+                .await
+                .unwrap());
+        }
+        assert_eq!(v.get("k").await.unwrap().unwrap(), b"1");
+        let (_, fresh) = v.get_stamped("k").await.unwrap();
+        let put = vec![WriteOp::Put("k".into(), b"2".to_vec())];
+        assert!(v.write_batch_if(&[fresh], put).await.unwrap());
+        assert_eq!(v.get("k").await.unwrap().unwrap(), b"2");
     }
 }

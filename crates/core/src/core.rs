@@ -13,7 +13,7 @@ use crate::mount::{MountConfig, MountEntry, Router};
 use crate::policy_store::PolicyStore;
 use crate::seal::{Progress, SealConfig, SealStore};
 use crate::token::backend::{sanitize_policies, TokenBackend, TtlLimits};
-use crate::token::{TokenParams, TokenStore};
+use crate::token::{TokenParams, TokenStore, Use};
 use crate::util::random_alnum;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -697,7 +697,16 @@ impl Core {
             req.path.push('/');
         }
         let mut ctx = audit::Context::default();
-        let mut result = self.dispatch(&req, &mut ctx).await;
+        let mut used_up = None;
+        let mut result = self.dispatch(&req, &mut ctx, &mut used_up).await;
+        if let Some(hash) = used_up {
+            // The request spent its token's last use: the token goes now that the request is
+            // done (with any lease it created), as in Vault. It is already marked used up, so
+            // a failure here leaves it unusable, only not yet cleaned away.
+            if let Err(e) = Box::pin(self.active()?.tokens.revoke_tree(&hash)).await {
+                tracing::warn!(error = %e, "revoking a used-up token failed");
+            }
+        }
         if let (Some(ttl), Ok(resp)) = (req.wrap_ttl, &result) {
             if resp.raw.is_none() && !resp.is_empty() {
                 let resp = std::mem::take(result.as_mut().expect("checked ok"));
@@ -729,7 +738,14 @@ impl Core {
         Ok(resp)
     }
 
-    async fn dispatch(&self, req: &Request, ctx: &mut audit::Context) -> Result<Response> {
+    /// Routes, authenticates, authorizes and runs one request. A request that spends its
+    /// token's last use sets `used_up` to the token's hash, for [`Core::handle`] to revoke.
+    async fn dispatch(
+        &self,
+        req: &Request,
+        ctx: &mut audit::Context,
+        used_up: &mut Option<String>,
+    ) -> Result<Response> {
         // The seal API answers whether sealed or not.
         if let Some(rel) = req.path.strip_prefix("sys/") {
             if crate::sys::seal::handles(rel) {
@@ -784,8 +800,12 @@ impl Core {
         if let (false, Some(c)) = (unauthenticated, &call.caller) {
             c.acl
                 .check_wrapped(&req.path, call.operation, &req.data, sudo, req.wrap_ttl)?;
-            if c.entry.num_uses > 0 && !Box::pin(active.tokens.use_token(&c.entry)).await? {
-                return Err(Error::PermissionDenied);
+            if c.entry.num_uses > 0 {
+                match Box::pin(active.tokens.use_token(&c.entry)).await? {
+                    Use::Granted => {}
+                    Use::Exhausted => return Err(Error::PermissionDenied),
+                    Use::Last => *used_up = Some(c.entry.hash.clone()),
+                }
             }
         }
         // The request is on record before anything happens.

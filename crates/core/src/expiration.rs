@@ -14,11 +14,18 @@
 //!
 //! A failed revocation (a database that is down) is not dropped: the lease stays, its error is
 //! recorded, and it is rescheduled with exponential backoff (capped at an hour).
+//!
+//! Concurrency: a lease's backend hooks (renew, revoke) never run at the same time in this
+//! process (a stripe lock per lease id: two `ALTER ROLE ... VALID UNTIL` on one PostgreSQL user
+//! fail with "tuple concurrently updated"), and a renewal's write lands only if the entry is
+//! unchanged since it was read ([`View::write_batch_if`]). An index entry whose time is not
+//! the lease's current one is stale (left by a renewal) and is only dropped.
 
 use crate::barrier::View;
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::framework::LeaseCall;
+use crate::locks::Stripes;
 use crate::logical::{Lease, Secret};
 use crate::mount::{MountEntry, Route};
 use crate::util::{random_alnum, unix_now};
@@ -87,11 +94,17 @@ fn token_key(hash: &str, id: &str) -> String {
 pub struct LeaseManager {
     core: Weak<Core>,
     view: View,
+    /// One backend hook at a time per lease.
+    hooks: Stripes,
 }
 
 impl LeaseManager {
     pub fn new(core: Weak<Core>, view: View) -> Self {
-        LeaseManager { core, view }
+        LeaseManager {
+            core,
+            view,
+            hooks: Stripes::new(256),
+        }
     }
 
     fn core(&self) -> Result<std::sync::Arc<Core>> {
@@ -175,6 +188,10 @@ impl LeaseManager {
 
     /// Moves an entry's index position and saves it.
     async fn save(&self, old: &LeaseEntry, new: &LeaseEntry) -> Result<()> {
+        self.view.write_batch(Self::save_ops(old, new)?).await
+    }
+
+    fn save_ops(old: &LeaseEntry, new: &LeaseEntry) -> Result<Vec<WriteOp>> {
         let mut ops = vec![WriteOp::Put(
             format!("id/{}", new.lease_id),
             serde_json::to_vec(new)?,
@@ -186,7 +203,7 @@ impl LeaseManager {
                 vec![],
             ));
         }
-        self.view.write_batch(ops).await
+        Ok(ops)
     }
 
     async fn remove(&self, e: &LeaseEntry) -> Result<()> {
@@ -234,29 +251,42 @@ impl LeaseManager {
     /// Extends a lease by `increment` seconds (or its TTL), never past its max; the backend's
     /// renew hook runs first (e.g. to extend a database user's validity).
     pub async fn renew(&self, lease_id: &str, increment: u64) -> Result<LeaseEntry> {
-        let e = self
-            .lookup(lease_id)
-            .await?
-            .ok_or_else(|| Error::bad("lease not found"))?;
-        let now = unix_now();
-        if e.expire_time <= now {
-            return Err(Error::bad("lease expired"));
+        let not_found = || Error::bad("lease not found");
+        if lease_id.is_empty() || lease_id.contains("..") {
+            return Err(not_found());
         }
-        if !e.renewable {
-            return Err(Error::bad("lease is not renewable"));
+        let _hooks = self.hooks.lock(lease_id).await;
+        let key = format!("id/{lease_id}");
+        loop {
+            let (raw, stamp) = self.view.get_stamped(&key).await?;
+            let e: LeaseEntry = serde_json::from_slice(&raw.ok_or_else(not_found)?)?;
+            let now = unix_now();
+            if e.expire_time <= now {
+                return Err(Error::bad("lease expired"));
+            }
+            if !e.renewable {
+                return Err(Error::bad("lease is not renewable"));
+            }
+            let want = if increment > 0 { increment } else { e.ttl };
+            let ttl = want.min((e.max_expire - now).max(0) as u64);
+            if let Some((route, call)) = self.route_for(&e, ttl)? {
+                route.backend.renew_secret(call).await?;
+            }
+            let mut n = e.clone();
+            n.expire_time = now + ttl as i64;
+            n.next_attempt = n.expire_time;
+            n.last_renewal = now;
+            n.ttl = ttl;
+            // Changed meanwhile (by another server on the same storage): decide again on what
+            // is there now.
+            if self
+                .view
+                .write_batch_if(&[stamp], Self::save_ops(&e, &n)?)
+                .await?
+            {
+                return Ok(n);
+            }
         }
-        let want = if increment > 0 { increment } else { e.ttl };
-        let ttl = want.min((e.max_expire - now).max(0) as u64);
-        if let Some((route, call)) = self.route_for(&e, ttl)? {
-            route.backend.renew_secret(call).await?;
-        }
-        let mut n = e.clone();
-        n.expire_time = now + ttl as i64;
-        n.next_attempt = n.expire_time;
-        n.last_renewal = now;
-        n.ttl = ttl;
-        self.save(&e, &n).await?;
-        Ok(n)
     }
 
     /// Revokes one lease now. With `force`, the lease is removed even if the backend fails.
@@ -268,6 +298,7 @@ impl LeaseManager {
     }
 
     async fn revoke_entry(&self, e: &LeaseEntry, force: bool) -> Result<()> {
+        let _hooks = self.hooks.lock(&e.lease_id).await;
         if let Some((route, call)) = self.route_for(e, 0)? {
             if let Err(err) = route.backend.revoke_secret(call).await {
                 if !force {
@@ -353,6 +384,11 @@ impl LeaseManager {
                 self.view.delete(&k).await?;
                 continue;
             };
+            if time_key(e.next_attempt, id) != k {
+                // Stale: the lease was renewed (or rescheduled) since this was written.
+                self.view.delete(&k).await?;
+                continue;
+            }
             match self.revoke_entry(&e, false).await {
                 Ok(()) => done += 1,
                 Err(err) => {

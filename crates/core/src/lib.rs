@@ -1,7 +1,9 @@
 //! Tresor's core. It knows nothing of HTTP: a [`logical::Request`] goes in, a
 //! [`logical::Response`] comes out.
 //!
-//! * [`barrier`]: AES-256-GCM encryption over the storage trait; the keyring and its terms.
+//! * [`barrier`]: AES-256-GCM encryption over the storage trait; the keyring and its terms;
+//!   [`barrier::View::update`], the atomic read-modify-write behind every check-then-spend.
+//! * [`expiring`]: short-lived, single-use records in storage (ACME nonces, OIDC states).
 //! * [`seal`]: Shamir split of the unseal key, init / unseal / rekey progress.
 //! * [`mount`]: the mount tables and the longest-prefix router.
 //! * [`framework`]: how backends declare paths, fields and operations as data.
@@ -16,8 +18,10 @@ pub mod core;
 pub mod cubbyhole;
 pub mod error;
 pub mod expiration;
+pub mod expiring;
 pub mod framework;
 pub mod identity;
+pub mod locks;
 pub mod logical;
 pub mod mount;
 pub mod password_policy;

@@ -97,7 +97,7 @@ pub struct Auth {
 
 /// What an auth backend's login handler returns: who logged in and what the token should carry.
 /// The core turns it into a token and an [`Auth`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct LoginGrant {
     pub policies: Vec<String>,
     pub metadata: std::collections::BTreeMap<String, String>,

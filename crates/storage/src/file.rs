@@ -8,10 +8,14 @@
 //! other batch already queued (up to [`MAX_GROUP`]), applies them in order inside one redb write
 //! transaction, commits once, and only then acknowledges each caller. Under concurrent load many
 //! writes share one fsync; a lone write waits for nobody.
+//!
+//! Conditional batches ([`Storage::write_batch_if`]) are checked inside that transaction, just
+//! before their own ops, against what the batches before them in the group left: a batch whose
+//! expectation fails is skipped whole and answered `Conflict`, the others commit.
 
-use crate::{children, Result, Storage, StorageError, WriteOp};
+use crate::{children, Expect, Result, Storage, StorageError, WriteOp};
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
@@ -20,7 +24,11 @@ const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("tresor");
 /// The most batches folded into one commit.
 const MAX_GROUP: usize = 512;
 
-type Pending = (Vec<WriteOp>, oneshot::Sender<Result<()>>);
+struct Pending {
+    expect: Vec<Expect>,
+    ops: Vec<WriteOp>,
+    done: oneshot::Sender<Result<()>>,
+}
 
 pub struct FileStorage {
     db: Arc<Database>,
@@ -77,23 +85,43 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let result = commit_group(db, &group);
-        for (_, done) in group {
-            let _ = done.send(
-                result
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| StorageError::Io(e.clone())),
-            );
+        match commit_group(db, &group) {
+            Ok(conflicts) => {
+                for (p, conflict) in group.into_iter().zip(conflicts) {
+                    let _ = p.done.send(match conflict {
+                        Some(key) => Err(StorageError::Conflict(key)),
+                        None => Ok(()),
+                    });
+                }
+            }
+            Err(e) => {
+                for p in group {
+                    let _ = p.done.send(Err(StorageError::Io(e.clone())));
+                }
+            }
         }
     }
 }
 
-fn commit_group(db: &Database, group: &[Pending]) -> std::result::Result<(), String> {
+/// Applies the group in one transaction; per batch, the key whose expectation failed (that
+/// batch was skipped) or `None` (applied).
+fn commit_group(
+    db: &Database,
+    group: &[Pending],
+) -> std::result::Result<Vec<Option<String>>, String> {
     let txn = db.begin_write().map_err(|e| e.to_string())?;
+    let mut conflicts = Vec::with_capacity(group.len());
     {
         let mut table = txn.open_table(TABLE).map_err(|e| e.to_string())?;
-        for (ops, _) in group {
+        'batches: for Pending { expect, ops, .. } in group {
+            for e in expect {
+                let held = table.get(e.key.as_str()).map_err(|e| e.to_string())?;
+                if held.as_ref().map(|v| v.value()) != e.value.as_deref() {
+                    conflicts.push(Some(e.key.clone()));
+                    continue 'batches;
+                }
+            }
+            conflicts.push(None);
             for op in ops {
                 match op {
                     WriteOp::Put(k, v) => {
@@ -108,7 +136,13 @@ fn commit_group(db: &Database, group: &[Pending]) -> std::result::Result<(), Str
             }
         }
     }
-    txn.commit().map_err(|e| e.to_string())
+    if conflicts.iter().all(Option::is_some) {
+        // Nothing to write: no commit, no fsync.
+        txn.abort().map_err(|e| e.to_string())?;
+    } else {
+        txn.commit().map_err(|e| e.to_string())?;
+    }
+    Ok(conflicts)
 }
 
 #[async_trait]
@@ -119,12 +153,12 @@ impl Storage for FileStorage {
         Ok(table.get(key).map_err(io)?.map(|v| v.value().to_vec()))
     }
 
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
+    async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<WriteOp>) -> Result<()> {
+        let (done, rx) = oneshot::channel();
         self.writer
             .as_ref()
             .ok_or(StorageError::Closed)?
-            .send((ops, tx))
+            .send(Pending { expect, ops, done })
             .map_err(|_| StorageError::Closed)?;
         rx.await.map_err(|_| StorageError::Closed)?
     }
@@ -178,6 +212,17 @@ mod tests {
             .await;
         let dir = tempfile::tempdir().unwrap();
         crate::conformance::scan_pages_in_order(&FileStorage::open(dir.path()).unwrap()).await;
+        let dir = tempfile::tempdir().unwrap();
+        crate::conformance::conditional_batches(&FileStorage::open(dir.path()).unwrap()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn compare_and_swap_under_contention() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::conformance::compare_and_swap_loses_no_update(Arc::new(
+            FileStorage::open(dir.path()).unwrap(),
+        ))
+        .await;
     }
 
     #[tokio::test]

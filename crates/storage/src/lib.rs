@@ -5,7 +5,12 @@
 //!
 //! * [`Storage`]: get / put / delete / list plus [`Storage::write_batch`], an atomic multi-key
 //!   write (OpenBao's lesson: engines need transactions, e.g. KV v2 metadata and version data
-//!   must change together).
+//!   must change together), and [`Storage::write_batch_if`], the same batch applied only if
+//!   some keys still hold the exact bytes the caller read (compare-and-swap). The second is the
+//!   one mechanism behind every check-then-act on stored state (use counts, single-use tokens,
+//!   nonces, check-and-set): a writer that lost the race gets [`StorageError::Conflict`] and
+//!   re-reads. It holds across processes sharing one database, because the backend checks
+//!   inside its own transaction, not behind a process-local lock.
 //! * [`memory::MemoryStorage`]: a `BTreeMap` behind a lock, for `-dev` servers and tests.
 //! * [`file::FileStorage`]: the embedded durable store, built on `redb` (a pure-Rust, ACID,
 //!   copy-on-write B-tree that fsyncs on commit). Concurrent writers are grouped into one
@@ -27,6 +32,10 @@ pub enum StorageError {
     Io(String),
     #[error("storage is closed")]
     Closed,
+    /// A precondition of [`Storage::write_batch_if`] did not hold: another writer changed the
+    /// key since it was read. Nothing of the batch was applied.
+    #[error("concurrent write to {0}")]
+    Conflict(String),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -38,12 +47,27 @@ pub enum WriteOp {
     Delete(String),
 }
 
+/// A precondition of a conditional batch: `key` holds exactly `value` (`None`: the key is
+/// absent). Values are compared byte for byte; the barrier encrypts every write with a fresh
+/// nonce, so a key rewritten with the same plaintext still compares unequal (no ABA).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
 /// A key/value store with atomic batches and folder-style listing.
+///
+/// A backend for several server processes on one database (PostgreSQL) implements
+/// [`Storage::write_batch_if`] inside one database transaction (lock or re-read the expected
+/// rows, compare, apply), so its guarantee does not depend on which process asks.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
-    /// Applies every op or none; returns once the batch is durable (for durable backends).
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()>;
+    /// Applies every op or none, but only if every [`Expect`] holds at the moment of applying;
+    /// otherwise applies nothing and answers [`StorageError::Conflict`]. Returns once the batch
+    /// is durable (for durable backends).
+    async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<WriteOp>) -> Result<()>;
     /// Immediate children of `prefix` (which is empty or ends in `/`), sorted; sub-folders end in `/`.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
     /// Up to `limit` full keys that start with `prefix` and sort after `after` (exclusive), in
@@ -51,6 +75,10 @@ pub trait Storage: Send + Sync + 'static {
     /// read only what is due, never everything).
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
 
+    /// Applies every op or none; returns once the batch is durable (for durable backends).
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
+        self.write_batch_if(Vec::new(), ops).await
+    }
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
         self.write_batch(vec![WriteOp::Put(key.to_string(), value)])
             .await
@@ -122,6 +150,109 @@ pub(crate) mod conformance {
             Vec::<String>::new()
         );
         assert_eq!(s.scan("v/", None, 10).await.unwrap(), Vec::<String>::new());
+    }
+
+    /// Conditional batches: applied only when every expectation holds, else nothing at all.
+    pub async fn conditional_batches(s: &dyn Storage) {
+        let expect = |k: &str, v: Option<&[u8]>| Expect {
+            key: k.into(),
+            value: v.map(<[u8]>::to_vec),
+        };
+        // Absent expected absent: applies.
+        s.write_batch_if(
+            vec![expect("c", None)],
+            vec![WriteOp::Put("c".into(), b"1".to_vec())],
+        )
+        .await
+        .unwrap();
+        // Expected absent but present: nothing applies, not even the unrelated op.
+        let err = s
+            .write_batch_if(
+                vec![expect("c", None)],
+                vec![
+                    WriteOp::Put("other".into(), b"x".to_vec()),
+                    WriteOp::Put("c".into(), b"2".to_vec()),
+                ],
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::Conflict(ref k) if k == "c"),
+            "{err}"
+        );
+        assert_eq!(s.get("other").await.unwrap(), None);
+        assert_eq!(s.get("c").await.unwrap(), Some(b"1".to_vec()));
+        // Wrong value: conflict; right value: applies, deletes included.
+        assert!(matches!(
+            s.write_batch_if(
+                vec![expect("c", Some(b"0"))],
+                vec![WriteOp::Delete("c".into())]
+            )
+            .await,
+            Err(StorageError::Conflict(_))
+        ));
+        s.write_batch_if(
+            vec![expect("c", Some(b"1")), expect("d", None)],
+            vec![
+                WriteOp::Delete("c".into()),
+                WriteOp::Put("d".into(), vec![]),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.get("c").await.unwrap(), None);
+        assert_eq!(s.get("d").await.unwrap(), Some(vec![]));
+        // Expected present but absent.
+        assert!(matches!(
+            s.write_batch_if(vec![expect("c", Some(b"1"))], vec![])
+                .await,
+            Err(StorageError::Conflict(_))
+        ));
+    }
+
+    /// Many concurrent read-increment-write loops on one counter: with compare-and-swap no
+    /// increment is lost, whatever the interleaving.
+    pub async fn compare_and_swap_loses_no_update(s: std::sync::Arc<dyn Storage>) {
+        let workers = 16;
+        let per_worker = 25;
+        let mut tasks = Vec::new();
+        for _ in 0..workers {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut conflicts = 0;
+                for _ in 0..per_worker {
+                    loop {
+                        let cur = s.get("counter").await.unwrap();
+                        let n = cur
+                            .as_deref()
+                            .map(|b| u32::from_be_bytes(b.try_into().unwrap()))
+                            .unwrap_or(0);
+                        let put = WriteOp::Put("counter".into(), (n + 1).to_be_bytes().to_vec());
+                        let expect = Expect {
+                            key: "counter".into(),
+                            value: cur,
+                        };
+                        match s.write_batch_if(vec![expect], vec![put]).await {
+                            Ok(()) => break,
+                            Err(StorageError::Conflict(_)) => {
+                                conflicts += 1;
+                                tokio::task::yield_now().await;
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+                conflicts
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let n = s.get("counter").await.unwrap().unwrap();
+        assert_eq!(
+            u32::from_be_bytes(n.try_into().unwrap()),
+            workers * per_worker
+        );
     }
 
     pub async fn batch_is_atomic_and_ordered(s: &dyn Storage) {

@@ -1,7 +1,7 @@
 //! In-memory storage: a sorted map behind a read/write lock. Used by `-dev` servers and tests;
 //! everything is lost when the process exits.
 
-use crate::{children, Result, Storage, WriteOp};
+use crate::{children, Expect, Result, Storage, StorageError, WriteOp};
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -23,8 +23,11 @@ impl Storage for MemoryStorage {
         Ok(self.map.read().get(key).cloned())
     }
 
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
+    async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<WriteOp>) -> Result<()> {
         let mut map = self.map.write();
+        if let Some(e) = expect.iter().find(|e| map.get(&e.key) != e.value.as_ref()) {
+            return Err(StorageError::Conflict(e.key.clone()));
+        }
         for op in ops {
             match op {
                 WriteOp::Put(k, v) => {
@@ -74,5 +77,14 @@ mod tests {
         crate::conformance::basic(&MemoryStorage::new()).await;
         crate::conformance::batch_is_atomic_and_ordered(&MemoryStorage::new()).await;
         crate::conformance::scan_pages_in_order(&MemoryStorage::new()).await;
+        crate::conformance::conditional_batches(&MemoryStorage::new()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn compare_and_swap_under_contention() {
+        crate::conformance::compare_and_swap_loses_no_update(std::sync::Arc::new(
+            MemoryStorage::new(),
+        ))
+        .await;
     }
 }

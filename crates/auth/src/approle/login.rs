@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tresor_core::framework::{Call, Field, Path};
 use tresor_core::logical::{Operation::*, Response};
 use tresor_core::{Error, Result};
+use tresor_storage::WriteOp;
 
 pub(crate) fn paths() -> Vec<Path<AppRole>> {
     vec![Path::new("login")
@@ -60,7 +61,6 @@ async fn login(b: Arc<AppRole>, c: Call) -> Result<Response> {
         }
         let hmac = b.salt.hmac(&c.storage, &secret).await?;
         let key = secret_key(&role.name, &hmac);
-        let _s = b.secret_locks.lock(&hmac).await;
         let entry = match c.storage.get_json::<SecretId>(&key).await? {
             Some(e) if e.is_expired(now_ns()) => {
                 b.delete_secret(&c.storage, &role.name, &hmac, &e.secret_id_accessor)
@@ -69,7 +69,7 @@ async fn login(b: Arc<AppRole>, c: Call) -> Result<Response> {
             }
             e => e,
         };
-        let Some(mut entry) = entry else {
+        let Some(entry) = entry else {
             if let Some(a) = attempt {
                 a.fail(&c.storage, &b.salt, true).await?;
             }
@@ -101,18 +101,43 @@ async fn login(b: Arc<AppRole>, c: Call) -> Result<Response> {
             token_cidrs = entry.token_bound_cidrs.clone();
         }
         check_token_cidrs(c.remote_addr.as_deref(), &token_cidrs)?;
-        // Spend one use; the last one removes the secret ID.
-        match entry.secret_id_num_uses {
-            0 => {}
-            1 => {
-                b.delete_secret(&c.storage, &role.name, &hmac, &entry.secret_id_accessor)
-                    .await?
+        // Spend one use, atomically (of racing logins with one secret ID, as many succeed as
+        // it had uses left, whichever server they reach); the last one removes the secret ID.
+        let accessor_key = if entry.secret_id_accessor.is_empty() {
+            None
+        } else {
+            Some(
+                b.accessor_key(&c.storage, &entry.secret_id_accessor)
+                    .await?,
+            )
+        };
+        let spent = c
+            .storage
+            .update_json::<SecretId, _>(&key, |stored| {
+                let Some(mut stored) = stored else {
+                    return Ok((vec![], false));
+                };
+                let ops = match stored.secret_id_num_uses {
+                    0 => vec![],
+                    1 => {
+                        let mut ops = vec![WriteOp::Delete(key.clone())];
+                        ops.extend(accessor_key.clone().map(WriteOp::Delete));
+                        ops
+                    }
+                    _ => {
+                        stored.secret_id_num_uses -= 1;
+                        stored.last_updated_ns = now_ns();
+                        vec![WriteOp::Put(key.clone(), serde_json::to_vec(&stored)?)]
+                    }
+                };
+                Ok((ops, true))
+            })
+            .await?;
+        if !spent {
+            if let Some(a) = attempt {
+                a.fail(&c.storage, &b.salt, true).await?;
             }
-            _ => {
-                entry.secret_id_num_uses -= 1;
-                entry.last_updated_ns = now_ns();
-                c.storage.put_json(&key, &entry).await?;
-            }
+            return Err(invalid());
         }
         metadata = entry.metadata;
     } else {

@@ -32,7 +32,6 @@ pub mod secret_id;
 pub mod tidy;
 
 use crate::lockout::{self, HasLockout, Lockout};
-use crate::locks::Stripes;
 use crate::periodic::Periodic;
 use crate::salt::Salt;
 use crate::token_fields::{Legacy, TokenFields};
@@ -45,6 +44,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tresor_core::barrier::View;
 use tresor_core::framework::{Backend, PathBackend};
+use tresor_core::locks::Stripes;
 use tresor_core::mount::MountEntry;
 use tresor_core::{Error, Result};
 use tresor_storage::WriteOp;

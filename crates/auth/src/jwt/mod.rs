@@ -43,12 +43,12 @@ pub mod oidc;
 pub mod remote;
 pub mod role;
 
-use crate::locks::Stripes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tresor_core::barrier::View;
 use tresor_core::framework::{Backend, PathBackend};
+use tresor_core::locks::Stripes;
 use tresor_core::mount::MountEntry;
 use tresor_core::Result;
 
@@ -97,9 +97,13 @@ pub fn factory(_entry: &MountEntry) -> Result<Arc<dyn Backend>> {
     paths.extend(role::paths());
     paths.extend(login::paths());
     paths.extend(oidc::paths());
-    Ok(Arc::new(
-        PathBackend::new(Jwt::default(), paths)
-            .unauthenticated(&["login", "oidc/auth_url", "oidc/callback", "oidc/poll"])
-            .help("The JWT/OIDC auth method: log in with a JWT signed by a trusted issuer."),
-    ))
+    let backend = PathBackend::new(Jwt::default(), paths)
+        .unauthenticated(&["login", "oidc/auth_url", "oidc/callback", "oidc/poll"])
+        .help("The JWT/OIDC auth method: log in with a JWT signed by a trusted issuer.");
+    // OIDC login states past their timeout are swept every minute.
+    Ok(Arc::new(crate::periodic::Periodic::new(
+        backend,
+        std::time::Duration::from_secs(60),
+        |_: Arc<Jwt>, view: View| async move { oidc::Flows::sweep(&view).await.map(|_| ()) },
+    )))
 }

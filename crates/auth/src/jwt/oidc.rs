@@ -34,9 +34,11 @@
 //!   provider's `device_authorization_endpoint` (RFC 8628) in `auth_url` and polls its token
 //!   endpoint in `oidc/poll`.
 //!
-//! Pending requests live in memory (like Vault's cache: a restart or a seal forgets them), at
-//! most [`MAX_PENDING`] at once, so that anonymous `auth_url` calls cannot grow memory without
-//! bound. The error prefixes (`Vault login failed.`, `Token verification failed.`) are kept
+//! Pending requests live in the mount's storage (`oidc/states/`, an [`Expiring`] set), so that
+//! the callback may reach any server sharing the storage and a restart keeps logins under way
+//! (Vault keeps them in the active node's memory); a state is spent atomically, once. Each
+//! server accepts at most [`MAX_PENDING`] `auth_url` calls per request timeout, so that
+//! anonymous callers cannot grow storage without bound. The error prefixes (`Vault login failed.`, `Token verification failed.`) are kept
 //! word for word: Vault's UI and CLI look for them.
 //!
 //! Not done: `namespace_in_state` (Tresor has no namespaces). The POST callback needs the
@@ -54,11 +56,13 @@ use aws_lc_rs::digest;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
+use tresor_core::barrier::View;
+use tresor_core::expiring::Expiring;
 use tresor_core::framework::{Call, Field, Path};
 use tresor_core::logical::{LoginGrant, Operation::*, RawResponse, Response};
 use tresor_core::{Error, Result};
@@ -74,7 +78,7 @@ static REQUEST_TIMEOUT_MS: AtomicU64 = AtomicU64::new(REQUEST_TIMEOUT.as_millis(
 pub fn set_request_timeout(d: Duration) {
     REQUEST_TIMEOUT_MS.store(d.as_millis() as u64, Ordering::SeqCst);
 }
-/// Most pending requests kept at once; `auth_url` is refused beyond.
+/// Most `auth_url` calls one server accepts per request timeout; refused beyond.
 pub const MAX_PENDING: usize = 10_000;
 /// The `poll_interval` answered in the `direct` and `device` modes (seconds).
 pub const POLL_INTERVAL: u64 = 5;
@@ -124,14 +128,14 @@ pub(crate) fn paths() -> Vec<Path<Jwt>> {
 // ---- pending requests ------------------------------------------------------------------------
 
 /// What a direct-mode callback left for `oidc/poll`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Outcome {
     Granted(Box<LoginGrant>, Vec<String>),
     Failed(String),
 }
 
 /// One OIDC login under way, identified by its `state`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Pending {
     role: String,
     redirect_uri: String,
@@ -140,7 +144,6 @@ struct Pending {
     client_nonce: String,
     requester_ip: String,
     device_code: String,
-    created: Instant,
     /// What a `form_post` callback received.
     code: String,
     id_token: String,
@@ -165,15 +168,22 @@ struct CachedProvider {
     fetched: Instant,
 }
 
-/// The OIDC flow state of one mount: pending requests and the provider's discovery document.
+/// The OIDC flow state of one mount: the provider's discovery document, and how many
+/// pending requests this server stored lately. The pending requests are in storage.
 #[derive(Default)]
 pub struct Flows {
-    pending: parking_lot::Mutex<HashMap<String, Pending>>,
     provider: tokio::sync::Mutex<Option<CachedProvider>>,
+    /// When this server stored its recent pending requests (within one request timeout).
+    recent: parking_lot::Mutex<VecDeque<Instant>>,
 }
 
-fn expired(p: &Pending) -> bool {
-    p.created.elapsed() >= Duration::from_millis(REQUEST_TIMEOUT_MS.load(Ordering::SeqCst))
+fn request_timeout() -> Duration {
+    Duration::from_millis(REQUEST_TIMEOUT_MS.load(Ordering::SeqCst))
+}
+
+/// The mount's pending requests, by state.
+fn pending(storage: &View) -> Expiring {
+    Expiring::new(storage.sub("oidc/states/"))
 }
 
 impl Flows {
@@ -182,40 +192,29 @@ impl Flows {
         *self.provider.lock().await = None;
     }
 
-    /// The number of pending requests (expired ones included until the next insertion).
-    pub fn pending_count(&self) -> usize {
-        self.pending.lock().len()
+    async fn insert(&self, storage: &View, state: &str, p: &Pending) -> Result<()> {
+        {
+            let mut recent = self.recent.lock();
+            let now = Instant::now();
+            while recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= request_timeout())
+            {
+                recent.pop_front();
+            }
+            if recent.len() >= MAX_PENDING {
+                return Err(Error::bad(
+                    "too many OIDC logins are under way; try again later",
+                ));
+            }
+            recent.push_back(now);
+        }
+        pending(storage).insert(state, p, request_timeout()).await
     }
 
-    fn insert(&self, state: String, p: Pending) -> Result<()> {
-        let mut m = self.pending.lock();
-        m.retain(|_, p| !expired(p));
-        if m.len() >= MAX_PENDING {
-            return Err(Error::bad(
-                "too many OIDC logins are under way; try again later",
-            ));
-        }
-        m.insert(state, p);
-        Ok(())
-    }
-    fn get(&self, state: &str) -> Option<Pending> {
-        self.pending
-            .lock()
-            .get(state)
-            .filter(|p| !expired(p))
-            .cloned()
-    }
-    fn take(&self, state: &str) -> Option<Pending> {
-        self.pending.lock().remove(state).filter(|p| !expired(p))
-    }
-    fn remove(&self, state: &str) {
-        self.pending.lock().remove(state);
-    }
-    fn update(&self, state: &str, f: impl FnOnce(&mut Pending)) -> Option<Pending> {
-        let mut m = self.pending.lock();
-        let p = m.get_mut(state).filter(|p| !expired(p))?;
-        f(p);
-        Some(p.clone())
+    /// Removes pending requests past their timeout (the mount's periodic hook).
+    pub async fn sweep(storage: &View) -> Result<usize> {
+        pending(storage).sweep().await
     }
 
     /// The provider's endpoints (cached for [`MAX_AGE`]) and an HTTP client trusting
@@ -479,7 +478,7 @@ async fn auth_url(b: Arc<Jwt>, c: Call) -> Result<Response> {
     }
     let requester_ip = c.remote_addr.clone().unwrap_or_default();
     if mode == "device" {
-        return device_auth_url(&b, &cfg, &role, role_name, client_nonce, requester_ip).await;
+        return device_auth_url(&b, &c, &cfg, &role, role_name, client_nonce, requester_ip).await;
     }
     if redirect_uri.is_empty() {
         return Err(Error::bad("missing redirect_uri"));
@@ -539,22 +538,24 @@ async fn auth_url(b: Arc<Jwt>, c: Call) -> Result<Response> {
         '?'
     };
     let url = format!("{}{}{}", provider.authorization_endpoint, sep, form(&pairs));
-    b.flows.insert(
-        state.clone(),
-        Pending {
-            role: role_name,
-            redirect_uri,
-            nonce,
-            pkce_verifier,
-            client_nonce,
-            requester_ip,
-            device_code: String::new(),
-            created: Instant::now(),
-            code: String::new(),
-            id_token: String::new(),
-            outcome: None,
-        },
-    )?;
+    b.flows
+        .insert(
+            &c.storage,
+            &state,
+            &Pending {
+                role: role_name,
+                redirect_uri,
+                nonce,
+                pkce_verifier,
+                client_nonce,
+                requester_ip,
+                device_code: String::new(),
+                code: String::new(),
+                id_token: String::new(),
+                outcome: None,
+            },
+        )
+        .await?;
     let mut d = json!({ "auth_url": url });
     if mode == "direct" {
         d["state"] = json!(state);
@@ -566,6 +567,7 @@ async fn auth_url(b: Arc<Jwt>, c: Call) -> Result<Response> {
 /// `auth_url` in `device` mode: RFC 8628's device authorization request.
 async fn device_auth_url(
     b: &Jwt,
+    c: &Call,
     cfg: &Config,
     role: &Role,
     role_name: String,
@@ -612,22 +614,24 @@ async fn device_auth_url(
         )));
     }
     let state = random_id();
-    b.flows.insert(
-        state.clone(),
-        Pending {
-            role: role_name,
-            redirect_uri: String::new(),
-            nonce: String::new(),
-            pkce_verifier: None,
-            client_nonce,
-            requester_ip,
-            device_code: s("device_code"),
-            created: Instant::now(),
-            code: String::new(),
-            id_token: String::new(),
-            outcome: None,
-        },
-    )?;
+    b.flows
+        .insert(
+            &c.storage,
+            &state,
+            &Pending {
+                role: role_name,
+                redirect_uri: String::new(),
+                nonce: String::new(),
+                pkce_verifier: None,
+                client_nonce,
+                requester_ip,
+                device_code: s("device_code"),
+                code: String::new(),
+                id_token: String::new(),
+                outcome: None,
+            },
+        )
+        .await?;
     let mut d = Map::new();
     let complete = [
         s("verification_uri_complete"),
@@ -674,13 +678,14 @@ async fn callback(b: Arc<Jwt>, c: Call) -> Result<Response> {
         .ok_or_else(|| failed("Could not load configuration"))?;
     let state = c.fields.str("state").to_string();
     let missing = || failed("Expired or missing OAuth state.");
-    let pending = b
-        .flows
-        .get(&state)
+    let states = pending(&c.storage);
+    let pending = states
+        .get::<Pending>(&state)
+        .await?
         .filter(|p| p.outcome.is_none())
         .ok_or_else(missing)?;
     let Some(role) = b.role(&c.storage, &pending.role).await? else {
-        b.flows.remove(&state);
+        states.remove(&state).await?;
         return Err(failed("Role could not be found"));
     };
     let direct = callback_mode(&role) == "direct";
@@ -696,7 +701,7 @@ async fn callback(b: Arc<Jwt>, c: Call) -> Result<Response> {
     let pending = if direct {
         pending
     } else {
-        b.flows.take(&state).ok_or_else(missing)?
+        states.take::<Pending>(&state).await?.ok_or_else(missing)?
     };
     let result = complete_callback(&b, &c, &cfg, &role, &pending, direct).await;
     if !direct {
@@ -710,15 +715,17 @@ async fn callback(b: Arc<Jwt>, c: Call) -> Result<Response> {
     // Direct mode: the browser gets a page, the client gets the token from `oidc/poll`.
     match result {
         Ok((grant, warnings)) => {
-            b.flows.update(&state, |p| {
-                p.outcome = Some(Outcome::Granted(Box::new(grant), warnings))
-            });
+            let outcome = Outcome::Granted(Box::new(grant), warnings);
+            states
+                .modify::<Pending>(&state, |p| p.outcome = Some(outcome.clone()))
+                .await?;
             Ok(html(200, success_html()))
         }
         Err(e) => {
             let msg = e.to_string();
-            b.flows
-                .update(&state, |p| p.outcome = Some(Outcome::Failed(msg.clone())));
+            states
+                .modify::<Pending>(&state, |p| p.outcome = Some(Outcome::Failed(msg.clone())))
+                .await?;
             let detail = msg
                 .strip_prefix(ERR_LOGIN_FAILED)
                 .map(str::trim)
@@ -843,10 +850,13 @@ async fn callback_post(b: Arc<Jwt>, c: Call) -> Result<Response> {
     let state = c.fields.str("state").to_string();
     let code = c.fields.str("code").to_string();
     let id_token = c.fields.str("id_token").to_string();
-    let Some(p) = b.flows.update(&state, |p| {
-        p.code = code;
-        p.id_token = id_token;
-    }) else {
+    let changed = pending(&c.storage)
+        .modify::<Pending>(&state, |p| {
+            p.code = code.clone();
+            p.id_token = id_token.clone();
+        })
+        .await?;
+    let Some(p) = changed else {
         return Ok(html(
             400,
             error_html(ERR_LOGIN_FAILED, "Expired or missing OAuth state."),
@@ -875,24 +885,24 @@ enum PollStep {
 async fn poll(b: Arc<Jwt>, c: Call) -> Result<Response> {
     let state = c.fields.str("state").to_string();
     let client_nonce = c.fields.str("client_nonce");
-    let step = {
-        let mut m = b.flows.pending.lock();
-        match m.get(&state).filter(|p| !expired(p)) {
-            None => PollStep::Missing,
-            Some(p) if !p.client_nonce.is_empty() && p.client_nonce != client_nonce => {
-                m.remove(&state);
-                PollStep::BadNonce
-            }
-            Some(p) if !p.device_code.is_empty() => PollStep::Device(Box::new(p.clone())),
-            Some(p) => match &p.outcome {
-                None => PollStep::Waiting,
-                Some(_) => PollStep::Done(
-                    m.remove(&state)
-                        .and_then(|p| p.outcome)
-                        .expect("checked above"),
-                ),
-            },
+    let states = pending(&c.storage);
+    let step = match states.get::<Pending>(&state).await? {
+        None => PollStep::Missing,
+        Some(p) if !p.client_nonce.is_empty() && p.client_nonce != client_nonce => {
+            states.remove(&state).await?;
+            PollStep::BadNonce
         }
+        Some(p) if !p.device_code.is_empty() => PollStep::Device(Box::new(p)),
+        Some(Pending { outcome: None, .. }) => PollStep::Waiting,
+        // The outcome goes to one poller only: the first to take the state.
+        Some(_) => match states
+            .take::<Pending>(&state)
+            .await?
+            .and_then(|p| p.outcome)
+        {
+            Some(outcome) => PollStep::Done(outcome),
+            None => PollStep::Missing,
+        },
     };
     match step {
         PollStep::Missing => Err(failed("Expired or missing OAuth state.")),
@@ -911,7 +921,7 @@ async fn poll(b: Arc<Jwt>, c: Call) -> Result<Response> {
 /// `oidc/poll` in `device` mode: RFC 8628's token request.
 async fn device_poll(b: &Jwt, c: &Call, state: &str, p: Pending) -> Result<Response> {
     let Some(role) = b.role(&c.storage, &p.role).await? else {
-        b.flows.remove(state);
+        pending(&c.storage).remove(state).await?;
         return Err(failed("Role could not be found"));
     };
     let cfg = b
@@ -940,10 +950,10 @@ async fn device_poll(b: &Jwt, c: &Call, state: &str, p: Pending) -> Result<Respo
         if e == "authorization_pending" || e == "slow_down" {
             return Err(Error::bad(e));
         }
-        b.flows.remove(state);
+        pending(&c.storage).remove(state).await?;
         return Err(Error::bad(format!("authorization failed: {e}")));
     }
-    b.flows.remove(state);
+    pending(&c.storage).remove(state).await?;
     let tokens = Tokens::from_doc(&doc).map_err(Error::bad)?;
     let claims_map = verify_id_token(
         b,

@@ -30,12 +30,12 @@ pub mod login;
 pub mod review;
 pub mod role;
 
-use crate::locks::Stripes;
 use crate::token_fields::TokenFields;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tresor_core::barrier::View;
 use tresor_core::framework::{Backend, PathBackend};
+use tresor_core::locks::Stripes;
 use tresor_core::mount::MountEntry;
 use tresor_core::Result;
 

@@ -21,13 +21,13 @@ pub mod password;
 pub mod users;
 
 use crate::lockout::{self, HasLockout, Lockout};
-use crate::locks::Stripes;
 use crate::salt::Salt;
 use crate::token_fields::{Legacy, TokenFields};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tresor_core::barrier::View;
 use tresor_core::framework::{Backend, PathBackend};
+use tresor_core::locks::Stripes;
 use tresor_core::mount::MountEntry;
 use tresor_core::Result;
 

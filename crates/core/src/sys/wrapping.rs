@@ -122,6 +122,10 @@ pub fn paths() -> Vec<Path<Sys>> {
     ]
 }
 
+fn invalid_token() -> Error {
+    Error::bad("wrapping token is not valid or does not exist")
+}
+
 fn wrapping_token(c: &Call) -> Result<String> {
     let t = c.fields.str("token");
     let t = if t.is_empty() {
@@ -136,20 +140,35 @@ fn wrapping_token(c: &Call) -> Result<String> {
 }
 
 impl Sys {
-    /// Validates a wrapping token and returns its storage hash and stored answer.
-    async fn open_wrapped(&self, core: &Core, token: &str) -> Result<(String, Wrapped)> {
-        let invalid = || Error::bad("wrapping token is not valid or does not exist");
-        let active = core.active()?;
-        let entry = active.tokens.lookup(token).await?.ok_or_else(invalid)?;
-        if entry.policies != [WRAPPING_POLICY] {
-            return Err(invalid());
+    /// Validates a wrapping token; returns its storage hash.
+    async fn wrapping_hash(&self, core: &Core, token: &str) -> Result<String> {
+        let entry = core.active()?.tokens.lookup(token).await?;
+        match entry {
+            Some(e) if e.policies == [WRAPPING_POLICY] => Ok(e.hash.clone()),
+            _ => Err(invalid_token()),
         }
+    }
+
+    /// The stored answer of a wrapping token, left in place (lookup).
+    async fn peek_wrapped(&self, core: &Core, token: &str) -> Result<Wrapped> {
+        let hash = self.wrapping_hash(core, token).await?;
+        core.root_view()
+            .get_json::<Wrapped>(&key(&hash))
+            .await?
+            .ok_or_else(invalid_token)
+    }
+
+    /// Takes a wrapping token's answer out of storage and revokes the token: of any number of
+    /// concurrent unwraps (on any server sharing the storage), exactly one gets the answer.
+    async fn take_wrapped(&self, core: &Core, token: &str) -> Result<Wrapped> {
+        let hash = self.wrapping_hash(core, token).await?;
         let wrapped = core
             .root_view()
-            .get_json::<Wrapped>(&key(&entry.hash))
+            .take_json::<Wrapped>(&key(&hash))
             .await?
-            .ok_or_else(invalid)?;
-        Ok((entry.hash.clone(), wrapped))
+            .ok_or_else(invalid_token)?;
+        core.active()?.tokens.revoke_tree(&hash).await?;
+        Ok(wrapped)
     }
 
     async fn wrapping_wrap(self: Arc<Self>, c: Call) -> Result<Response> {
@@ -164,11 +183,7 @@ impl Sys {
 
     async fn wrapping_unwrap(self: Arc<Self>, c: Call) -> Result<Response> {
         let core = self.core()?;
-        let token = wrapping_token(&c)?;
-        let (hash, w) = self.open_wrapped(&core, &token).await?;
-        // Single use: remove before answering, so a concurrent second unwrap finds nothing.
-        core.root_view().delete(&key(&hash)).await?;
-        core.active()?.tokens.revoke_tree(&hash).await?;
+        let w = self.take_wrapped(&core, &wrapping_token(&c)?).await?;
         let lease = if w.lease_id.is_empty() && w.lease_duration == 0 {
             None
         } else {
@@ -189,7 +204,7 @@ impl Sys {
 
     async fn wrapping_lookup(self: Arc<Self>, c: Call) -> Result<Response> {
         let core = self.core()?;
-        let (_, w) = self.open_wrapped(&core, &wrapping_token(&c)?).await?;
+        let w = self.peek_wrapped(&core, &wrapping_token(&c)?).await?;
         Ok(Response::data(json!({
             "creation_path": w.creation_path,
             "creation_time": crate::util::rfc3339(w.creation_time),
@@ -199,9 +214,7 @@ impl Sys {
 
     async fn wrapping_rewrap(self: Arc<Self>, c: Call) -> Result<Response> {
         let core = self.core()?;
-        let (hash, w) = self.open_wrapped(&core, &wrapping_token(&c)?).await?;
-        core.root_view().delete(&key(&hash)).await?;
-        core.active()?.tokens.revoke_tree(&hash).await?;
+        let w = self.take_wrapped(&core, &wrapping_token(&c)?).await?;
         let resp = Response {
             data: w.data,
             auth: w.auth.map(Box::new),

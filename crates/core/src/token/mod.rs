@@ -40,7 +40,8 @@ pub struct TokenEntry {
     #[serde(default)]
     pub meta: BTreeMap<String, String>,
     pub display_name: String,
-    /// Remaining uses; 0 means unlimited.
+    /// Remaining uses; 0 means unlimited, [`USED_UP`] that the last use is spent and the
+    /// token is being revoked (Vault's `tokenRevocationPending`).
     #[serde(default)]
     pub num_uses: i64,
     pub creation_time: i64,
@@ -149,6 +150,20 @@ pub struct TokenParams {
     pub entity_id: String,
     pub role: String,
     pub bound_cidrs: Vec<String>,
+}
+
+/// `num_uses` of a token whose last use is spent: it authenticates nothing more.
+pub const USED_UP: i64 = -1;
+
+/// What spending one use of a limited-use token found ([`TokenStore::use_token`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// A use was spent (or the token has unlimited uses); more remain.
+    Granted,
+    /// This request spent the last use: serve it, then revoke the token.
+    Last,
+    /// No use was left (another request spent it first): refuse.
+    Exhausted,
 }
 
 pub struct TokenStore {
@@ -303,6 +318,9 @@ impl TokenStore {
                 None => return Ok(None),
             },
         };
+        if entry.num_uses == USED_UP {
+            return Ok(None);
+        }
         if entry.is_expired(unix_now()) {
             Box::pin(self.revoke_tree(hash)).await?;
             return Ok(None);
@@ -332,39 +350,59 @@ impl TokenStore {
         }
     }
 
-    /// Spends one use of a limited-use token; the last use revokes it (after this request).
-    /// Returns false when the token has no uses left.
-    pub async fn use_token(&self, entry: &TokenEntry) -> Result<bool> {
+    /// Spends one use of a limited-use token, atomically: of N requests racing for a token's
+    /// last K uses, exactly K are granted, whichever process serves them. The spender of the
+    /// last use marks the token [`USED_UP`] and revokes it after its request ([`Use::Last`]).
+    pub async fn use_token(&self, entry: &TokenEntry) -> Result<Use> {
         if entry.num_uses == 0 {
-            return Ok(true);
+            return Ok(Use::Granted);
         }
-        let mut e = match self
-            .view
-            .get_json::<TokenEntry>(&entry_key(&entry.hash))
-            .await?
-        {
-            Some(e) => e,
-            None => return Ok(false),
-        };
-        if e.num_uses <= 0 {
-            return Ok(false);
-        }
-        e.num_uses -= 1;
-        if e.num_uses == 0 {
-            // Vault marks the token as used up (-1) and revokes it; it can serve this request only.
-            self.revoke_tree(&e.hash).await?;
-        } else {
-            self.save(&e).await?;
-        }
-        Ok(true)
+        let key = entry_key(&entry.hash);
+        self.view
+            .update_json::<TokenEntry, _>(&key, |stored| {
+                let Some(mut e) = stored else {
+                    return Ok((vec![], Use::Exhausted));
+                };
+                let outcome = match e.num_uses {
+                    0 => return Ok((vec![], Use::Granted)),
+                    n if n < 0 => return Ok((vec![], Use::Exhausted)),
+                    1 => Use::Last,
+                    _ => Use::Granted,
+                };
+                e.num_uses = if outcome == Use::Last {
+                    USED_UP
+                } else {
+                    e.num_uses - 1
+                };
+                Ok((
+                    vec![WriteOp::Put(key.clone(), serde_json::to_vec(&e)?)],
+                    outcome,
+                ))
+            })
+            .await
     }
 
-    pub async fn save(&self, e: &TokenEntry) -> Result<()> {
-        self.view
-            .put(&entry_key(&e.hash), serde_json::to_vec(e)?)
+    /// Changes a stored token entry atomically (see [`View::update`]); `None` when the token
+    /// is gone. The cached copy is dropped.
+    async fn modify(
+        &self,
+        hash: &str,
+        mut change: impl FnMut(&mut TokenEntry) -> Result<Vec<WriteOp>>,
+    ) -> Result<Option<TokenEntry>> {
+        let key = entry_key(hash);
+        let out = self
+            .view
+            .update_json::<TokenEntry, _>(&key, |stored| {
+                let Some(mut e) = stored else {
+                    return Ok((vec![], None));
+                };
+                let mut ops = change(&mut e)?;
+                ops.push(WriteOp::Put(key.clone(), serde_json::to_vec(&e)?));
+                Ok((ops, Some(e)))
+            })
             .await?;
-        self.cache.write().remove(&e.hash);
-        Ok(())
+        self.cache.write().remove(hash);
+        Ok(out)
     }
 
     /// Revokes a token and, recursively, every child it created.
@@ -389,11 +427,12 @@ impl TokenStore {
     pub async fn revoke_orphan(&self, hash: &str) -> Result<()> {
         for child in self.view.list(&format!("parent/{hash}/")).await? {
             let child = child.trim_end_matches('/');
-            if let Some(mut e) = self.view.get_json::<TokenEntry>(&entry_key(child)).await? {
+            self.modify(child, |e| {
                 e.parent.clear();
                 e.orphan = true;
-                self.save(&e).await?;
-            }
+                Ok(vec![])
+            })
+            .await?;
         }
         self.revoke_one(hash).await
     }
@@ -425,44 +464,43 @@ impl TokenStore {
     /// Extends a token's life: `increment` seconds (or its original TTL), bounded by its
     /// explicit max TTL and `max_ttl`; periodic tokens renew to their period.
     pub async fn renew(&self, hash: &str, increment: u64, max_ttl: u64) -> Result<TokenEntry> {
-        let mut e = self
-            .view
-            .get_json::<TokenEntry>(&entry_key(hash))
-            .await?
-            .ok_or_else(|| Error::bad("token not found"))?;
         let now = unix_now();
-        if e.is_expired(now) {
-            return Err(Error::bad("token not found"));
-        }
-        if !e.renewable {
-            return Err(Error::bad("lease is not renewable"));
-        }
-        let mut ttl = if e.period > 0 {
-            e.period
-        } else if increment > 0 {
-            increment
-        } else {
-            e.creation_ttl
-        };
-        if max_ttl > 0 && e.period == 0 {
-            let ceiling = (e.creation_time + max_ttl as i64 - now).max(0) as u64;
-            ttl = ttl.min(ceiling);
-        }
-        if e.explicit_max_ttl > 0 {
-            let ceiling = (e.creation_time + e.explicit_max_ttl as i64 - now).max(0) as u64;
-            ttl = ttl.min(ceiling);
-        }
-        let old_expire = e.expire_time;
-        e.expire_time = now + ttl as i64;
-        e.last_renewal_time = now;
-        let mut ops = vec![WriteOp::Put(entry_key(&e.hash), serde_json::to_vec(&e)?)];
-        if old_expire != e.expire_time {
-            ops.push(WriteOp::Delete(expire_key(old_expire, &e.hash)));
-            ops.push(WriteOp::Put(expire_key(e.expire_time, &e.hash), vec![]));
-        }
-        self.view.write_batch(ops).await?;
-        self.cache.write().remove(&e.hash);
-        Ok(e)
+        let renewed = self
+            .modify(hash, |e| {
+                if e.is_expired(now) || e.num_uses == USED_UP {
+                    return Err(Error::bad("token not found"));
+                }
+                if !e.renewable {
+                    return Err(Error::bad("lease is not renewable"));
+                }
+                let mut ttl = if e.period > 0 {
+                    e.period
+                } else if increment > 0 {
+                    increment
+                } else {
+                    e.creation_ttl
+                };
+                if max_ttl > 0 && e.period == 0 {
+                    let ceiling = (e.creation_time + max_ttl as i64 - now).max(0) as u64;
+                    ttl = ttl.min(ceiling);
+                }
+                if e.explicit_max_ttl > 0 {
+                    let ceiling = (e.creation_time + e.explicit_max_ttl as i64 - now).max(0) as u64;
+                    ttl = ttl.min(ceiling);
+                }
+                let old_expire = e.expire_time;
+                e.expire_time = now + ttl as i64;
+                e.last_renewal_time = now;
+                if old_expire == e.expire_time {
+                    return Ok(vec![]);
+                }
+                Ok(vec![
+                    WriteOp::Delete(expire_key(old_expire, &e.hash)),
+                    WriteOp::Put(expire_key(e.expire_time, &e.hash), vec![]),
+                ])
+            })
+            .await?;
+        renewed.ok_or_else(|| Error::bad("token not found"))
     }
 
     /// Every accessor (for `LIST auth/token/accessors`).

@@ -113,6 +113,8 @@ pub struct Pki {
     pub urls: cache::Cache<config::UrlsConfig>,
     /// The last (or running) tidy.
     pub tidy: tidy::TidyState,
+    /// When spent ACME nonces are next swept (unix seconds).
+    next_nonce_sweep: std::sync::atomic::AtomicI64,
 }
 
 /// The PKI backend as the core sees it: its paths plus scheduled tidying.
@@ -185,7 +187,14 @@ impl Backend for PkiBackend {
         self.paths.describe()
     }
     async fn periodic(&self, storage: &View) -> Result<()> {
-        tidy::periodic(self.paths.inner(), storage).await
+        use std::sync::atomic::Ordering;
+        let pki = self.paths.inner();
+        let now = tresor_core::util::unix_now();
+        if now >= pki.next_nonce_sweep.load(Ordering::Relaxed) {
+            pki.next_nonce_sweep.store(now + 60, Ordering::Relaxed);
+            acme::nonce::sweep(storage).await?;
+        }
+        tidy::periodic(pki, storage).await
     }
     async fn revoke_secret(&self, lease: LeaseCall) -> Result<()> {
         self.paths.revoke_secret(lease).await

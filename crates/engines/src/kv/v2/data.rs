@@ -133,15 +133,14 @@ fn check_cas(cas: Option<i64>, config: &Config, meta: &KeyMeta) -> Result<()> {
     }
 }
 
-/// Adds `bytes` as the key's next version and writes it with the metadata in one batch.
-/// Returns the new version's metadata, as the write's answer.
-async fn append_version(
-    c: &Call,
+/// The batch that adds `bytes` as the key's next version (with the metadata, and the deletion
+/// of versions that fell out of the window), and the write's answer.
+fn append_version(
     key: &Key,
     mut meta: KeyMeta,
     config: &Config,
     bytes: Vec<u8>,
-) -> Result<Response> {
+) -> Result<(Vec<WriteOp>, Response)> {
     let now = now_nanos();
     let deletion = config.deletion_time(now, meta.delete_version_after);
     let (n, trimmed) = meta.add_version(now, deletion, config.max_versions);
@@ -149,12 +148,12 @@ async fn append_version(
     ops.push(WriteOp::Put(key.version_key(n), bytes));
     ops.extend(trimmed.iter().map(|v| WriteOp::Delete(key.version_key(*v))));
     ops.push(put_meta(key, &meta)?);
-    c.storage.write_batch(ops).await?;
     let vm = &meta.versions[&n];
-    Ok(Response {
+    let resp = Response {
         data: Some(vm.to_json(n, &meta.custom_metadata)),
         ..Default::default()
-    })
+    };
+    Ok((ops, resp))
 }
 
 async fn write(b: Arc<V2>, c: Call) -> Result<Response> {
@@ -162,11 +161,14 @@ async fn write(b: Arc<V2>, c: Call) -> Result<Response> {
     let bytes = serde_json::to_vec(data_field(&c)?)?;
     let cas = cas_option(&c)?;
     let key = Key::new(name);
-    let _guard = b.lock(&key).await;
     let config = b.config(&c.storage).await?;
-    let meta = b.load_meta(&c.storage, &key).await?.unwrap_or_default();
-    check_cas(cas, &config, &meta)?;
-    let mut resp = append_version(&c, &key, meta, &config, bytes).await?;
+    let mut resp = b
+        .modify_meta(&c.storage, &key, |meta| {
+            let meta = meta.unwrap_or_default();
+            check_cas(cas, &config, &meta)?;
+            append_version(&key, meta, &config, bytes.clone())
+        })
+        .await?;
     resp.warnings.extend(ignored_params(&c, FIELDS));
     Ok(resp)
 }
@@ -190,23 +192,56 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// What a patch found: the merged document to write on top of version `base`, or an answer.
+enum Patched {
+    Merged { base: u64, bytes: Vec<u8> },
+    Answer(Response),
+}
+
 async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
     let name = write_key(&c)?;
     let patch = data_field(&c)?;
     let cas = cas_option(&c)?;
     let key = Key::new(name);
-    let _guard = b.lock(&key).await;
-    let Some(meta) = b.load_meta(&c.storage, &key).await? else {
-        return Ok(not_found_empty());
-    };
     let config = b.config(&c.storage).await?;
-    check_cas(cas, &config, &meta)?;
+    loop {
+        let Some(meta) = b.load_meta(&c.storage, &key).await? else {
+            return Ok(not_found_empty());
+        };
+        check_cas(cas, &config, &meta)?;
+        let (base, bytes) = match merge_latest(&c, &key, &meta, patch).await? {
+            Patched::Merged { base, bytes } => (base, bytes),
+            Patched::Answer(resp) => return Ok(resp),
+        };
+        // The merge is on version `base`: it lands only if that is still the latest (a
+        // concurrent write makes the patch start over on the new latest version).
+        let written = b
+            .modify_meta(&c.storage, &key, |meta| match meta {
+                Some(meta) if meta.current_version == base => {
+                    check_cas(cas, &config, &meta)?;
+                    let (ops, resp) = append_version(&key, meta, &config, bytes.clone())?;
+                    Ok((ops, Some(resp)))
+                }
+                _ => Ok((vec![], None)),
+            })
+            .await?;
+        if let Some(mut resp) = written {
+            resp.warnings.extend(ignored_params(&c, FIELDS));
+            return Ok(resp);
+        }
+    }
+}
+
+/// Merges the patch into the latest version of `meta`.
+async fn merge_latest(c: &Call, key: &Key, meta: &KeyMeta, patch: &Value) -> Result<Patched> {
     let current = meta.current_version;
     let Some(vm) = meta.versions.get(&current) else {
-        return Ok(not_found_empty());
+        return Ok(Patched::Answer(not_found_empty()));
     };
     if vm.is_gone(now_nanos()) {
-        return Ok(not_found_with(vm.to_json(current, &meta.custom_metadata)));
+        return Ok(Patched::Answer(not_found_with(
+            vm.to_json(current, &meta.custom_metadata),
+        )));
     }
     let raw = c
         .storage
@@ -216,10 +251,10 @@ async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
     // A version stored as null patches like an empty object.
     let mut doc: Value = serde_json::from_slice(&raw)?;
     merge_patch(&mut doc, patch);
-    let bytes = serde_json::to_vec(&doc)?;
-    let mut resp = append_version(&c, &key, meta, &config, bytes).await?;
-    resp.warnings.extend(ignored_params(&c, FIELDS));
-    Ok(resp)
+    Ok(Patched::Merged {
+        base: current,
+        bytes: serde_json::to_vec(&doc)?,
+    })
 }
 
 async fn delete_latest(b: Arc<V2>, c: Call) -> Result<Response> {
@@ -227,17 +262,19 @@ async fn delete_latest(b: Arc<V2>, c: Call) -> Result<Response> {
         return Ok(Response::default());
     };
     let key = Key::new(name);
-    let _guard = b.lock(&key).await;
-    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else {
-        return Ok(Response::default());
-    };
-    let now = now_nanos();
-    let current = meta.current_version;
-    match meta.versions.get_mut(&current) {
-        Some(vm) if !vm.is_gone(now) => vm.deletion_time = Some(now),
-        _ => return Ok(Response::default()),
-    }
-    c.storage.write_batch(vec![put_meta(&key, &meta)?]).await?;
+    b.modify_meta(&c.storage, &key, |meta| {
+        let Some(mut meta) = meta else {
+            return Ok((vec![], ()));
+        };
+        let now = now_nanos();
+        let current = meta.current_version;
+        match meta.versions.get_mut(&current) {
+            Some(vm) if !vm.is_gone(now) => vm.deletion_time = Some(now),
+            _ => return Ok((vec![], ())),
+        }
+        Ok((vec![put_meta(&key, &meta)?], ()))
+    })
+    .await?;
     Ok(Response::default())
 }
 

@@ -51,21 +51,28 @@ async fn delete(b: Arc<V2>, c: Call) -> Result<Response> {
         return Err(Error::bad("No version number provided"));
     }
     let key = Key::new(name);
-    let _guard = b.lock(&key).await;
-    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else {
-        return Ok(Response::default());
-    };
-    let now = now_nanos();
-    let mut changed = false;
-    for n in versions {
-        if let Some(vm) = meta.versions.get_mut(&n).filter(|vm| !vm.is_gone(now)) {
-            vm.deletion_time = Some(now);
-            changed = true;
+    b.modify_meta(&c.storage, &key, |meta| {
+        let Some(mut meta) = meta else {
+            return Ok((vec![], ()));
+        };
+        let now = now_nanos();
+        let mut changed = false;
+        for n in &versions {
+            if let Some(vm) = meta.versions.get_mut(n).filter(|vm| !vm.is_gone(now)) {
+                vm.deletion_time = Some(now);
+                changed = true;
+            }
         }
-    }
-    if changed {
-        c.storage.write_batch(vec![put_meta(&key, &meta)?]).await?;
-    }
+        Ok((
+            changed
+                .then(|| put_meta(&key, &meta))
+                .transpose()?
+                .into_iter()
+                .collect(),
+            (),
+        ))
+    })
+    .await?;
     Ok(Response::default())
 }
 
@@ -77,21 +84,28 @@ async fn undelete(b: Arc<V2>, c: Call) -> Result<Response> {
     }
     let config = b.config(&c.storage).await?;
     let key = Key::new(name);
-    let _guard = b.lock(&key).await;
-    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else {
-        return Ok(Response::default());
-    };
-    let deletion = config.deletion_time(now_nanos(), meta.delete_version_after);
-    let mut changed = false;
-    for n in versions {
-        if let Some(vm) = meta.versions.get_mut(&n).filter(|vm| !vm.destroyed) {
-            vm.deletion_time = deletion;
-            changed = true;
+    b.modify_meta(&c.storage, &key, |meta| {
+        let Some(mut meta) = meta else {
+            return Ok((vec![], ()));
+        };
+        let deletion = config.deletion_time(now_nanos(), meta.delete_version_after);
+        let mut changed = false;
+        for n in &versions {
+            if let Some(vm) = meta.versions.get_mut(n).filter(|vm| !vm.destroyed) {
+                vm.deletion_time = deletion;
+                changed = true;
+            }
         }
-    }
-    if changed {
-        c.storage.write_batch(vec![put_meta(&key, &meta)?]).await?;
-    }
+        Ok((
+            changed
+                .then(|| put_meta(&key, &meta))
+                .transpose()?
+                .into_iter()
+                .collect(),
+            (),
+        ))
+    })
+    .await?;
     Ok(Response::default())
 }
 
@@ -102,20 +116,22 @@ async fn destroy(b: Arc<V2>, c: Call) -> Result<Response> {
         return Err(Error::bad("no version number provided"));
     }
     let key = Key::new(name);
-    let _guard = b.lock(&key).await;
-    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else {
-        return Ok(Response::default());
-    };
-    let mut ops = Vec::new();
-    for n in versions {
-        if let Some(vm) = meta.versions.get_mut(&n).filter(|vm| !vm.destroyed) {
-            vm.destroyed = true;
-            ops.push(WriteOp::Delete(key.version_key(n)));
+    b.modify_meta(&c.storage, &key, |meta| {
+        let Some(mut meta) = meta else {
+            return Ok((vec![], ()));
+        };
+        let mut ops = Vec::new();
+        for n in &versions {
+            if let Some(vm) = meta.versions.get_mut(n).filter(|vm| !vm.destroyed) {
+                vm.destroyed = true;
+                ops.push(WriteOp::Delete(key.version_key(*n)));
+            }
         }
-    }
-    if !ops.is_empty() {
-        ops.push(put_meta(&key, &meta)?);
-        c.storage.write_batch(ops).await?;
-    }
+        if !ops.is_empty() {
+            ops.push(put_meta(&key, &meta)?);
+        }
+        Ok((ops, ()))
+    })
+    .await?;
     Ok(Response::default())
 }

@@ -153,7 +153,7 @@ impl Changes {
     }
 
     /// Applies the changes and stamps the record as a new metadata version.
-    fn apply(self, meta: &mut KeyMeta, custom: Option<BTreeMap<String, String>>, now: i64) {
+    fn apply(&self, meta: &mut KeyMeta, custom: Option<BTreeMap<String, String>>, now: i64) {
         if let Some(m) = self.max_versions {
             meta.max_versions = m;
         }
@@ -211,13 +211,14 @@ async fn write(b: Arc<V2>, c: Call) -> Result<Response> {
     let config = b.config(&c.storage).await?;
     let warnings = changes.warnings(&config);
     let key = Key::new(name);
-    let _guard = b.lock(&key).await;
-    let existing = b.load_meta(&c.storage, &key).await?;
-    check_metadata_cas(&c, &config, existing.as_ref())?;
-    let now = now_nanos();
-    let mut meta = existing.unwrap_or_else(|| KeyMeta::new(now));
-    changes.apply(&mut meta, custom, now);
-    c.storage.write_batch(vec![put_meta(&key, &meta)?]).await?;
+    b.modify_meta(&c.storage, &key, |existing| {
+        check_metadata_cas(&c, &config, existing.as_ref())?;
+        let now = now_nanos();
+        let mut meta = existing.unwrap_or_else(|| KeyMeta::new(now));
+        changes.apply(&mut meta, custom.clone(), now);
+        Ok((vec![put_meta(&key, &meta)?], ()))
+    })
+    .await?;
     Ok(with_warnings(warnings))
 }
 
@@ -226,24 +227,26 @@ async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
     let changes = Changes::parse(&c)?;
     let config = b.config(&c.storage).await?;
     let key = Key::new(name);
-    let _guard = b.lock(&key).await;
-    let Some(mut meta) = b.load_meta(&c.storage, &key).await? else {
-        return Ok(not_found_empty());
-    };
-    if changes.is_empty() {
-        return Ok(Response::default());
-    }
-    let custom = match &changes.custom_metadata {
-        Some(v) => Some(
-            patch_custom_metadata(meta.custom_metadata.clone(), v).map_err(Error::BadRequest)?,
-        ),
-        None => None,
-    };
-    check_metadata_cas(&c, &config, Some(&meta))?;
-    let warnings = changes.warnings(&config);
-    changes.apply(&mut meta, custom, now_nanos());
-    c.storage.write_batch(vec![put_meta(&key, &meta)?]).await?;
-    Ok(with_warnings(warnings))
+    b.modify_meta(&c.storage, &key, |meta| {
+        let Some(mut meta) = meta else {
+            return Ok((vec![], not_found_empty()));
+        };
+        if changes.is_empty() {
+            return Ok((vec![], Response::default()));
+        }
+        let custom = match &changes.custom_metadata {
+            Some(v) => Some(
+                patch_custom_metadata(meta.custom_metadata.clone(), v)
+                    .map_err(Error::BadRequest)?,
+            ),
+            None => None,
+        };
+        check_metadata_cas(&c, &config, Some(&meta))?;
+        let warnings = changes.warnings(&config);
+        changes.apply(&mut meta, custom, now_nanos());
+        Ok((vec![put_meta(&key, &meta)?], with_warnings(warnings)))
+    })
+    .await
 }
 
 async fn delete(b: Arc<V2>, c: Call) -> Result<Response> {
@@ -251,17 +254,19 @@ async fn delete(b: Arc<V2>, c: Call) -> Result<Response> {
         return Ok(Response::default());
     };
     let key = Key::new(name);
-    let _guard = b.lock(&key).await;
-    let Some(meta) = b.load_meta(&c.storage, &key).await? else {
-        return Ok(Response::default());
-    };
-    let mut ops: Vec<WriteOp> = meta
-        .versions
-        .keys()
-        .map(|n| WriteOp::Delete(key.version_key(*n)))
-        .collect();
-    ops.push(WriteOp::Delete(key.meta_key()));
-    c.storage.write_batch(ops).await?;
+    b.modify_meta(&c.storage, &key, |meta| {
+        let Some(meta) = meta else {
+            return Ok((vec![], ()));
+        };
+        let mut ops: Vec<WriteOp> = meta
+            .versions
+            .keys()
+            .map(|n| WriteOp::Delete(key.version_key(*n)))
+            .collect();
+        ops.push(WriteOp::Delete(key.meta_key()));
+        Ok((ops, ()))
+    })
+    .await?;
     Ok(Response::default())
 }
 

@@ -13,9 +13,13 @@
 //! * [`upgrade`] is the one-time migration of KV v1 data when a mount is tuned to version 2.
 //! * [`model`] holds the stored records and their conversions.
 //!
-//! Concurrency: every read-modify-write of a key's metadata holds that key's lock stripe (one of
-//! 256 async mutexes chosen by the key's hash), and lands in storage as one atomic batch. Reads
-//! take no lock: they get the metadata, then the version.
+//! Concurrency: every read-modify-write of a key's metadata goes through [`V2::modify_meta`]: its
+//! batch (metadata, version data, deletions) lands only if the metadata is unchanged since it
+//! was read, else it is decided again on what is there now ([`View::update`]). So check-and-set
+//! and version numbers hold against any writer, in this process or another server on the same
+//! database. Writers in one process also take the key's lock stripe (one of 256 async mutexes
+//! chosen by the key's hash), which only spares them retries. Reads take no lock: they get the
+//! metadata, then the version.
 
 pub mod config;
 pub mod data;
@@ -85,21 +89,34 @@ impl V2 {
         Ok(())
     }
 
-    /// Locks one key against concurrent read-modify-write.
-    pub async fn lock(&self, key: &Key) -> tokio::sync::MutexGuard<'_, ()> {
-        self.locks[key.stripe() % LOCK_STRIPES].lock().await
+    /// Changes a key's metadata atomically: `change` sees the stored metadata and returns the
+    /// batch to write (with [`put_meta`], version data, deletions) and the result; the batch
+    /// lands only if the metadata is still what `change` saw, otherwise `change` runs again.
+    pub async fn modify_meta<T>(
+        &self,
+        storage: &View,
+        key: &Key,
+        mut change: impl FnMut(Option<KeyMeta>) -> Result<(Vec<WriteOp>, T)>,
+    ) -> Result<T> {
+        let _stripe = self.locks[key.stripe() % LOCK_STRIPES].lock().await;
+        storage
+            .update(&key.meta_key(), |raw| {
+                change(raw.map(decode_meta).transpose()?)
+            })
+            .await
     }
 
     pub async fn load_meta(&self, storage: &View, key: &Key) -> Result<Option<KeyMeta>> {
-        match storage.get(&key.meta_key()).await? {
-            Some(raw) => {
-                Ok(Some(serde_json::from_slice(&raw).map_err(|e| {
-                    Error::internal(format!("corrupt key metadata: {e}"))
-                })?))
-            }
-            None => Ok(None),
-        }
+        storage
+            .get(&key.meta_key())
+            .await?
+            .map(|raw| decode_meta(&raw))
+            .transpose()
     }
+}
+
+fn decode_meta(raw: &[u8]) -> Result<KeyMeta> {
+    serde_json::from_slice(raw).map_err(|e| Error::internal(format!("corrupt key metadata: {e}")))
 }
 
 /// A `Put` of a key's metadata record, for a write batch.

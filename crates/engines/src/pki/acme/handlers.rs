@@ -63,7 +63,10 @@ pub async fn handle(b: &Pki, c: &Call, ctx: &Ctx, ep: Endpoint) -> Res<Reply> {
         Auth::Account(a) => Jwk::from_json(&a.jwk)?,
     };
     jws.verify(&key)?;
-    if !nonce::consume(&nonce) {
+    if !nonce::consume(&c.storage, &nonce)
+        .await
+        .map_err(Problem::internal)?
+    {
         return Err(Problem::bad_nonce(
             "invalid or reused nonce: the client sent an unacceptable anti-replay nonce",
         ));

@@ -218,22 +218,25 @@ impl Ctx {
     }
 }
 
-/// Adds the headers every ACME answer carries and wraps it for the core.
-fn respond(
+/// Adds the headers every ACME answer carries and wraps it for the core; `nonce` answers carry
+/// a fresh anti-replay nonce (issued from the mount's storage).
+async fn respond(
+    c: &Call,
     base: Option<&str>,
     reply: std::result::Result<Reply, Problem>,
     nonce: bool,
-) -> Response {
+) -> Result<Response> {
     let mut r = reply.unwrap_or_else(|p| p.reply());
     if nonce {
-        r.headers.push(("Replay-Nonce".into(), nonce::issue()));
+        r.headers
+            .push(("Replay-Nonce".into(), nonce::issue(&c.storage).await?));
         r.headers.push(("Cache-Control".into(), "no-store".into()));
     }
     if let Some(b) = base {
         r.headers
             .push(("Link".into(), format!("<{b}/directory>;rel=\"index\"")));
     }
-    Response {
+    Ok(Response {
         raw: Some(Box::new(RawResponse {
             status: r.status,
             content_type: r.content_type,
@@ -241,7 +244,7 @@ fn respond(
             headers: r.headers,
         })),
         ..Default::default()
-    }
+    })
 }
 
 /// The POST endpoints.
@@ -334,10 +337,10 @@ pub fn paths() -> Vec<Path<Pki>> {
 async fn directory(_b: Arc<Pki>, c: Call) -> Result<Response> {
     let ctx = match Ctx::load(&c).await {
         Ok(x) => x,
-        Err(p) => return Ok(respond(None, Err(p), false)),
+        Err(p) => return respond(&c, None, Err(p), false).await,
     };
     if let Err(p) = policy::resolve(&c, &ctx.cfg, &ctx.role, &ctx.issuer).await {
-        return Ok(respond(None, Err(p), false));
+        return respond(&c, None, Err(p), false).await;
     }
     let b = &ctx.base;
     let body = json!({
@@ -348,23 +351,23 @@ async fn directory(_b: Arc<Pki>, c: Call) -> Result<Response> {
         "newOrder": format!("{b}/new-order"),
         "revokeCert": format!("{b}/revoke-cert"),
     });
-    Ok(respond(None, Ok(Reply::json(200, &body)), false))
+    respond(&c, None, Ok(Reply::json(200, &body)), false).await
 }
 
 async fn new_nonce(_b: Arc<Pki>, c: Call) -> Result<Response> {
     // HEAD and GET both arrive as reads; 200 suits HEAD (what clients use) and is harmless
     // for GET (RFC 8555 suggests 204 there).
-    Ok(match Ctx::load(&c).await {
-        Ok(ctx) => respond(Some(&ctx.base), Ok(Reply::empty(200)), true),
-        Err(p) => respond(None, Err(p), false),
-    })
+    match Ctx::load(&c).await {
+        Ok(ctx) => respond(&c, Some(&ctx.base), Ok(Reply::empty(200)), true).await,
+        Err(p) => respond(&c, None, Err(p), false).await,
+    }
 }
 
 async fn post(b: Arc<Pki>, c: Call, ep: Endpoint) -> Result<Response> {
     let ctx = match Ctx::load(&c).await {
         Ok(x) => x,
-        Err(p) => return Ok(respond(None, Err(p), true)),
+        Err(p) => return respond(&c, None, Err(p), true).await,
     };
     let reply = handlers::handle(&b, &c, &ctx, ep).await;
-    Ok(respond(Some(&ctx.base), reply, true))
+    respond(&c, Some(&ctx.base), reply, true).await
 }

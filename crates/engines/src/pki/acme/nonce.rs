@@ -1,82 +1,129 @@
-//! Anti-replay nonces (RFC 8555 §6.5): random, single use, valid for [`NONCE_TTL`].
+//! Anti-replay nonces (RFC 8555 §6.5): single use, valid for [`NONCE_TTL`].
 //!
-//! They live in this process's memory, shared by every mount (a nonce is 192 random bits, and
-//! the signed `url` ties a request to one mount anyway). A restart forgets them, so clients
-//! get one `badNonce` and retry with the fresh nonce every ACME answer carries. The store is
-//! bounded: past [`MAX_NONCES`] outstanding nonces the expired ones are dropped, then the
-//! oldest.
+//! A nonce is `b64u(random(16) || expiry(8, BE seconds) || HMAC-SHA256(mount key, both))`:
+//! issuing one stores nothing (the unauthenticated `new-nonce` cannot fill storage), and any
+//! server of the mount can check it, because the key lives in the mount's storage
+//! (`acme/nonce-key`). Spending one records its random part in an [`Expiring`] set until the
+//! nonce would expire anyway; that insertion is atomic (`insert_new`), so of concurrent
+//! requests carrying one nonce, on any server sharing the storage, exactly one gets through.
+//! Spent records are swept by the mount's periodic hook. A restart forgets nothing.
 
-use super::jws::b64u;
-use parking_lot::Mutex;
-use std::collections::{HashMap, VecDeque};
-use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use super::jws::{b64u, unb64u};
+use aws_lc_rs::hmac;
+use std::time::Duration;
+use tresor_core::barrier::View;
+use tresor_core::expiring::Expiring;
+use tresor_core::util::unix_now;
+use tresor_core::Result;
+use tresor_storage::WriteOp;
 
 /// How long an unused nonce stays valid.
 pub const NONCE_TTL: Duration = Duration::from_secs(30 * 60);
 
-/// Outstanding nonces kept at most.
-pub const MAX_NONCES: usize = 100_000;
+const KEY_PATH: &str = "acme/nonce-key";
+const SPENT_PREFIX: &str = "acme/nonces/";
+const RANDOM_LEN: usize = 16;
+const BODY_LEN: usize = RANDOM_LEN + 8;
+const TAG_LEN: usize = 32;
 
-#[derive(Default)]
-struct Store {
-    live: HashMap<String, Instant>,
-    /// Issue order, to drop the oldest first (may hold nonces already used).
-    order: VecDeque<String>,
+/// The mount's nonce key, created on first use (atomically: two servers agree on one key).
+async fn key(storage: &View) -> Result<hmac::Key> {
+    let bytes = storage
+        .update(KEY_PATH, |stored| match stored {
+            Some(k) => Ok((vec![], k.to_vec())),
+            None => {
+                let k = tresor_core::barrier::random_bytes(32);
+                Ok((vec![WriteOp::Put(KEY_PATH.into(), k.clone())], k))
+            }
+        })
+        .await?;
+    Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
 }
-
-static STORE: LazyLock<Mutex<Store>> = LazyLock::new(Default::default);
 
 /// A fresh nonce.
-pub fn issue() -> String {
-    let mut bytes = [0u8; 24];
-    // aws-lc-rs's system RNG; failure here would mean no entropy at all.
-    aws_lc_rs::rand::fill(&mut bytes).expect("system random number generator");
-    let nonce = b64u(&bytes);
-    let now = Instant::now();
-    let mut s = STORE.lock();
-    if s.live.len() >= MAX_NONCES {
-        s.live.retain(|_, exp| *exp > now);
-        let live = std::mem::take(&mut s.live);
-        s.order.retain(|n| live.contains_key(n));
-        s.live = live;
-        while s.live.len() >= MAX_NONCES {
-            match s.order.pop_front() {
-                Some(old) => {
-                    s.live.remove(&old);
-                }
-                None => break,
-            }
-        }
-    }
-    s.live.insert(nonce.clone(), now + NONCE_TTL);
-    s.order.push_back(nonce.clone());
-    // Keep the issue queue from growing without bound with nonces already used.
-    if s.order.len() > 2 * MAX_NONCES {
-        let live = std::mem::take(&mut s.live);
-        s.order.retain(|n| live.contains_key(n));
-        s.live = live;
-    }
-    nonce
+pub async fn issue(storage: &View) -> Result<String> {
+    let key = key(storage).await?;
+    let mut nonce = tresor_core::barrier::random_bytes(RANDOM_LEN);
+    let expires = unix_now() + NONCE_TTL.as_secs() as i64;
+    nonce.extend_from_slice(&expires.to_be_bytes());
+    let tag = hmac::sign(&key, &nonce);
+    nonce.extend_from_slice(tag.as_ref());
+    Ok(b64u(&nonce))
 }
 
-/// Uses up a nonce: true when it was issued here, not used before, and has not expired.
-pub fn consume(nonce: &str) -> bool {
-    match STORE.lock().live.remove(nonce) {
-        Some(exp) => exp > Instant::now(),
-        None => false,
+/// Uses up a nonce: true when this mount issued it, it has not expired, and no request used
+/// it before.
+pub async fn consume(storage: &View, nonce: &str) -> Result<bool> {
+    let Some(raw) = unb64u(nonce).filter(|r| r.len() == BODY_LEN + TAG_LEN) else {
+        return Ok(false);
+    };
+    let (body, tag) = raw.split_at(BODY_LEN);
+    if hmac::verify(&key(storage).await?, body, tag).is_err() {
+        return Ok(false);
     }
+    let expires = i64::from_be_bytes(body[RANDOM_LEN..].try_into().expect("8 bytes"));
+    let left = expires - unix_now();
+    if left <= 0 {
+        return Ok(false);
+    }
+    Expiring::new(storage.sub(SPENT_PREFIX))
+        .insert_new(
+            &b64u(&body[..RANDOM_LEN]),
+            &(),
+            Duration::from_secs(left as u64),
+        )
+        .await
+}
+
+/// Forgets spent nonces that have expired anyway.
+pub async fn sweep(storage: &View) -> Result<usize> {
+    Expiring::new(storage.sub(SPENT_PREFIX)).sweep().await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use tresor_core::barrier::Barrier;
+    use tresor_storage::memory::MemoryStorage;
 
-    #[test]
-    fn nonces_are_single_use() {
-        let n = issue();
-        assert!(consume(&n));
-        assert!(!consume(&n));
-        assert!(!consume("never-issued"));
+    async fn views() -> (View, View) {
+        let b = Arc::new(Barrier::new(Arc::new(MemoryStorage::new())));
+        let root = b.initialize().await.unwrap();
+        b.unseal(root).await.unwrap();
+        (View::new(b.clone(), "m1/"), View::new(b, "m2/"))
+    }
+
+    #[tokio::test]
+    async fn nonces_are_single_use_and_bound_to_their_mount() {
+        let (m1, m2) = views().await;
+        let n = issue(&m1).await.unwrap();
+        assert!(!consume(&m2, &n).await.unwrap(), "another mount's nonce");
+        assert!(consume(&m1, &n).await.unwrap());
+        assert!(!consume(&m1, &n).await.unwrap(), "reused");
+        assert!(!consume(&m1, "bm90LWEtbm9uY2U").await.unwrap());
+        assert!(!consume(&m1, "").await.unwrap());
+        // A forged expiry breaks the tag.
+        let mut raw = unb64u(&issue(&m1).await.unwrap()).unwrap();
+        raw[RANDOM_LEN] ^= 1;
+        assert!(!consume(&m1, &b64u(&raw)).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_requests_spend_a_nonce_once() {
+        let (m1, _) = views().await;
+        for _ in 0..30 {
+            let n = issue(&m1).await.unwrap();
+            let mut tasks = Vec::new();
+            for _ in 0..20 {
+                let (v, n) = (m1.clone(), n.clone());
+                tasks.push(tokio::spawn(async move { consume(&v, &n).await.unwrap() }));
+            }
+            let mut accepted = 0;
+            for t in tasks {
+                accepted += usize::from(t.await.unwrap());
+            }
+            assert_eq!(accepted, 1);
+        }
     }
 }

@@ -1,5 +1,10 @@
-//! Striped async locks: serialize read-modify-write sequences on one key (a role, a secret ID)
-//! without one lock per key and without serializing unrelated keys.
+//! Striped async locks: serialize work on one key (a role, a secret ID, a lease) within this
+//! process, without one lock per key and without serializing unrelated keys.
+//!
+//! They are not what makes a check-then-act atomic: that is the conditional write of
+//! [`crate::barrier::View::update`], which also holds across processes. A stripe spares
+//! same-process writers of one key retries, and keeps work that must not overlap (a backend's
+//! hooks for one lease) apart.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
