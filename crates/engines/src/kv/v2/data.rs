@@ -195,7 +195,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 /// What a patch found: the merged document to write on top of version `base`, or an answer.
 enum Patched {
     Merged { base: u64, bytes: Vec<u8> },
-    Answer(Response),
+    Answer(Box<Response>),
 }
 
 async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
@@ -211,7 +211,7 @@ async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
         check_cas(cas, &config, &meta)?;
         let (base, bytes) = match merge_latest(&c, &key, &meta, patch).await? {
             Patched::Merged { base, bytes } => (base, bytes),
-            Patched::Answer(resp) => return Ok(resp),
+            Patched::Answer(resp) => return Ok(*resp),
         };
         // The merge is on version `base`: it lands only if that is still the latest (a
         // concurrent write makes the patch start over on the new latest version).
@@ -236,12 +236,12 @@ async fn patch(b: Arc<V2>, c: Call) -> Result<Response> {
 async fn merge_latest(c: &Call, key: &Key, meta: &KeyMeta, patch: &Value) -> Result<Patched> {
     let current = meta.current_version;
     let Some(vm) = meta.versions.get(&current) else {
-        return Ok(Patched::Answer(not_found_empty()));
+        return Ok(Patched::Answer(Box::new(not_found_empty())));
     };
     if vm.is_gone(now_nanos()) {
-        return Ok(Patched::Answer(not_found_with(
+        return Ok(Patched::Answer(Box::new(not_found_with(
             vm.to_json(current, &meta.custom_metadata),
-        )));
+        ))));
     }
     let raw = c
         .storage
