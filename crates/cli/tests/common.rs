@@ -99,10 +99,25 @@ pub fn durable_server(dir: &Path, port: u16) -> Server {
 
 /// Like [`durable_server`], with more config files after the main one.
 pub fn durable_server_with(dir: &Path, port: u16, extra: &[&Path]) -> Server {
+    configured_server(dir, port, "", "", extra)
+}
+
+/// A durable server whose main config adds `listener_extra` inside the listener block and
+/// `top_extra` at the top level.
+pub fn configured_server(
+    dir: &Path,
+    port: u16,
+    listener_extra: &str,
+    top_extra: &str,
+    extra: &[&Path],
+) -> Server {
     let cfg = dir.join("tresor.hcl");
     std::fs::write(
         &cfg,
-        format!("storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n", dir.join("data").display()),
+        format!(
+            "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n{listener_extra}\n}}\n{top_extra}\n",
+            dir.join("data").display()
+        ),
     )
     .unwrap();
     let mut args = vec!["server".to_string(), format!("-config={}", cfg.display())];

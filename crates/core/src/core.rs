@@ -283,6 +283,13 @@ impl Core {
         });
     }
 
+    /// The end of the process: seals (keys dropped and zeroized), then closes storage cleanly.
+    /// Requests in flight should have finished (the server drains them first).
+    pub async fn shutdown(&self) {
+        self.seal_now();
+        self.barrier.storage().close().await;
+    }
+
     /// Seals: drops every key and all unsealed state.
     pub fn seal_now(&self) {
         *self.active.write() = None;

@@ -11,13 +11,20 @@
 //! api_addr = "https://127.0.0.1:8200"
 //! default_lease_ttl = "768h"
 //! max_lease_ttl = "768h"
+//! disable_mlock = false          # lock memory (see `hardening`); `-dev` sets it
 //! ```
-//! Unknown keys (`ui`, `disable_mlock`, `cluster_addr` ...) are accepted and ignored, so Vault
-//! config files load unchanged. Why hcl-rs: the maintained Rust HCL parser with serde support.
+//! Listener timeouts and limits use Vault's keys (`http_read_header_timeout`, default 10s;
+//! `http_read_timeout`, the request body, 30s; `http_idle_timeout`, 5m; `max_request_size`,
+//! 32 MiB) plus `max_connections` (beyond Vault; default: the open-files limit less 256).
+//! `graceful_shutdown_timeout` (beyond Vault, default 20s) bounds how long SIGTERM/SIGINT wait
+//! for requests in flight. Unknown keys (`ui`, `cluster_addr` ...) are accepted and ignored,
+//! so Vault config files load unchanged. Why hcl-rs: the maintained Rust HCL parser with serde support.
 
+use crate::connections::Limits;
 use crate::BoxError;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tresor_core::audit::AuditEntry;
 use tresor_core::framework::parse_duration;
 
@@ -42,6 +49,7 @@ pub struct ListenerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Largest accepted request body, bytes.
     pub max_request_size: usize,
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,9 +63,14 @@ pub struct ServerConfig {
     pub audit_dir: Option<PathBuf>,
     /// `audit "file" "name" { file_path = ... }` blocks (beyond Vault).
     pub audit_devices: Vec<AuditEntry>,
+    /// Vault's `disable_mlock`: do not lock memory.
+    pub disable_mlock: bool,
+    /// How long shutdown waits for requests in flight (beyond Vault).
+    pub graceful_shutdown_timeout: Duration,
 }
 
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
+pub const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 const DEFAULT_TTL: u64 = 768 * 3600;
 
 impl ServerConfig {
@@ -69,12 +82,16 @@ impl ServerConfig {
                 address: addr.unwrap_or("127.0.0.1:8200").to_string(),
                 tls: None,
                 max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+                limits: Limits::default(),
             }],
             api_addr: None,
             default_lease_ttl: DEFAULT_TTL,
             max_lease_ttl: DEFAULT_TTL,
             audit_dir: None,
             audit_devices: Vec::new(),
+            // As Vault's dev mode: a throwaway in-memory server need not lock memory.
+            disable_mlock: true,
+            graceful_shutdown_timeout: DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
         }
     }
 
@@ -159,10 +176,29 @@ impl ServerConfig {
                     .unwrap_or(DEFAULT_MAX_REQUEST_SIZE),
                 None => DEFAULT_MAX_REQUEST_SIZE,
             };
+            let defaults = Limits::default();
+            let limits = Limits {
+                header_read_timeout: duration_key(&body, "http_read_header_timeout")?
+                    .unwrap_or(defaults.header_read_timeout),
+                read_timeout: duration_key(&body, "http_read_timeout")?
+                    .unwrap_or(defaults.read_timeout),
+                idle_timeout: duration_key(&body, "http_idle_timeout")?
+                    .unwrap_or(defaults.idle_timeout),
+                max_connections: match body.get("max_connections") {
+                    None => defaults.max_connections,
+                    Some(v) => v
+                        .as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                        .filter(|n| *n > 0)
+                        .ok_or("listener: max_connections must be a positive number")?
+                        as usize,
+                },
+            };
             listeners.push(ListenerConfig {
                 address,
                 tls,
                 max_request_size,
+                limits,
             });
         }
         if listeners.is_empty() {
@@ -190,7 +226,26 @@ impl ServerConfig {
                 .and_then(Value::as_str)
                 .map(PathBuf::from),
             audit_devices: audit_blocks(obj.get("audit"))?,
+            disable_mlock: obj.get("disable_mlock").is_some_and(truthy),
+            graceful_shutdown_timeout: duration_key(obj, "graceful_shutdown_timeout")?
+                .unwrap_or(DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT),
         })
+    }
+}
+
+/// A duration setting (`"10s"`, or a number of seconds); a zero or malformed one is an error.
+fn duration_key(
+    obj: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<Duration>, BoxError> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(v) => parse_duration(v)
+            .filter(|d| !d.is_zero())
+            .map(Some)
+            .ok_or_else(|| {
+                format!("invalid {key}: {v} (a positive duration such as \"10s\")").into()
+            }),
     }
 }
 
@@ -340,6 +395,44 @@ mod tests {
         assert_eq!(c.listeners[1].tls, Some(("c.pem".into(), "k.pem".into())));
         assert_eq!(c.default_lease_ttl, 3600);
         assert_eq!(c.max_lease_ttl, DEFAULT_TTL);
+        assert!(c.disable_mlock);
+        assert_eq!(c.listeners[0].limits, Limits::default());
+    }
+
+    #[test]
+    fn parses_listener_limits() {
+        let c = ServerConfig::parse(
+            r#"
+            storage "inmem" {}
+            listener "tcp" {
+              tls_disable = true
+              http_read_header_timeout = "3s"
+              http_read_timeout = 7
+              http_idle_timeout = "2m"
+              max_connections = 500
+            }
+            graceful_shutdown_timeout = "45s"
+            "#,
+            Path::new("."),
+        )
+        .unwrap();
+        let l = &c.listeners[0].limits;
+        assert_eq!(l.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(l.read_timeout, Duration::from_secs(7));
+        assert_eq!(l.idle_timeout, Duration::from_secs(120));
+        assert_eq!(l.max_connections, 500);
+        assert_eq!(c.graceful_shutdown_timeout, Duration::from_secs(45));
+        assert!(!c.disable_mlock);
+        for bad in [
+            "http_read_header_timeout = \"soon\"",
+            "http_idle_timeout = 0",
+            "max_connections = 0",
+        ] {
+            let text = format!(
+                "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  tls_disable = true\n  {bad}\n}}\n"
+            );
+            assert!(ServerConfig::parse(&text, Path::new(".")).is_err(), "{bad}");
+        }
     }
 
     #[test]

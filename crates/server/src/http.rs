@@ -8,6 +8,10 @@
 //! * the core's answer → Vault's envelope (`request_id`, `lease_id`, `renewable`,
 //!   `lease_duration`, `data`, `wrap_info`, `warnings`, `auth`, `mount_type`), 204 when empty;
 //! * a core error → `{"errors": [...]}` with its status: the only place that mapping happens.
+//!
+//! Input that cannot be a request is refused before the core sees it: a body announced larger
+//! than `max_request_size` (413, nothing read), a body not complete within the listener's
+//! `http_read_timeout` (408), a path or query that is not UTF-8 once percent-decoded (400).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -22,6 +26,13 @@ use tresor_core::framework::parse_duration_str;
 use tresor_core::logical::{Operation, Request, Response};
 
 pub type HttpResponse = hyper::Response<Full<Bytes>>;
+
+/// What one request may send: the listener's `max_request_size` and `http_read_timeout`.
+#[derive(Debug, Clone)]
+pub struct RequestLimits {
+    pub max_body: usize,
+    pub read_timeout: std::time::Duration,
+}
 
 fn json_response(status: u16, body: &Value) -> HttpResponse {
     json_bytes(status, serde_json::to_vec(body).unwrap_or_default())
@@ -53,18 +64,21 @@ fn empty(status: StatusCode) -> HttpResponse {
     r
 }
 
-fn query_data(query: Option<&str>) -> Map<String, Value> {
+/// The pairs of a query string or form body; `None` if one is not UTF-8 once decoded.
+fn query_data(query: Option<&str>) -> Option<Map<String, Value>> {
     let mut m = Map::new();
     if let Some(q) = query {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            m.insert(percent_decode(k), Value::String(percent_decode(v)));
+            m.insert(percent_decode(k)?, Value::String(percent_decode(v)?));
         }
     }
-    m
+    Some(m)
 }
 
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` escapes and `+`; `None` if the result is not UTF-8 (a malformed escape is
+/// kept as it is, as Go's lenient decoders do).
+fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -87,7 +101,17 @@ fn percent_decode(s: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).ok()
+}
+
+/// A boolean flag as Go's `strconv.ParseBool` reads it (Vault parses `?list=`, `?help=` so):
+/// `None` for anything else.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 fn header<'a>(req: &'a hyper::Request<Incoming>, name: &str) -> Option<&'a str> {
@@ -98,7 +122,7 @@ fn header<'a>(req: &'a hyper::Request<Incoming>, name: &str) -> Option<&'a str> 
 pub async fn handle(
     core: Arc<Core>,
     req: hyper::Request<Incoming>,
-    max_body: usize,
+    limits: &RequestLimits,
     remote: Option<String>,
     client_certs: Arc<Vec<Vec<u8>>>,
 ) -> HttpResponse {
@@ -106,16 +130,31 @@ pub async fn handle(
     let Some(raw_path) = uri_path.strip_prefix("/v1/") else {
         return error_response(404, vec![]);
     };
-    let path = percent_decode(raw_path);
-    let mut data = query_data(req.uri().query());
-    let list_query = matches!(
-        data.get("list").and_then(Value::as_str),
-        Some("true") | Some("1")
-    );
-    let help_query = matches!(
-        data.get("help").and_then(Value::as_str),
-        Some("true") | Some("1")
-    );
+    let Some(path) = percent_decode(raw_path) else {
+        return error_response(400, vec!["the request path is not valid UTF-8".into()]);
+    };
+    let Some(mut data) = query_data(req.uri().query()) else {
+        return error_response(400, vec!["the query string is not valid UTF-8".into()]);
+    };
+    let mut flag = |name: &str| -> Result<bool, String> {
+        match data.remove(name) {
+            None => Ok(false),
+            Some(v) => {
+                let v = v.as_str().unwrap_or_default();
+                // An empty value is false, as in Vault (`?list=` reads).
+                (if v.is_empty() {
+                    Some(false)
+                } else {
+                    parse_bool(v)
+                })
+                .ok_or_else(|| format!("invalid value for {name}: {v:?}"))
+            }
+        }
+    };
+    let (list_query, help_query) = match (flag("list"), flag("help")) {
+        (Ok(l), Ok(h)) => (l, h),
+        (Err(e), _) | (_, Err(e)) => return error_response(400, vec![e]),
+    };
     let operation = match req.method().as_str() {
         "GET" if help_query => Operation::Help,
         "GET" | "HEAD" if list_query => Operation::List,
@@ -126,12 +165,6 @@ pub async fn handle(
         "DELETE" => Operation::Delete,
         _ => return error_response(405, vec!["unsupported operation".into()]),
     };
-    if list_query {
-        data.remove("list");
-    }
-    if help_query {
-        data.remove("help");
-    }
     let token = header(&req, "x-vault-token")
         .map(str::to_string)
         .or_else(|| {
@@ -159,24 +192,9 @@ pub async fn handle(
         Operation::Update | Operation::Patch | Operation::Delete | Operation::List
     );
     if has_body {
-        let body = match Limited::new(req.into_body(), max_body).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    // The rest of the body is unread: the connection cannot carry another
-                    // request, so say so (clients then do not reuse it).
-                    let mut r = error_response(
-                        413,
-                        vec![format!("request body too large (limit {max_body} bytes)")],
-                    );
-                    r.headers_mut()
-                        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-                    return r;
-                }
-                return error_response(400, vec!["failed to read request body".into()]);
-            }
+        let body = match read_body(req, limits).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         if binary_body {
             // Binary protocols tunnelled through the API (OCSP): the body goes to the backend
@@ -187,9 +205,12 @@ pub async fn handle(
                 Value::String(base64::engine::general_purpose::STANDARD.encode(&body)),
             );
         } else if form_content_type && !opens_like_json(&body) {
-            match std::str::from_utf8(&body) {
-                Ok(text) => data.extend(query_data(Some(text.trim()))),
-                Err(_) => {
+            match std::str::from_utf8(&body)
+                .ok()
+                .and_then(|text| query_data(Some(text.trim())))
+            {
+                Some(form) => data.extend(form),
+                None => {
                     return error_response(
                         400,
                         vec!["failed to parse form input: not UTF-8".into()],
@@ -234,6 +255,52 @@ pub async fn handle(
         return r;
     }
     resp
+}
+
+/// Reads a request body within the listener's limits. A body announced larger than the limit
+/// is refused unread; one that stops arriving is cut off after `http_read_timeout`. Either
+/// way the rest of the body is unread, so the answer closes the connection.
+async fn read_body(
+    req: hyper::Request<Incoming>,
+    limits: &RequestLimits,
+) -> Result<Bytes, HttpResponse> {
+    let closing = |status: u16, msg: String| {
+        let mut r = error_response(status, vec![msg]);
+        r.headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    };
+    let too_large = || {
+        closing(
+            413,
+            format!("request body too large (limit {} bytes)", limits.max_body),
+        )
+    };
+    let announced = header(&req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limits.max_body as u64) {
+        return Err(too_large());
+    }
+    let read = Limited::new(req.into_body(), limits.max_body).collect();
+    match tokio::time::timeout(limits.read_timeout, read).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Ok(Err(_)) => Err(error_response(
+            400,
+            vec!["failed to read request body".into()],
+        )),
+        Err(_) => Err(closing(
+            408,
+            format!(
+                "the request body did not arrive within {}s (http_read_timeout)",
+                limits.read_timeout.as_secs_f64()
+            ),
+        )),
+    }
 }
 
 /// Whether a body's first non-blank byte opens a JSON object or array (Vault's `isForm` sniff).
@@ -318,11 +385,27 @@ mod tests {
 
     #[test]
     fn query_strings_decode() {
-        let d = query_data(Some("version=2&a%2Fb=c+d&flag"));
+        let d = query_data(Some("version=2&a%2Fb=c+d&flag")).unwrap();
         assert_eq!(d["version"], "2");
         assert_eq!(d["a/b"], "c d");
         assert_eq!(d["flag"], "");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("100%").unwrap(), "100%");
+        assert_eq!(percent_decode("%zz").unwrap(), "%zz");
+        assert_eq!(percent_decode("caf%C3%A9").unwrap(), "café");
+        assert_eq!(percent_decode("%ff%fe"), None);
+        assert!(query_data(Some("k=%ff")).is_none());
+    }
+
+    #[test]
+    fn flags_parse_as_go_does() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        for bad in ["", "yes", "tRUE", "2"] {
+            assert_eq!(parse_bool(bad), None, "{bad}");
+        }
     }
 }

@@ -5,14 +5,21 @@
 //! * [`http`]: the one request handler (`/v1/*`): methods to operations, headers, body limits,
 //!   and the single place where core errors become HTTP status codes.
 //! * [`listener`]: TCP listeners, optionally TLS (rustls), serving HTTP/1.1 and HTTP/2.
-//! * [`run`]: starts a server from [`ServeOptions`] (what `tresor server` calls).
+//! * [`connections`]: per-listener connection limits, timeouts and eviction.
+//! * [`hardening`]: no core dumps, locked memory, raised open-files limit.
+//! * [`run`]: starts a server from [`ServeOptions`] (what `tresor server` calls) and shuts it
+//!   down gracefully on SIGTERM/SIGINT.
 
 pub mod config;
+pub mod connections;
+pub mod hardening;
 pub mod http;
 pub mod listener;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tresor_core::core::{Core, CoreConfig, Registry};
 use tresor_core::logical::{Operation, Request};
 use tresor_core::seal::SealConfig;
@@ -89,7 +96,9 @@ pub async fn dev_setup(
     Ok((tresor_core::barrier::b64_encode(&key), init.root_token))
 }
 
-/// Runs a server until SIGINT/SIGTERM.
+/// Runs a server until SIGINT/SIGTERM, then shuts it down gracefully: no new connections,
+/// requests in flight finish (within `graceful_shutdown_timeout`), the core seals (keys are
+/// dropped and zeroized) and storage closes.
 pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
     let level = opts.log_level.clone().unwrap_or_else(|| "info".into());
     let _ = tracing_subscriber_init(&level);
@@ -101,10 +110,18 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
         }
         config::ServerConfig::load_all(&opts.config)?
     };
+    // Before any secret exists in this process.
+    hardening::disable_core_dumps()?;
+    if !cfg.disable_mlock {
+        hardening::lock_memory()?;
+    }
+    let open_files = hardening::raise_open_files_limit();
     let core = build_core(&cfg)?;
+    let stop = CancellationToken::new();
+    let connections = TaskTracker::new();
     let mut servers = Vec::new();
     for l in &cfg.listeners {
-        servers.push(listener::bind(l, core.clone()).await?);
+        servers.push(listener::bind(l, core.clone(), stop.clone(), connections.clone()).await?);
     }
     if opts.dev {
         let (key, token) = dev_setup(&core, opts.dev_root_token_id.clone()).await?;
@@ -114,7 +131,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
             .map(|l| l.address.clone())
             .unwrap_or_default();
         if let Some(home) = std::env::var_os("HOME") {
-            let _ = std::fs::write(PathBuf::from(home).join(".vault-token"), &token);
+            if let Err(e) = write_private(&PathBuf::from(home).join(".vault-token"), &token) {
+                tracing::warn!(error = %e, "could not write ~/.vault-token");
+            }
         }
         println!(
             "WARNING! dev mode is enabled! In this mode, Tresor runs entirely in-memory\n\
@@ -128,9 +147,15 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
              Development mode should NOT be used in production installations!\n"
         );
     }
-    for s in &servers {
-        tracing::info!(address = %s.local_addr, tls = s.tls, "listening");
+    for (s, l) in servers.iter().zip(&cfg.listeners) {
+        tracing::info!(
+            address = %s.local_addr,
+            tls = s.tls,
+            max_connections = l.limits.max_connections,
+            "listening"
+        );
     }
+    tracing::info!(open_files = ?open_files, mlock = !cfg.disable_mlock, "process limits");
     println!("==> Tresor server started! Log data will stream in below:");
     #[cfg(unix)]
     {
@@ -145,8 +170,44 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
         });
     }
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    let in_flight: usize = servers.iter().map(|s| s.connections.len()).sum();
+    tracing::info!(
+        connections = in_flight,
+        grace = ?cfg.graceful_shutdown_timeout,
+        "shutting down: refusing new connections, finishing requests in flight"
+    );
+    stop.cancel();
+    connections.close();
+    if tokio::time::timeout(cfg.graceful_shutdown_timeout, connections.wait())
+        .await
+        .is_err()
+    {
+        let left: usize = servers.iter().map(|s| s.connections.len()).sum();
+        tracing::warn!(
+            connections = left,
+            "graceful shutdown timeout reached; closing the remaining connections"
+        );
+    }
+    core.shutdown().await;
+    tracing::info!("shut down");
     Ok(())
+}
+
+/// Writes a file only its owner can read (created 0600, or narrowed to it).
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut f = options.open(path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(contents.as_bytes())
+    }
+    #[cfg(not(unix))]
+    options.open(path)?.write_all(contents.as_bytes())
 }
 
 fn tracing_subscriber_init(level: &str) -> Result<(), BoxError> {

@@ -1,23 +1,34 @@
-//! TCP listeners: accept connections, optionally terminate TLS with rustls, and serve HTTP/1.1
-//! and HTTP/2 (hyper-util's auto builder) with the handler in [`crate::http`].
+//! TCP listeners: accept connections (within the limits of [`crate::connections`]), optionally
+//! terminate TLS with rustls, and serve HTTP/1.1 and HTTP/2 (hyper-util's auto builder) with
+//! the handler in [`crate::http`]. On shutdown the accept loop stops (new connections are
+//! refused), quiet connections close, and busy ones finish their requests first.
 //!
 //! Why hyper directly (and not a web framework): the API has one route (`/v1/*`) whose routing
 //! lives in the core's mount table, so a router would add a layer and no value.
 
 use crate::config::ListenerConfig;
+use crate::connections::{Metered, RateLimitedLog, Registration, Registry};
+use crate::http::RequestLimits;
 use crate::BoxError;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tresor_core::core::Core;
 
 pub struct Bound {
     pub local_addr: SocketAddr,
     pub tls: bool,
+    /// The listener's open connections.
+    pub connections: Arc<Registry>,
 }
 
 fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, BoxError> {
@@ -142,8 +153,14 @@ impl rustls::server::danger::ClientCertVerifier for RequestClientCert {
     }
 }
 
-/// Binds the listener and serves it in the background.
-pub async fn bind(cfg: &ListenerConfig, core: Arc<Core>) -> Result<Bound, BoxError> {
+/// Binds the listener and serves it in the background until `stop` is cancelled; every
+/// connection is a task of `tracker`, so the caller can wait for them to finish.
+pub async fn bind(
+    cfg: &ListenerConfig,
+    core: Arc<Core>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) -> Result<Bound, BoxError> {
     let listener = TcpListener::bind(&cfg.address)
         .await
         .map_err(|e| format!("error binding listener to {}: {e}", cfg.address))?;
@@ -153,62 +170,195 @@ pub async fn bind(cfg: &ListenerConfig, core: Arc<Core>) -> Result<Bound, BoxErr
         None => None,
     };
     let tls = acceptor.is_some();
-    let max_body = cfg.max_request_size;
+    let registry = Registry::new(cfg.limits.clone());
+    registry.spawn_reaper(stop.clone());
+    let limits = Arc::new(RequestLimits {
+        max_body: cfg.max_request_size,
+        read_timeout: cfg.limits.read_timeout,
+    });
+    let connections = registry.clone();
     tokio::spawn(async move {
+        let accept_errors = RateLimitedLog::new();
         loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
+            let (stream, peer) = tokio::select! {
+                _ = stop.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        accept_errors.warn_with("accept failed", &e.to_string());
+                        if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                            // Out of descriptors: the longest-quiet connection makes room.
+                            registry.shed_one();
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+            };
+            let Some(registration) = registry.open() else {
+                continue;
             };
             let _ = stream.set_nodelay(true);
-            let core = core.clone();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let remote = Some(peer.ip().to_string());
-                let service = move |certs: Arc<Vec<Vec<u8>>>| {
-                    service_fn(move |req| {
-                        let (core, remote, certs) = (core.clone(), remote.clone(), certs.clone());
-                        async move {
-                            Ok::<_, std::convert::Infallible>(
-                                crate::http::handle(core, req, max_body, remote, certs).await,
-                            )
-                        }
-                    })
-                };
-                let builder = Builder::new(TokioExecutor::new());
-                let result = match acceptor {
-                    Some(a) => match a.accept(stream).await {
-                        Ok(tls) => {
-                            let certs: Vec<Vec<u8>> = tls
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .map(|cs| cs.iter().map(|c| c.to_vec()).collect())
-                                .unwrap_or_default();
-                            builder
-                                .serve_connection(TokioIo::new(tls), service(Arc::new(certs)))
-                                .await
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                    },
-                    None => {
-                        builder
-                            .serve_connection(TokioIo::new(stream), service(Arc::new(Vec::new())))
-                            .await
-                    }
-                };
+            tracker.spawn(serve(
+                Metered::new(stream, registration.conn.clone()),
+                peer,
+                registration,
+                Served {
+                    core: core.clone(),
+                    acceptor: acceptor.clone(),
+                    registry: registry.clone(),
+                    limits: limits.clone(),
+                    stop: stop.clone(),
+                },
+            ));
+        }
+    });
+    Ok(Bound {
+        local_addr,
+        tls,
+        connections,
+    })
+}
+
+/// What every connection of a listener shares.
+struct Served {
+    core: Arc<Core>,
+    acceptor: Option<TlsAcceptor>,
+    registry: Arc<Registry>,
+    limits: Arc<RequestLimits>,
+    stop: CancellationToken,
+}
+
+/// Serves one connection: TLS, then HTTP/1.1 or HTTP/2, until the client leaves, the registry
+/// closes it (deadline, eviction; never with a request in flight), or shutdown drains it.
+async fn serve(io: Metered<TcpStream>, peer: SocketAddr, registration: Registration, s: Served) {
+    let conn = registration.conn.clone();
+    let (io, certs) = match &s.acceptor {
+        None => (Io::Plain(io), Vec::new()),
+        Some(a) => {
+            let handshake = tokio::select! {
+                r = a.accept(io) => r,
+                _ = conn.closing() => return,
+                _ = s.stop.cancelled() => return,
+            };
+            match handshake {
+                Ok(tls) => {
+                    let certs: Vec<Vec<u8>> = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .map(|cs| cs.iter().map(|c| c.to_vec()).collect())
+                        .unwrap_or_default();
+                    (Io::Tls(Box::new(tls)), certs)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+            }
+        }
+    };
+    let remote = Some(peer.ip().to_string());
+    let certs = Arc::new(certs);
+    let (core, registry, limits) = (s.core.clone(), s.registry.clone(), s.limits.clone());
+    let request_conn = conn.clone();
+    let service = service_fn(move |req| {
+        let in_flight = request_conn.request(&registry);
+        let (core, remote, certs, limits) =
+            (core.clone(), remote.clone(), certs.clone(), limits.clone());
+        async move {
+            let resp = crate::http::handle(core, req, &limits, remote, certs).await;
+            drop(in_flight);
+            Ok::<_, std::convert::Infallible>(resp)
+        }
+    });
+    let builder = Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "connection error");
                 }
-            });
+                return;
+            }
+            _ = s.stop.cancelled(), if !draining => {
+                // Shutdown: nothing in flight, close now; else finish what is in flight
+                // (HTTP/1 answers with `Connection: close`, HTTP/2 sends GOAWAY).
+                if conn.is_quiet() {
+                    return;
+                }
+                draining = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = conn.closing() => {
+                if conn.is_quiet() {
+                    return;
+                }
+                conn.reprieve();
+            }
         }
-    });
-    Ok(Bound { local_addr, tls })
+    }
+}
+
+/// A connection's transport.
+enum Io {
+    Plain(Metered<TcpStream>),
+    Tls(Box<tokio_rustls::server::TlsStream<Metered<TcpStream>>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }

@@ -15,6 +15,7 @@
 
 use crate::{children, Expect, Result, Storage, StorageError, WriteOp};
 use async_trait::async_trait;
+use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 use std::sync::{mpsc, Arc};
@@ -31,19 +32,17 @@ struct Pending {
 }
 
 pub struct FileStorage {
-    db: Arc<Database>,
-    writer: Option<mpsc::Sender<Pending>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// `None` once closed.
+    db: RwLock<Option<Arc<Database>>>,
+    writer: Mutex<Option<mpsc::Sender<Pending>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Drop for FileStorage {
     /// Closes the queue and waits for the writer, so the file is released on return (a new
     /// `open` of the same path right after succeeds).
     fn drop(&mut self) {
-        self.writer.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.shut();
     }
 }
 
@@ -53,9 +52,21 @@ fn io<E: std::fmt::Display>(e: E) -> StorageError {
 
 impl FileStorage {
     /// Opens (or creates) the database file `dir/tresor.redb`.
+    /// A directory it creates is private to the server's user (0700), and so is the file
+    /// (0600), whatever the umask.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let db = Database::create(dir.join("tresor.redb")).map_err(io)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(io)?;
+        let file = dir.join("tresor.redb");
+        let db = Database::create(&file).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
         {
             let txn = db.begin_write().map_err(io)?;
             txn.open_table(TABLE).map_err(io)?;
@@ -69,10 +80,24 @@ impl FileStorage {
             .spawn(move || writer_loop(&wdb, rx))
             .map_err(io)?;
         Ok(Self {
-            db,
-            writer: Some(tx),
-            thread: Some(thread),
+            db: RwLock::new(Some(db)),
+            writer: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
         })
+    }
+
+    fn db(&self) -> Result<Arc<Database>> {
+        self.db.read().clone().ok_or(StorageError::Closed)
+    }
+
+    /// Stops taking writes, lets the writer commit what is queued, and drops the database
+    /// (the last reader in flight releases it).
+    fn shut(&self) {
+        self.writer.lock().take();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+        self.db.write().take();
     }
 }
 
@@ -148,7 +173,7 @@ fn commit_group(
 #[async_trait]
 impl Storage for FileStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db()?.begin_read().map_err(io)?;
         let table = txn.open_table(TABLE).map_err(io)?;
         Ok(table.get(key).map_err(io)?.map(|v| v.value().to_vec()))
     }
@@ -156,6 +181,7 @@ impl Storage for FileStorage {
     async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<WriteOp>) -> Result<()> {
         let (done, rx) = oneshot::channel();
         self.writer
+            .lock()
             .as_ref()
             .ok_or(StorageError::Closed)?
             .send(Pending { expect, ops, done })
@@ -163,8 +189,23 @@ impl Storage for FileStorage {
         rx.await.map_err(|_| StorageError::Closed)?
     }
 
+    async fn close(&self) {
+        self.writer.lock().take();
+        let writer = self.thread.lock().take();
+        if let Some(t) = writer {
+            // The join waits for the last commit: off the async runtime's threads.
+            let (joined, rx) = oneshot::channel();
+            std::thread::spawn(move || {
+                let _ = t.join();
+                let _ = joined.send(());
+            });
+            let _ = rx.await;
+        }
+        self.db.write().take();
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db()?.begin_read().map_err(io)?;
         let table = txn.open_table(TABLE).map_err(io)?;
         let mut keys = Vec::new();
         for entry in table.range(prefix..).map_err(io)? {
@@ -180,7 +221,7 @@ impl Storage for FileStorage {
 
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
         use std::ops::Bound;
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db()?.begin_read().map_err(io)?;
         let table = txn.open_table(TABLE).map_err(io)?;
         let start = match after {
             Some(a) if a >= prefix => Bound::Excluded(a),
@@ -223,6 +264,35 @@ mod tests {
             FileStorage::open(dir.path()).unwrap(),
         ))
         .await;
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_store_is_private_to_its_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data/nested");
+        let _s = FileStorage::open(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&parent.path().join("data")), 0o700);
+        assert_eq!(mode(&dir.join("tresor.redb")), 0o600);
+    }
+
+    #[tokio::test]
+    async fn close_commits_what_was_acknowledged_and_refuses_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStorage::open(dir.path()).unwrap();
+        s.put("k", b"v".to_vec()).await.unwrap();
+        s.close().await;
+        assert!(matches!(s.get("k").await, Err(StorageError::Closed)));
+        assert!(matches!(
+            s.put("k2", vec![]).await,
+            Err(StorageError::Closed)
+        ));
+        // Released: the file opens again at once, with the write.
+        let again = FileStorage::open(dir.path()).unwrap();
+        assert_eq!(again.get("k").await.unwrap(), Some(b"v".to_vec()));
     }
 
     #[tokio::test]

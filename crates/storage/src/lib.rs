@@ -79,6 +79,11 @@ pub trait Storage: Send + Sync + 'static {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
         self.write_batch_if(Vec::new(), ops).await
     }
+    /// Finishes what is queued and releases the store (a durable backend closes its files
+    /// cleanly, so the next open needs no recovery). Afterwards every call answers
+    /// [`StorageError::Closed`]. The default does nothing.
+    async fn close(&self) {}
+
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
         self.write_batch(vec![WriteOp::Put(key.to_string(), value)])
             .await
