@@ -12,8 +12,9 @@ use crate::logical::{Operation, Request, Response};
 use crate::mount::{MountConfig, MountEntry, Router};
 use crate::policy_store::PolicyStore;
 use crate::seal::{Progress, SealConfig, SealStore};
-use crate::token::backend::{sanitize_policies, TokenBackend, TtlLimits};
+use crate::token::backend::{sanitize_policies, TokenBackend};
 use crate::token::{TokenParams, TokenStore, Use};
+use crate::ttl::TtlLimits;
 use crate::util::random_alnum;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -298,7 +299,8 @@ impl Core {
         tracing::info!("sealed");
     }
 
-    fn limits(&self) -> TtlLimits {
+    /// The server config's default and max TTL (mounts tune theirs on top).
+    pub fn system_ttl_limits(&self) -> TtlLimits {
         TtlLimits {
             default_ttl: self.config.default_lease_ttl,
             max_ttl: self.config.max_lease_ttl,
@@ -485,7 +487,7 @@ impl Core {
             "token" => Ok(Arc::new(
                 TokenBackend {
                     store: tokens.clone(),
-                    limits: self.limits(),
+                    limits: self.system_ttl_limits(),
                 }
                 .backend(),
             )),
@@ -874,35 +876,21 @@ impl Core {
         path: &str,
         grant: crate::logical::LoginGrant,
     ) -> Result<crate::logical::Auth> {
-        let max = if mount.config.max_lease_ttl > 0 {
-            mount.config.max_lease_ttl
-        } else {
-            self.config.max_lease_ttl
-        };
-        let default = if mount.config.default_lease_ttl > 0 {
-            mount.config.default_lease_ttl
-        } else {
-            self.config.default_lease_ttl
-        };
-        let mut ttl = grant
-            .ttl
-            .map(|d| d.as_secs())
-            .filter(|t| *t > 0)
-            .unwrap_or(default);
-        for m in [grant.max_ttl, grant.explicit_max_ttl]
+        // The grant's max TTL and explicit max both bound the token; its period is capped
+        // like its TTL, by them and the mount's max.
+        let explicit_max = [grant.explicit_max_ttl, grant.max_ttl]
             .into_iter()
             .flatten()
-        {
-            if m.as_secs() > 0 {
-                ttl = ttl.min(m.as_secs());
-            }
-        }
-        let period = grant.period.map(|d| d.as_secs()).unwrap_or(0);
-        if period > 0 {
-            ttl = period;
-        } else {
-            ttl = ttl.min(max);
-        }
+            .map(|d| d.as_secs())
+            .filter(|s| *s > 0)
+            .min()
+            .unwrap_or(0);
+        let granted = self.system_ttl_limits().for_mount(&mount.config).calculate(
+            grant.ttl.map(|d| d.as_secs()).unwrap_or(0),
+            grant.period.map(|d| d.as_secs()).unwrap_or(0),
+            explicit_max,
+        );
+        let (ttl, period) = (granted.ttl, granted.period);
         let policies = sanitize_policies(grant.policies, !grant.no_default_policy);
         // Every login resolves to one entity (created on first login), through its alias.
         let entity_id = match grant.alias_name.as_deref().filter(|a| !a.is_empty()) {
@@ -932,13 +920,7 @@ impl Core {
                 num_uses: grant.num_uses as i64,
                 ttl,
                 // Renewals stop at the tighter of the two ceilings.
-                explicit_max_ttl: [grant.explicit_max_ttl, grant.max_ttl]
-                    .into_iter()
-                    .flatten()
-                    .map(|d| d.as_secs())
-                    .filter(|s| *s > 0)
-                    .min()
-                    .unwrap_or(0),
+                explicit_max_ttl: explicit_max,
                 period,
                 renewable: grant.renewable,
                 entity_id: entity_id.clone(),

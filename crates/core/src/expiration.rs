@@ -119,28 +119,12 @@ impl LeaseManager {
         token_hash: &str,
         secret: Secret,
     ) -> Result<Lease> {
-        let core = self.core()?;
-        let sys_default = core.config.default_lease_ttl;
-        let sys_max = core.config.max_lease_ttl;
-        let max = if mount.config.max_lease_ttl > 0 {
-            mount.config.max_lease_ttl
-        } else {
-            sys_max
-        };
-        let default = if mount.config.default_lease_ttl > 0 {
-            mount.config.default_lease_ttl
-        } else {
-            sys_default
-        };
+        let limits = self.core()?.system_ttl_limits().for_mount(&mount.config);
         let max = match secret.max_ttl.as_secs() {
-            0 => max,
-            m => m.min(max),
+            0 => limits.max_ttl,
+            m => m.min(limits.max_ttl),
         };
-        let ttl = match secret.ttl.as_secs() {
-            0 => default,
-            t => t,
-        }
-        .min(max);
+        let ttl = limits.calculate(secret.ttl.as_secs(), 0, max).ttl;
         let now = unix_now();
         let lease_id = format!("{}/{}", path.trim_end_matches('/'), random_alnum(24));
         let entry = LeaseEntry {

@@ -9,6 +9,7 @@
 //! * [`framework`]: how backends declare paths, fields and operations as data.
 //! * [`policy`]: Vault's HCL ACL language, compiled into an [`policy::Acl`].
 //! * [`token`]: the token store (hashes only at rest) and the `auth/token/` backend.
+//! * [`ttl`]: the one TTL calculation for tokens and leases (mount and system maximums).
 //! * [`sys`]: the `sys/` backend (mounts, policies, seal, health, capabilities).
 //! * [`core`]: the [`core::Core`] that ties them together and handles a request end to end.
 
@@ -30,6 +31,7 @@ pub mod policy_store;
 pub mod seal;
 pub mod sys;
 pub mod token;
+pub mod ttl;
 pub mod util;
 
 pub use error::{Error, Result};

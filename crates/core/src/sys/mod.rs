@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::framework::{parse_duration, Call, Field, Path, PathBackend};
 use crate::logical::{Operation::*, Response};
 use crate::mount::{MountConfig, MountEntry};
+use crate::ttl::TtlLimits;
 use crate::util::random_alnum;
 use serde_json::{json, Map, Value};
 use std::sync::{Arc, Weak};
@@ -218,6 +219,23 @@ fn ttl_setting(v: &Value) -> Result<Option<u64>> {
     }
 }
 
+/// A mount's own default lease TTL may not exceed its max: its own, else the system's.
+fn check_lease_ttls(config: &crate::mount::MountConfig, system: TtlLimits) -> Result<()> {
+    let max = system.for_mount(config).max_ttl;
+    if config.default_lease_ttl > 0 && max > 0 && config.default_lease_ttl > max {
+        let whose = if config.max_lease_ttl > 0 {
+            "the mount's"
+        } else {
+            "the system"
+        };
+        return Err(Error::bad(format!(
+            "default lease TTL of {}s would be greater than {whose} max lease TTL of {max}s",
+            config.default_lease_ttl
+        )));
+    }
+    Ok(())
+}
+
 fn stringify_options(options: &mut Map<String, Value>) {
     for v in options.values_mut() {
         let s = match &*v {
@@ -267,11 +285,7 @@ impl Sys {
         if let Some(v) = cfg.get("max_lease_ttl") {
             config.max_lease_ttl = ttl_setting(v)?.unwrap_or(0);
         }
-        if config.max_lease_ttl > 0 && config.default_lease_ttl > config.max_lease_ttl {
-            return Err(Error::bad(
-                "default lease TTL cannot be greater than the max lease TTL",
-            ));
-        }
+        check_lease_ttls(&config, self.core()?.system_ttl_limits())?;
         config.force_no_cache = cfg
             .get("force_no_cache")
             .and_then(Value::as_bool)
@@ -419,6 +433,7 @@ impl Sys {
         let core = self.core()?;
         let f = c.fields.clone();
         let path = f.str("path").to_string();
+        let limits = core.system_ttl_limits();
         core.tune(table, &path, |m| {
             if let Some(v) = ttl_setting(f.get("default_lease_ttl"))? {
                 m.config.default_lease_ttl = v;
@@ -426,11 +441,7 @@ impl Sys {
             if let Some(v) = ttl_setting(f.get("max_lease_ttl"))? {
                 m.config.max_lease_ttl = v;
             }
-            if m.config.max_lease_ttl > 0 && m.config.default_lease_ttl > m.config.max_lease_ttl {
-                return Err(Error::bad(
-                    "default lease TTL cannot be greater than the max lease TTL",
-                ));
-            }
+            check_lease_ttls(&m.config, limits)?;
             if f.has("description") {
                 m.description = f.str("description").to_string();
             }

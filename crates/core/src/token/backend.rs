@@ -5,20 +5,15 @@ use super::{TokenEntry, TokenParams, TokenStore};
 use crate::error::{Error, Result};
 use crate::framework::{Call, Caller, Field, Path, PathBackend};
 use crate::logical::{Auth, Operation::*, Response};
+use crate::ttl::TtlLimits;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// System-wide TTL limits the token backend obeys (seconds).
-#[derive(Debug, Clone, Copy)]
-pub struct TtlLimits {
-    pub default_ttl: u64,
-    pub max_ttl: u64,
-}
-
 pub struct TokenBackend {
     pub store: Arc<TokenStore>,
+    /// The system's limits; the token mount's tuning applies on top ([`TtlLimits::for_mount`]).
     pub limits: TtlLimits,
 }
 
@@ -271,18 +266,22 @@ impl TokenBackend {
         }
         let no_parent =
             f.bool("no_parent") || orphan_path || role.as_ref().is_some_and(|r| r.orphan);
-        if f.bool("no_parent")
-            && !orphan_path
-            && role.is_none()
-            && !is_root
-            && !me
+        // As Vault: sudo on the path of this very request (or root) is what lets a caller make
+        // orphans or periodic tokens of its own choosing.
+        let is_sudo = is_root
+            || me
                 .acl
-                .capabilities(&format!("{}create-orphan", c.mount.route_prefix()))
-                .contains(&"sudo".to_string())
-            && !me.acl.is_root()
-        {
+                .capabilities(&format!("{}{}", c.mount.route_prefix(), c.path))
+                .iter()
+                .any(|cap| cap == "sudo");
+        if f.bool("no_parent") && !orphan_path && role.is_none() && !is_sudo {
             return Err(Error::bad(
                 "root or sudo privileges required to create orphan token",
+            ));
+        }
+        if f.has("period") && f.duration("period").as_secs() > 0 && !is_sudo {
+            return Err(Error::bad(
+                "root or sudo privileges required to create periodic token",
             ));
         }
         if f.has("id") && !f.str("id").is_empty() && !is_root {
@@ -327,15 +326,28 @@ impl TokenBackend {
         if policies.is_empty() {
             policies = vec!["default".into()];
         }
-        let period = if f.has("period") {
-            f.duration("period").as_secs()
-        } else {
-            role.as_ref().map(|r| r.period).unwrap_or(0)
+        let mut warnings = Vec::new();
+        let role_period = role.as_ref().map(|r| r.period).unwrap_or(0);
+        let asked_period = f.duration("period").as_secs();
+        let period = match (asked_period, role_period) {
+            (0, r) => r,
+            (a, 0) => a,
+            (a, r) => {
+                let lesser = a.min(r);
+                warnings.push(format!("Period specified both during creation call and in role; using the lesser value of {lesser} seconds"));
+                lesser
+            }
         };
-        let explicit_max = if f.has("explicit_max_ttl") {
-            f.duration("explicit_max_ttl").as_secs()
-        } else {
-            role.as_ref().map(|r| r.explicit_max_ttl).unwrap_or(0)
+        let role_max = role.as_ref().map(|r| r.explicit_max_ttl).unwrap_or(0);
+        let asked_max = f.duration("explicit_max_ttl").as_secs();
+        let explicit_max = match (asked_max, role_max) {
+            (0, r) => r,
+            (a, 0) => a,
+            (a, r) => {
+                let lesser = a.min(r);
+                warnings.push(format!("Explicit max TTL specified both during creation call and in role; using the lesser value of {lesser} seconds"));
+                lesser
+            }
         };
         let mut ttl = if f.has("ttl") {
             f.duration("ttl").as_secs()
@@ -345,17 +357,18 @@ impl TokenBackend {
         if ttl == 0 {
             ttl = role.as_ref().map(|r| r.token_ttl).unwrap_or(0);
         }
-        if period > 0 {
-            ttl = period;
-        } else if ttl == 0 && !policies.iter().any(|p| p == "root") {
-            ttl = self.limits.default_ttl;
-        }
-        if period == 0 && ttl > 0 && self.limits.max_ttl > 0 {
-            ttl = ttl.min(self.limits.max_ttl);
-        }
-        if explicit_max > 0 && (ttl == 0 || ttl > explicit_max) {
-            ttl = explicit_max;
-        }
+        let (ttl, period) = if ttl == 0 && period == 0 && policies.iter().any(|p| p == "root") {
+            // A root token asked for without a TTL does not expire (only root can make one),
+            // unless an explicit max says otherwise.
+            (explicit_max, 0)
+        } else {
+            let granted =
+                self.limits
+                    .for_mount(&c.mount.config)
+                    .calculate(ttl, period, explicit_max);
+            warnings.extend(granted.warnings);
+            (granted.ttl, granted.period)
+        };
         let num_uses = f.int("num_uses");
         if num_uses < 0 {
             return Err(Error::bad("number of uses cannot be negative"));
@@ -418,6 +431,7 @@ impl TokenBackend {
             .await?;
         Ok(Response {
             auth: Some(Box::new(auth_json(&token, &entry))),
+            warnings,
             ..Default::default()
         })
     }
@@ -483,7 +497,7 @@ impl TokenBackend {
             .renew(
                 &hash,
                 c.fields.duration("increment").as_secs(),
-                self.limits.max_ttl,
+                self.limits.for_mount(&c.mount.config),
             )
             .await?;
         Ok(Response {
@@ -502,7 +516,7 @@ impl TokenBackend {
             .renew(
                 &me.entry.hash,
                 c.fields.duration("increment").as_secs(),
-                self.limits.max_ttl,
+                self.limits.for_mount(&c.mount.config),
             )
             .await?;
         Ok(Response {
@@ -526,7 +540,7 @@ impl TokenBackend {
             .renew(
                 &hash,
                 c.fields.duration("increment").as_secs(),
-                self.limits.max_ttl,
+                self.limits.for_mount(&c.mount.config),
             )
             .await?;
         Ok(Response {

@@ -462,8 +462,15 @@ impl TokenStore {
     }
 
     /// Extends a token's life: `increment` seconds (or its original TTL), bounded by its
-    /// explicit max TTL and `max_ttl`; periodic tokens renew to their period.
-    pub async fn renew(&self, hash: &str, increment: u64, max_ttl: u64) -> Result<TokenEntry> {
+    /// explicit max TTL and the token mount's max; periodic tokens renew to their period (also
+    /// bounded by the max).
+    pub async fn renew(
+        &self,
+        hash: &str,
+        increment: u64,
+        limits: crate::ttl::TtlLimits,
+    ) -> Result<TokenEntry> {
+        let max_ttl = limits.max_ttl;
         let now = unix_now();
         let renewed = self
             .modify(hash, |e| {
@@ -474,7 +481,12 @@ impl TokenStore {
                     return Err(Error::bad("lease is not renewable"));
                 }
                 let mut ttl = if e.period > 0 {
-                    e.period
+                    // A period never renews past the token mount's max.
+                    if max_ttl > 0 {
+                        e.period.min(max_ttl)
+                    } else {
+                        e.period
+                    }
                 } else if increment > 0 {
                     increment
                 } else {
