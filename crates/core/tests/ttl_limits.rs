@@ -19,7 +19,10 @@ const HUGE: &str = "999999h";
 async fn core() -> (Arc<Core>, String) {
     // A backend with no paths of its own stands in for a secrets engine.
     let empty: tresor_core::core::Factory = Arc::new(|_| {
-        Ok(Arc::new(tresor_core::framework::PathBackend::new((), vec![])))
+        Ok(Arc::new(tresor_core::framework::PathBackend::new(
+            (),
+            vec![],
+        )))
     });
     let (core, root, _) = unsealed_with(
         Arc::new(MemoryStorage::new()),

@@ -62,14 +62,27 @@ impl Chain {
         c
     }
 
-    /// Adds the chain fields to an entry.
-    pub fn seal(&mut self, entry: &mut Value) {
+    /// Adds the chain fields of the next link to an entry. The chain moves on only when the
+    /// line is written ([`Chain::commit`]): a failed write leaves no gap in the sequence.
+    pub fn seal(&self, entry: &mut Value) -> Link {
         let body = serde_json::to_vec(entry).unwrap_or_default();
-        self.seq += 1;
-        let m = mac(&self.key, &self.prev, self.seq, &body);
-        entry["chain"] = json!({ "seq": self.seq, "prev": self.prev, "mac": m });
-        self.prev = m;
+        let seq = self.seq + 1;
+        let m = mac(&self.key, &self.prev, seq, &body);
+        entry["chain"] = json!({ "seq": seq, "prev": self.prev, "mac": m });
+        Link { seq, mac: m }
     }
+
+    /// Makes a written link the chain's last.
+    pub fn commit(&mut self, link: Link) {
+        self.seq = link.seq;
+        self.prev = link.mac;
+    }
+}
+
+/// A sealed link not yet known to be written.
+pub struct Link {
+    seq: u64,
+    mac: String,
 }
 
 /// The first problem found by [`verify`].
@@ -188,7 +201,8 @@ mod tests {
         let mut text = String::new();
         for i in 0..n {
             let mut e = json!({ "type": "request", "i": i });
-            c.seal(&mut e);
+            let link = c.seal(&mut e);
+            c.commit(link);
             text.push_str(&serde_json::to_string(&e).unwrap());
             text.push('\n');
         }
@@ -217,6 +231,28 @@ mod tests {
         assert_eq!(verify(&key, &reordered).unwrap_err().line, 2);
         let garbage = format!("{}\nnot json\n", ls[0]);
         assert_eq!(verify(&key, &garbage).unwrap_err().line, 2);
+    }
+
+    #[test]
+    fn a_link_not_committed_leaves_no_gap() {
+        let key = vec![9u8; 32];
+        let mut c = Chain {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+            seq: 0,
+            prev: String::new(),
+        };
+        let mut text = String::new();
+        for i in 0..6 {
+            let mut e = json!({ "i": i });
+            let link = c.seal(&mut e);
+            // Every other write "fails": its line is not kept and its link not committed.
+            if i % 2 == 0 {
+                text.push_str(&serde_json::to_string(&e).unwrap());
+                text.push('\n');
+                c.commit(link);
+            }
+        }
+        assert_eq!(verify(&key, &text), Ok(3));
     }
 
     #[test]

@@ -88,9 +88,7 @@ impl Device {
     fn write(&self, mut entry: Value) -> std::io::Result<()> {
         let mut out = self.out.lock();
         let (sink, chain) = &mut *out;
-        if let Some(c) = chain {
-            c.seal(&mut entry);
-        }
+        let link = chain.as_ref().map(|c| c.seal(&mut entry));
         let body = if self.jsonx {
             chain::to_jsonx(&entry).into_bytes()
         } else {
@@ -100,7 +98,11 @@ impl Device {
         line.extend_from_slice(self.prefix.as_bytes());
         line.extend_from_slice(&body);
         line.push(b'\n');
-        sink.write_line(&line)
+        sink.write_line(&line)?;
+        if let (Some(c), Some(link)) = (chain, link) {
+            c.commit(link);
+        }
+        Ok(())
     }
 }
 

@@ -48,7 +48,7 @@ impl Sink for FileSink {
             return out.flush();
         }
         match &mut self.file {
-            Some(f) => f.write_all(line),
+            Some(f) => append_whole_line(f, line),
             None => Err(std::io::Error::other("audit file is not open")),
         }
     }
@@ -67,6 +67,21 @@ impl Sink for FileSink {
         }
         self.file = Some(opts.open(&self.path)?);
         Ok(())
+    }
+}
+
+/// Appends a line or nothing: a write that fails part way (a full disk) is cut back to where
+/// the file ended, so the next line does not continue a fragment and the chain stays readable.
+fn append_whole_line(f: &mut std::fs::File, line: &[u8]) -> std::io::Result<()> {
+    let end = f.metadata()?.len();
+    match f.write_all(line) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            if let Err(cut) = f.set_len(end) {
+                tracing::error!(error = %cut, "audit file: could not remove a partly written line");
+            }
+            Err(e)
+        }
     }
 }
 
