@@ -141,8 +141,8 @@ async fn role_crud_shapes_and_validation() {
         (json!({ "token_type": "bad" }), 400, "invalid 'token_type' value \"bad\""),
         (json!({ "secret_id_num_uses": -1 }), 400, "secret_id_num_uses cannot be negative"),
         (json!({ "token_num_uses": -1 }), 400, "'token_num_uses' cannot be negative"),
-        (json!({ "bind_secret_id": false }), 500, "at least one constraint should be enabled on the role"),
-        (json!({ "secret_id_bound_cidrs": "10.0.0.1" }), 500, "failed to validate CIDR blocks: invalid CIDR address: 10.0.0.1"),
+        (json!({ "bind_secret_id": false }), 400, "at least one constraint should be enabled on the role"),
+        (json!({ "secret_id_bound_cidrs": "10.0.0.1" }), 400, "failed to validate CIDR blocks: invalid CIDR address: 10.0.0.1"),
         (json!({ "token_bound_cidrs": "bogus" }), 400, "error parsing address"),
         (json!({ "period": "800h" }), 400, "period of \"800h0m0s\" is greater than the backend's maximum lease TTL of \"768h0m0s\""),
     ];
@@ -202,7 +202,7 @@ async fn role_crud_shapes_and_validation() {
                 json!({ "role_id": "shared" })
             )
             .await),
-        (500, "role_id already in use".into())
+        (400, "role_id already in use".into())
     );
     assert_eq!(
         err(e
@@ -213,7 +213,7 @@ async fn role_crud_shapes_and_validation() {
             )
             .await)
         .0,
-        500
+        400
     );
     assert_eq!(role_id(&e, "r1").await, "shared");
     // Unknown names: read 404, delete 204; names with a slash are no role path at all.
@@ -729,7 +729,7 @@ async fn secret_id_lifecycle_lookup_destroy_and_list() {
         .await
         .unwrap()
         .is_empty());
-    // Destroy by accessor; a second time the accessor is unknown (500, as Vault).
+    // Destroy by accessor; a second time the accessor is unknown (400; Vault answers 500).
     e.root(
         Update,
         &format!("{A}/role/r/secret-id-accessor/destroy"),
@@ -755,7 +755,7 @@ async fn secret_id_lifecycle_lookup_destroy_and_list() {
             json!({ "secret_id_accessor": s2["secret_id_accessor"] }),
         )
         .await);
-    assert_eq!(s, 500);
+    assert_eq!(s, 400);
     assert!(m.starts_with("failed to find accessor entry for secret_id_accessor"));
     // An unknown accessor on lookup: 404 whose body is data.error.
     let r = e
@@ -826,7 +826,7 @@ async fn secret_id_lifecycle_lookup_destroy_and_list() {
                 json!({ "secret_id": "x" })
             )
             .await),
-        (500, "role \"nope\" does not exist".into())
+        (400, "role \"nope\" does not exist".into())
     );
     assert_eq!(
         err(e
@@ -837,7 +837,7 @@ async fn secret_id_lifecycle_lookup_destroy_and_list() {
             )
             .await)
         .0,
-        500
+        400
     );
     assert_eq!(
         err(e
@@ -916,10 +916,10 @@ async fn secret_id_generation_constraints() {
         (json!({ "ttl": 0 }), 400, "ttl cannot be longer than the role's secret_id_ttl"),
         (json!({ "metadata": "bad" }), 400, "failed to parse metadata: failed to parse the input: invalid <key,value> format"),
         (json!({ "metadata": { "a": "b" } }), 400, "error converting input for field \"metadata\""),
-        (json!({ "cidr_list": "garbage" }), 500, "failed to validate CIDR blocks: invalid CIDR address: garbage"),
-        (json!({ "cidr_list": "127.0.0.1/32" }), 500, "failed to verify subset relationship between CIDR blocks on the role [\"10.0.0.0/8\"] and CIDR blocks on the secret ID [\"127.0.0.1/32\"]"),
-        (json!({ "token_bound_cidrs": "10.1.2.3" }), 500, "failed to validate token CIDR blocks: invalid CIDR address: 10.1.2.3"),
-        (json!({ "token_bound_cidrs": "11.0.0.0/8" }), 500, "failed to verify subset relationship"),
+        (json!({ "cidr_list": "garbage" }), 400, "failed to validate CIDR blocks: invalid CIDR address: garbage"),
+        (json!({ "cidr_list": "127.0.0.1/32" }), 400, "failed to verify subset relationship between CIDR blocks on the role [\"10.0.0.0/8\"] and CIDR blocks on the secret ID [\"127.0.0.1/32\"]"),
+        (json!({ "token_bound_cidrs": "10.1.2.3" }), 400, "failed to validate token CIDR blocks: invalid CIDR address: 10.1.2.3"),
+        (json!({ "token_bound_cidrs": "11.0.0.0/8" }), 400, "failed to verify subset relationship"),
     ];
     for (body, status, msg) in cases {
         let (s, m) = err(e.root(Update, &p, body.clone()).await);
@@ -966,7 +966,7 @@ async fn secret_id_generation_constraints() {
     assert_eq!(
         (s, m.as_str()),
         (
-            500,
+            400,
             "failed to store secret_id: SecretID is already registered"
         )
     );
@@ -1035,7 +1035,7 @@ async fn login_denials() {
                 Some("127.0.0.1")
             )
             .await),
-        (500, "missing role_id".into())
+        (400, "missing role_id".into())
     );
     // A secret ID of another role does not open this one.
     e.root(Update, &format!("{A}/role/other"), json!({}))

@@ -333,7 +333,7 @@ async fn every_denial_and_failure_has_a_clear_error() {
     );
     assert_eq!(
         err(login(&e, "app", &good).await),
-        (500, "could not load backend configuration".into())
+        (400, "could not load backend configuration".into())
     );
     configure(&e, &api, json!({"token_reviewer_jwt": "reviewer"})).await;
     login(&e, "app", &good).await.unwrap();

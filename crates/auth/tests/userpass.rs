@@ -184,7 +184,7 @@ async fn user_crud_and_shapes() {
                 json!({ "password": "x" })
             )
             .await),
-        (500, "username does not exist".into())
+        (400, "username does not exist".into())
     );
     assert_eq!(
         err(e
@@ -194,7 +194,7 @@ async fn user_crud_and_shapes() {
                 json!({ "policies": "x" })
             )
             .await),
-        (500, "username does not exist".into())
+        (400, "username does not exist".into())
     );
     assert_eq!(
         err(e
@@ -395,7 +395,7 @@ async fn login_denials() {
                 Some("127.0.0.1")
             )
             .await),
-        (500, "missing password".into())
+        (400, "missing password".into())
     );
     assert_eq!(err(login(&e, "a/b", "pw", Some("127.0.0.1")).await).0, 404);
     // CIDR bounds: the right password from outside is a 403; a wrong one stays a 400.

@@ -813,7 +813,7 @@ async fn pki_issuers_default_update_revoke_delete() {
         .call(Operation::Read, "pki/issuer/default", json!({}))
         .await
         .unwrap_err();
-    assert_eq!(status(&e), 500);
+    assert_eq!(status(&e), 400);
     env.write(
         "pki/roles/r",
         json!({ "allow_any_name": true, "key_type": "ec" }),
@@ -827,7 +827,7 @@ async fn pki_issuers_default_update_revoke_delete() {
         )
         .await
         .unwrap_err();
-    assert_eq!(status(&e), 500);
+    assert_eq!(status(&e), 400);
     assert!(
         e.to_string().contains("could not fetch the CA certificate"),
         "{e}"
@@ -917,7 +917,7 @@ async fn pki_issuers_default_update_revoke_delete() {
         .await
         .unwrap_err();
     assert_eq!(status(&e), 400);
-    // Deleting: a later read is a 500, as in Vault.
+    // Deleting: a later read is a 400 (Vault answers 500).
     env.call(Operation::Delete, "pki/issuer/renamed", json!({}))
         .await
         .unwrap();
@@ -925,7 +925,7 @@ async fn pki_issuers_default_update_revoke_delete() {
         .call(Operation::Read, "pki/issuer/renamed", json!({}))
         .await
         .unwrap_err();
-    assert_eq!(status(&e), 500);
+    assert_eq!(status(&e), 400);
     // DELETE root removes everything.
     let r = env
         .call(Operation::Delete, "pki/root", json!({}))

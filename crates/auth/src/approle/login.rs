@@ -4,7 +4,7 @@
 //! As in Vault: an unknown `role_id`, an unknown, destroyed, expired or used-up `secret_id`
 //! all answer 400 "invalid role or secret ID"; a client outside the secret ID's `cidr_list` or
 //! the role's `secret_id_bound_cidrs` gets 400 "source address ... unauthorized ..."; a missing
-//! `role_id` is a 500 (Vault's quirk), a missing `secret_id` a 400. A role with
+//! `role_id` or `secret_id` is a 400 (Vault answers 500 for the first). A role with
 //! `bind_secret_id = false` needs only the `role_id` (it must then have CIDR bounds).
 //!
 //! Differences: all CIDR checks run before a use of the secret ID is spent (Vault spends it
@@ -45,7 +45,7 @@ fn remote(c: &Call) -> Result<&str> {
 async fn login(b: Arc<AppRole>, c: Call) -> Result<Response> {
     let role_id = c.fields.str("role_id").trim().to_string();
     if role_id.is_empty() {
-        return Err(Error::internal("missing role_id"));
+        return Err(Error::bad("missing role_id"));
     }
     let role = b
         .role_by_id(&c.storage, &role_id)

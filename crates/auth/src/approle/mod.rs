@@ -213,14 +213,14 @@ impl AppRole {
         previous_role_id: &str,
     ) -> Result<()> {
         if !role.has_constraint() {
-            return Err(Error::internal(
+            return Err(Error::bad(
                 "at least one constraint should be enabled on the role",
             ));
         }
         let index = format!("role_id/{}", self.salt.hmac(view, &role.role_id).await?);
         if let Some(e) = view.get_json::<RoleIdEntry>(&index).await? {
             if e.name != role.name {
-                return Err(Error::internal("role_id already in use"));
+                return Err(Error::bad("role_id already in use"));
             }
         }
         let mut ops = vec![WriteOp::Put(

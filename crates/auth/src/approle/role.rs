@@ -94,7 +94,7 @@ fn one(k: &str, v: Value) -> Map<String, Value> {
 
 fn validate_blocks(list: &[String]) -> Result<()> {
     cidr::validate_blocks(list)
-        .map_err(|e| Error::internal(format!("failed to validate CIDR blocks: {e}")))
+        .map_err(|e| Error::bad(format!("failed to validate CIDR blocks: {e}")))
 }
 
 pub(crate) fn paths() -> Vec<Path<AppRole>> {

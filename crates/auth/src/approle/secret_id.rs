@@ -120,7 +120,7 @@ fn go_quoted(list: &[String]) -> String {
 }
 
 fn subset_error(role: &[String], secret: &[String]) -> Error {
-    Error::internal(format!(
+    Error::bad(format!(
         "failed to verify subset relationship between CIDR blocks on the role {} and CIDR blocks on the secret ID {}",
         go_quoted(role),
         go_quoted(secret)
@@ -165,7 +165,7 @@ impl AppRole {
             return Err(Error::bad("missing secret_id"));
         }
         if secret_id.len() > MAX_HMAC_INPUT {
-            return Err(Error::internal(format!("failed to create HMAC of secret_id: value is longer than maximum of {MAX_HMAC_INPUT} bytes")));
+            return Err(Error::bad(format!("failed to create HMAC of secret_id: value is longer than maximum of {MAX_HMAC_INPUT} bytes")));
         }
         let _guard = self.role_locks.lock(&name).await;
         let role = self
@@ -177,11 +177,11 @@ impl AppRole {
         }
         let cidr_list = f.strings("cidr_list");
         cidr::validate_blocks(&cidr_list)
-            .map_err(|e| Error::internal(format!("failed to validate CIDR blocks: {e}")))?;
+            .map_err(|e| Error::bad(format!("failed to validate CIDR blocks: {e}")))?;
         check_subset(role.bound_cidrs(), &cidr_list)?;
         let token_cidrs = f.strings("token_bound_cidrs");
         cidr::validate_blocks(&token_cidrs)
-            .map_err(|e| Error::internal(format!("failed to validate token CIDR blocks: {e}")))?;
+            .map_err(|e| Error::bad(format!("failed to validate token CIDR blocks: {e}")))?;
         check_subset(&role.token.token_bound_cidrs, &token_cidrs)?;
         let num_uses = if f.has("num_uses") {
             let n = f.int("num_uses");
@@ -216,7 +216,7 @@ impl AppRole {
         let _s = self.secret_locks.lock(&hmac).await;
         let key = secret_key(&name, &hmac);
         if c.storage.get(&key).await?.is_some() {
-            return Err(Error::internal(
+            return Err(Error::bad(
                 "failed to store secret_id: SecretID is already registered",
             ));
         }
@@ -287,9 +287,9 @@ async fn by_value(b: &AppRole, c: &Call) -> Result<(Role, String)> {
     let role = b
         .role(&c.storage, &name)
         .await?
-        .ok_or_else(|| Error::internal(role_does_not_exist(&name)))?;
+        .ok_or_else(|| Error::bad(role_does_not_exist(&name)))?;
     if secret.len() > MAX_HMAC_INPUT {
-        return Err(Error::internal(format!("failed to create HMAC of secret_id: value is longer than maximum of {MAX_HMAC_INPUT} bytes")));
+        return Err(Error::bad(format!("failed to create HMAC of secret_id: value is longer than maximum of {MAX_HMAC_INPUT} bytes")));
     }
     Ok((role, b.salt.hmac(&c.storage, secret).await?))
 }
@@ -348,7 +348,7 @@ async fn accessor_args(b: &AppRole, c: &Call) -> Result<(Role, String)> {
     let role = b
         .role(&c.storage, &name)
         .await?
-        .ok_or_else(|| Error::internal(role_does_not_exist(&name)))?;
+        .ok_or_else(|| Error::bad(role_does_not_exist(&name)))?;
     Ok((role, accessor.to_string()))
 }
 
@@ -374,7 +374,7 @@ async fn accessor_destroy(b: Arc<AppRole>, c: Call) -> Result<Response> {
     let (role, accessor) = accessor_args(&b, &c).await?;
     let (a, entry) = by_accessor(&b, &c.storage, &role, &accessor)
         .await?
-        .ok_or_else(|| Error::internal(no_accessor(&accessor)))?;
+        .ok_or_else(|| Error::bad(no_accessor(&accessor)))?;
     let _s = b.secret_locks.lock(&a.secret_id_hmac).await;
     if entry.is_none() {
         return Err(Error::Forbidden("invalid secret id accessor".into()));

@@ -123,7 +123,7 @@ async fn login(b: Arc<Kubernetes>, c: Call) -> Result<Response> {
     let cfg = b
         .config(&c.storage)
         .await?
-        .ok_or_else(|| Error::internal("could not load backend configuration"))?;
+        .ok_or_else(|| Error::bad("could not load backend configuration"))?;
 
     // Local checks of the token, before asking the cluster.
     let jws = keys::parse(&jwt).map_err(denied)?;

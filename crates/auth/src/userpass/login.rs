@@ -28,7 +28,7 @@ async fn login(b: Arc<Userpass>, c: Call) -> Result<Response> {
     let attempt = b.lockout.begin(&c.storage, &name).await?;
     let pw = c.fields.str("password");
     if pw.is_empty() {
-        return Err(Error::internal("missing password"));
+        return Err(Error::bad("missing password"));
     }
     let user = b.user(&c.storage, &name).await?;
     let exists = user.is_some();

@@ -125,7 +125,7 @@ async fn set_password(b: Arc<Userpass>, c: Call) -> Result<Response> {
     let mut user = b
         .user(&c.storage, &name)
         .await?
-        .ok_or_else(|| Error::internal("username does not exist"))?;
+        .ok_or_else(|| Error::bad("username does not exist"))?;
     user.password_hash = new_hash(&c.fields).await?.ok_or_else(must_give_password)?;
     b.save_user(&c.storage, &name, &user).await?;
     Ok(Response::default())
@@ -137,7 +137,7 @@ async fn set_policies(b: Arc<Userpass>, c: Call) -> Result<Response> {
     let mut user = b
         .user(&c.storage, &name)
         .await?
-        .ok_or_else(|| Error::internal("username does not exist"))?;
+        .ok_or_else(|| Error::bad("username does not exist"))?;
     let f = &c.fields;
     let t = &mut user.token;
     if f.has("token_policies") {

@@ -155,9 +155,10 @@ pub async fn save(view: &View, name: &str, cfg: &DbConfig) -> Result<()> {
     view.put_json(&format!("config/{name}"), cfg).await
 }
 
-/// Vault's error for a role or lease naming a connection that does not exist (a 500 there).
+/// Vault's error for a role or lease naming a connection that does not exist (a 400 here, a
+/// 500 in Vault).
 pub fn missing(name: &str) -> Error {
-    Error::internal(format!(
+    Error::bad(format!(
         "failed to find entry for connection with name: {name:?}"
     ))
 }

@@ -34,7 +34,7 @@ pub async fn generate_password(storage: &View, cfg: &DbConfig) -> Result<String>
     }
     let p = password_policy::lookup(storage, &cfg.password_policy)
         .await
-        .map_err(|e| Error::internal(format!("unable to generate password: {e}")))?;
+        .map_err(|e| Error::bad(format!("unable to generate password: {e}")))?;
     Ok(p.generate())
 }
 
@@ -46,9 +46,7 @@ impl Database {
             .ok_or_else(|| Error::bad(format!("unknown role: {role_name}")))?;
         let (cfg, conn) = self.conn(&c.storage, &role.db_name).await?;
         if !cfg.allows(&role_name) {
-            return Err(Error::internal(format!(
-                "{role_name:?} is not an allowed role"
-            )));
+            return Err(Error::bad(format!("{role_name:?} is not an allowed role")));
         }
         let kind = cfg.kind()?;
         // TTLs as the lease will have them: role, else mount, else system; never past max.
@@ -70,15 +68,15 @@ impl Database {
             .map(|cl| cl.entry.display_name.clone())
             .unwrap_or_default();
         let template = Template::parse(&cfg.username_template()?)
-            .map_err(|e| Error::internal(format!("unable to parse username_template: {e}")))?;
+            .map_err(|e| Error::bad(format!("unable to parse username_template: {e}")))?;
         let username = template
             .render(&Context {
                 role_name: role_name.clone(),
                 display_name: display,
             })
-            .map_err(|e| Error::internal(format!("unable to generate username: {e}")))?;
+            .map_err(|e| Error::bad(format!("unable to generate username: {e}")))?;
         if !plugins::safe_identifier(&username) {
-            return Err(Error::internal(
+            return Err(Error::bad(
                 "unable to generate username: the result contains quotes, backslashes, \
                  semicolons or control characters",
             ));

@@ -696,13 +696,12 @@ pub async fn issuing_issuer(b: &Pki, c: &Call, role_ref: &str) -> Result<Arc<Loa
     };
     let issuer = match b.issuer(&c.storage, &reference).await {
         Ok(i) => i,
-        Err(e) => {
-            let msg = e.to_string();
-            let inner = msg.trim_start_matches("1 error occurred:\n\t* ").trim_end();
-            return Err(super::multi_err(format!(
-                "could not fetch the CA certificate (was one set?): {inner}"
+        Err(Error::BadRequest(msg)) => {
+            return Err(bad(format!(
+                "could not fetch the CA certificate (was one set?): {msg}"
             )));
         }
+        Err(e) => return Err(e),
     };
     if !issuer.entry.has_usage("issuing-certificates") {
         return Err(bad(format!(

@@ -10,7 +10,7 @@
 
 use super::keys::{self, check_name, PrivKey};
 use super::x509::{rfc3339_nanos, CertInfo};
-use super::{bad, multi_err, Pki};
+use super::{bad, Pki};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -248,7 +248,7 @@ pub async fn resolve_id(s: &View, reference: &str) -> Result<String> {
     if reference.is_empty() || reference == "default" {
         let cfg = issuers_config(s).await?;
         if cfg.default.is_empty() {
-            return Err(multi_err("no default issuer currently configured"));
+            return Err(bad("no default issuer currently configured"));
         }
         return Ok(cfg.default);
     }
@@ -264,7 +264,7 @@ pub async fn resolve_id(s: &View, reference: &str) -> Result<String> {
         .find(|i| !i.name.is_empty() && i.name == reference)
         .map(|i| i.id)
         .ok_or_else(|| {
-            multi_err(format!(
+            bad(format!(
                 "unable to find PKI issuer for reference: {reference}"
             ))
         })
@@ -274,7 +274,7 @@ pub async fn resolve_id(s: &View, reference: &str) -> Result<String> {
 pub async fn resolve(s: &View, reference: &str) -> Result<IssuerEntry> {
     let id = resolve_id(s, reference).await?;
     get_issuer(s, &id).await?.ok_or_else(|| {
-        multi_err(format!(
+        bad(format!(
             "unable to find PKI issuer for reference: {reference}"
         ))
     })
@@ -292,9 +292,9 @@ impl Pki {
             .issuers
             .get_or_load(reference, async {
                 let id = resolve_id(s, reference).await?;
-                let entry = get_issuer(s, &id).await?.ok_or_else(|| {
-                    multi_err(format!("unable to find PKI issuer for reference: {id}"))
-                })?;
+                let entry = get_issuer(s, &id)
+                    .await?
+                    .ok_or_else(|| bad(format!("unable to find PKI issuer for reference: {id}")))?;
                 let info = CertInfo::from_pem(&entry.certificate)?;
                 let key = if entry.key_id.is_empty() {
                     None
@@ -761,11 +761,10 @@ async fn write_config(b: Arc<Pki>, c: Call) -> Result<Response> {
         }
         cfg.default = match resolve_id(&c.storage, reference).await {
             Ok(id) => id,
-            Err(e) => {
-                let msg = e.to_string();
-                let msg = msg.trim_start_matches("1 error occurred:\n\t* ").trim_end();
+            Err(Error::BadRequest(msg)) => {
                 return Err(bad(format!("Error resolving issuer reference: {msg}")));
             }
+            Err(e) => return Err(e),
         };
     } else if !c.fields.has("default_follows_latest_issuer") {
         return Err(bad(

@@ -488,12 +488,11 @@ pub async fn import_key(s: &View, key: &PrivKey, name: &str) -> Result<(String, 
 /// Resolves `default`, a key id or a key name.
 pub async fn resolve_key(s: &View, reference: &str) -> Result<KeyEntry> {
     let reference = reference.trim();
-    let not_found =
-        || super::multi_err(format!("unable to find PKI key for reference: {reference}"));
+    let not_found = || super::bad(format!("unable to find PKI key for reference: {reference}"));
     if reference.is_empty() || reference == "default" {
         let cfg = keys_config(s).await?;
         if cfg.default.is_empty() {
-            return Err(super::multi_err("no default key currently configured"));
+            return Err(super::bad("no default key currently configured"));
         }
         return get_key(s, &cfg.default).await?.ok_or_else(not_found);
     }

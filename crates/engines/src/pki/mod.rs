@@ -209,12 +209,6 @@ pub fn bad(msg: impl Into<String>) -> Error {
     Error::bad(msg)
 }
 
-/// A 500 worded as Vault's multierror wrapping (`1 error occurred:\n\t* ...\n\n`), which is
-/// what Vault answers for unknown issuer and key references.
-pub fn multi_err(msg: impl Into<String>) -> Error {
-    Error::internal(format!("1 error occurred:\n\t* {}\n\n", msg.into()))
-}
-
 /// A non-JSON answer.
 pub fn raw(status: u16, content_type: &str, body: Vec<u8>) -> Response {
     Response {

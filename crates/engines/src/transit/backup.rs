@@ -54,16 +54,14 @@ async fn backup(t: Arc<Transit>, c: Call) -> Result<Response> {
     let name = c.fields.str("name");
     let _w = t.write.lock().await;
     let Some(k) = t.get_locked(&c.storage, name).await? else {
-        return Err(Error::internal(format!("key \"{name}\" not found")));
+        return Err(Error::bad(format!("key \"{name}\" not found")));
     };
     let mut p = k.policy.clone();
     if !p.exportable {
-        return Err(Error::internal("exporting is disallowed on the policy"));
+        return Err(Error::bad("exporting is disallowed on the policy"));
     }
     if !p.allow_plaintext_backup {
-        return Err(Error::internal(
-            "plaintext backup is disallowed on the policy",
-        ));
+        return Err(Error::bad("plaintext backup is disallowed on the policy"));
     }
     p.backup_info = Some(VersionInfo {
         time: t.now().rfc3339,
@@ -82,14 +80,14 @@ async fn restore(t: Arc<Transit>, c: Call) -> Result<Response> {
     if blob.is_empty() {
         return Err(Error::bad("'backup' must be supplied"));
     }
-    let raw = Zeroizing::new(b64_decode(blob).map_err(Error::internal)?);
+    let raw = Zeroizing::new(b64_decode(blob).map_err(Error::bad)?);
     let Backup {
         mut policy,
         tresor_backup,
     } = serde_json::from_slice(&raw)
-        .map_err(|_| Error::internal("failed to decode backup: not a Tresor transit key backup"))?;
+        .map_err(|_| Error::bad("failed to decode backup: not a Tresor transit key backup"))?;
     if tresor_backup != FORMAT_VERSION {
-        return Err(Error::internal(format!(
+        return Err(Error::bad(format!(
             "unsupported backup format version {tresor_backup}"
         )));
     }
@@ -98,14 +96,14 @@ async fn restore(t: Arc<Transit>, c: Call) -> Result<Response> {
         n => n.to_string(),
     };
     if name.is_empty() || name.contains('/') {
-        return Err(Error::internal("invalid key name in backup"));
+        return Err(Error::bad("invalid key name in backup"));
     }
     if policy.latest_version < 1 || !policy.keys.contains_key(&policy.latest_version) {
-        return Err(Error::internal("failed to decode backup: no key versions"));
+        return Err(Error::bad("failed to decode backup: no key versions"));
     }
     let _w = t.write.lock().await;
     if !c.fields.bool("force") && t.get_locked(&c.storage, &name).await?.is_some() {
-        return Err(Error::internal(format!("key \"{name}\" already exists")));
+        return Err(Error::bad(format!("key \"{name}\" already exists")));
     }
     policy.name = name;
     policy.restore_info = Some(VersionInfo {
@@ -114,7 +112,7 @@ async fn restore(t: Arc<Transit>, c: Call) -> Result<Response> {
     });
     // Parse before storing: a corrupt backup must not replace a working key.
     let policy = Keyring::new(policy)
-        .map_err(|e| Error::internal(format!("failed to restore key: {}", e.message())))?
+        .map_err(|e| Error::bad(format!("failed to restore key: {}", e.message())))?
         .policy;
     t.store(&c.storage, policy).await?;
     Ok(Response::default())

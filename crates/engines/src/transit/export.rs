@@ -75,7 +75,7 @@ async fn export(t: Arc<Transit>, c: Call) -> Result<Response> {
             return Err(Error::bad("signing not supported for the key"))
         }
         Kind::Public if !kt.signing_supported() => {
-            return Err(Error::internal(format!(
+            return Err(Error::bad(format!(
                 "unknown key type {} for export type public-key",
                 kt.as_str()
             )))

@@ -173,9 +173,9 @@ async fn unwrap(t: &Transit, c: &Call) -> Result<Zeroizing<Vec<u8>>> {
         }
         other => return Err(Error::bad(format!("unknown hash function: {other}"))),
     };
-    let ciphertext = b64_decode(c.fields.str("ciphertext")).map_err(Error::internal)?;
+    let ciphertext = b64_decode(c.fields.str("ciphertext")).map_err(Error::bad)?;
     if ciphertext.len() <= ENCRYPTED_KEY_BYTES {
-        return Err(Error::internal("provided ciphertext is too short"));
+        return Err(Error::bad("provided ciphertext is too short"));
     }
     let (wrapped_eph, wrapped_key) = ciphertext.split_at(ENCRYPTED_KEY_BYTES);
     let w = t.wrapping_key(&c.storage).await?;
@@ -183,18 +183,18 @@ async fn unwrap(t: &Transit, c: &Call) -> Result<Zeroizing<Vec<u8>>> {
     let n = w
         .decrypt
         .decrypt(oaep, wrapped_eph, &mut eph, None)
-        .map_err(|_| Error::internal("crypto/rsa: decryption error"))?
+        .map_err(|_| Error::bad("crypto/rsa: decryption error"))?
         .len();
     eph.truncate(n);
     if eph.len() != 32 {
-        return Err(Error::internal("expected ephemeral AES key to be 256-bit"));
+        return Err(Error::bad("expected ephemeral AES key to be 256-bit"));
     }
     let kek = KeyEncryptionKey::new(&AES_256, &eph)
-        .map_err(|_| Error::internal("expected ephemeral AES key to be 256-bit"))?;
+        .map_err(|_| Error::bad("expected ephemeral AES key to be 256-bit"))?;
     let mut out = Zeroizing::new(vec![0u8; wrapped_key.len()]);
     let n = kek
         .unwrap_with_padding(wrapped_key, &mut out)
-        .map_err(|_| Error::internal("kwp: failed to unwrap key"))?
+        .map_err(|_| Error::bad("kwp: failed to unwrap key"))?
         .len();
     out.truncate(n);
     Ok(out)
@@ -206,35 +206,39 @@ async fn material(t: &Transit, c: &Call, kt: KeyType) -> Result<(Zeroizing<Vec<u
         return Ok((unwrap(t, c).await?, true));
     }
     if !kt.supports_import_public_key() {
-        return Err(Error::internal(
+        return Err(Error::bad(
             "provided type does not support public_key import",
         ));
     }
     if !c.data.contains_key("public_key") {
-        return Err(Error::internal(
+        return Err(Error::bad(
             "one of the following fields, ciphertext xor public_key, has to be set",
         ));
     }
     let (_, der) = pem_decode(c.fields.str("public_key"))
-        .ok_or_else(|| Error::internal("error parsing public key: not a PEM block"))?;
+        .ok_or_else(|| Error::bad("error parsing public key: not a PEM block"))?;
     Ok((Zeroizing::new(der), false))
 }
 
 fn import_err(e: OpError) -> Error {
-    Error::internal(e.message().to_string())
+    if e.is_internal() {
+        Error::internal(e.message().to_string())
+    } else {
+        Error::bad(e.message().to_string())
+    }
 }
 
 async fn import(t: Arc<Transit>, c: Call) -> Result<Response> {
     let f = &c.fields;
     let name = f.str("name");
     if c.data.contains_key("convergent_encryption") {
-        return Err(Error::internal(
+        return Err(Error::bad(
             "import cannot be used on keys with convergent encryption enabled",
         ));
     }
     let period = f.duration("auto_rotate_period").as_secs();
     if period > 0 && !f.bool("allow_rotation") {
-        return Err(Error::internal(
+        return Err(Error::bad(
             "allow_rotation must be set to true if auto-rotation is enabled",
         ));
     }
@@ -243,7 +247,7 @@ async fn import(t: Arc<Transit>, c: Call) -> Result<Response> {
     let kt = KeyType::parse(&type_name)
         .ok_or_else(|| Error::bad(format!("unknown key type: {type_name}")))?;
     if t.get(&c.storage, name).await?.is_some() {
-        return Err(Error::internal(
+        return Err(Error::bad(
             "the import path cannot be used with an existing key; use import-version to rotate an existing imported key",
         ));
     }
@@ -270,7 +274,7 @@ async fn import(t: Arc<Transit>, c: Call) -> Result<Response> {
     p.add_version(KeyEntry::import(kt, &material, private, &t.now()).map_err(import_err)?);
     let _w = t.write.lock().await;
     if t.get_locked(&c.storage, name).await?.is_some() {
-        return Err(Error::internal(
+        return Err(Error::bad(
             "the import path cannot be used with an existing key; use import-version to rotate an existing imported key",
         ));
     }
@@ -281,17 +285,17 @@ async fn import(t: Arc<Transit>, c: Call) -> Result<Response> {
 async fn import_version(t: Arc<Transit>, c: Call) -> Result<Response> {
     let name = c.fields.str("name");
     let Some(k) = t.get(&c.storage, name).await? else {
-        return Err(Error::internal(format!(
+        return Err(Error::bad(format!(
             "no key found with name {name}; to import a new key, use the import/ endpoint"
         )));
     };
     if !k.policy.imported {
-        return Err(Error::internal(
+        return Err(Error::bad(
             "the import_version endpoint can only be used with an imported key",
         ));
     }
     if k.policy.convergent_encryption {
-        return Err(Error::internal(
+        return Err(Error::bad(
             "import_version cannot be used on keys with convergent encryption enabled",
         ));
     }
@@ -300,7 +304,7 @@ async fn import_version(t: Arc<Transit>, c: Call) -> Result<Response> {
     let entry = KeyEntry::import(kt, &material, private, &t.now()).map_err(import_err)?;
     let _w = t.write.lock().await;
     let Some(k) = t.get_locked(&c.storage, name).await? else {
-        return Err(Error::internal(format!(
+        return Err(Error::bad(format!(
             "no key found with name {name}; to import a new key, use the import/ endpoint"
         )));
     };
@@ -322,17 +326,17 @@ async fn import_version(t: Arc<Transit>, c: Call) -> Result<Response> {
         Some(v) if kt.supports_import_public_key() => {
             let existing = p.entry(v).map_err(import_err)?;
             if !private {
-                return Err(Error::internal(
+                return Err(Error::bad(
                     "cannot import a public key to a key version that already has a public key set",
                 ));
             }
             if !existing.public_key_imported {
-                return Err(Error::internal(
+                return Err(Error::bad(
                     "private key imported, cannot be updated or add a public key",
                 ));
             }
             if existing.public_key != entry.public_key {
-                return Err(Error::internal("keys do not match"));
+                return Err(Error::bad("keys do not match"));
             }
             let mut updated = entry;
             updated.time = existing.time.clone();

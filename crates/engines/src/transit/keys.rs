@@ -368,7 +368,7 @@ async fn rotate(t: Arc<Transit>, c: Call) -> Result<Response> {
     };
     let mut p = k.policy.clone();
     if p.imported && !p.allow_imported_key_rotation {
-        return Err(Error::internal(format!(
+        return Err(Error::bad(format!(
             "imported key {name} does not allow rotation within Vault"
         )));
     }

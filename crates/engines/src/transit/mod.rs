@@ -338,7 +338,7 @@ pub(crate) fn batch_input(c: &Call) -> Result<Option<Vec<Map<String, Value>>>> {
         _ => "slice",
     };
     let Value::Array(items) = raw else {
-        return Err(Error::internal(format!(
+        return Err(Error::bad(format!(
             "failed to parse batch input: source data must be an array or slice, got {}",
             kind(raw)
         )));
@@ -351,7 +351,7 @@ pub(crate) fn batch_input(c: &Call) -> Result<Option<Vec<Map<String, Value>>>> {
         .enumerate()
         .map(|(n, i)| match i {
             Value::Object(m) => Ok(m.clone()),
-            other => Err(Error::internal(format!(
+            other => Err(Error::bad(format!(
                 "failed to parse batch input: [{n}] expected a map, got '{}'",
                 kind(other)
             ))),
@@ -374,7 +374,7 @@ pub(crate) fn check_int_fields(items: &[Map<String, Value>], fields: &[&str]) ->
                         Value::Array(_) => "slice",
                         _ => "map",
                     };
-                    return Err(Error::internal(format!(
+                    return Err(Error::bad(format!(
                         "failed to parse batch input: '[{n}].{f}' expected type 'int', got unconvertible type '{got}'"
                     )));
                 }

@@ -482,7 +482,7 @@ impl KeyEntry {
             KeyType::Hmac => {
                 let n = if key_size == 0 { 32 } else { key_size };
                 if !(HMAC_MIN_KEY_SIZE..=HMAC_MAX_KEY_SIZE).contains(&n) {
-                    return Err(internal(format!(
+                    return Err(user(format!(
                         "invalid key size for HMAC key, must be between {HMAC_MIN_KEY_SIZE} and {HMAC_MAX_KEY_SIZE} bytes"
                     )));
                 }
@@ -692,7 +692,7 @@ impl Policy {
     /// A key with no versions yet (rotate or import to add the first).
     pub fn new(name: &str, key_type: KeyType, o: &NewKey) -> OpResult<Policy> {
         let not_supported = || {
-            internal(format!(
+            user(format!(
                 "key derivation and convergent encryption not supported for keys of type {}",
                 key_type.as_str()
             ))
@@ -707,7 +707,7 @@ impl Policy {
             }
             KeyType::Ed25519 => {
                 if o.convergent {
-                    return Err(internal(
+                    return Err(user(
                         "convergent encryption not supported for keys of type ed25519",
                     ));
                 }
@@ -1094,9 +1094,7 @@ impl Keyring {
                 .encrypt
                 .encrypt(&rsa::OAEP_SHA256_MGF1SHA256, plaintext, &mut out, None)
                 .map_err(|_| {
-                    internal(
-                        "failed to RSA encrypt the plaintext: message too long for RSA key size",
-                    )
+                    user("failed to RSA encrypt the plaintext: message too long for RSA key size")
                 })?
                 .len();
             out.truncate(n);
@@ -1150,7 +1148,7 @@ impl Keyring {
             let mut out = Zeroizing::new(vec![0u8; dk.min_output_size()]);
             let n = dk
                 .decrypt(&rsa::OAEP_SHA256_MGF1SHA256, &decoded, &mut out, None)
-                .map_err(|_| internal("failed to RSA decrypt the ciphertext: decryption error"))?
+                .map_err(|_| user("failed to RSA decrypt the ciphertext: decryption error"))?
                 .len();
             out.truncate(n);
             Ok(out)
@@ -1191,7 +1189,7 @@ impl Keyring {
                 if self.policy.derived {
                     let seed = self
                         .derive(ver, context, 32)
-                        .map_err(|e| internal(format!("error deriving key: {}", e.message())))?;
+                        .map_err(|e| user(format!("error deriving key: {}", e.message())))?;
                     let kp = signature::Ed25519KeyPair::from_seed_unchecked(&seed)
                         .map_err(|_| internal("error deriving key"))?;
                     public_key = Some(kp.public_key().as_ref().to_vec());
@@ -1263,7 +1261,7 @@ impl Keyring {
                 let public = if self.policy.derived {
                     let seed = self
                         .derive(ver, context, 32)
-                        .map_err(|e| internal(format!("error deriving key: {}", e.message())))?;
+                        .map_err(|e| user(format!("error deriving key: {}", e.message())))?;
                     signature::Ed25519KeyPair::from_seed_unchecked(&seed)
                         .map_err(|_| internal("error deriving key"))?
                         .public_key()
@@ -1337,7 +1335,7 @@ impl Keyring {
                         }
                     }
                 } else {
-                    return Err(internal(format!(
+                    return Err(user(format!(
                         "unsupported rsa signature algorithm {}",
                         o.signature_algorithm
                     )));
@@ -1377,7 +1375,7 @@ fn ecdsa_digest(kt: KeyType, data: &[u8]) -> OpResult<digest::Digest> {
         v.extend_from_slice(data);
         v
     };
-    digest::Digest::import_less_safe(&bytes, native).map_err(|_| internal("invalid digest"))
+    digest::Digest::import_less_safe(&bytes, native).map_err(|_| user("invalid digest"))
 }
 
 /// The digest RSA signs: SHA-2 256/384/512 only (what aws-lc-rs's RSA signing supports).

@@ -150,10 +150,9 @@ async fn sign(t: Arc<Transit>, c: Call) -> Result<Response> {
             } else {
                 ver
             };
-            // As OpenBao: a failure of the signing itself is the engine's (500).
-            key.sign(ver, &context, &input, &opts)
-                .map(|s| (s, ver))
-                .map_err(|e| OpError::Internal(e.message().to_string()))
+            // The signing's own error says whose fault it is (a version the key does not
+            // have is the caller's; OpenBao answers 500 for every signing error).
+            key.sign(ver, &context, &input, &opts).map(|s| (s, ver))
         })();
         match r {
             Err(e) if batch.is_none() => return Err(e.into()),

@@ -24,7 +24,7 @@
 use super::super::config::valid_url;
 use super::super::issuers;
 use super::super::roles::get_role;
-use super::super::{bad, multi_err, Pki};
+use super::super::{bad, Pki};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -204,16 +204,16 @@ async fn write_acme(b: Arc<Pki>, c: Call) -> Result<Response> {
     }
     for r in &cfg.allowed_roles {
         if r != "*" && get_role(&c.storage, r).await?.is_none() {
-            return Err(multi_err(format!(
+            return Err(bad(format!(
                 "allowed_role {r} is not a valid acme role: role does not exist"
             )));
         }
     }
     for i in &cfg.allowed_issuers {
         if i != "*" {
-            issuers::resolve_id(&c.storage, i).await.map_err(|_| {
-                multi_err(format!("allowed_issuers contains an unknown issuer: {i}"))
-            })?;
+            issuers::resolve_id(&c.storage, i)
+                .await
+                .map_err(|_| bad(format!("allowed_issuers contains an unknown issuer: {i}")))?;
         }
     }
     match cfg.default_directory_policy.as_str() {
@@ -221,25 +221,25 @@ async fn write_acme(b: Arc<Pki>, c: Call) -> Result<Response> {
         p => match p.strip_prefix("role:") {
             Some(role) => {
                 if get_role(&c.storage, role).await?.is_none() {
-                    return Err(multi_err(format!(
+                    return Err(bad(format!(
                         "default directory policy role {role} is not a valid ACME role: role does not exist"
                     )));
                 }
                 if !cfg.role_allowed(role) {
-                    return Err(multi_err(format!(
+                    return Err(bad(format!(
                         "default directory policy role {role} is not in allowed_roles"
                     )));
                 }
             }
             None => {
-                return Err(multi_err(format!(
+                return Err(bad(format!(
                 "invalid default_directory_policy: string {p} not a valid Default Directory Policy"
             )))
             }
         },
     }
     if cfg.enabled && cluster_config(&c.storage).await?.path.is_empty() {
-        return Err(multi_err(
+        return Err(bad(
             "ACME feature requires local cluster 'path' field configuration to be set",
         ));
     }

@@ -105,7 +105,7 @@ async fn encrypt_and_decrypt_errors() {
         Update,
         "transit/encrypt/rsa",
         json!({"plaintext": b64(&[0u8; 300])}),
-        500,
+        400,
         "failed to RSA encrypt the plaintext",
     )
     .await;
@@ -176,7 +176,7 @@ async fn encrypt_and_decrypt_errors() {
         .await["plaintext"],
         b64(b"secret")
     );
-    // A tampered RSA ciphertext is the engine's 500, as in Vault.
+    // A tampered RSA ciphertext is a 400 (Vault answers 500).
     let rsa_ct = env.encrypt("rsa", json!({"plaintext": b64(b"x")})).await;
     let mut raw = unb64(rsa_ct.strip_prefix("vault:v1:").unwrap());
     raw[10] ^= 1;
@@ -184,7 +184,7 @@ async fn encrypt_and_decrypt_errors() {
         Update,
         "transit/decrypt/rsa",
         json!({"ciphertext": format!("vault:v1:{}", b64(&raw))}),
-        500,
+        400,
         "failed to RSA decrypt the ciphertext",
     )
     .await;
@@ -444,7 +444,7 @@ async fn batches_report_per_item_and_set_status() {
         Update,
         "transit/encrypt/k",
         json!({"batch_input": "foo"}),
-        500,
+        400,
         "failed to parse batch input: source data must be an array or slice, got string",
     )
     .await;
@@ -452,7 +452,7 @@ async fn batches_report_per_item_and_set_status() {
         Update,
         "transit/encrypt/k",
         json!({"batch_input": ["x"]}),
-        500,
+        400,
         "failed to parse batch input: [0] expected a map, got 'string'",
     )
     .await;
@@ -460,7 +460,7 @@ async fn batches_report_per_item_and_set_status() {
         Update,
         "transit/encrypt/k",
         json!({"batch_input": [{"plaintext": b64(b"a"), "key_version": "1"}]}),
-        500,
+        400,
         "failed to parse batch input: '[0].key_version' expected type 'int', got unconvertible type 'string'",
     )
     .await;

@@ -166,7 +166,7 @@ async fn create_validation() {
         Update,
         "transit/keys/x",
         json!({"type": "ecdsa-p256", "derived": true}),
-        500,
+        400,
         "key derivation and convergent encryption not supported for keys of type ecdsa-p256",
     )
     .await;
@@ -174,7 +174,7 @@ async fn create_validation() {
         Update,
         "transit/keys/x",
         json!({"type": "ed25519", "derived": true, "convergent_encryption": true}),
-        500,
+        400,
         "convergent encryption not supported for keys of type ed25519",
     )
     .await;

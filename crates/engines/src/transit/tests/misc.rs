@@ -158,7 +158,7 @@ async fn export_formats_and_refusals() {
         Read,
         "transit/export/public-key/x-aes256-gcm96",
         json!({}),
-        500,
+        400,
         "unknown key type aes256-gcm96 for export type public-key",
     )
     .await;
@@ -194,7 +194,7 @@ async fn backup_and_restore() {
         Read,
         "transit/backup/k",
         json!({}),
-        500,
+        400,
         "exporting is disallowed on the policy",
     )
     .await;
@@ -204,7 +204,7 @@ async fn backup_and_restore() {
         Read,
         "transit/backup/k",
         json!({}),
-        500,
+        400,
         "plaintext backup is disallowed on the policy",
     )
     .await;
@@ -212,7 +212,7 @@ async fn backup_and_restore() {
         Read,
         "transit/backup/nokey",
         json!({}),
-        500,
+        400,
         "key \"nokey\" not found",
     )
     .await;
@@ -238,7 +238,7 @@ async fn backup_and_restore() {
         Update,
         "transit/restore",
         json!({"backup": backup}),
-        500,
+        400,
         "key \"k\" already exists",
     )
     .await;
@@ -284,7 +284,7 @@ async fn backup_and_restore() {
         Update,
         "transit/restore",
         json!({"backup": "!!"}),
-        500,
+        400,
         "illegal base64 data at input byte 0",
     )
     .await;
@@ -292,7 +292,7 @@ async fn backup_and_restore() {
         Update,
         "transit/restore",
         json!({"backup": b64(b"{}")}),
-        500,
+        400,
         "not a Tresor transit key backup",
     )
     .await;
@@ -353,7 +353,7 @@ async fn byok_import() {
         Update,
         "transit/keys/imp/rotate",
         json!({}),
-        500,
+        400,
         "imported key imp does not allow rotation within Vault",
     )
     .await;
@@ -372,37 +372,37 @@ async fn byok_import() {
         (
             "transit/keys/imp/import",
             json!({"ciphertext": wrap_for_import(&pem, &aes)}),
-            500,
+            400,
             "the import path cannot be used with an existing key",
         ),
         (
             "transit/keys/n1/import",
             json!({}),
-            500,
+            400,
             "provided type does not support public_key import",
         ),
         (
             "transit/keys/n1/import",
             json!({"type": "rsa-2048"}),
-            500,
+            400,
             "one of the following fields, ciphertext xor public_key, has to be set",
         ),
         (
             "transit/keys/n1/import",
             json!({"ciphertext": "AAAA"}),
-            500,
+            400,
             "provided ciphertext is too short",
         ),
         (
             "transit/keys/n1/import",
             json!({"ciphertext": "!!"}),
-            500,
+            400,
             "illegal base64 data at input byte 0",
         ),
         (
             "transit/keys/n1/import",
             json!({"ciphertext": wrap_for_import(&pem, &[1u8; 16])}),
-            500,
+            400,
             "invalid key size 16 bytes for key type aes256-gcm96",
         ),
         (
@@ -414,7 +414,7 @@ async fn byok_import() {
         (
             "transit/keys/n1/import",
             json!({"ciphertext": wrap_for_import(&pem, &aes), "hash_function": "SHA512"}),
-            500,
+            400,
             "decryption error",
         ),
         (
@@ -426,25 +426,25 @@ async fn byok_import() {
         (
             "transit/keys/n1/import",
             json!({"ciphertext": wrap_for_import(&pem, &aes), "convergent_encryption": true}),
-            500,
+            400,
             "import cannot be used on keys with convergent encryption enabled",
         ),
         (
             "transit/keys/n1/import",
             json!({"ciphertext": wrap_for_import(&pem, &aes), "auto_rotate_period": "2h"}),
-            500,
+            400,
             "allow_rotation must be set to true if auto-rotation is enabled",
         ),
         (
             "transit/keys/n1/import",
             json!({"public_key": "x", "type": "aes256-gcm96"}),
-            500,
+            400,
             "provided type does not support public_key import",
         ),
         (
             "transit/keys/nokey/import_version",
             json!({"ciphertext": "AAAA"}),
-            500,
+            400,
             "no key found with name nokey",
         ),
     ] {
@@ -455,7 +455,7 @@ async fn byok_import() {
         Update,
         "transit/keys/native/import_version",
         json!({"ciphertext": "AAAA"}),
-        500,
+        400,
         "the import_version endpoint can only be used with an imported key",
     )
     .await;
@@ -481,7 +481,7 @@ async fn byok_import() {
         Update,
         "transit/sign/ec",
         json!({"input": b64(msg)}),
-        500,
+        400,
         "private key not imported for key version: 1",
     )
     .await;
@@ -513,7 +513,7 @@ async fn byok_import() {
         Update,
         "transit/keys/ec/import_version",
         json!({"ciphertext": wrap_for_import(&pem, other.to_pkcs8v1().unwrap().as_ref()), "version": 1}),
-        500,
+        400,
         "private key imported, cannot be updated or add a public key",
     )
     .await;
@@ -535,7 +535,7 @@ async fn byok_import() {
         Update,
         "transit/keys/r3/import",
         json!({"ciphertext": wrap_for_import(&pem, rsa_kp.as_der().unwrap().as_ref()), "type": "rsa-3072"}),
-        500,
+        400,
         "invalid key size: expected 384 bytes, got 256 bytes",
     )
     .await;
@@ -543,7 +543,7 @@ async fn byok_import() {
         Update,
         "transit/keys/p384/import",
         json!({"ciphertext": wrap_for_import(&pem, pkcs8.as_ref()), "type": "ecdsa-p384"}),
-        500,
+        400,
         "error parsing asymmetric key",
     )
     .await;

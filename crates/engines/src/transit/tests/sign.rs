@@ -41,7 +41,7 @@ async fn sign_and_verify_every_signing_key_type() {
                         Update,
                         &format!("transit/sign/{t}"),
                         req,
-                        500,
+                        400,
                         "not available",
                     )
                     .await;
@@ -143,7 +143,7 @@ async fn rsa_padding_and_salt_lengths() {
         Update,
         "transit/sign/r",
         json!({"input": input, "salt_length": "9999"}),
-        500,
+        400,
         "requested salt length 9999 is invalid",
     )
     .await;
@@ -165,7 +165,7 @@ async fn rsa_padding_and_salt_lengths() {
         Update,
         "transit/sign/r",
         json!({"input": input, "signature_algorithm": "foo"}),
-        500,
+        400,
         "unsupported rsa signature algorithm foo",
     )
     .await;
@@ -182,7 +182,7 @@ async fn rsa_padding_and_salt_lengths() {
         Update,
         "transit/sign/r",
         json!({"input": b64(b"short"), "prehashed": true}),
-        500,
+        400,
         "crypto/rsa: input must be hashed with given hash",
     )
     .await;
@@ -197,7 +197,7 @@ async fn rsa_padding_and_salt_lengths() {
         Update,
         "transit/sign/r",
         json!({"input": input, "hash_algorithm": "none", "prehashed": true, "signature_algorithm": "pkcs1v15"}),
-        500,
+        400,
         "not available",
     )
     .await;
@@ -234,7 +234,7 @@ async fn ecdsa_prehashed_and_derived_ed25519() {
         Update,
         "transit/sign/de",
         json!({"input": b64(b"m")}),
-        500,
+        400,
         "error deriving key: missing 'context' for key derivation",
     )
     .await;
@@ -299,7 +299,7 @@ async fn sign_verify_errors_and_versions() {
     ] {
         env.bad(Update, "transit/sign/e", body, msg).await;
     }
-    // As OpenBao: a failure of the signing itself answers 500.
+    // Versions the key does not have are the caller's mistake: 400 (OpenBao answers 500).
     for (body, msg) in [
         (
             json!({"input": input, "key_version": 2}),
@@ -310,7 +310,7 @@ async fn sign_verify_errors_and_versions() {
             "requested version for signing is negative",
         ),
     ] {
-        env.fails(Update, "transit/sign/e", body, 500, msg).await;
+        env.fails(Update, "transit/sign/e", body, 400, msg).await;
     }
     env.bad(
         Update,
@@ -419,7 +419,7 @@ async fn sign_verify_errors_and_versions() {
         Update,
         "transit/sign/e",
         json!({"input": input, "key_version": 1}),
-        500,
+        400,
         "requested version for signing is less than the minimum encryption key version",
     )
     .await;
