@@ -523,6 +523,53 @@ async fn pg_dynamic_credentials_login_renew_revoke() {
     pg_drop(&pool, &admin).await;
 }
 
+/// Concurrent renewals of one lease: each ends in `ALTER ROLE ... VALID UNTIL` on the same
+/// PostgreSQL user, which fails with "tuple concurrently updated" when two run at once. The
+/// lease manager runs one hook per lease at a time: every renewal answers 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_concurrent_renewals_of_one_lease_all_succeed() {
+    let pool = pg().await;
+    let (admin, admin_pw) = pg_make_admin(&pool).await;
+    let env = Arc::new(setup().await);
+    pg_config(&env, "pg", &admin, &admin_pw, json!({})).await;
+    env.write(
+        "database/roles/app",
+        json!({ "db_name": "pg", "default_ttl": "1h", "max_ttl": "3h" }),
+    )
+    .await;
+    for trial in 0..10 {
+        let r = env
+            .ok(Operation::Read, "database/creds/app", json!({}))
+            .await;
+        let lease_id = r.lease.unwrap().lease_id;
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let (env, lease_id) = (env.clone(), lease_id.clone());
+            tasks.push(tokio::spawn(async move {
+                env.call(
+                    Operation::Update,
+                    "sys/leases/renew",
+                    json!({ "lease_id": lease_id, "increment": format!("{}m", 61 + i) }),
+                )
+                .await
+            }));
+        }
+        for t in tasks {
+            if let Err(e) = t.await.unwrap() {
+                panic!(
+                    "trial {trial}: a concurrent renewal failed: {} {e}",
+                    e.status()
+                );
+            }
+        }
+        env.write("sys/leases/revoke", json!({ "lease_id": lease_id }))
+            .await;
+    }
+    env.ok(Operation::Delete, "database/config/pg", json!({}))
+        .await;
+    pg_drop(&pool, &admin).await;
+}
+
 #[tokio::test]
 async fn pg_custom_statements_template_and_expiry() {
     let pool = pg().await;

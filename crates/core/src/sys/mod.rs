@@ -160,6 +160,9 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
         Path::new("internal/ui/mounts/(?P<path>.+)")
             .op(Read, Sys::ui_mount)
             .help("The mount that serves a path."),
+        Path::new("internal/ui/resultant-acl")
+            .op(Read, Sys::resultant_acl)
+            .help("The caller's effective ACL: every policy of the token and its entity, merged."),
     ];
     paths.extend(wrapping::paths());
     paths.extend(leases::paths());
@@ -637,20 +640,41 @@ impl Sys {
         Ok(Response::default())
     }
 
+    /// The mounts the caller can reach (Vault's `hasMountAccess`), plus those tuned to
+    /// `listing_visibility = "unauth"`; without a token only the latter, and only their type,
+    /// description and options.
     async fn ui_mounts(self: Arc<Self>, c: Call) -> Result<Response> {
         let core = self.core()?;
-        let authed = c.caller.is_some();
         let pick = |table: &str| -> Result<Map<String, Value>> {
             Ok(core
                 .mounts(table)?
                 .into_iter()
-                .filter(|m| authed || m.config.listing_visibility.as_deref() == Some("unauth"))
-                .map(|m| (m.path.clone(), m.to_json()))
+                .filter_map(|m| {
+                    let listed = m.config.listing_visibility.as_deref() == Some("unauth");
+                    match &c.caller {
+                        Some(caller) if listed || caller.acl.has_mount_access(&m.route_prefix()) => {
+                            Some((m.path.clone(), m.to_json()))
+                        }
+                        Some(_) => None,
+                        None if listed => Some((
+                            m.path.clone(),
+                            json!({ "type": m.kind, "description": m.description, "options": m.options }),
+                        )),
+                        None => None,
+                    }
+                })
                 .collect())
         };
         Ok(Response::data(
             json!({ "secret": pick("mounts")?, "auth": pick("auth")? }),
         ))
+    }
+
+    /// `sys/internal/ui/resultant-acl`: what the caller's policies grant, merged (the UI hides
+    /// what the token may not do).
+    async fn resultant_acl(self: Arc<Self>, c: Call) -> Result<Response> {
+        let caller = c.caller.as_ref().ok_or(Error::PermissionDenied)?;
+        Ok(Response::data(caller.acl.resultant_acl()))
     }
 
     async fn ui_mount(self: Arc<Self>, c: Call) -> Result<Response> {
