@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run all of Tresor's tests: formatting, lints, the Rust test suite, then the hvac
+# Run all of Tresor's tests: formatting, lints, the Rust test suite, ACME with real clients,
+# the API fuzzing run (schemathesis over the served OpenAPI document), then the hvac
 # conformance suite (hvac 2.4.0's own integration tests against a real tresor server).
 #
 #   ./test.sh                              everything (what CI runs)
@@ -57,6 +58,9 @@ export TRESOR_BIN="$target_dir/$profile/tresor"
 
 section "ACME with real clients (lego, certbot): crates/engines/tests/acme_client.sh"
 crates/engines/tests/acme_client.sh
+
+section "API fuzzing: served OpenAPI validated, schemathesis finds no 5xx (.ci/api_fuzz.sh)"
+API_FUZZ_TIME="${API_FUZZ_TIME:-180}" .ci/api_fuzz.sh
 
 section "hvac conformance suite (.ci/conformance.sh, TRESOR_BIN=$TRESOR_BIN)"
 .ci/conformance.sh
