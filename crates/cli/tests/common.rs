@@ -55,6 +55,12 @@ pub fn client() -> Client {
 
 /// `tresor server -dev` with root token `root`.
 pub fn dev_server() -> Server {
+    dev_server_at_home(&std::env::temp_dir())
+}
+
+/// `tresor server -dev` with root token `root`, and `home` as its `$HOME` (where it writes
+/// `.vault-token`).
+pub fn dev_server_at_home(home: &Path) -> Server {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_tresor"))
         .args([
@@ -63,7 +69,7 @@ pub fn dev_server() -> Server {
             "-dev-root-token-id=root",
             &format!("-dev-listen-address=127.0.0.1:{port}"),
         ])
-        .env("HOME", std::env::temp_dir())
+        .env("HOME", home)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -120,10 +126,16 @@ pub fn configured_server(
         ),
     )
     .unwrap();
-    let mut args = vec!["server".to_string(), format!("-config={}", cfg.display())];
+    let mut args = vec![format!("-config={}", cfg.display())];
     args.extend(extra.iter().map(|p| format!("-config={}", p.display())));
+    spawn_server(&args, port)
+}
+
+/// `tresor server ARGS` listening on `port` (the config says so); returns once it answers.
+pub fn spawn_server(args: &[String], port: u16) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .args(&args)
+        .arg("server")
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -115,24 +115,7 @@ fn dev_mode_writes_the_token_file_for_its_owner_only() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .args([
-            "server",
-            "-dev",
-            "-dev-root-token-id=root",
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
-        ])
-        .env("HOME", home.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _s = Server {
-        child,
-        addr: format!("http://127.0.0.1:{port}"),
-        client: client(),
-    };
+    let _s = dev_server_at_home(home.path());
     let token = home.path().join(".vault-token");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_to_string(&token).unwrap_or_default() != "root" {

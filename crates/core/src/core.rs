@@ -708,11 +708,12 @@ impl Core {
         let mut ctx = audit::Context::default();
         let mut used_up = None;
         let mut result = self.dispatch(&req, &mut ctx, &mut used_up).await;
-        if let Some(hash) = used_up {
+        if let (Some(hash), Ok(active)) = (used_up, self.active()) {
             // The request spent its token's last use: the token goes now that the request is
             // done (with any lease it created), as in Vault. It is already marked used up, so
-            // a failure here leaves it unusable, only not yet cleaned away.
-            if let Err(e) = Box::pin(self.active()?.tokens.revoke_tree(&hash)).await {
+            // a failure here (or a seal by the request itself) leaves it unusable, only not
+            // yet cleaned away.
+            if let Err(e) = Box::pin(active.tokens.revoke_tree(&hash)).await {
                 tracing::warn!(error = %e, "revoking a used-up token failed");
             }
         }

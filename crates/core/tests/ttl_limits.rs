@@ -5,31 +5,18 @@
 
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tresor_core::core::{Core, CoreConfig, Registry};
+use tresor_core::core::Core;
 use tresor_core::error::Error;
 use tresor_core::logical::{Operation::*, Response};
-use tresor_storage::memory::MemoryStorage;
 
 mod common;
-use common::{call, data, unsealed_with};
+use common::{call, core_with_stub_kv, data};
 
 const SYSTEM_MAX: u64 = 768 * 3600;
 const HUGE: &str = "999999h";
 
 async fn core() -> (Arc<Core>, String) {
-    // A backend with no paths of its own stands in for a secrets engine.
-    let empty: tresor_core::core::Factory = Arc::new(|_| {
-        Ok(Arc::new(tresor_core::framework::PathBackend::new(
-            (),
-            vec![],
-        )))
-    });
-    let (core, root, _) = unsealed_with(
-        Arc::new(MemoryStorage::new()),
-        Registry::default().secrets("kv", empty),
-        CoreConfig::default(),
-    )
-    .await;
+    let (core, root) = core_with_stub_kv().await;
     for (name, caps) in [
         ("creator", r#"["update"]"#),
         ("creatorsudo", r#"["update", "sudo"]"#),

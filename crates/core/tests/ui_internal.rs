@@ -5,26 +5,14 @@
 
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tresor_core::core::{Core, CoreConfig, Registry};
+use tresor_core::core::Core;
 use tresor_core::logical::{Operation::*, Request};
-use tresor_storage::memory::MemoryStorage;
 
 mod common;
-use common::{call, data, unsealed_with};
+use common::{call, core_with_stub_kv, data};
 
 async fn core() -> (Arc<Core>, String) {
-    let empty: tresor_core::core::Factory = Arc::new(|_| {
-        Ok(Arc::new(tresor_core::framework::PathBackend::new(
-            (),
-            vec![],
-        )))
-    });
-    let (core, root, _) = unsealed_with(
-        Arc::new(MemoryStorage::new()),
-        Registry::default().secrets("kv", empty),
-        CoreConfig::default(),
-    )
-    .await;
+    let (core, root) = core_with_stub_kv().await;
     for m in ["secret", "team", "public"] {
         call(
             &core,

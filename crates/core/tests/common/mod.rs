@@ -49,3 +49,22 @@ pub async fn call(
 pub fn data(r: &Response) -> Value {
     Value::Object(r.data.clone().unwrap_or_default())
 }
+
+/// An unsealed core on memory storage whose `kv` type is a backend with no paths of its own: a
+/// stand-in secrets engine for tests of mounts, tuning and policies. Returns it and the root
+/// token.
+pub async fn core_with_stub_kv() -> (Arc<Core>, String) {
+    let empty: tresor_core::core::Factory = Arc::new(|_| {
+        Ok(Arc::new(tresor_core::framework::PathBackend::new(
+            (),
+            vec![],
+        )))
+    });
+    let (core, root, _) = unsealed_with(
+        Arc::new(MemoryStorage::new()),
+        Registry::default().secrets("kv", empty),
+        CoreConfig::default(),
+    )
+    .await;
+    (core, root)
+}
