@@ -2,6 +2,8 @@
 //!
 //! ```hcl
 //! storage "file" { path = "/var/lib/tresor" }     # or: storage "inmem" {}  (`backend` is an alias)
+//! # or: storage "postgresql" { connection_url = "postgres://...", table = "tresor_kv",
+//! #       ha_table = "tresor_ha", max_parallel = 16, skip_create_table = false }
 //! listener "tcp" {
 //!   address       = "127.0.0.1:8200"
 //!   tls_cert_file = "cert.pem"
@@ -27,11 +29,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tresor_core::audit::AuditEntry;
 use tresor_core::framework::parse_duration;
+use tresor_storage::postgres::PostgresConfig;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StorageConfig {
     Memory,
     File(PathBuf),
+    Postgres(PostgresConfig),
 }
 
 impl StorageConfig {
@@ -39,8 +43,51 @@ impl StorageConfig {
         match self {
             StorageConfig::Memory => "inmem",
             StorageConfig::File(_) => "file",
+            StorageConfig::Postgres(_) => "postgresql",
         }
     }
+}
+
+/// `storage "postgresql" { ... }` with Vault's keys (and OpenBao's `skip_create_table`); the
+/// connection string may come from `VAULT_PG_CONNECTION_URL` (or `BAO_PG_CONNECTION_URL`)
+/// instead, which wins, as in Vault.
+fn postgres_config(body: &serde_json::Map<String, Value>) -> Result<PostgresConfig, BoxError> {
+    let text = |k: &str| {
+        body.get(k).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
+    let connection_url = ["VAULT_PG_CONNECTION_URL", "BAO_PG_CONNECTION_URL"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(|| text("connection_url"))
+        .ok_or("storage \"postgresql\" needs a connection_url")?;
+    let mut cfg = PostgresConfig {
+        connection_url,
+        ..PostgresConfig::default()
+    };
+    if let Some(t) = text("table") {
+        cfg.table = t;
+    }
+    if let Some(t) = text("ha_table") {
+        cfg.ha_table = t;
+    }
+    if let Some(n) = text("max_parallel") {
+        cfg.max_parallel = n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or("storage \"postgresql\": max_parallel must be a positive number")?;
+    }
+    cfg.skip_create_table = body.get("skip_create_table").is_some_and(truthy);
+    if body.get("ha_enabled").is_some_and(truthy) {
+        // Several active nodes on one database would each cache mounts, policies and tokens
+        // the others change: refused until the HA protocol (one active node, coherent
+        // standbys) exists, rather than accepted and ignored.
+        return Err("storage \"postgresql\": ha_enabled is not supported yet; run one Tresor node per database".into());
+    }
+    Ok(cfg)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,10 +183,11 @@ impl ServerConfig {
                             .and_then(Value::as_str)
                             .ok_or("storage \"file\" needs a path")?,
                     )),
+                    "postgresql" => StorageConfig::Postgres(postgres_config(&body)?),
                     other => {
                         return Err(format!(
-                            "unsupported storage type {other:?} (supported: file, inmem)"
-                        )
+                        "unsupported storage type {other:?} (supported: file, postgresql, inmem)"
+                    )
                         .into())
                     }
                 }
@@ -397,6 +445,40 @@ mod tests {
         assert_eq!(c.max_lease_ttl, DEFAULT_TTL);
         assert!(c.disable_mlock);
         assert_eq!(c.listeners[0].limits, Limits::default());
+    }
+
+    #[test]
+    fn parses_postgresql_storage() {
+        let c = ServerConfig::parse(
+            r#"
+            storage "postgresql" {
+              connection_url = "postgres://tresor@pg1,pg2/tresor?target_session_attrs=read-write"
+              table          = "kv"
+              ha_table       = "kv_ha"
+              max_parallel   = "8"
+            }
+            listener "tcp" { tls_disable = true }
+            "#,
+            Path::new("."),
+        )
+        .unwrap();
+        let StorageConfig::Postgres(pg) = &c.storage else {
+            panic!("{:?}", c.storage)
+        };
+        assert_eq!(pg.table, "kv");
+        assert_eq!(pg.ha_table, "kv_ha");
+        assert_eq!(pg.max_parallel, 8);
+        assert!(pg.connection_url.contains("pg1,pg2"));
+        let e = ServerConfig::parse(
+            "storage \"postgresql\" { max_parallel = 0 }\nlistener \"tcp\" { tls_disable = true }",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("connection_url") || e.contains("max_parallel"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -52,14 +52,22 @@ pub fn registry() -> Registry {
         .auth("cert", Arc::new(tresor_auth::cert::factory))
 }
 
-/// Builds the core for a config.
-pub fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxError> {
-    let storage: Arc<dyn Storage> = match &cfg.storage {
+/// Opens the configured storage.
+pub async fn open_storage(cfg: &config::StorageConfig) -> Result<Arc<dyn Storage>, BoxError> {
+    Ok(match cfg {
         config::StorageConfig::Memory => Arc::new(tresor_storage::memory::MemoryStorage::new()),
         config::StorageConfig::File(path) => {
             Arc::new(tresor_storage::file::FileStorage::open(path)?)
         }
-    };
+        config::StorageConfig::Postgres(pg) => {
+            Arc::new(tresor_storage::postgres::PostgresStorage::open(pg).await?)
+        }
+    })
+}
+
+/// Builds the core for a config.
+pub async fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxError> {
+    let storage = open_storage(&cfg.storage).await?;
     let core_cfg = CoreConfig {
         default_lease_ttl: cfg.default_lease_ttl,
         max_lease_ttl: cfg.max_lease_ttl,
@@ -116,7 +124,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
         hardening::lock_memory()?;
     }
     let open_files = hardening::raise_open_files_limit();
-    let core = build_core(&cfg)?;
+    let core = build_core(&cfg).await?;
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let mut servers = Vec::new();

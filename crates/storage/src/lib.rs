@@ -16,12 +16,15 @@
 //!   copy-on-write B-tree that fsyncs on commit). Concurrent writers are grouped into one
 //!   commit (group commit), so throughput is not capped at the disk's fsync rate, and a write
 //!   is acknowledged only once its commit is durable.
+//! * [`postgres::PostgresStorage`]: one table in PostgreSQL, shared by several server
+//!   processes; group commit too, every transaction serialized by the HA row's lock.
 //!
 //! Keys are `/`-separated strings; [`Storage::list`] returns the immediate children of a prefix,
 //! folders with a trailing `/`, as Vault's physical layer does.
 
 pub mod file;
 pub mod memory;
+pub mod postgres;
 
 use async_trait::async_trait;
 
@@ -218,11 +221,18 @@ pub(crate) mod conformance {
     /// Many concurrent read-increment-write loops on one counter: with compare-and-swap no
     /// increment is lost, whatever the interleaving.
     pub async fn compare_and_swap_loses_no_update(s: std::sync::Arc<dyn Storage>) {
-        let workers = 16;
+        compare_and_swap_loses_no_update_across(&[s]).await
+    }
+
+    /// The same with the workers spread over several stores of one database (as several
+    /// server processes would be).
+    pub async fn compare_and_swap_loses_no_update_across(stores: &[std::sync::Arc<dyn Storage>]) {
+        let s = &stores[0];
+        let workers: u32 = 16;
         let per_worker = 25;
         let mut tasks = Vec::new();
-        for _ in 0..workers {
-            let s = s.clone();
+        for w in 0..workers {
+            let s = stores[w as usize % stores.len()].clone();
             tasks.push(tokio::spawn(async move {
                 let mut conflicts = 0;
                 for _ in 0..per_worker {
