@@ -39,6 +39,10 @@ pub enum StorageError {
     /// key since it was read. Nothing of the batch was applied.
     #[error("concurrent write to {0}")]
     Conflict(String),
+    /// A write on a node that does not hold the HA lease (a standby, or a node that lost
+    /// it): refused inside the write's own transaction. Nothing was applied.
+    #[error("this node is not the active node")]
+    NotActive,
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -57,6 +61,42 @@ pub enum WriteOp {
 pub struct Expect {
     pub key: String,
     pub value: Option<Vec<u8>>,
+}
+
+/// A node as it records itself when it becomes the active one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    pub id: String,
+    pub api_addr: String,
+    pub cluster_addr: String,
+}
+
+/// The active node as the storage records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leader {
+    pub node: NodeInfo,
+    /// Bumped by every takeover: the fencing token.
+    pub epoch: i64,
+}
+
+/// Leadership among the nodes sharing one storage (PostgreSQL with `ha_enabled`): a lease
+/// with an epoch. While a storage has one, every write commits only if this node holds the
+/// lease under the epoch it acquired, checked inside the write's own transaction; a node
+/// that lost the lease (paused, partitioned) cannot commit anything, even before it notices.
+#[async_trait]
+pub trait HaLock: Send + Sync {
+    /// Takes the lease if nobody holds a live one; the new epoch when it did.
+    async fn try_acquire(&self, me: &NodeInfo) -> Result<Option<i64>>;
+    /// Extends the lease; `false` when it is no longer this node's (stop acting as active).
+    async fn renew(&self) -> Result<bool>;
+    /// Gives the lease up (step-down, shutdown), so another node takes over at once.
+    async fn release(&self);
+    /// Forgets the lease locally without telling the database (it was lost).
+    fn abandon(&self);
+    /// The holder of a live lease, if any.
+    async fn leader(&self) -> Result<Option<Leader>>;
+    /// How long a lease lives without renewal.
+    fn lease_ttl(&self) -> std::time::Duration;
 }
 
 /// A key/value store with atomic batches and folder-style listing.
@@ -86,6 +126,11 @@ pub trait Storage: Send + Sync + 'static {
     /// cleanly, so the next open needs no recovery). Afterwards every call answers
     /// [`StorageError::Closed`]. The default does nothing.
     async fn close(&self) {}
+
+    /// The leadership lease of a storage several nodes share; `None` for single-node ones.
+    fn ha(&self) -> Option<std::sync::Arc<dyn HaLock>> {
+        None
+    }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
         self.write_batch(vec![WriteOp::Put(key.to_string(), value)])

@@ -32,7 +32,7 @@
 //! Privileges: `CREATE` on the schema the first time (or create the tables beforehand and set
 //! `skip_create_table`), then `SELECT, INSERT, UPDATE, DELETE` on both tables.
 
-use crate::{children, Expect, Result, Storage, StorageError, WriteOp};
+use crate::{children, Expect, HaLock, Leader, NodeInfo, Result, Storage, StorageError, WriteOp};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::collections::BTreeMap;
@@ -54,6 +54,10 @@ pub struct PostgresConfig {
     /// Most connections open at once (Vault's `max_parallel`).
     pub max_parallel: usize,
     pub skip_create_table: bool,
+    /// Several nodes on this database, one active ([`HaLock`]); writes are fenced.
+    pub ha_enabled: bool,
+    /// How long the active node's lease lives without renewal.
+    pub lease_ttl: std::time::Duration,
 }
 
 impl Default for PostgresConfig {
@@ -64,6 +68,8 @@ impl Default for PostgresConfig {
             ha_table: "tresor_ha".into(),
             max_parallel: 16,
             skip_create_table: false,
+            ha_enabled: false,
+            lease_ttl: std::time::Duration::from_secs(3),
         }
     }
 }
@@ -263,6 +269,7 @@ struct Sql {
     upsert: String,
     delete: String,
     take_lock: String,
+    take_lock_fenced: String,
     scan: String,
     list: String,
 }
@@ -278,6 +285,13 @@ impl Sql {
             ),
             delete: format!("DELETE FROM {table} WHERE k = ANY($1)"),
             take_lock: format!("UPDATE {ha} SET last_idx = last_idx + 1 WHERE id = 1 RETURNING last_idx"),
+            // The write's fence: only while this node holds the lease, under its epoch, and
+            // the lease has not run out by the database's clock. A takeover waits for this
+            // row lock, so it either comes after this commit or makes this match nothing.
+            take_lock_fenced: format!(
+                "UPDATE {ha} SET last_idx = last_idx + 1 \
+                 WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp() RETURNING last_idx"
+            ),
             scan: format!(
                 "SELECT k FROM {table} WHERE k > $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3) ORDER BY k LIMIT $4"
             ),
@@ -303,6 +317,7 @@ impl Sql {
 pub struct PostgresStorage {
     pool: Pool,
     sql: Arc<Sql>,
+    ha: Option<Arc<PgHa>>,
     writer: parking_lot::Mutex<Option<mpsc::UnboundedSender<Pending>>>,
     task: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -370,11 +385,22 @@ impl PostgresStorage {
                 .map_err(|e| pg_err(format!("the HA table {ha} is missing or empty: {e}")))?;
         }
         let sql = Arc::new(Sql::new(&table, &ha));
+        let lease = cfg.ha_enabled.then(|| {
+            Arc::new(PgHa {
+                pool: pool.clone(),
+                session: tokio::sync::Mutex::new(None),
+                held: Arc::new(parking_lot::RwLock::new(None)),
+                table: ha.clone(),
+                ttl: cfg.lease_ttl,
+            })
+        });
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(writer_loop(pool.clone(), sql.clone(), rx));
+        let fence = lease.as_ref().map(|l| l.held.clone());
+        let task = tokio::spawn(writer_loop(pool.clone(), sql.clone(), fence, rx));
         Ok(PostgresStorage {
             pool,
             sql,
+            ha: lease,
             writer: parking_lot::Mutex::new(Some(tx)),
             task: parking_lot::Mutex::new(Some(task)),
         })
@@ -388,7 +414,15 @@ impl PostgresStorage {
     }
 }
 
-async fn writer_loop(pool: Pool, sql: Arc<Sql>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+/// The lease this process holds (holder id, epoch), shared by the writer and [`PgHa`].
+type Held = Arc<parking_lot::RwLock<Option<(String, i64)>>>;
+
+async fn writer_loop(
+    pool: Pool,
+    sql: Arc<Sql>,
+    fence: Option<Held>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) {
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -397,7 +431,7 @@ async fn writer_loop(pool: Pool, sql: Arc<Sql>, mut rx: mpsc::UnboundedReceiver<
                 Err(_) => break,
             }
         }
-        match commit_group(&pool, &sql, &group).await {
+        match commit_group(&pool, &sql, fence.as_ref(), &group).await {
             Ok(conflicts) => {
                 for (p, conflict) in group.into_iter().zip(conflicts) {
                     let _ = p.done.send(match conflict {
@@ -407,9 +441,14 @@ async fn writer_loop(pool: Pool, sql: Arc<Sql>, mut rx: mpsc::UnboundedReceiver<
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, batches = group.len(), "postgresql commit failed");
+                if !matches!(e, StorageError::NotActive) {
+                    tracing::warn!(error = %e, batches = group.len(), "postgresql commit failed");
+                }
                 for p in group {
-                    let _ = p.done.send(Err(StorageError::Io(e.to_string())));
+                    let _ = p.done.send(Err(match &e {
+                        StorageError::NotActive => StorageError::NotActive,
+                        other => StorageError::Io(other.to_string()),
+                    }));
                 }
             }
         }
@@ -421,28 +460,50 @@ async fn writer_loop(pool: Pool, sql: Arc<Sql>, mut rx: mpsc::UnboundedReceiver<
 async fn commit_group(
     pool: &Pool,
     sql: &Sql,
+    fence: Option<&Held>,
     group: &[Pending],
-) -> std::result::Result<Vec<Option<String>>, String> {
-    let mut client = pool.get().await.map_err(|e| e.to_string())?;
-    let tx = client.transaction().await.map_err(|e| e.to_string())?;
-    let lock = tx
-        .prepare_cached(&sql.take_lock)
-        .await
-        .map_err(|e| e.to_string())?;
-    let idx: i64 = tx
-        .query_one(&lock, &[])
-        .await
-        .map_err(|e| e.to_string())?
-        .get(0);
+) -> Result<Vec<Option<String>>> {
+    let held = match fence {
+        None => None,
+        Some(f) => Some(f.read().clone().ok_or(StorageError::NotActive)?),
+    };
+    let mut client = pool.get().await.map_err(pg_err)?;
+    let tx = client.transaction().await.map_err(pg_err)?;
+    let idx: i64 = match &held {
+        None => {
+            let lock = tx.prepare_cached(&sql.take_lock).await.map_err(pg_err)?;
+            tx.query_one(&lock, &[]).await.map_err(pg_err)?.get(0)
+        }
+        Some((holder, epoch)) => {
+            let lock = tx
+                .prepare_cached(&sql.take_lock_fenced)
+                .await
+                .map_err(pg_err)?;
+            match tx
+                .query_opt(&lock, &[holder, epoch])
+                .await
+                .map_err(pg_err)?
+            {
+                Some(row) => row.get(0),
+                None => {
+                    // Lost: another node took over (or the lease ran out). Nothing commits.
+                    if let Some(f) = fence {
+                        let mut f = f.write();
+                        if f.as_ref() == Some(&(holder.clone(), *epoch)) {
+                            *f = None;
+                        }
+                    }
+                    return Err(StorageError::NotActive);
+                }
+            }
+        }
+    };
     let mut conflicts = Vec::with_capacity(group.len());
     'batches: for Pending { expect, ops, .. } in group {
         if !expect.is_empty() {
             let keys: Vec<&[u8]> = expect.iter().map(|e| e.key.as_bytes()).collect();
-            let stmt = tx
-                .prepare_cached(&sql.expected)
-                .await
-                .map_err(|e| e.to_string())?;
-            let rows = tx.query(&stmt, &[&keys]).await.map_err(|e| e.to_string())?;
+            let stmt = tx.prepare_cached(&sql.expected).await.map_err(pg_err)?;
+            let rows = tx.query(&stmt, &[&keys]).await.map_err(pg_err)?;
             let held: BTreeMap<Vec<u8>, Vec<u8>> =
                 rows.iter().map(|r| (r.get(0), r.get(1))).collect();
             for e in expect {
@@ -475,31 +536,21 @@ async fn commit_group(
             }
         }
         if !put_k.is_empty() {
-            let stmt = tx
-                .prepare_cached(&sql.upsert)
-                .await
-                .map_err(|e| e.to_string())?;
+            let stmt = tx.prepare_cached(&sql.upsert).await.map_err(pg_err)?;
             let params: [&(dyn ToSql + Sync); 3] = [&put_k, &put_v, &idx];
-            tx.execute(&stmt, &params)
-                .await
-                .map_err(|e| e.to_string())?;
+            tx.execute(&stmt, &params).await.map_err(pg_err)?;
         }
         if !del_k.is_empty() {
-            let stmt = tx
-                .prepare_cached(&sql.delete)
-                .await
-                .map_err(|e| e.to_string())?;
-            tx.execute(&stmt, &[&del_k])
-                .await
-                .map_err(|e| e.to_string())?;
+            let stmt = tx.prepare_cached(&sql.delete).await.map_err(pg_err)?;
+            tx.execute(&stmt, &[&del_k]).await.map_err(pg_err)?;
         }
     }
     if conflicts.iter().all(Option::is_some) {
-        tx.rollback().await.map_err(|e| e.to_string())?;
+        tx.rollback().await.map_err(pg_err)?;
     } else {
         tx.commit()
             .await
-            .map_err(|e| format!("commit (outcome unknown): {e}"))?;
+            .map_err(|e| pg_err(format!("commit (outcome unknown): {e}")))?;
     }
     Ok(conflicts)
 }
@@ -565,6 +616,10 @@ impl Storage for PostgresStorage {
             .collect())
     }
 
+    fn ha(&self) -> Option<Arc<dyn HaLock>> {
+        self.ha.clone().map(|h| h as Arc<dyn HaLock>)
+    }
+
     async fn close(&self) {
         self.writer.lock().take();
         let task = self.task.lock().take();
@@ -575,6 +630,131 @@ impl Storage for PostgresStorage {
     }
 }
 
+/// The HA lease on the one row of the HA table. The active node renews it on a session of
+/// its own, whose backend pid it records (`holder_pid`): when that session is gone from
+/// `pg_stat_activity` (the process died), a standby takes over at once instead of waiting for
+/// the lease to run out. All times are the database's clock (`clock_timestamp()`), so the
+/// nodes' clocks do not matter.
+struct PgHa {
+    pool: Pool,
+    /// The dedicated session (its pid marks the holder); re-made after an error.
+    session: tokio::sync::Mutex<Option<deadpool_postgres::Object>>,
+    held: Held,
+    table: String,
+    ttl: std::time::Duration,
+}
+
+impl PgHa {
+    /// Runs one statement on the lease session, bounded by a third of the lease (a renewal
+    /// that cannot finish in time must not be mistaken for a live lease).
+    async fn on_session(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>> {
+        let mut session = self.session.lock().await;
+        if session.is_none() {
+            *session = Some(self.pool.get().await.map_err(pg_err)?);
+        }
+        let client = session.as_ref().expect("just made");
+        let run = client.query_opt(sql, params);
+        match tokio::time::timeout(self.ttl / 3, run).await {
+            Ok(Ok(row)) => Ok(row),
+            Ok(Err(e)) => {
+                *session = None;
+                Err(pg_err(e))
+            }
+            Err(_) => {
+                *session = None;
+                Err(pg_err("the lease statement timed out"))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl HaLock for PgHa {
+    async fn try_acquire(&self, me: &NodeInfo) -> Result<Option<i64>> {
+        let secs = self.ttl.as_secs_f64();
+        let sql = format!(
+            "UPDATE {t} SET epoch = epoch + 1, holder = $1, holder_pid = pg_backend_pid(), \
+               api_addr = $2, cluster_addr = $3, expires_at = clock_timestamp() + make_interval(secs => $4) \
+             WHERE id = 1 AND (expires_at < clock_timestamp() \
+               OR (holder_pid IS NOT NULL AND holder_pid <> pg_backend_pid() \
+                   AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = holder_pid))) \
+             RETURNING epoch",
+            t = self.table
+        );
+        let row = self
+            .on_session(&sql, &[&me.id, &me.api_addr, &me.cluster_addr, &secs])
+            .await?;
+        Ok(row.map(|r| {
+            let epoch: i64 = r.get(0);
+            *self.held.write() = Some((me.id.clone(), epoch));
+            epoch
+        }))
+    }
+
+    async fn renew(&self) -> Result<bool> {
+        let Some((holder, epoch)) = self.held.read().clone() else {
+            return Ok(false);
+        };
+        let secs = self.ttl.as_secs_f64();
+        let sql = format!(
+            "UPDATE {t} SET expires_at = clock_timestamp() + make_interval(secs => $3), holder_pid = pg_backend_pid() \
+             WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp() RETURNING 1",
+            t = self.table
+        );
+        let renewed = self
+            .on_session(&sql, &[&holder, &epoch, &secs])
+            .await?
+            .is_some();
+        if !renewed {
+            self.abandon();
+        }
+        Ok(renewed)
+    }
+
+    async fn release(&self) {
+        let Some((holder, epoch)) = self.held.write().take() else {
+            return;
+        };
+        let sql = format!(
+            "UPDATE {t} SET expires_at = '-infinity', holder_pid = NULL WHERE id = 1 AND holder = $1 AND epoch = $2",
+            t = self.table
+        );
+        if let Err(e) = self.on_session(&sql, &[&holder, &epoch]).await {
+            tracing::warn!(error = %e, "releasing the HA lease failed; it runs out by itself");
+        }
+    }
+
+    fn abandon(&self) {
+        self.held.write().take();
+    }
+
+    async fn leader(&self) -> Result<Option<Leader>> {
+        let sql = format!(
+            "SELECT holder, coalesce(api_addr, ''), coalesce(cluster_addr, ''), epoch FROM {t} \
+             WHERE id = 1 AND expires_at > clock_timestamp()",
+            t = self.table
+        );
+        let client = self.pool.get().await.map_err(pg_err)?;
+        let row = client.query_opt(&sql, &[]).await.map_err(pg_err)?;
+        Ok(row.map(|r| Leader {
+            node: NodeInfo {
+                id: r.get(0),
+                api_addr: r.get(1),
+                cluster_addr: r.get(2),
+            },
+            epoch: r.get(3),
+        }))
+    }
+
+    fn lease_ttl(&self) -> std::time::Duration {
+        self.ttl
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,6 +762,10 @@ mod tests {
     /// A storage on a table of its own in the test database (PostgreSQL on 127.0.0.1:5432,
     /// user postgres, trust: the project's machines and CI run one).
     pub(crate) async fn fresh() -> (PostgresStorage, PostgresConfig) {
+        fresh_with(false).await
+    }
+
+    pub(crate) async fn fresh_with(ha_enabled: bool) -> (PostgresStorage, PostgresConfig) {
         let n = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -594,6 +778,8 @@ mod tests {
             ha_table: format!("t_ha_{n}"),
             max_parallel: 8,
             skip_create_table: false,
+            ha_enabled,
+            lease_ttl: std::time::Duration::from_millis(1500),
         };
         (PostgresStorage::open(&cfg).await.unwrap(), cfg)
     }
@@ -646,6 +832,114 @@ mod tests {
             vec!["a%b/", "a/", "aXb/", "a_b/", "ab"]
         );
         drop_tables(&s, &cfg).await;
+    }
+
+    fn node(id: &str) -> NodeInfo {
+        NodeInfo {
+            id: id.into(),
+            api_addr: format!("https://{id}:8200"),
+            cluster_addr: format!("https://{id}:8201"),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_active_node_and_only_it_writes() {
+        let (a, cfg) = fresh_with(true).await;
+        let b = PostgresStorage::open(&cfg).await.unwrap();
+        let (ha_a, ha_b) = (a.ha().unwrap(), b.ha().unwrap());
+        // Nobody holds the lease yet: nobody writes.
+        assert!(matches!(
+            a.put("k", vec![1]).await,
+            Err(StorageError::NotActive)
+        ));
+        let epoch = ha_a.try_acquire(&node("a")).await.unwrap().unwrap();
+        assert_eq!(ha_b.try_acquire(&node("b")).await.unwrap(), None);
+        let leader = ha_b.leader().await.unwrap().unwrap();
+        assert_eq!((leader.node, leader.epoch), (node("a"), epoch));
+        a.put("k", vec![1]).await.unwrap();
+        assert!(matches!(
+            b.put("k", vec![2]).await,
+            Err(StorageError::NotActive)
+        ));
+        // Reads work on every node.
+        assert_eq!(b.get("k").await.unwrap(), Some(vec![1]));
+        assert!(ha_a.renew().await.unwrap());
+        // Released: the other node takes over at once, with a newer epoch.
+        ha_a.release().await;
+        let epoch_b = ha_b.try_acquire(&node("b")).await.unwrap().unwrap();
+        assert!(epoch_b > epoch);
+        b.put("k", vec![2]).await.unwrap();
+        assert!(matches!(
+            a.put("k", vec![3]).await,
+            Err(StorageError::NotActive)
+        ));
+        assert_eq!(a.get("k").await.unwrap(), Some(vec![2]));
+        drop_tables(&a, &cfg).await;
+    }
+
+    /// A paused active node whose lease ran out, and which a standby replaced, cannot commit
+    /// when it wakes up, although it still believes it holds the lease: the fence is in the
+    /// write's own transaction.
+    #[tokio::test]
+    async fn a_node_that_lost_its_lease_cannot_commit() {
+        let (a, cfg) = fresh_with(true).await;
+        let b = PostgresStorage::open(&cfg).await.unwrap();
+        let (ha_a, ha_b) = (a.ha().unwrap(), b.ha().unwrap());
+        ha_a.try_acquire(&node("a")).await.unwrap().unwrap();
+        a.put("k", b"from a".to_vec()).await.unwrap();
+        // `a` pauses past its lease (no renewal); `b` takes over.
+        tokio::time::sleep(ha_a.lease_ttl() + std::time::Duration::from_millis(300)).await;
+        ha_b.try_acquire(&node("b")).await.unwrap().unwrap();
+        // `a` wakes up and writes, conditionally or not: refused, nothing applied.
+        assert!(matches!(
+            a.put("k", b"stale".to_vec()).await,
+            Err(StorageError::NotActive)
+        ));
+        assert_eq!(b.get("k").await.unwrap(), Some(b"from a".to_vec()));
+        assert!(
+            !ha_a.renew().await.unwrap(),
+            "the renewal must see the loss"
+        );
+        b.put("k", b"from b".to_vec()).await.unwrap();
+        drop_tables(&a, &cfg).await;
+    }
+
+    /// The holder's process dies (its lease session vanishes from pg_stat_activity): a
+    /// standby takes over without waiting for the lease to run out.
+    #[tokio::test]
+    async fn a_dead_holder_is_replaced_at_once() {
+        let mut cfg = fresh_with(true).await.1;
+        cfg.lease_ttl = std::time::Duration::from_secs(60);
+        let a = PostgresStorage::open(&cfg).await.unwrap();
+        let b = PostgresStorage::open(&cfg).await.unwrap();
+        a.ha()
+            .unwrap()
+            .try_acquire(&node("a"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.ha().unwrap().try_acquire(&node("b")).await.unwrap(), None);
+        let c = b.pool.get().await.unwrap();
+        c.batch_execute(&format!(
+            "SELECT pg_terminate_backend(holder_pid) FROM {} WHERE id = 1",
+            identifier(&cfg.ha_table).unwrap()
+        ))
+        .await
+        .unwrap();
+        drop(c);
+        let mut took_over = None;
+        for _ in 0..50 {
+            took_over = b.ha().unwrap().try_acquire(&node("b")).await.unwrap();
+            if took_over.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            took_over.is_some(),
+            "a 60 s lease of a dead holder blocked the takeover"
+        );
+        drop_tables(&b, &cfg).await;
     }
 
     #[test]
