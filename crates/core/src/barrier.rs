@@ -227,6 +227,13 @@ impl Barrier {
         *self.state.write() = None;
     }
 
+    /// Re-reads the keyring with the root key this barrier was unsealed with: another node on
+    /// the same storage may have rotated it (an HA node calls this when it becomes active).
+    pub async fn reload_keyring(&self) -> Result<()> {
+        let root_key = self.root_key()?;
+        self.unseal(root_key).await
+    }
+
     /// Adds a new key term and makes it active (`sys/rotate`).
     pub async fn rotate(&self) -> Result<u32> {
         let (keyring, root) = {

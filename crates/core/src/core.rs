@@ -19,7 +19,7 @@ use crate::util::random_alnum;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use tresor_storage::Storage;
+use tresor_storage::{HaLock, NodeInfo, Storage};
 use zeroize::Zeroizing;
 
 const AUDIT_TABLE: &str = "core/audit";
@@ -59,8 +59,11 @@ pub struct CoreConfig {
     /// Reported by `sys/seal-status` (`inmem`, `file`).
     pub storage_type: String,
     pub cluster_name: String,
-    /// The server's API address (`api_addr`): the identity token issuer by default.
+    /// The server's API address (`api_addr`): the identity token issuer by default, and where
+    /// standbys send clients when this node is active.
     pub api_addr: Option<String>,
+    /// The address other nodes reach this one at (`cluster_addr`).
+    pub cluster_addr: Option<String>,
     /// The only directory API-created file audit devices may write in (`audit_dir`).
     pub audit_dir: Option<std::path::PathBuf>,
     /// Audit devices declared in the config file; always on while unsealed.
@@ -74,6 +77,7 @@ impl Default for CoreConfig {
             max_lease_ttl: 768 * 3600,
             storage_type: "inmem".into(),
             api_addr: None,
+            cluster_addr: None,
             audit_dir: None,
             audit_devices: Vec::new(),
             cluster_name: format!("tresor-cluster-{}", &random_alnum(8).to_lowercase()),
@@ -106,7 +110,7 @@ pub struct RekeyState {
 }
 
 pub struct Core {
-    me: Weak<Core>,
+    pub(crate) me: Weak<Core>,
     pub barrier: Arc<Barrier>,
     pub seal_store: SealStore,
     pub unseal_progress: tokio::sync::Mutex<Progress>,
@@ -117,6 +121,11 @@ pub struct Core {
     pub cluster_id: String,
     seal_api: Arc<dyn Backend>,
     pub audit: AuditBroker,
+    /// This node, as it records itself when it becomes the active one.
+    pub node: NodeInfo,
+    /// The HA lease of a storage several nodes share (`None`: active whenever unsealed).
+    pub(crate) ha: Option<Arc<dyn HaLock>>,
+    pub(crate) ha_view: RwLock<crate::ha::HaView>,
 }
 
 /// Splits a path into clean segments; refuses traversal and empty segments in the middle.
@@ -142,8 +151,17 @@ fn normalize_path(path: &str) -> Result<String> {
 
 impl Core {
     pub fn new(storage: Arc<dyn Storage>, registry: Registry, config: CoreConfig) -> Arc<Core> {
+        let node = NodeInfo {
+            id: crate::util::uuid(),
+            api_addr: config.api_addr.clone().unwrap_or_default(),
+            cluster_addr: config.cluster_addr.clone().unwrap_or_default(),
+        };
+        let ha = storage.ha();
         Arc::new_cyclic(|me: &Weak<Core>| Core {
             me: me.clone(),
+            node,
+            ha,
+            ha_view: RwLock::new(Default::default()),
             barrier: Arc::new(Barrier::new(storage.clone())),
             seal_store: SealStore::new(storage),
             unseal_progress: tokio::sync::Mutex::new(Progress::default()),
@@ -162,11 +180,32 @@ impl Core {
     }
 
     pub fn is_sealed(&self) -> bool {
-        self.active.read().is_none()
+        self.barrier.is_sealed()
     }
 
+    /// Unsealed, but not the active node (HA only).
+    pub fn is_standby(&self) -> bool {
+        self.ha.is_some() && !self.barrier.is_sealed() && self.active().is_err()
+    }
+
+    /// The active state; a standby (or a node whose lease may have run out) has none.
     pub fn active(&self) -> Result<Arc<Active>> {
-        self.active.read().clone().ok_or(Error::Sealed)
+        match self.active.read().clone() {
+            Some(a) if self.lease_holds() => Ok(a),
+            _ if self.barrier.is_sealed() || self.ha.is_none() => Err(Error::Sealed),
+            _ => Err(self.standby_error()),
+        }
+    }
+
+    pub(crate) fn has_active_state(&self) -> bool {
+        self.active.read().is_some()
+    }
+
+    /// Drops the active state and the audit devices; whether there was any.
+    pub(crate) fn drop_active_state(&self) -> bool {
+        let was = self.active.write().take().is_some();
+        self.audit.clear();
+        was
     }
 
     pub async fn is_initialized(&self) -> Result<bool> {
@@ -183,6 +222,24 @@ impl Core {
         if self.is_initialized().await? {
             return Err(Error::bad("Vault is already initialized"));
         }
+        // On shared storage, initializing writes: it takes the lease for the time it needs.
+        if let Some(lease) = &self.ha {
+            if lease.try_acquire(&self.node).await?.is_none() {
+                return Err(Error::bad(
+                    "another node holds the HA lease; initialize through it",
+                ));
+            }
+        }
+        let result = self.initialize_locked(cfg, root_token_id).await;
+        self.release_lease().await;
+        result
+    }
+
+    async fn initialize_locked(
+        &self,
+        cfg: SealConfig,
+        root_token_id: Option<String>,
+    ) -> Result<InitResult> {
         let root_key = self.barrier.initialize().await?;
         let keys = self.seal_store.protect_root_key(&root_key, &cfg).await?;
         self.barrier.unseal(root_key).await?;
@@ -234,6 +291,12 @@ impl Core {
         self.barrier.unseal(root_key).await.map_err(|_| {
             Error::bad("failed to unseal: the key shares do not reconstruct the unseal key")
         })?;
+        if self.ha.is_some() {
+            // A standby until the election loop takes the lease.
+            self.start_ha();
+            tracing::info!("unsealed; a standby until this node takes the HA lease");
+            return Ok(true);
+        }
         let active = match self.post_unseal().await {
             Ok(a) => a,
             Err(e) => {
@@ -248,7 +311,7 @@ impl Core {
 
     /// Runs every backend's `periodic` hook about once a second until this unsealed state ends
     /// (seal, or the core is dropped).
-    fn start_periodic(&self, active: &Arc<Active>) {
+    pub(crate) fn start_periodic(&self, active: &Arc<Active>) {
         let weak_active = Arc::downgrade(active);
         let core = self.me.clone();
         tokio::spawn(async move {
@@ -288,13 +351,14 @@ impl Core {
     /// Requests in flight should have finished (the server drains them first).
     pub async fn shutdown(&self) {
         self.seal_now();
+        self.release_lease().await;
         self.barrier.storage().close().await;
     }
 
-    /// Seals: drops every key and all unsealed state.
+    /// Seals: drops every key and all unsealed state (an HA node's election loop then gives
+    /// the lease up).
     pub fn seal_now(&self) {
-        *self.active.write() = None;
-        self.audit.clear();
+        self.drop_active_state();
         self.barrier.seal();
         tracing::info!("sealed");
     }
@@ -308,7 +372,7 @@ impl Core {
     }
 
     /// Loads mount tables, policies and tokens after the barrier opened.
-    async fn post_unseal(&self) -> Result<Arc<Active>> {
+    pub(crate) async fn post_unseal(&self) -> Result<Arc<Active>> {
         let root = View::new(self.barrier.clone(), "");
         let tokens = Arc::new(TokenStore::open(root.sub("sys/token/")).await?);
         let policies = Arc::new(PolicyStore::open(root.sub("sys/policy/")).await?);

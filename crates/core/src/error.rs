@@ -32,6 +32,10 @@ pub enum Error {
     /// 503: the barrier is sealed.
     #[error("Vault is sealed")]
     Sealed,
+    /// This node is a standby (HA): the active node's API address when known. The HTTP layer
+    /// redirects there (307); without one, 503.
+    #[error("{}", match .0 { Some(a) => format!("this node is a standby; the active node is {a}"), None => "this node is a standby and no active node is known".to_string() })]
+    Standby(Option<String>),
     /// 400: the server has not been initialized.
     #[error("Vault is not initialized")]
     NotInitialized,
@@ -57,7 +61,7 @@ impl Error {
             Error::NotFound | Error::NotFoundMsg(_) | Error::UnsupportedPath(_) => 404,
             Error::UnsupportedOperation => 405,
             Error::Precondition(_) => 412,
-            Error::Sealed => 503,
+            Error::Sealed | Error::Standby(_) => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -72,7 +76,11 @@ impl Error {
 
 impl From<StorageError> for Error {
     fn from(e: StorageError) -> Self {
-        Error::Internal(e.to_string())
+        match e {
+            // A write on a node that lost the HA lease: it is a standby now.
+            StorageError::NotActive => Error::Standby(None),
+            e => Error::Internal(e.to_string()),
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! * [`ttl`]: the one TTL calculation for tokens and leases (mount and system maximums).
 //! * [`sys`]: the `sys/` backend (mounts, policies, seal, health, capabilities).
 //! * [`core`]: the [`core::Core`] that ties them together and handles a request end to end.
+//! * [`ha`]: active and standby nodes on shared storage: election, activation, step-down.
 
 pub mod audit;
 pub mod barrier;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod expiration;
 pub mod expiring;
 pub mod framework;
+pub mod ha;
 pub mod identity;
 pub mod locks;
 pub mod logical;

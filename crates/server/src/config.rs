@@ -81,11 +81,11 @@ fn postgres_config(body: &serde_json::Map<String, Value>) -> Result<PostgresConf
             .ok_or("storage \"postgresql\": max_parallel must be a positive number")?;
     }
     cfg.skip_create_table = body.get("skip_create_table").is_some_and(truthy);
-    if body.get("ha_enabled").is_some_and(truthy) {
-        // Several active nodes on one database would each cache mounts, policies and tokens
-        // the others change: refused until the HA protocol (one active node, coherent
-        // standbys) exists, rather than accepted and ignored.
-        return Err("storage \"postgresql\": ha_enabled is not supported yet; run one Tresor node per database".into());
+    cfg.ha_enabled = body.get("ha_enabled").is_some_and(truthy);
+    if let Some(v) = body.get("lease_ttl") {
+        cfg.lease_ttl = parse_duration(v)
+            .filter(|d| *d >= Duration::from_secs(1))
+            .ok_or("storage \"postgresql\": lease_ttl must be a duration of at least 1s")?;
     }
     Ok(cfg)
 }
@@ -104,6 +104,8 @@ pub struct ServerConfig {
     pub storage: StorageConfig,
     pub listeners: Vec<ListenerConfig>,
     pub api_addr: Option<String>,
+    /// Where other nodes reach this one (`cluster_addr`), recorded with the HA lease.
+    pub cluster_addr: Option<String>,
     pub default_lease_ttl: u64,
     pub max_lease_ttl: u64,
     /// The directory API-created file audit devices are confined to (beyond Vault).
@@ -132,6 +134,7 @@ impl ServerConfig {
                 limits: Limits::default(),
             }],
             api_addr: None,
+            cluster_addr: None,
             default_lease_ttl: DEFAULT_TTL,
             max_lease_ttl: DEFAULT_TTL,
             audit_dir: None,
@@ -260,13 +263,23 @@ impl ServerConfig {
                     .ok_or_else(|| format!("invalid {k}").into()),
             }
         };
+        // Vault's environment variables win over the file.
+        let addr = |key: &str, env: &str| {
+            std::env::var(env)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| obj.get(key).and_then(Value::as_str).map(str::to_string))
+        };
+        let api_addr = addr("api_addr", "VAULT_API_ADDR");
+        let cluster_addr = addr("cluster_addr", "VAULT_CLUSTER_ADDR");
+        if matches!(&storage, StorageConfig::Postgres(pg) if pg.ha_enabled) && api_addr.is_none() {
+            return Err("ha_enabled needs api_addr: the address standbys send clients to".into());
+        }
         Ok(ServerConfig {
             storage,
             listeners,
-            api_addr: obj
-                .get("api_addr")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            api_addr,
+            cluster_addr,
             default_lease_ttl: ttl("default_lease_ttl")?,
             max_lease_ttl: ttl("max_lease_ttl")?,
             audit_dir: obj

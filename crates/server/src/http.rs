@@ -58,6 +58,16 @@ fn core_error(e: &Error) -> HttpResponse {
     error_response(e.status(), e.messages())
 }
 
+/// 307 to the same path and query on the active node (method and body are kept by clients).
+fn redirect(active_api_addr: &str, path_and_query: &str) -> HttpResponse {
+    let mut r = empty(StatusCode::TEMPORARY_REDIRECT);
+    let location = format!("{}{path_and_query}", active_api_addr.trim_end_matches('/'));
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(hyper::header::LOCATION, v);
+    }
+    r
+}
+
 fn empty(status: StatusCode) -> HttpResponse {
     let mut r = hyper::Response::new(Full::new(Bytes::new()));
     *r.status_mut() = status;
@@ -127,6 +137,11 @@ pub async fn handle(
     client_certs: Arc<Vec<Vec<u8>>>,
 ) -> HttpResponse {
     let uri_path = req.uri().path().to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| uri_path.clone());
     let Some(raw_path) = uri_path.strip_prefix("/v1/") else {
         return error_response(404, vec![]);
     };
@@ -247,6 +262,8 @@ pub async fn handle(
     // request (a memcpy of its whole size, ~1% of a request's CPU when unboxed).
     let resp = match Box::pin(core.handle(request)).await {
         Ok(r) => render(r),
+        // A standby sends the client to the active node, as Vault does without forwarding.
+        Err(Error::Standby(Some(active))) => redirect(&active, &path_and_query),
         Err(e) => core_error(&e),
     };
     if is_head {

@@ -73,6 +73,7 @@ pub async fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxErro
         max_lease_ttl: cfg.max_lease_ttl,
         storage_type: cfg.storage.kind().into(),
         api_addr: cfg.api_addr.clone(),
+        cluster_addr: cfg.cluster_addr.clone(),
         audit_dir: cfg.audit_dir.clone(),
         audit_devices: cfg.audit_devices.clone(),
         ..CoreConfig::default()

@@ -147,10 +147,12 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
         Path::new("seal")
             .op(Update, Sys::seal)
             .help("Seal the server."),
-        Path::new("step-down").op(
-            Update,
-            |_s: Arc<Sys>, _c| async move { Ok(Response::default()) },
-        ),
+        Path::new("step-down")
+            .op(Update, |s: Arc<Sys>, _c| async move {
+                s.core()?.step_down_now().await?;
+                Ok(Response::default())
+            })
+            .help("Give up being the active node (HA): another node takes over; this one waits 10s before contending again."),
         Path::new("internal/specs/openapi")
             .op(Read, Sys::openapi)
             .help("The OpenAPI document of every mounted path, generated from their declarations."),

@@ -144,17 +144,22 @@ impl SealApi {
         let f = &c.fields;
         let initialized = core.is_initialized().await?;
         let sealed = core.is_sealed();
+        let standby = core.is_standby();
+        // `perfstandbyok` is accepted as `standbyok`: Tresor's standbys are one kind.
+        let standby_ok = f.bool("standbyok") || f.bool("perfstandbyok");
         let code = if !initialized {
             f.int("uninitcode")
         } else if sealed {
             f.int("sealedcode")
+        } else if standby && !standby_ok {
+            f.int("standbycode")
         } else {
             f.int("activecode")
         };
         let body = json!({
             "initialized": initialized,
             "sealed": sealed,
-            "standby": false,
+            "standby": standby,
             "performance_standby": false,
             "replication_performance_mode": "disabled",
             "replication_dr_mode": "disabled",
@@ -172,11 +177,28 @@ impl SealApi {
         Ok(Response::raw_json(code.clamp(100, 599) as u16, &body))
     }
 
+    /// Vault's `sys/leader`: whether HA is on, whether this node is the active one, and
+    /// where the active node is. Answered sealed or not, so `status` can show it.
     async fn leader(self: Arc<Self>, _c: Call) -> Result<Response> {
-        // No HA: answered the same way sealed or not, so `status` can show it.
+        let core = self.core()?;
+        let view = core.ha_view();
+        let is_self = core.ha_enabled() && core.active().is_ok();
+        let leader = view.leader.as_ref().map(|l| &l.node);
+        let active_time = match (is_self, view.active_since) {
+            (true, Some(t)) => crate::util::rfc3339(t),
+            _ => "0001-01-01T00:00:00Z".to_string(),
+        };
         Ok(Response::raw_json(
             200,
-            &json!({ "ha_enabled": false, "is_self": false, "active_time": "0001-01-01T00:00:00Z", "leader_address": "", "leader_cluster_address": "", "performance_standby": false, "performance_standby_last_remote_wal": 0 }),
+            &json!({
+                "ha_enabled": core.ha_enabled(),
+                "is_self": is_self,
+                "active_time": active_time,
+                "leader_address": leader.map(|n| n.api_addr.as_str()).unwrap_or(""),
+                "leader_cluster_address": leader.map(|n| n.cluster_addr.as_str()).unwrap_or(""),
+                "performance_standby": false,
+                "performance_standby_last_remote_wal": 0,
+            }),
         ))
     }
 
@@ -193,9 +215,8 @@ impl SealApi {
 
     async fn rekey_init(self: Arc<Self>, c: Call) -> Result<Response> {
         let core = self.core()?;
-        if core.is_sealed() {
-            return Err(Error::Sealed);
-        }
+        // Rekeying writes: only the active node does it (a standby redirects).
+        core.active()?;
         let seal = core
             .seal_store
             .config()

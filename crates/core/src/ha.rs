@@ -1,0 +1,220 @@
+//! High availability: several nodes on one shared storage (PostgreSQL with `ha_enabled`), one
+//! of them active. The storage owns the lease and fences every write (see
+//! `tresor_storage::HaLock`); this module decides what the node does with it.
+//!
+//! * An unsealed node starts as a **standby**: its barrier is open, but it has no active state
+//!   (mount table, tokens, leases, periodic work) and answers requests with
+//!   [`Error::Standby`], which the HTTP layer turns into a 307 to the active node.
+//! * A background loop tries to take the lease every [`STANDBY_POLL`] (a dead holder is replaced
+//!   at once, a silent one after the lease runs out). Taking it **activates** the node: the
+//!   keyring is re-read (the old active node may have rotated it), the active state is loaded
+//!   fresh from storage, periodic work starts.
+//! * The active node renews every third of the lease. It **steps down** (drops its active
+//!   state, keeps its barrier open) when a renewal says the lease is gone, or when renewals
+//!   fail for longer than the lease minus a margin. Independently, it refuses to serve anything
+//!   once its last successful renewal is older than that: a node that was paused past its lease
+//!   answers nothing from stale state before it finds out, and cannot write at all (fenced).
+//! * `sys/step-down` releases the lease and keeps the node from contending for
+//!   [`STEP_DOWN_PAUSE`], so another node takes over.
+
+use crate::core::Core;
+use crate::error::{Error, Result};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tresor_storage::Leader;
+
+/// How often a standby tries to take the lease.
+pub const STANDBY_POLL: Duration = Duration::from_millis(250);
+/// How long a node that stepped down stays out of the contest.
+pub const STEP_DOWN_PAUSE: Duration = Duration::from_secs(10);
+
+/// What this node knows about the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct HaView {
+    /// The active node as last seen (this node while active).
+    pub leader: Option<Leader>,
+    /// When this node last became active (unix seconds).
+    pub active_since: Option<i64>,
+    /// Until when the lease is certainly still this node's (its last successful renewal, plus
+    /// the lease less a margin, on the monotonic clock).
+    pub(crate) lease_valid_until: Option<Instant>,
+    /// No contending before this (after a step-down).
+    pub(crate) contend_after: Option<Instant>,
+}
+
+/// The safety margin kept between the local view of the lease and the database's.
+fn margin(ttl: Duration) -> Duration {
+    (ttl / 4).max(Duration::from_millis(250))
+}
+
+impl Core {
+    /// Whether several nodes share this storage.
+    pub fn ha_enabled(&self) -> bool {
+        self.ha.is_some()
+    }
+
+    /// What this node knows about the cluster.
+    pub fn ha_view(&self) -> HaView {
+        self.ha_view.read().clone()
+    }
+
+    /// Whether this node is the active one and may serve (its lease certainly holds).
+    pub(crate) fn lease_holds(&self) -> bool {
+        match &self.ha {
+            None => true,
+            Some(_) => self
+                .ha_view
+                .read()
+                .lease_valid_until
+                .is_some_and(|t| Instant::now() < t),
+        }
+    }
+
+    /// The error a standby answers: where the active node is, if known.
+    pub(crate) fn standby_error(&self) -> Error {
+        let leader = self.ha_view.read().leader.clone();
+        Error::Standby(
+            leader
+                .filter(|l| l.node.id != self.node.id)
+                .map(|l| l.node.api_addr)
+                .filter(|a| !a.is_empty()),
+        )
+    }
+
+    /// Starts the election loop of a freshly unsealed node (HA storage only). It ends when the
+    /// node seals (releasing the lease if held).
+    pub(crate) fn start_ha(&self) {
+        let Some(lease) = self.ha.clone() else {
+            return;
+        };
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let ttl = lease.lease_ttl();
+            let renew_every = ttl / 3;
+            let mut last_renewed = Instant::now();
+            loop {
+                let Some(core) = me.upgrade() else {
+                    return;
+                };
+                if core.barrier.is_sealed() {
+                    core.step_down("sealed");
+                    lease.release().await;
+                    return;
+                }
+                if core.has_active_state() {
+                    drop(core);
+                    tokio::time::sleep(renew_every).await;
+                    let Some(core) = me.upgrade() else {
+                        return;
+                    };
+                    if !core.has_active_state() {
+                        continue;
+                    }
+                    let started = Instant::now();
+                    match lease.renew().await {
+                        Ok(true) => {
+                            last_renewed = started;
+                            core.ha_view.write().lease_valid_until =
+                                Some(started + ttl - margin(ttl));
+                        }
+                        Ok(false) => {
+                            tracing::warn!("the HA lease was lost; stepping down");
+                            core.step_down("lease lost");
+                        }
+                        Err(e) if last_renewed.elapsed() + margin(ttl) >= ttl => {
+                            tracing::warn!(error = %e, "the HA lease could not be renewed in time; stepping down");
+                            lease.abandon();
+                            core.step_down("renewal failed");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "renewing the HA lease failed; retrying")
+                        }
+                    }
+                    continue;
+                }
+                let may_contend = core
+                    .ha_view
+                    .read()
+                    .contend_after
+                    .is_none_or(|t| Instant::now() >= t);
+                if may_contend {
+                    let started = Instant::now();
+                    match lease.try_acquire(&core.node).await {
+                        Ok(Some(epoch)) => {
+                            last_renewed = started;
+                            match core.activate(epoch, started + ttl - margin(ttl)).await {
+                                Ok(()) => tracing::info!(epoch, "this node is now the active node"),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "activation failed; releasing the lease");
+                                    core.step_down("activation failed");
+                                    lease.release().await;
+                                }
+                            }
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::debug!(error = %e, "taking the HA lease failed"),
+                    }
+                }
+                match lease.leader().await {
+                    Ok(leader) => core.ha_view.write().leader = leader,
+                    Err(e) => tracing::debug!(error = %e, "reading the HA leader failed"),
+                }
+                drop(core);
+                tokio::time::sleep(STANDBY_POLL).await;
+            }
+        });
+    }
+
+    /// Becomes the active node under `epoch`: fresh keyring, fresh active state, periodic work.
+    async fn activate(&self, epoch: i64, valid_until: Instant) -> Result<()> {
+        self.ha_view.write().lease_valid_until = Some(valid_until);
+        self.barrier.reload_keyring().await?;
+        let active = self.post_unseal().await?;
+        self.start_periodic(&active);
+        let mut view = self.ha_view.write();
+        view.active_since = Some(crate::util::unix_now());
+        view.leader = Some(Leader {
+            node: self.node.clone(),
+            epoch,
+        });
+        Ok(())
+    }
+
+    /// Stops acting as the active node (the barrier stays open: a standby).
+    pub(crate) fn step_down(&self, why: &str) {
+        let was_active = self.drop_active_state();
+        let mut view = self.ha_view.write();
+        view.lease_valid_until = None;
+        view.active_since = None;
+        if view
+            .leader
+            .as_ref()
+            .is_some_and(|l| l.node.id == self.node.id)
+        {
+            view.leader = None;
+        }
+        if was_active {
+            tracing::info!(reason = why, "stepped down: this node is a standby");
+        }
+    }
+
+    /// `sys/step-down`: give the lease up and stay out of the contest for a while, so another
+    /// node becomes active.
+    pub async fn step_down_now(self: &Arc<Self>) -> Result<()> {
+        let Some(lease) = self.ha.clone() else {
+            return Ok(());
+        };
+        self.ha_view.write().contend_after = Some(Instant::now() + STEP_DOWN_PAUSE);
+        self.step_down("sys/step-down");
+        lease.release().await;
+        Ok(())
+    }
+
+    /// Gives the lease up (shutdown), so a standby takes over without waiting for it to run out.
+    pub(crate) async fn release_lease(&self) {
+        if let Some(lease) = &self.ha {
+            lease.release().await;
+        }
+    }
+}
