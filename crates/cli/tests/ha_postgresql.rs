@@ -31,7 +31,10 @@ impl Drop for Cluster {
         self.nodes.clear();
         let _ = std::process::Command::new("psql")
             .args(["-h", "127.0.0.1", "-U", "postgres", "-qc"])
-            .arg(format!("DROP TABLE IF EXISTS {0}_kv, {0}_ha", self.tables))
+            .arg(format!(
+                "DROP TABLE IF EXISTS {0}_kv, {0}_ha, {0}_ha_nodes",
+                self.tables
+            ))
             .status();
     }
 }
@@ -168,6 +171,22 @@ fn standbys_redirect_and_step_down_hands_over() {
         Some(json!({"data": {"v": 1}})),
     );
     assert_eq!(st, 200);
+    // sys/ha-status lists the three nodes (heartbeats), the active one marked.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let nodes = loop {
+        let (st, status) = active.call("GET", "sys/ha-status", Some(&c.root), None);
+        assert_eq!(st, 200, "{status}");
+        let nodes = status["nodes"].as_array().unwrap().clone();
+        assert_eq!(status["data"]["nodes"], status["nodes"]);
+        if nodes.len() == 3 || Instant::now() > deadline {
+            break nodes;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    let marked: Vec<&Value> = nodes.iter().filter(|n| n["active_node"] == true).collect();
+    assert_eq!(marked.len(), 1);
+    assert_eq!(marked[0]["api_address"], active.addr.as_str());
     // Step-down: another node takes over at once.
     let (st, _) = active.call("POST", "sys/step-down", Some(&c.root), None);
     assert_eq!(st, 204);

@@ -35,7 +35,10 @@ impl Drop for Tables {
     fn drop(&mut self) {
         let _ = Command::new("psql")
             .args(["-h", "127.0.0.1", "-U", "postgres", "-qc"])
-            .arg(format!("DROP TABLE IF EXISTS {0}_kv, {0}_ha", self.0))
+            .arg(format!(
+                "DROP TABLE IF EXISTS {0}_kv, {0}_ha, {0}_ha_nodes",
+                self.0
+            ))
             .status();
     }
 }

@@ -155,6 +155,10 @@ impl Core {
             id: crate::util::uuid(),
             api_addr: config.api_addr.clone().unwrap_or_default(),
             cluster_addr: config.cluster_addr.clone().unwrap_or_default(),
+            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            version: crate::sys::seal::VAULT_API_VERSION.to_string(),
         };
         let ha = storage.ha();
         Arc::new_cyclic(|me: &Weak<Core>| Core {

@@ -27,6 +27,10 @@ use tresor_storage::Leader;
 pub const STANDBY_POLL: Duration = Duration::from_millis(250);
 /// How long a node that stepped down stays out of the contest.
 pub const STEP_DOWN_PAUSE: Duration = Duration::from_secs(10);
+/// How often every node records that it is alive (`sys/ha-status`).
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Nodes silent for longer are not listed by `sys/ha-status`.
+pub const NODE_SILENCE: Duration = Duration::from_secs(30);
 
 /// What this node knows about the cluster.
 #[derive(Debug, Clone, Default)]
@@ -92,10 +96,17 @@ impl Core {
             let ttl = lease.lease_ttl();
             let renew_every = ttl / 3;
             let mut last_renewed = Instant::now();
+            let mut last_heartbeat: Option<Instant> = None;
             loop {
                 let Some(core) = me.upgrade() else {
                     return;
                 };
+                if last_heartbeat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
+                    if let Err(e) = lease.heartbeat(&core.node).await {
+                        tracing::debug!(error = %e, "HA heartbeat failed");
+                    }
+                    last_heartbeat = Some(Instant::now());
+                }
                 if core.barrier.is_sealed() {
                     core.step_down("sealed");
                     lease.release().await;
@@ -209,6 +220,33 @@ impl Core {
         self.step_down("sys/step-down");
         lease.release().await;
         Ok(())
+    }
+
+    /// Vault's `sys/ha-status`: every node heard from lately, and which one is active.
+    pub async fn ha_status(&self) -> Result<serde_json::Value> {
+        let Some(lease) = &self.ha else {
+            return Ok(serde_json::json!({ "nodes": [] }));
+        };
+        let leader = lease.leader().await?;
+        let nodes: Vec<serde_json::Value> = lease
+            .nodes(NODE_SILENCE)
+            .await?
+            .into_iter()
+            .map(|n| {
+                let active = leader.as_ref().is_some_and(|l| l.node.id == n.node.id);
+                serde_json::json!({
+                    "hostname": n.node.hostname,
+                    "api_address": n.node.api_addr,
+                    "cluster_address": n.node.cluster_addr,
+                    "active_node": active,
+                    "last_echo": if active { serde_json::Value::Null } else { crate::util::rfc3339(n.last_seen).into() },
+                    "version": n.node.version,
+                    "upgrade_version": n.node.version,
+                    "redundancy_zone": "",
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({ "nodes": nodes }))
     }
 
     /// Gives the lease up (shutdown), so a standby takes over without waiting for it to run out.

@@ -69,6 +69,16 @@ pub struct NodeInfo {
     pub id: String,
     pub api_addr: String,
     pub cluster_addr: String,
+    pub hostname: String,
+    pub version: String,
+}
+
+/// A node as its last heartbeat recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub node: NodeInfo,
+    /// Unix seconds of its last heartbeat.
+    pub last_seen: i64,
 }
 
 /// The active node as the storage records it.
@@ -97,6 +107,10 @@ pub trait HaLock: Send + Sync {
     async fn leader(&self) -> Result<Option<Leader>>;
     /// How long a lease lives without renewal.
     fn lease_ttl(&self) -> std::time::Duration;
+    /// Records that this node is alive (every node, active or not, every few seconds).
+    async fn heartbeat(&self, me: &NodeInfo) -> Result<()>;
+    /// The nodes heard from within `within`, for `sys/ha-status`.
+    async fn nodes(&self, within: std::time::Duration) -> Result<Vec<NodeStatus>>;
 }
 
 /// A key/value store with atomic batches and folder-style listing.

@@ -32,7 +32,9 @@
 //! Privileges: `CREATE` on the schema the first time (or create the tables beforehand and set
 //! `skip_create_table`), then `SELECT, INSERT, UPDATE, DELETE` on both tables.
 
-use crate::{children, Expect, HaLock, Leader, NodeInfo, Result, Storage, StorageError, WriteOp};
+use crate::{
+    children, Expect, HaLock, Leader, NodeInfo, NodeStatus, Result, Storage, StorageError, WriteOp,
+};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::collections::BTreeMap;
@@ -363,6 +365,7 @@ impl PostgresStorage {
             .map_err(pg_err)?;
         let table = identifier(&cfg.table)?;
         let ha = identifier(&cfg.ha_table)?;
+        let nodes = identifier(&format!("{}_nodes", cfg.ha_table))?;
         {
             let client = pool.get().await.map_err(pg_err)?;
             if !cfg.skip_create_table {
@@ -373,7 +376,10 @@ impl PostgresStorage {
                            holder TEXT NOT NULL, holder_pid INT, api_addr TEXT, cluster_addr TEXT, \
                            expires_at TIMESTAMPTZ NOT NULL, last_idx BIGINT NOT NULL); \
                          INSERT INTO {ha} (id, epoch, holder, expires_at, last_idx) \
-                           VALUES (1, 0, '', '-infinity', 0) ON CONFLICT (id) DO NOTHING;"
+                           VALUES (1, 0, '', '-infinity', 0) ON CONFLICT (id) DO NOTHING; \
+                         CREATE TABLE IF NOT EXISTS {nodes} (node_id TEXT PRIMARY KEY, hostname TEXT NOT NULL, \
+                           api_addr TEXT NOT NULL, cluster_addr TEXT NOT NULL, version TEXT NOT NULL, \
+                           last_seen TIMESTAMPTZ NOT NULL);"
                     ))
                     .await
                     .map_err(|e| pg_err(format!("creating the tables (needs CREATE on the schema, or skip_create_table with the tables made beforehand): {e}")))?;
@@ -391,6 +397,7 @@ impl PostgresStorage {
                 session: tokio::sync::Mutex::new(None),
                 held: Arc::new(parking_lot::RwLock::new(None)),
                 table: ha.clone(),
+                nodes: nodes.clone(),
                 ttl: cfg.lease_ttl,
             })
         });
@@ -641,6 +648,8 @@ struct PgHa {
     session: tokio::sync::Mutex<Option<deadpool_postgres::Object>>,
     held: Held,
     table: String,
+    /// Heartbeats of every node (`sys/ha-status`).
+    nodes: String,
     ttl: std::time::Duration,
 }
 
@@ -745,6 +754,7 @@ impl HaLock for PgHa {
                 id: r.get(0),
                 api_addr: r.get(1),
                 cluster_addr: r.get(2),
+                ..Default::default()
             },
             epoch: r.get(3),
         }))
@@ -752,6 +762,64 @@ impl HaLock for PgHa {
 
     fn lease_ttl(&self) -> std::time::Duration {
         self.ttl
+    }
+
+    async fn heartbeat(&self, me: &NodeInfo) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {n} (node_id, hostname, api_addr, cluster_addr, version, last_seen) \
+             VALUES ($1, $2, $3, $4, $5, clock_timestamp()) ON CONFLICT (node_id) DO UPDATE SET \
+             hostname = EXCLUDED.hostname, api_addr = EXCLUDED.api_addr, \
+             cluster_addr = EXCLUDED.cluster_addr, version = EXCLUDED.version, last_seen = EXCLUDED.last_seen",
+            n = self.nodes
+        );
+        let client = self.pool.get().await.map_err(pg_err)?;
+        client
+            .execute(
+                &sql,
+                &[
+                    &me.id,
+                    &me.hostname,
+                    &me.api_addr,
+                    &me.cluster_addr,
+                    &me.version,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        // Nodes silent for a day are forgotten.
+        let prune = format!(
+            "DELETE FROM {n} WHERE last_seen < clock_timestamp() - interval '1 day'",
+            n = self.nodes
+        );
+        client.execute(&prune, &[]).await.map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn nodes(&self, within: std::time::Duration) -> Result<Vec<NodeStatus>> {
+        let sql = format!(
+            "SELECT node_id, hostname, api_addr, cluster_addr, version, \
+               extract(epoch FROM last_seen)::bigint FROM {n} \
+             WHERE last_seen > clock_timestamp() - make_interval(secs => $1) ORDER BY api_addr",
+            n = self.nodes
+        );
+        let client = self.pool.get().await.map_err(pg_err)?;
+        let rows = client
+            .query(&sql, &[&within.as_secs_f64()])
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| NodeStatus {
+                node: NodeInfo {
+                    id: r.get(0),
+                    hostname: r.get(1),
+                    api_addr: r.get(2),
+                    cluster_addr: r.get(3),
+                    version: r.get(4),
+                },
+                last_seen: r.get(5),
+            })
+            .collect())
     }
 }
 
@@ -787,9 +855,10 @@ mod tests {
     async fn drop_tables(s: &PostgresStorage, cfg: &PostgresConfig) {
         let c = s.pool.get().await.unwrap();
         c.batch_execute(&format!(
-            "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
+            "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
             identifier(&cfg.table).unwrap(),
-            identifier(&cfg.ha_table).unwrap()
+            identifier(&cfg.ha_table).unwrap(),
+            identifier(&format!("{}_nodes", cfg.ha_table)).unwrap()
         ))
         .await
         .unwrap();
@@ -839,6 +908,7 @@ mod tests {
             id: id.into(),
             api_addr: format!("https://{id}:8200"),
             cluster_addr: format!("https://{id}:8201"),
+            ..Default::default()
         }
     }
 
@@ -856,6 +926,15 @@ mod tests {
         assert_eq!(ha_b.try_acquire(&node("b")).await.unwrap(), None);
         let leader = ha_b.leader().await.unwrap().unwrap();
         assert_eq!((leader.node, leader.epoch), (node("a"), epoch));
+        // Heartbeats: both nodes listed.
+        ha_a.heartbeat(&node("a")).await.unwrap();
+        ha_b.heartbeat(&node("b")).await.unwrap();
+        let seen = ha_b
+            .nodes(std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        let ids: Vec<&str> = seen.iter().map(|n| n.node.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
         a.put("k", vec![1]).await.unwrap();
         assert!(matches!(
             b.put("k", vec![2]).await,

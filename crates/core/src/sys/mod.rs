@@ -147,6 +147,16 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
         Path::new("seal")
             .op(Update, Sys::seal)
             .help("Seal the server."),
+        Path::new("ha-status")
+            .op(Read, |s: Arc<Sys>, _c| async move {
+                // Vault's clients read `nodes` at the top level; hvac reads `data`.
+                Ok(Response {
+                    data: s.core()?.ha_status().await?.as_object().cloned(),
+                    top_level_data: true,
+                    ..Default::default()
+                })
+            })
+            .help("The nodes of an HA cluster and which one is active."),
         Path::new("step-down")
             .op(Update, |s: Arc<Sys>, _c| async move {
                 s.core()?.step_down_now().await?;
