@@ -126,3 +126,107 @@ fn two_processes_on_one_database_unwrap_a_secret_once() {
         );
     }
 }
+
+/// `tresor operator migrate`: a file store's data, copied into PostgreSQL and back, opens with
+/// the same unseal key and holds the same secrets; a source in use or a destination that is
+/// not empty is refused.
+#[test]
+fn operator_migrate_moves_data_between_file_and_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let tables = Tables::new("migrate");
+    let port = free_port();
+    let file_server = durable_server(dir.path(), port);
+    let (key, root) = file_server.init_and_unseal();
+    let (st, _) = file_server.call(
+        "POST",
+        "sys/mounts/secret",
+        Some(&root),
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert_eq!(st, 204);
+    for i in 0..1200 {
+        let (st, _) = file_server.call(
+            "POST",
+            &format!("cubbyhole/k{i}"),
+            Some(&root),
+            Some(json!({"v": i})),
+        );
+        assert_eq!(st, 204);
+    }
+    let (st, _) = file_server.call(
+        "POST",
+        "secret/data/app",
+        Some(&root),
+        Some(json!({"data": {"password": "p4ss"}})),
+    );
+    assert_eq!(st, 200);
+    let pg_block = format!(
+        "storage_destination \"postgresql\" {{\n  connection_url = \"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable\"\n  table = \"{0}_kv\"\n  ha_table = \"{0}_ha\"\n}}\n",
+        tables.0
+    );
+    let to_pg = dir.path().join("to-pg.hcl");
+    std::fs::write(
+        &to_pg,
+        format!(
+            "storage_source \"file\" {{ path = \"{}\" }}\n{pg_block}",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let migrate = |cfg: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_tresor"))
+            .args(["operator", "migrate", &format!("-config={}", cfg.display())])
+            .output()
+            .unwrap()
+    };
+    // The source is in use: its server holds the file.
+    let busy = migrate(&to_pg);
+    assert!(!busy.status.success());
+    drop(file_server);
+    let done = migrate(&to_pg);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(String::from_utf8_lossy(&done.stdout)
+        .contains("Success! All of the keys have been migrated"));
+    // Again into the same (now full) destination: refused.
+    let again = migrate(&to_pg);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // A server on the destination unseals with the old key and has everything.
+    let pg_server = server(dir.path(), "pg", &tables);
+    pg_server.unseal(&key);
+    let (st, read) = pg_server.call("GET", "secret/data/app", Some(&root), None);
+    assert_eq!(st, 200, "{read}");
+    assert_eq!(read["data"]["data"]["password"], "p4ss");
+    let (st, c) = pg_server.call("GET", "cubbyhole/k1199", Some(&root), None);
+    assert_eq!((st, c["data"]["v"].as_i64()), (200, Some(1199)));
+    drop(pg_server);
+
+    // And back into a fresh file store.
+    let back_dir = dir.path().join("back");
+    let to_file = dir.path().join("to-file.hcl");
+    std::fs::write(
+        &to_file,
+        format!(
+            "{}storage_destination \"file\" {{ path = \"{}\" }}\n",
+            pg_block.replace("storage_destination", "storage_source"),
+            back_dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let done = migrate(&to_file);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let back = durable_server(&back_dir, free_port());
+    back.unseal(&key);
+    let (st, read) = back.call("GET", "secret/data/app", Some(&root), None);
+    assert_eq!(st, 200, "{read}");
+    assert_eq!(read["data"]["data"]["password"], "p4ss");
+}

@@ -48,6 +48,32 @@ impl StorageConfig {
     }
 }
 
+/// One `storage "<type>" { ... }` block (also `storage_source` / `storage_destination` of
+/// `operator migrate`).
+pub fn storage_block(v: &Value) -> Result<StorageConfig, BoxError> {
+    let (kind, body) = single_block(v).ok_or("storage must name one type")?;
+    Ok(match kind.as_str() {
+        "inmem" => StorageConfig::Memory,
+        "file" | "raft" => StorageConfig::File(PathBuf::from(
+            body.get("path")
+                .and_then(Value::as_str)
+                .ok_or("storage \"file\" needs a path")?,
+        )),
+        "postgresql" => StorageConfig::Postgres(postgres_config(&body)?),
+        other => {
+            return Err(format!(
+                "unsupported storage type {other:?} (supported: file, postgresql, inmem)"
+            )
+            .into())
+        }
+    })
+}
+
+/// Parses one HCL or JSON config file into its JSON value.
+pub fn read_file(path: &Path) -> Result<Value, BoxError> {
+    merge_files(&[path.to_path_buf()])
+}
+
 /// `storage "postgresql" { ... }` with Vault's keys (and OpenBao's `skip_create_table`); the
 /// connection string may come from `VAULT_PG_CONNECTION_URL` (or `BAO_PG_CONNECTION_URL`)
 /// instead, which wins, as in Vault.
@@ -177,24 +203,7 @@ impl ServerConfig {
                 "no storage configured (storage \"file\" { path = ... } or storage \"inmem\" {})"
                     .into(),
             ),
-            Some(s) => {
-                let (kind, body) = single_block(s).ok_or("storage must name one type")?;
-                match kind.as_str() {
-                    "inmem" => StorageConfig::Memory,
-                    "file" | "raft" => StorageConfig::File(PathBuf::from(
-                        body.get("path")
-                            .and_then(Value::as_str)
-                            .ok_or("storage \"file\" needs a path")?,
-                    )),
-                    "postgresql" => StorageConfig::Postgres(postgres_config(&body)?),
-                    other => {
-                        return Err(format!(
-                        "unsupported storage type {other:?} (supported: file, postgresql, inmem)"
-                    )
-                        .into())
-                    }
-                }
-            }
+            Some(s) => storage_block(s)?,
         };
         let mut listeners = Vec::new();
         for block in blocks(obj.get("listener")) {

@@ -7,6 +7,7 @@
 //! * [`listener`]: TCP listeners, optionally TLS (rustls), serving HTTP/1.1 and HTTP/2.
 //! * [`connections`]: per-listener connection limits, timeouts and eviction.
 //! * [`hardening`]: no core dumps, locked memory, raised open-files limit.
+//! * [`migrate`]: `operator migrate`, copying all entries between storage backends offline.
 //! * [`run`]: starts a server from [`ServeOptions`] (what `tresor server` calls) and shuts it
 //!   down gracefully on SIGTERM/SIGINT.
 
@@ -15,6 +16,7 @@ pub mod connections;
 pub mod hardening;
 pub mod http;
 pub mod listener;
+pub mod migrate;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! `init` (`sys/init`), `unseal` (`sys/unseal`), `seal` (`sys/seal`), `rotate`
 //! (`sys/rotate`), `key-status` (`sys/key-status`) and `rekey` (`sys/rekey/*`, falling
 //! back to OpenBao's authenticated `sys/rotate/root/*` when the server refuses the
-//! legacy endpoints with 404/405).
+//! legacy endpoints with 404/405); `migrate` copies storage offline (no server involved).
 
 use clap::{ArgAction, Args, Subcommand};
 use serde_json::{json, Value};
@@ -28,6 +28,19 @@ pub enum OperatorCommand {
     KeyStatus,
     /// Generate new unseal keys (-init, then provide keys with -nonce; -status, -cancel)
     Rekey(RekeyArgs),
+    /// Copy all data between storage backends, offline (storage_source -> storage_destination)
+    Migrate(MigrateArgs),
+}
+
+/// Flags of `operator migrate`.
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// The migration config: `storage_source` and `storage_destination` blocks
+    #[arg(long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+    /// Resume from this key (inclusive) into a destination that has the keys before it
+    #[arg(long, value_name = "KEY")]
+    pub start: Option<String>,
 }
 
 /// Flags of `operator init`.
@@ -106,6 +119,9 @@ pub struct RekeyArgs {
 
 /// Runs an operator subcommand.
 pub fn run(ctx: &Ctx, cmd: OperatorCommand) -> CliResult {
+    if let OperatorCommand::Migrate(a) = cmd {
+        return migrate(a);
+    }
     let client = ctx.client()?;
     match cmd {
         OperatorCommand::Init(a) => init(ctx, &client, a),
@@ -132,7 +148,24 @@ pub fn run(ctx: &Ctx, cmd: OperatorCommand) -> CliResult {
             ctx.out.rows_or_json(&key_status_rows(&st), &st)
         }
         OperatorCommand::Rekey(a) => rekey(ctx, &client, a),
+        OperatorCommand::Migrate(_) => unreachable!("handled above"),
     }
+}
+
+/// `operator migrate`: talks to the two storages directly, not to a server.
+fn migrate(a: MigrateArgs) -> CliResult {
+    let migration = tresor_server::migrate::Migration::load(&a.config)
+        .map_err(|e| CliError::usage(format!("Error loading the migration config: {e}")))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::other(format!("Error starting the runtime: {e}")))?;
+    let copied = rt
+        .block_on(migration.run(a.start.as_deref()))
+        .map_err(|e| CliError::other(format!("Error migrating: {e}")))?;
+    success(format!(
+        "All of the keys have been migrated ({copied} entries)."
+    ))
 }
 
 fn check_shares(shares: u32, threshold: u32) -> CliResult<()> {
