@@ -183,8 +183,11 @@ impl Core {
         self.me.upgrade().expect("core alive")
     }
 
+    /// Sealed: the barrier is closed, or (without HA) the unsealed state is not loaded yet,
+    /// so health checks do not report a node that cannot serve yet. An HA node with an open
+    /// barrier is unsealed: active or standby.
     pub fn is_sealed(&self) -> bool {
-        self.barrier.is_sealed()
+        self.barrier.is_sealed() || (self.ha.is_none() && !self.has_active_state())
     }
 
     /// Unsealed, but not the active node (HA only).
