@@ -56,8 +56,9 @@ fn sigterm_finishes_requests_in_flight_and_refuses_new_ones() {
         &body[..5]
     )
     .unwrap();
-    // Time for the six to connect; an RSA-4096 key takes far longer to make.
-    std::thread::sleep(Duration::from_millis(250));
+    // Time for the six to connect on a loaded machine; six RSA-4096 keys on two cores take
+    // longer to make (a key finished before the signal is answered 200 all the same).
+    std::thread::sleep(Duration::from_secs(1));
     signal(&s, libc::SIGTERM);
 
     // New connections are refused once the listener has stopped.

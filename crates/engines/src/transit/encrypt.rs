@@ -87,7 +87,7 @@ async fn upsert(t: &Transit, c: &Call, context_set: bool) -> Result<Arc<super::p
             ..Default::default()
         },
     )?;
-    p.rotate(&t.now())?;
+    p.rotate(&t.now()).await?;
     t.store(&c.storage, p).await
 }
 

@@ -119,8 +119,13 @@ impl Transit {
         let pkcs8 = match storage.get_json::<StoredWrappingKey>(STORAGE_KEY).await? {
             Some(s) => Zeroizing::new(b64_decode(&s.key).map_err(Error::internal)?),
             None => {
-                let kp = rsa::KeyPair::generate(rsa::KeySize::Rsa4096)
-                    .map_err(|_| Error::internal("error generating the wrapping key"))?;
+                // Seconds of CPU: off the runtime's workers.
+                let kp =
+                    tokio::task::spawn_blocking(|| rsa::KeyPair::generate(rsa::KeySize::Rsa4096))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok())
+                        .ok_or_else(|| Error::internal("error generating the wrapping key"))?;
                 let der = Zeroizing::new(
                     kp.as_der()
                         .map_err(|_| Error::internal("error encoding the wrapping key"))?

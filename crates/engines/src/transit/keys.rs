@@ -234,7 +234,7 @@ async fn create(t: Arc<Transit>, c: Call) -> Result<Response> {
             key_size: key_size as usize,
         },
     )?;
-    p.rotate(&t.now())?;
+    p.rotate(&t.now()).await?;
     let k = t.store(&c.storage, p).await?;
     Ok(Response::data(format_key(&k, &[])?))
 }
@@ -372,7 +372,7 @@ async fn rotate(t: Arc<Transit>, c: Call) -> Result<Response> {
             "imported key {name} does not allow rotation within Vault"
         )));
     }
-    p.rotate(&t.now())?;
+    p.rotate(&t.now()).await?;
     let k = t.store(&c.storage, p).await?;
     Ok(Response::data(format_key(&k, &[])?))
 }

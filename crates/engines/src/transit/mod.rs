@@ -301,7 +301,7 @@ impl Transit {
                 let rotated = if p.imported && !p.allow_imported_key_rotation {
                     Err(Error::bad("imported key does not allow rotation"))
                 } else {
-                    match p.rotate(&now) {
+                    match p.rotate(&now).await {
                         Ok(()) => self.store(storage, p.clone()).await.map(|_| ()),
                         Err(e) => Err(e.into()),
                     }

@@ -761,9 +761,18 @@ impl Policy {
         }
     }
 
-    /// Adds a new random version.
-    pub fn rotate(&mut self, now: &Now) -> OpResult<()> {
-        let entry = KeyEntry::generate(self.key_type, self.key_size, now)?;
+    /// Adds a new random version. RSA keys take up to seconds of CPU to make, so they are
+    /// made on a blocking thread: the runtime's workers keep accepting and answering
+    /// (health checks, HA lease renewals) while a key is generated.
+    pub async fn rotate(&mut self, now: &Now) -> OpResult<()> {
+        let entry = if self.key_type.is_rsa() {
+            let (kt, size, now) = (self.key_type, self.key_size, now.clone());
+            tokio::task::spawn_blocking(move || KeyEntry::generate(kt, size, &now))
+                .await
+                .map_err(|_| internal("key generation failed"))??
+        } else {
+            KeyEntry::generate(self.key_type, self.key_size, now)?
+        };
         self.add_version(entry);
         Ok(())
     }
@@ -1509,7 +1518,8 @@ mod tests {
 
     fn keyring(kt: KeyType, o: NewKey) -> Keyring {
         let mut p = Policy::new("k", kt, &o).unwrap();
-        p.rotate(&Now::at(0)).unwrap();
+        let entry = KeyEntry::generate(kt, p.key_size, &Now::at(0)).unwrap();
+        p.add_version(entry);
         Keyring::new(p).unwrap()
     }
 
