@@ -6,16 +6,27 @@ use reqwest::blocking::Client;
 use reqwest::Method;
 use serde_json::Value;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A port nothing listens on, never the same twice in one test process: the kernel may hand a
+/// just-released port out again, and two servers of parallel tests on one port would each
+/// think the other's answers were their own.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 pub struct Server {
@@ -62,21 +73,15 @@ pub fn dev_server() -> Server {
 /// `.vault-token`).
 pub fn dev_server_at_home(home: &Path) -> Server {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .args([
-            "server",
-            "-dev",
-            "-dev-root-token-id=root",
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
-        ])
-        .env("HOME", home)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("http://127.0.0.1:{port}");
-    let client = client();
-    wait_ready(&addr, &client);
+    let mut cmd = tresor_server();
+    cmd.args([
+        "-dev",
+        "-dev-root-token-id=root",
+        &format!("-dev-listen-address=127.0.0.1:{port}"),
+    ])
+    .env("HOME", home);
+    let server = start(cmd, port);
+    let (addr, client) = (&server.addr, &server.client);
     // Dev setup (init, unseal, mount) finishes right after the listener is up.
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
@@ -91,16 +96,36 @@ pub fn dev_server_at_home(home: &Path) -> Server {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Server {
-        child,
-        addr,
-        client,
-    }
+    server
 }
 
 /// `tresor server -config=FILE` with file storage under `dir`, plain HTTP.
 pub fn durable_server(dir: &Path, port: u16) -> Server {
     durable_server_with(dir, port, &[])
+}
+
+/// Like [`durable_server`], started with one resource limit set (`setrlimit(resource, limit)`,
+/// soft and hard) and the data directory as its working directory (where a core file would
+/// land). Returns once it accepts connections.
+pub fn durable_server_with_rlimit(dir: &Path, port: u16, resource: i32, limit: u64) -> Server {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = tresor_server();
+    cmd.arg(format!(
+        "-config={}",
+        durable_config(dir, port, "", "").display()
+    ))
+    .current_dir(dir);
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            libc::setrlimit(resource as _, &lim);
+            Ok(())
+        });
+    }
+    start(cmd, port)
 }
 
 /// Like [`durable_server`], with more config files after the main one.
@@ -117,6 +142,15 @@ pub fn configured_server(
     top_extra: &str,
     extra: &[&Path],
 ) -> Server {
+    let cfg = durable_config(dir, port, listener_extra, top_extra);
+    let mut args = vec![format!("-config={}", cfg.display())];
+    args.extend(extra.iter().map(|p| format!("-config={}", p.display())));
+    spawn_server(&args, port)
+}
+
+/// Writes `dir/tresor.hcl`: file storage in `dir/data`, a plain HTTP listener on `port` with
+/// `listener_extra` inside its block, and `top_extra` at the top level.
+fn durable_config(dir: &Path, port: u16, listener_extra: &str, top_extra: &str) -> PathBuf {
     let cfg = dir.join("tresor.hcl");
     std::fs::write(
         &cfg,
@@ -126,20 +160,34 @@ pub fn configured_server(
         ),
     )
     .unwrap();
-    let mut args = vec![format!("-config={}", cfg.display())];
-    args.extend(extra.iter().map(|p| format!("-config={}", p.display())));
-    spawn_server(&args, port)
+    cfg
 }
 
 /// `tresor server ARGS` listening on `port` (the config says so); returns once it answers.
 pub fn spawn_server(args: &[String], port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .arg("server")
-        .args(args)
+    let mut cmd = tresor_server();
+    cmd.args(args);
+    start(cmd, port)
+}
+
+/// The `tresor server` command, output discarded.
+///
+/// Each server gets a process group of its own: tests stop servers (SIGSTOP), and the kernel
+/// sends SIGCONT to every stopped process of a group that becomes orphaned when some other
+/// process of it exits, which would wake a paused server early.
+fn tresor_server() -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tresor"));
+    cmd.arg("server")
+        .process_group(0)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Spawns `cmd` and returns once the server answers on `port`.
+fn start(mut cmd: Command, port: u16) -> Server {
+    let child = cmd.spawn().unwrap();
     let addr = format!("http://127.0.0.1:{port}");
     let client = client();
     wait_ready(&addr, &client);

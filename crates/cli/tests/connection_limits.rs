@@ -145,48 +145,9 @@ fn at_max_connections_the_longest_quiet_connection_gives_way() {
 /// fails for lack of descriptors, and the idle connections make room for a client.
 #[test]
 fn a_low_open_files_limit_still_serves_clients() {
-    use std::os::unix::process::CommandExt;
     raise_open_files();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    std::fs::write(
-        dir.path().join("tresor.hcl"),
-        format!(
-            "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = unsafe {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tresor"))
-            .arg("server")
-            .arg(format!(
-                "-config={}",
-                dir.path().join("tresor.hcl").display()
-            ))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .pre_exec(|| {
-                let lim = libc::rlimit {
-                    rlim_cur: 1024,
-                    rlim_max: 1024,
-                };
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-                Ok(())
-            })
-            .spawn()
-            .unwrap()
-    };
-    let s = Server {
-        child,
-        addr: format!("http://127.0.0.1:{port}"),
-        client: client(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let s = durable_server_with_rlimit(dir.path(), free_port(), libc::RLIMIT_NOFILE as i32, 1024);
     s.init_and_unseal();
     let _idle: Vec<TcpStream> = (0..1100).map(|_| connect(&s)).collect();
     for _ in 0..3 {

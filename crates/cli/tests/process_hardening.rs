@@ -6,8 +6,6 @@ mod common;
 
 use common::*;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn proc_field(pid: u32, file: &str, field: &str) -> String {
@@ -25,48 +23,13 @@ fn is_root() -> bool {
 #[test]
 fn an_aborted_server_leaves_no_core_and_its_memory_is_locked() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    std::fs::write(
-        dir.path().join("tresor.hcl"),
-        format!(
-            "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = unsafe {
-        Command::new(env!("CARGO_BIN_EXE_tresor"))
-            .args(["server", "-config=tresor.hcl"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // As the defect report: `ulimit -c unlimited` before starting.
-            .pre_exec(|| {
-                let unlimited = libc::rlimit {
-                    rlim_cur: libc::RLIM_INFINITY,
-                    rlim_max: libc::RLIM_INFINITY,
-                };
-                libc::setrlimit(libc::RLIMIT_CORE, &unlimited);
-                Ok(())
-            })
-            .spawn()
-            .unwrap()
-    };
-    let mut s = Server {
-        child,
-        addr: format!("http://127.0.0.1:{port}"),
-        client: client(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s
-        .client
-        .get(format!("{}/v1/sys/health", s.addr))
-        .send()
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // As the defect report: `ulimit -c unlimited` before starting.
+    let mut s = durable_server_with_rlimit(
+        dir.path(),
+        free_port(),
+        libc::RLIMIT_CORE as i32,
+        libc::RLIM_INFINITY,
+    );
     let (_, root) = s.init_and_unseal();
     let (st, _) = s.call(
         "POST",

@@ -32,10 +32,10 @@ pub enum Error {
     /// 503: the barrier is sealed.
     #[error("Vault is sealed")]
     Sealed,
-    /// This node is a standby (HA): the active node's API address when known. The HTTP layer
-    /// redirects there (307); without one, 503.
-    #[error("{}", match .0 { Some(a) => format!("this node is a standby; the active node is {a}"), None => "this node is a standby and no active node is known".to_string() })]
-    Standby(Option<String>),
+    /// This node is a standby (HA): the active node when known. The HTTP layer forwards the
+    /// request to it (or redirects, 307); without one, 503.
+    #[error("{}", match .0 { Some(a) => format!("this node is a standby; the active node is {}", a.api_addr), None => "this node is a standby and no active node is known".to_string() })]
+    Standby(Option<Box<tresor_storage::NodeInfo>>),
     /// 400: the server has not been initialized.
     #[error("Vault is not initialized")]
     NotInitialized,

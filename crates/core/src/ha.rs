@@ -79,9 +79,8 @@ impl Core {
         let leader = self.ha_view.read().leader.clone();
         Error::Standby(
             leader
-                .filter(|l| l.node.id != self.node.id)
-                .map(|l| l.node.api_addr)
-                .filter(|a| !a.is_empty()),
+                .filter(|l| l.node.id != self.node.id && !l.node.api_addr.is_empty())
+                .map(|l| Box::new(l.node)),
         )
     }
 
@@ -177,10 +176,13 @@ impl Core {
         });
     }
 
-    /// Becomes the active node under `epoch`: fresh keyring, fresh active state, periodic work.
+    /// Becomes the active node under `epoch`: fresh keyring, the cluster identity, fresh active
+    /// state, periodic work.
     async fn activate(&self, epoch: i64, valid_until: Instant) -> Result<()> {
         self.ha_view.write().lease_valid_until = Some(valid_until);
         self.barrier.reload_keyring().await?;
+        // Before this node names itself active, so standbys can always forward to it.
+        crate::cluster_identity::ensure(&self.root_view()).await?;
         let active = self.post_unseal().await?;
         self.start_periodic(&active);
         let mut view = self.ha_view.write();

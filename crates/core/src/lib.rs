@@ -13,9 +13,11 @@
 //! * [`sys`]: the `sys/` backend (mounts, policies, seal, health, capabilities).
 //! * [`core`]: the [`core::Core`] that ties them together and handles a request end to end.
 //! * [`ha`]: active and standby nodes on shared storage: election, activation, step-down.
+//! * [`cluster_identity`]: the TLS identity HA nodes forward requests with.
 
 pub mod audit;
 pub mod barrier;
+pub mod cluster_identity;
 pub mod core;
 pub mod cubbyhole;
 pub mod error;

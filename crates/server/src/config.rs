@@ -123,6 +123,8 @@ pub struct ListenerConfig {
     /// Largest accepted request body, bytes.
     pub max_request_size: usize,
     pub limits: Limits,
+    /// Where the cluster listener binds (Vault's `cluster_address`), for HA forwarding.
+    pub cluster_address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +160,7 @@ impl ServerConfig {
                 tls: None,
                 max_request_size: DEFAULT_MAX_REQUEST_SIZE,
                 limits: Limits::default(),
+                cluster_address: None,
             }],
             api_addr: None,
             cluster_addr: None,
@@ -259,6 +262,10 @@ impl ServerConfig {
                 tls,
                 max_request_size,
                 limits,
+                cluster_address: body
+                    .get("cluster_address")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             });
         }
         if listeners.is_empty() {

@@ -128,14 +128,38 @@ fn header<'a>(req: &'a hyper::Request<Incoming>, name: &str) -> Option<&'a str> 
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// What a listener's requests share.
+pub struct ListenerContext {
+    pub core: Arc<Core>,
+    pub limits: RequestLimits,
+    /// Forwarding to the active node (HA with a cluster address).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// This is the cluster listener: requests come forwarded by a standby (mutual TLS), name
+    /// their client's address and certificates, and are never forwarded again.
+    pub forwarded: bool,
+}
+
 /// Serves one HTTP request.
 pub async fn handle(
-    core: Arc<Core>,
+    ctx: &ListenerContext,
     req: hyper::Request<Incoming>,
-    limits: &RequestLimits,
     remote: Option<String>,
     client_certs: Arc<Vec<Vec<u8>>>,
 ) -> HttpResponse {
+    let core = ctx.core.clone();
+    let limits = &ctx.limits;
+    let (remote, client_certs) = if ctx.forwarded {
+        let (r, c) = crate::cluster::forwarded_origin(req.headers());
+        (r.or(remote), Arc::new(c))
+    } else {
+        (remote, client_certs)
+    };
+    // What forwarding needs of the request, kept only where a standby may forward.
+    let forwarding = ctx
+        .cluster
+        .as_ref()
+        .filter(|_| !ctx.forwarded && core.ha_enabled())
+        .map(|c| (c.clone(), req.method().clone(), req.headers().clone()));
     let uri_path = req.uri().path().to_string();
     let path_and_query = req
         .uri()
@@ -206,11 +230,13 @@ pub async fn handle(
         operation,
         Operation::Update | Operation::Patch | Operation::Delete | Operation::List
     );
+    let mut raw_body = Bytes::new();
     if has_body {
         let body = match read_body(req, limits).await {
             Ok(b) => b,
             Err(r) => return r,
         };
+        raw_body = body.clone();
         if binary_body {
             // Binary protocols tunnelled through the API (OCSP): the body goes to the backend
             // as base64 in `http_raw_body`.
@@ -260,10 +286,40 @@ pub async fn handle(
     };
     // Boxed: the core's future is large, and hyper moves the service future into place per
     // request (a memcpy of its whole size, ~1% of a request's CPU when unboxed).
+    let remote_for_forwarding = request.remote_addr.clone();
+    let certs_for_forwarding = request.client_certs.clone();
     let resp = match Box::pin(core.handle(request)).await {
         Ok(r) => render(r),
-        // A standby sends the client to the active node, as Vault does without forwarding.
-        Err(Error::Standby(Some(active))) => redirect(&active, &path_and_query),
+        // Forwarded already, yet this node is not active (any more): the standby redirects.
+        Err(e @ Error::Standby(_)) if ctx.forwarded => core_error(&e),
+        // A standby forwards to the active node; redirects (307) where it cannot, or where
+        // the client asked not to be forwarded.
+        Err(Error::Standby(Some(active))) => {
+            let mut answer = None;
+            if let Some((cluster, method, headers)) = forwarding
+                .filter(|_| !active.cluster_addr.is_empty())
+                .filter(|(_, _, h)| !h.contains_key("x-vault-no-request-forwarding"))
+            {
+                match cluster
+                    .forward(
+                        &active.cluster_addr,
+                        &method,
+                        &path_and_query,
+                        &headers,
+                        raw_body,
+                        remote_for_forwarding.as_deref(),
+                        &certs_for_forwarding,
+                    )
+                    .await
+                {
+                    Ok(r) => answer = Some(r),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "forwarding to the active node failed; redirecting")
+                    }
+                }
+            }
+            answer.unwrap_or_else(|| redirect(&active.api_addr, &path_and_query))
+        }
         Err(e) => core_error(&e),
     };
     if is_head {

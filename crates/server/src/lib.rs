@@ -6,11 +6,13 @@
 //!   and the single place where core errors become HTTP status codes.
 //! * [`listener`]: TCP listeners, optionally TLS (rustls), serving HTTP/1.1 and HTTP/2.
 //! * [`connections`]: per-listener connection limits, timeouts and eviction.
+//! * [`cluster`]: request forwarding from standbys to the active node (HA), mutual TLS.
 //! * [`hardening`]: no core dumps, locked memory, raised open-files limit.
 //! * [`migrate`]: `operator migrate`, copying all entries between storage backends offline.
 //! * [`run`]: starts a server from [`ServeOptions`] (what `tresor server` calls) and shuts it
 //!   down gracefully on SIGTERM/SIGINT.
 
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod hardening;
@@ -130,9 +132,37 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
     let core = build_core(&cfg).await?;
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
+    // HA with a cluster address: standbys forward to the active node's cluster listener.
+    let cluster = match (&cfg.cluster_addr, core.ha_enabled()) {
+        (Some(addr), true) => Some((addr.clone(), cluster::Cluster::new(core.clone()))),
+        _ => None,
+    };
     let mut servers = Vec::new();
     for l in &cfg.listeners {
-        servers.push(listener::bind(l, core.clone(), stop.clone(), connections.clone()).await?);
+        let forwarding = cluster.as_ref().map(|(_, c)| c.clone());
+        servers.push(
+            listener::bind(
+                l,
+                core.clone(),
+                forwarding,
+                stop.clone(),
+                connections.clone(),
+            )
+            .await?,
+        );
+    }
+    if let Some((addr, c)) = &cluster {
+        let listen = cluster_listen_address(addr, &cfg)?;
+        let bound = listener::bind_cluster(
+            &listen,
+            core.clone(),
+            c.clone(),
+            stop.clone(),
+            connections.clone(),
+        )
+        .await?;
+        tracing::info!(address = %bound.local_addr, "cluster listener (forwarded requests)");
+        servers.push(bound);
     }
     if opts.dev {
         let (key, token) = dev_setup(&core, opts.dev_root_token_id.clone()).await?;
@@ -202,6 +232,26 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
     core.shutdown().await;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// Where the cluster listener binds: the listener block's `cluster_address` (Vault's key), else
+/// the host and port of `cluster_addr`.
+fn cluster_listen_address(
+    cluster_addr: &str,
+    cfg: &config::ServerConfig,
+) -> Result<String, BoxError> {
+    if let Some(a) = cfg.listeners.iter().find_map(|l| l.cluster_address.clone()) {
+        return Ok(a);
+    }
+    let rest = cluster_addr
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(cluster_addr);
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    if !host_port.contains(':') {
+        return Err(format!("cluster_addr {cluster_addr:?} needs a port").into());
+    }
+    Ok(host_port.to_string())
 }
 
 /// Writes a file only its owner can read (created 0600, or narrowed to it).

@@ -6,9 +6,10 @@
 //! Why hyper directly (and not a web framework): the API has one route (`/v1/*`) whose routing
 //! lives in the core's mount table, so a router would add a layer and no value.
 
+use crate::cluster::Cluster;
 use crate::config::ListenerConfig;
-use crate::connections::{Metered, RateLimitedLog, Registration, Registry};
-use crate::http::RequestLimits;
+use crate::connections::{Limits, Metered, RateLimitedLog, Registration, Registry};
+use crate::http::{ListenerContext, RequestLimits};
 use crate::BoxError;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -153,29 +154,79 @@ impl rustls::server::danger::ClientCertVerifier for RequestClientCert {
     }
 }
 
-/// Binds the listener and serves it in the background until `stop` is cancelled; every
-/// connection is a task of `tracker`, so the caller can wait for them to finish.
+/// How a listener's connections start: plain, TLS with the listener's certificate, or (the
+/// cluster listener) mutual TLS with the cluster identity, available only while unsealed.
+#[derive(Clone)]
+enum ListenerTls {
+    Plain,
+    Fixed(TlsAcceptor),
+    Cluster(Arc<Cluster>),
+}
+
+/// Binds an API listener and serves it in the background until `stop` is cancelled; every
+/// connection is a task of `tracker`, so the caller can wait for them to finish. With
+/// `cluster`, a standby forwards what it cannot serve to the active node.
 pub async fn bind(
     cfg: &ListenerConfig,
     core: Arc<Core>,
+    cluster: Option<Arc<Cluster>>,
     stop: CancellationToken,
     tracker: TaskTracker,
 ) -> Result<Bound, BoxError> {
-    let listener = TcpListener::bind(&cfg.address)
-        .await
-        .map_err(|e| format!("error binding listener to {}: {e}", cfg.address))?;
-    let local_addr = listener.local_addr()?;
-    let acceptor = match &cfg.tls {
-        Some((c, k)) => Some(tls_acceptor(c, k)?),
-        None => None,
+    let tls = match &cfg.tls {
+        Some((c, k)) => ListenerTls::Fixed(tls_acceptor(c, k)?),
+        None => ListenerTls::Plain,
     };
-    let tls = acceptor.is_some();
-    let registry = Registry::new(cfg.limits.clone());
+    let ctx = ListenerContext {
+        core,
+        limits: RequestLimits {
+            max_body: cfg.max_request_size,
+            read_timeout: cfg.limits.read_timeout,
+        },
+        cluster,
+        forwarded: false,
+    };
+    serve_listener(&cfg.address, cfg.limits.clone(), tls, ctx, stop, tracker).await
+}
+
+/// Binds the cluster listener (`cluster_addr`): forwarded requests from standbys, mutual TLS
+/// with the cluster identity.
+pub async fn bind_cluster(
+    address: &str,
+    core: Arc<Core>,
+    cluster: Arc<Cluster>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) -> Result<Bound, BoxError> {
+    let ctx = ListenerContext {
+        core,
+        limits: RequestLimits {
+            max_body: crate::config::DEFAULT_MAX_REQUEST_SIZE,
+            read_timeout: crate::connections::DEFAULT_READ_TIMEOUT,
+        },
+        cluster: None,
+        forwarded: true,
+    };
+    let tls = ListenerTls::Cluster(cluster);
+    serve_listener(address, Limits::default(), tls, ctx, stop, tracker).await
+}
+
+async fn serve_listener(
+    address: &str,
+    limits: Limits,
+    tls: ListenerTls,
+    ctx: ListenerContext,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) -> Result<Bound, BoxError> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("error binding listener to {address}: {e}"))?;
+    let local_addr = listener.local_addr()?;
+    let is_tls = !matches!(tls, ListenerTls::Plain);
+    let registry = Registry::new(limits);
     registry.spawn_reaper(stop.clone());
-    let limits = Arc::new(RequestLimits {
-        max_body: cfg.max_request_size,
-        read_timeout: cfg.limits.read_timeout,
-    });
+    let ctx = Arc::new(ctx);
     let connections = registry.clone();
     tokio::spawn(async move {
         let accept_errors = RateLimitedLog::new();
@@ -204,10 +255,9 @@ pub async fn bind(
                 peer,
                 registration,
                 Served {
-                    core: core.clone(),
-                    acceptor: acceptor.clone(),
+                    ctx: ctx.clone(),
+                    tls: tls.clone(),
                     registry: registry.clone(),
-                    limits: limits.clone(),
                     stop: stop.clone(),
                 },
             ));
@@ -215,17 +265,16 @@ pub async fn bind(
     });
     Ok(Bound {
         local_addr,
-        tls,
+        tls: is_tls,
         connections,
     })
 }
 
 /// What every connection of a listener shares.
 struct Served {
-    core: Arc<Core>,
-    acceptor: Option<TlsAcceptor>,
+    ctx: Arc<ListenerContext>,
+    tls: ListenerTls,
     registry: Arc<Registry>,
-    limits: Arc<RequestLimits>,
     stop: CancellationToken,
 }
 
@@ -233,7 +282,16 @@ struct Served {
 /// closes it (deadline, eviction; never with a request in flight), or shutdown drains it.
 async fn serve(io: Metered<TcpStream>, peer: SocketAddr, registration: Registration, s: Served) {
     let conn = registration.conn.clone();
-    let (io, certs) = match &s.acceptor {
+    let acceptor = match &s.tls {
+        ListenerTls::Plain => None,
+        ListenerTls::Fixed(a) => Some(a.clone()),
+        // Sealed nodes have no cluster identity: nobody can connect.
+        ListenerTls::Cluster(c) => match c.acceptor().await {
+            Some(a) => Some(a),
+            None => return,
+        },
+    };
+    let (io, certs) = match &acceptor {
         None => (Io::Plain(io), Vec::new()),
         Some(a) => {
             let handshake = tokio::select! {
@@ -260,14 +318,13 @@ async fn serve(io: Metered<TcpStream>, peer: SocketAddr, registration: Registrat
     };
     let remote = Some(peer.ip().to_string());
     let certs = Arc::new(certs);
-    let (core, registry, limits) = (s.core.clone(), s.registry.clone(), s.limits.clone());
+    let (ctx, registry) = (s.ctx.clone(), s.registry.clone());
     let request_conn = conn.clone();
     let service = service_fn(move |req| {
         let in_flight = request_conn.request(&registry);
-        let (core, remote, certs, limits) =
-            (core.clone(), remote.clone(), certs.clone(), limits.clone());
+        let (ctx, remote, certs) = (ctx.clone(), remote.clone(), certs.clone());
         async move {
-            let resp = crate::http::handle(core, req, &limits, remote, certs).await;
+            let resp = crate::http::handle(&ctx, req, remote, certs).await;
             drop(in_flight);
             Ok::<_, std::convert::Infallible>(resp)
         }

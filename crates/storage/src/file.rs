@@ -13,6 +13,7 @@
 //! before their own ops, against what the batches before them in the group left: a batch whose
 //! expectation fails is skipped whole and answered `Conflict`, the others commit.
 
+use crate::group::Pending;
 use crate::{children, Expect, Result, Storage, StorageError, WriteOp};
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
@@ -24,12 +25,6 @@ use tokio::sync::oneshot;
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("tresor");
 /// The most batches folded into one commit.
 const MAX_GROUP: usize = 512;
-
-struct Pending {
-    expect: Vec<Expect>,
-    ops: Vec<WriteOp>,
-    done: oneshot::Sender<Result<()>>,
-}
 
 pub struct FileStorage {
     /// `None` once closed.
@@ -110,21 +105,8 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        match commit_group(db, &group) {
-            Ok(conflicts) => {
-                for (p, conflict) in group.into_iter().zip(conflicts) {
-                    let _ = p.done.send(match conflict {
-                        Some(key) => Err(StorageError::Conflict(key)),
-                        None => Ok(()),
-                    });
-                }
-            }
-            Err(e) => {
-                for p in group {
-                    let _ = p.done.send(Err(StorageError::Io(e.clone())));
-                }
-            }
-        }
+        let outcome = commit_group(db, &group).map_err(StorageError::Io);
+        crate::group::answer(group, outcome);
     }
 }
 

@@ -23,13 +23,14 @@
 //! folders with a trailing `/`, as Vault's physical layer does.
 
 pub mod file;
+mod group;
 pub mod memory;
 pub mod postgres;
 
 use async_trait::async_trait;
 
 /// A storage failure. Messages name keys, never values.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     #[error("storage I/O error: {0}")]
     Io(String),

@@ -32,6 +32,7 @@
 //! Privileges: `CREATE` on the schema the first time (or create the tables beforehand and set
 //! `skip_create_table`), then `SELECT, INSERT, UPDATE, DELETE` on both tables.
 
+use crate::group::Pending;
 use crate::{
     children, Expect, HaLock, Leader, NodeInfo, NodeStatus, Result, Storage, StorageError, WriteOp,
 };
@@ -102,6 +103,11 @@ fn identifier(name: &str) -> Result<String> {
         .join("."))
 }
 
+/// A string as an SQL literal.
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// libpq's `sslmode` as tokio-postgres understands it, and whether certificates are verified.
 /// tokio-postgres knows only disable/prefer/require; `verify-ca` and `verify-full` mean
 /// "require, and verify" (libpq does not verify at all for prefer/require).
@@ -116,24 +122,23 @@ struct Tls {
 fn split_tls(conn: &str) -> Result<(String, Tls)> {
     let mut mode = "prefer".to_string();
     let mut root_cert = None;
+    // Keeps a `key=value` pair unless it is a TLS setting (which it records).
+    let mut keep = |kv: &str| match kv.split_once('=') {
+        Some(("sslmode", v)) => {
+            mode = v.to_string();
+            false
+        }
+        Some(("sslrootcert", v)) => {
+            root_cert = Some(v.to_string());
+            false
+        }
+        _ => true,
+    };
     let cleaned = if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
         match conn.split_once('?') {
             None => conn.to_string(),
             Some((base, query)) => {
-                let kept: Vec<&str> = query
-                    .split('&')
-                    .filter(|kv| match kv.split_once('=') {
-                        Some(("sslmode", v)) => {
-                            mode = v.to_string();
-                            false
-                        }
-                        Some(("sslrootcert", v)) => {
-                            root_cert = Some(v.to_string());
-                            false
-                        }
-                        _ => true,
-                    })
-                    .collect();
+                let kept: Vec<&str> = query.split('&').filter(|kv| keep(kv)).collect();
                 if kept.is_empty() {
                     base.to_string()
                 } else {
@@ -143,17 +148,7 @@ fn split_tls(conn: &str) -> Result<(String, Tls)> {
         }
     } else {
         conn.split_whitespace()
-            .filter(|kv| match kv.split_once('=') {
-                Some(("sslmode", v)) => {
-                    mode = v.to_string();
-                    false
-                }
-                Some(("sslrootcert", v)) => {
-                    root_cert = Some(v.to_string());
-                    false
-                }
-                _ => true,
-            })
+            .filter(|kv| keep(kv))
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -256,12 +251,6 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
-}
-
-struct Pending {
-    expect: Vec<Expect>,
-    ops: Vec<WriteOp>,
-    done: oneshot::Sender<Result<()>>,
 }
 
 /// The statements, with the table names in them.
@@ -369,9 +358,12 @@ impl PostgresStorage {
         {
             let client = pool.get().await.map_err(pg_err)?;
             if !cfg.skip_create_table {
+                // Nodes starting together would race on CREATE TABLE IF NOT EXISTS (it is not
+                // atomic in PostgreSQL): one at a time, under a transaction advisory lock.
                 client
                     .batch_execute(&format!(
-                        "CREATE TABLE IF NOT EXISTS {table} (k BYTEA PRIMARY KEY, v BYTEA NOT NULL, idx BIGINT NOT NULL); \
+                        "BEGIN; SELECT pg_advisory_xact_lock(hashtext('tresor:create:' || {table_lit})); \
+                         CREATE TABLE IF NOT EXISTS {table} (k BYTEA PRIMARY KEY, v BYTEA NOT NULL, idx BIGINT NOT NULL); \
                          CREATE TABLE IF NOT EXISTS {ha} (id SMALLINT PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL, \
                            holder TEXT NOT NULL, holder_pid INT, api_addr TEXT, cluster_addr TEXT, \
                            expires_at TIMESTAMPTZ NOT NULL, last_idx BIGINT NOT NULL); \
@@ -379,7 +371,8 @@ impl PostgresStorage {
                            VALUES (1, 0, '', '-infinity', 0) ON CONFLICT (id) DO NOTHING; \
                          CREATE TABLE IF NOT EXISTS {nodes} (node_id TEXT PRIMARY KEY, hostname TEXT NOT NULL, \
                            api_addr TEXT NOT NULL, cluster_addr TEXT NOT NULL, version TEXT NOT NULL, \
-                           last_seen TIMESTAMPTZ NOT NULL);"
+                           last_seen TIMESTAMPTZ NOT NULL); COMMIT;",
+                        table_lit = quote_literal(&table)
                     ))
                     .await
                     .map_err(|e| pg_err(format!("creating the tables (needs CREATE on the schema, or skip_create_table with the tables made beforehand): {e}")))?;
@@ -438,27 +431,13 @@ async fn writer_loop(
                 Err(_) => break,
             }
         }
-        match commit_group(&pool, &sql, fence.as_ref(), &group).await {
-            Ok(conflicts) => {
-                for (p, conflict) in group.into_iter().zip(conflicts) {
-                    let _ = p.done.send(match conflict {
-                        Some(key) => Err(StorageError::Conflict(key)),
-                        None => Ok(()),
-                    });
-                }
-            }
-            Err(e) => {
-                if !matches!(e, StorageError::NotActive) {
-                    tracing::warn!(error = %e, batches = group.len(), "postgresql commit failed");
-                }
-                for p in group {
-                    let _ = p.done.send(Err(match &e {
-                        StorageError::NotActive => StorageError::NotActive,
-                        other => StorageError::Io(other.to_string()),
-                    }));
-                }
+        let outcome = commit_group(&pool, &sql, fence.as_ref(), &group).await;
+        if let Err(e) = &outcome {
+            if !matches!(e, StorageError::NotActive) {
+                tracing::warn!(error = %e, batches = group.len(), "postgresql commit failed");
             }
         }
+        crate::group::answer(group, outcome);
     }
 }
 
