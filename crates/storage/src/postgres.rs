@@ -367,6 +367,7 @@ impl PostgresStorage {
                          CREATE TABLE IF NOT EXISTS {ha} (id SMALLINT PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL, \
                            holder TEXT NOT NULL, holder_pid INT, api_addr TEXT, cluster_addr TEXT, \
                            expires_at TIMESTAMPTZ NOT NULL, last_idx BIGINT NOT NULL); \
+                         ALTER TABLE {ha} ADD COLUMN IF NOT EXISTS renewed_at TIMESTAMPTZ; \
                          INSERT INTO {ha} (id, epoch, holder, expires_at, last_idx) \
                            VALUES (1, 0, '', '-infinity', 0) ON CONFLICT (id) DO NOTHING; \
                          CREATE TABLE IF NOT EXISTS {nodes} (node_id TEXT PRIMARY KEY, hostname TEXT NOT NULL, \
@@ -621,6 +622,12 @@ impl Storage for PostgresStorage {
 /// `pg_stat_activity` (the process died), a standby takes over at once instead of waiting for
 /// the lease to run out. All times are the database's clock (`clock_timestamp()`), so the
 /// nodes' clocks do not matter.
+///
+/// That shortcut is taken only by a standby whose own session has been open since before the
+/// holder's last renewal (`renewed_at`): then the database kept its sessions all along, and the
+/// holder's is gone because the holder is. After a database restart or a failover to a
+/// replica every session is gone, the holder's too, while the holder lives and still counts
+/// its lease valid; there the standby waits for the lease to run out.
 struct PgHa {
     pool: Pool,
     /// The dedicated session (its pid marks the holder); re-made after an error.
@@ -666,10 +673,12 @@ impl HaLock for PgHa {
         let secs = self.ttl.as_secs_f64();
         let sql = format!(
             "UPDATE {t} SET epoch = epoch + 1, holder = $1, holder_pid = pg_backend_pid(), \
-               api_addr = $2, cluster_addr = $3, expires_at = clock_timestamp() + make_interval(secs => $4) \
+               api_addr = $2, cluster_addr = $3, renewed_at = clock_timestamp(), \
+               expires_at = clock_timestamp() + make_interval(secs => $4) \
              WHERE id = 1 AND (expires_at < clock_timestamp() \
                OR (holder_pid IS NOT NULL AND holder_pid <> pg_backend_pid() \
-                   AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = holder_pid))) \
+                   AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = holder_pid) \
+                   AND renewed_at > (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()))) \
              RETURNING epoch",
             t = self.table
         );
@@ -689,7 +698,8 @@ impl HaLock for PgHa {
         };
         let secs = self.ttl.as_secs_f64();
         let sql = format!(
-            "UPDATE {t} SET expires_at = clock_timestamp() + make_interval(secs => $3), holder_pid = pg_backend_pid() \
+            "UPDATE {t} SET expires_at = clock_timestamp() + make_interval(secs => $3), \
+               holder_pid = pg_backend_pid(), renewed_at = clock_timestamp() \
              WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp() RETURNING 1",
             t = self.table
         );
@@ -962,6 +972,33 @@ mod tests {
         drop_tables(&a, &cfg).await;
     }
 
+    /// Kills the holder's lease session, as the death of its process would.
+    async fn kill_holder_session(s: &PostgresStorage, cfg: &PostgresConfig) {
+        let c = s.pool.get().await.unwrap();
+        c.batch_execute(&format!(
+            "SELECT pg_terminate_backend(holder_pid) FROM {} WHERE id = 1",
+            identifier(&cfg.ha_table).unwrap()
+        ))
+        .await
+        .unwrap();
+    }
+
+    async fn takes_over_within(s: &PostgresStorage, id: &str, tries: usize) -> bool {
+        for _ in 0..tries {
+            if s.ha()
+                .unwrap()
+                .try_acquire(&node(id))
+                .await
+                .unwrap()
+                .is_some()
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// The holder's process dies (its lease session vanishes from pg_stat_activity): a
     /// standby takes over without waiting for the lease to run out.
     #[tokio::test]
@@ -970,32 +1007,44 @@ mod tests {
         cfg.lease_ttl = std::time::Duration::from_secs(60);
         let a = PostgresStorage::open(&cfg).await.unwrap();
         let b = PostgresStorage::open(&cfg).await.unwrap();
+        let ha_a = a.ha().unwrap();
+        ha_a.try_acquire(&node("a")).await.unwrap().unwrap();
+        assert_eq!(b.ha().unwrap().try_acquire(&node("b")).await.unwrap(), None);
+        // A renewal after the standby's session opened: the database kept its sessions since.
+        assert!(ha_a.renew().await.unwrap());
+        kill_holder_session(&b, &cfg).await;
+        assert!(
+            takes_over_within(&b, "b", 50).await,
+            "a 60 s lease of a dead holder blocked the takeover"
+        );
+        drop_tables(&b, &cfg).await;
+    }
+
+    /// Every session vanishes, the standby's too (a database restart or failover): the holder
+    /// may be alive and still count its lease valid, so the standby waits for the lease.
+    #[tokio::test]
+    async fn when_all_sessions_vanish_the_standby_waits_for_the_lease() {
+        let mut cfg = fresh_with(true).await.1;
+        cfg.lease_ttl = std::time::Duration::from_secs(2);
+        let a = PostgresStorage::open(&cfg).await.unwrap();
         a.ha()
             .unwrap()
             .try_acquire(&node("a"))
             .await
             .unwrap()
             .unwrap();
+        // The standby's sessions are newer than the holder's last renewal, as every session
+        // is after a restart; then the holder's session goes.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let b = PostgresStorage::open(&cfg).await.unwrap();
         assert_eq!(b.ha().unwrap().try_acquire(&node("b")).await.unwrap(), None);
-        let c = b.pool.get().await.unwrap();
-        c.batch_execute(&format!(
-            "SELECT pg_terminate_backend(holder_pid) FROM {} WHERE id = 1",
-            identifier(&cfg.ha_table).unwrap()
-        ))
-        .await
-        .unwrap();
-        drop(c);
-        let mut took_over = None;
-        for _ in 0..50 {
-            took_over = b.ha().unwrap().try_acquire(&node("b")).await.unwrap();
-            if took_over.is_some() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        kill_holder_session(&b, &cfg).await;
+        let started = std::time::Instant::now();
+        assert!(takes_over_within(&b, "b", 100).await, "never took over");
         assert!(
-            took_over.is_some(),
-            "a 60 s lease of a dead holder blocked the takeover"
+            started.elapsed() >= std::time::Duration::from_millis(1500),
+            "took over after {:?}, before the lease ran out",
+            started.elapsed()
         );
         drop_tables(&b, &cfg).await;
     }
