@@ -341,6 +341,21 @@ impl PostgresStorage {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(std::time::Duration::from_secs(10));
         }
+        if cfg.ha_enabled {
+            // A write transaction holds the lease row's lock until it ends. An active node
+            // paused or cut off mid-transaction would hold it, and so block every standby's
+            // takeover, for as long as its session lives: the database ends a transaction
+            // left idle for a lease's time (no healthy one idles for more than milliseconds).
+            let idle = cfg
+                .lease_ttl
+                .max(std::time::Duration::from_secs(1))
+                .as_millis();
+            let options = format!(
+                "{} -c idle_in_transaction_session_timeout={idle}",
+                pg.get_options().unwrap_or_default()
+            );
+            pg.options(options.trim_start());
+        }
         let manager = Manager::from_config(
             pg,
             tls_connector(&tls)?,
