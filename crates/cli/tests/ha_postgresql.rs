@@ -144,7 +144,7 @@ impl Drop for Cluster {
             let _ = Command::new("psql")
                 .args(["-h", "127.0.0.1", "-U", "postgres", "-qc"])
                 .arg(format!(
-                    "DROP TABLE IF EXISTS {0}_kv, {0}_ha, {0}_ha_nodes",
+                    "DROP TABLE IF EXISTS {0}_kv, {0}_kv_changes, {0}_ha, {0}_ha_nodes",
                     self.tables
                 ))
                 .status();

@@ -90,6 +90,18 @@ pub struct Leader {
     pub epoch: i64,
 }
 
+/// What the active node committed after some index: each commit's index and the keys it
+/// wrote or deleted, in commit order.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// The index of the latest commit.
+    pub head: i64,
+    pub commits: Vec<(i64, Vec<String>)>,
+    /// `false`: commits after the asked index are no longer all in the log (it was trimmed);
+    /// whoever caches anything must drop it all.
+    pub complete: bool,
+}
+
 /// Leadership among the nodes sharing one storage (PostgreSQL with `ha_enabled`): a lease
 /// with an epoch. While a storage has one, every write commits only if this node holds the
 /// lease under the epoch it acquired, checked inside the write's own transaction; a node
@@ -112,6 +124,12 @@ pub trait HaLock: Send + Sync {
     async fn heartbeat(&self, me: &NodeInfo) -> Result<()>;
     /// The nodes heard from within `within`, for `sys/ha-status`.
     async fn nodes(&self, within: std::time::Duration) -> Result<Vec<NodeStatus>>;
+    /// Up to `limit` commits after index `after` (the change log standbys keep their caches
+    /// coherent with).
+    async fn changes_since(&self, after: i64, limit: usize) -> Result<Changes>;
+    /// The index of this process's latest commit (0 before any): a client that saw it and
+    /// reads elsewhere can ask for a state at least that new.
+    fn last_commit(&self) -> i64;
 }
 
 /// A key/value store with atomic batches and folder-style listing.

@@ -34,11 +34,13 @@
 
 use crate::group::Pending;
 use crate::{
-    children, Expect, HaLock, Leader, NodeInfo, NodeStatus, Result, Storage, StorageError, WriteOp,
+    children, Changes, Expect, HaLock, Leader, NodeInfo, NodeStatus, Result, Storage, StorageError,
+    WriteOp,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
@@ -263,11 +265,15 @@ struct Sql {
     take_lock_fenced: String,
     scan: String,
     list: String,
+    log_change: String,
+    trim_changes: String,
 }
 
 impl Sql {
-    fn new(table: &str, ha: &str) -> Sql {
+    fn new(table: &str, ha: &str, changes: &str) -> Sql {
         Sql {
+            log_change: format!("INSERT INTO {changes} (idx, keys) VALUES ($1, $2)"),
+            trim_changes: format!("DELETE FROM {changes} WHERE idx < $1"),
             get: format!("SELECT v FROM {table} WHERE k = $1"),
             expected: format!("SELECT k, v FROM {table} WHERE k = ANY($1)"),
             upsert: format!(
@@ -370,6 +376,7 @@ impl PostgresStorage {
         let table = identifier(&cfg.table)?;
         let ha = identifier(&cfg.ha_table)?;
         let nodes = identifier(&format!("{}_nodes", cfg.ha_table))?;
+        let changes = identifier(&format!("{}_changes", cfg.table))?;
         {
             let client = pool.get().await.map_err(pg_err)?;
             if !cfg.skip_create_table {
@@ -387,7 +394,8 @@ impl PostgresStorage {
                            VALUES (1, 0, '', '-infinity', 0) ON CONFLICT (id) DO NOTHING; \
                          CREATE TABLE IF NOT EXISTS {nodes} (node_id TEXT PRIMARY KEY, hostname TEXT NOT NULL, \
                            api_addr TEXT NOT NULL, cluster_addr TEXT NOT NULL, version TEXT NOT NULL, \
-                           last_seen TIMESTAMPTZ NOT NULL); COMMIT;",
+                           last_seen TIMESTAMPTZ NOT NULL); \
+                         CREATE TABLE IF NOT EXISTS {changes} (idx BIGINT PRIMARY KEY, keys BYTEA[] NOT NULL); COMMIT;",
                         table_lit = quote_literal(&table)
                     ))
                     .await
@@ -399,7 +407,8 @@ impl PostgresStorage {
                 .await
                 .map_err(|e| pg_err(format!("the HA table {ha} is missing or empty: {e}")))?;
         }
-        let sql = Arc::new(Sql::new(&table, &ha));
+        let sql = Arc::new(Sql::new(&table, &ha, &changes));
+        let last_commit = Arc::new(AtomicI64::new(0));
         let lease = cfg.ha_enabled.then(|| {
             Arc::new(PgHa {
                 pool: pool.clone(),
@@ -407,11 +416,16 @@ impl PostgresStorage {
                 held: Arc::new(parking_lot::RwLock::new(None)),
                 table: ha.clone(),
                 nodes: nodes.clone(),
+                changes: changes.clone(),
                 ttl: cfg.lease_ttl,
+                last_commit: last_commit.clone(),
             })
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let fence = lease.as_ref().map(|l| l.held.clone());
+        let fence = lease.as_ref().map(|l| Fence {
+            held: l.held.clone(),
+            last_commit,
+        });
         let task = tokio::spawn(writer_loop(pool.clone(), sql.clone(), fence, rx));
         Ok(PostgresStorage {
             pool,
@@ -433,10 +447,21 @@ impl PostgresStorage {
 /// The lease this process holds (holder id, epoch), shared by the writer and [`PgHa`].
 type Held = Arc<parking_lot::RwLock<Option<(String, i64)>>>;
 
+/// Commits after this many are trimmed from the change log (a standby further behind drops
+/// its caches whole).
+const CHANGE_LOG_KEEP: i64 = 100_000;
+
+/// What the writer of an HA node shares with [`PgHa`]: the lease it commits under, and the
+/// index of its latest commit.
+struct Fence {
+    held: Held,
+    last_commit: Arc<AtomicI64>,
+}
+
 async fn writer_loop(
     pool: Pool,
     sql: Arc<Sql>,
-    fence: Option<Held>,
+    fence: Option<Fence>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -458,16 +483,17 @@ async fn writer_loop(
 }
 
 /// One transaction for the group; per batch, the key whose expectation failed (skipped) or
-/// `None` (applied).
+/// `None` (applied). With HA, the transaction also logs the keys it wrote under its index
+/// (the change log standbys tail), so log and data commit together.
 async fn commit_group(
     pool: &Pool,
     sql: &Sql,
-    fence: Option<&Held>,
+    fence: Option<&Fence>,
     group: &[Pending],
 ) -> Result<Vec<Option<String>>> {
     let held = match fence {
         None => None,
-        Some(f) => Some(f.read().clone().ok_or(StorageError::NotActive)?),
+        Some(f) => Some(f.held.read().clone().ok_or(StorageError::NotActive)?),
     };
     let mut client = pool.get().await.map_err(pg_err)?;
     let tx = client.transaction().await.map_err(pg_err)?;
@@ -490,7 +516,7 @@ async fn commit_group(
                 None => {
                     // Lost: another node took over (or the lease ran out). Nothing commits.
                     if let Some(f) = fence {
-                        let mut f = f.write();
+                        let mut f = f.held.write();
                         if f.as_ref() == Some(&(holder.clone(), *epoch)) {
                             *f = None;
                         }
@@ -501,6 +527,7 @@ async fn commit_group(
         }
     };
     let mut conflicts = Vec::with_capacity(group.len());
+    let mut changed: Vec<&[u8]> = Vec::new();
     'batches: for Pending { expect, ops, .. } in group {
         if !expect.is_empty() {
             let keys: Vec<&[u8]> = expect.iter().map(|e| e.key.as_bytes()).collect();
@@ -529,6 +556,7 @@ async fn commit_group(
         let mut put_v: Vec<&[u8]> = Vec::new();
         let mut del_k: Vec<&[u8]> = Vec::new();
         for (k, v) in net {
+            changed.push(k.as_bytes());
             match v {
                 Some(v) => {
                     put_k.push(k.as_bytes());
@@ -550,9 +578,25 @@ async fn commit_group(
     if conflicts.iter().all(Option::is_some) {
         tx.rollback().await.map_err(pg_err)?;
     } else {
+        if fence.is_some() {
+            // Every commit is logged, even one that wrote nothing, so a hole in the log's
+            // indexes always means it was trimmed.
+            let stmt = tx.prepare_cached(&sql.log_change).await.map_err(pg_err)?;
+            tx.execute(&stmt, &[&idx, &changed]).await.map_err(pg_err)?;
+            if idx % 1024 == 0 {
+                let stmt = tx.prepare_cached(&sql.trim_changes).await.map_err(pg_err)?;
+                tx.execute(&stmt, &[&(idx - CHANGE_LOG_KEEP)])
+                    .await
+                    .map_err(pg_err)?;
+            }
+        }
         tx.commit()
             .await
             .map_err(|e| pg_err(format!("commit (outcome unknown): {e}")))?;
+        if let Some(f) = fence {
+            f.last_commit
+                .fetch_max(idx, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     Ok(conflicts)
 }
@@ -651,7 +695,10 @@ struct PgHa {
     table: String,
     /// Heartbeats of every node (`sys/ha-status`).
     nodes: String,
+    /// The change log (`{table}_changes`).
+    changes: String,
     ttl: std::time::Duration,
+    last_commit: Arc<AtomicI64>,
 }
 
 impl PgHa {
@@ -825,6 +872,52 @@ impl HaLock for PgHa {
             })
             .collect())
     }
+
+    async fn changes_since(&self, after: i64, limit: usize) -> Result<Changes> {
+        // One statement, so the head and the log come from one snapshot.
+        let sql = format!(
+            "SELECT h.last_idx, c.idx, c.keys FROM {ha} h LEFT JOIN LATERAL \
+               (SELECT idx, keys FROM {log} WHERE idx > $1 ORDER BY idx LIMIT $2) c ON true \
+             WHERE h.id = 1 ORDER BY c.idx",
+            ha = self.table,
+            log = self.changes
+        );
+        let client = self.pool.get().await.map_err(pg_err)?;
+        let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = client
+            .query(&stmt, &[&after, &limit])
+            .await
+            .map_err(pg_err)?;
+        let head: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
+        let commits: Vec<(i64, Vec<String>)> = rows
+            .iter()
+            .filter_map(|r| {
+                let idx: Option<i64> = r.get(1);
+                let keys: Option<Vec<Vec<u8>>> = r.get(2);
+                Some((
+                    idx?,
+                    keys?
+                        .into_iter()
+                        .map(|k| String::from_utf8_lossy(&k).into_owned())
+                        .collect(),
+                ))
+            })
+            .collect();
+        let complete = match commits.first() {
+            Some((first, _)) => *first == after + 1,
+            None => head <= after,
+        };
+        Ok(Changes {
+            head,
+            commits,
+            complete,
+        })
+    }
+
+    fn last_commit(&self) -> i64 {
+        self.last_commit.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -859,8 +952,9 @@ mod tests {
     async fn drop_tables(s: &PostgresStorage, cfg: &PostgresConfig) {
         let c = s.pool.get().await.unwrap();
         c.batch_execute(&format!(
-            "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
+            "DROP TABLE IF EXISTS {}, {}, {}, {};",
             identifier(&cfg.table).unwrap(),
+            identifier(&format!("{}_changes", cfg.table)).unwrap(),
             identifier(&cfg.ha_table).unwrap(),
             identifier(&format!("{}_nodes", cfg.ha_table)).unwrap()
         ))
@@ -914,6 +1008,68 @@ mod tests {
             cluster_addr: format!("https://{id}:8201"),
             ..Default::default()
         }
+    }
+
+    /// Every commit of the active node is logged with the keys it wrote, in commit order;
+    /// a standby reads the log, and learns when it was trimmed past what it asked for.
+    #[tokio::test]
+    async fn the_change_log_lists_every_commit_in_order() {
+        let (a, cfg) = fresh_with(true).await;
+        let b = PostgresStorage::open(&cfg).await.unwrap();
+        let (ha_a, ha_b) = (a.ha().unwrap(), b.ha().unwrap());
+        ha_a.try_acquire(&node("a")).await.unwrap().unwrap();
+        let start = ha_b.changes_since(0, 100).await.unwrap();
+        assert!(start.complete && start.commits.is_empty(), "{start:?}");
+        a.put("x/1", vec![1]).await.unwrap();
+        a.write_batch(vec![
+            WriteOp::Put("x/2".into(), vec![2]),
+            WriteOp::Delete("x/1".into()),
+        ])
+        .await
+        .unwrap();
+        // A batch whose expectation fails commits nothing and logs nothing.
+        assert!(a
+            .write_batch_if(
+                vec![Expect {
+                    key: "x/2".into(),
+                    value: None
+                }],
+                vec![WriteOp::Put("x/3".into(), vec![3])]
+            )
+            .await
+            .is_err());
+        let seen = ha_b.changes_since(start.head, 100).await.unwrap();
+        assert!(seen.complete);
+        let keys: Vec<Vec<String>> = seen.commits.iter().map(|(_, k)| k.clone()).collect();
+        assert_eq!(
+            keys,
+            [vec!["x/1".to_string()], vec!["x/1".into(), "x/2".into()]]
+        );
+        assert_eq!(seen.commits[0].0, start.head + 1);
+        assert_eq!(seen.head, seen.commits[1].0);
+        assert_eq!(ha_a.last_commit(), seen.head);
+        // Paged.
+        let first = ha_b.changes_since(start.head, 1).await.unwrap();
+        assert_eq!(first.commits.len(), 1);
+        // Trimmed: asked from before what the log still holds, the answer says so.
+        let c = b.pool.get().await.unwrap();
+        c.execute(
+            &format!(
+                "DELETE FROM {} WHERE idx = $1",
+                identifier(&format!("{}_changes", cfg.table)).unwrap()
+            ),
+            &[&seen.commits[0].0],
+        )
+        .await
+        .unwrap();
+        assert!(!ha_b.changes_since(start.head, 100).await.unwrap().complete);
+        assert!(
+            ha_b.changes_since(seen.commits[0].0, 100)
+                .await
+                .unwrap()
+                .complete
+        );
+        drop_tables(&a, &cfg).await;
     }
 
     #[tokio::test]
