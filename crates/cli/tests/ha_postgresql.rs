@@ -153,13 +153,18 @@ impl Drop for Cluster {
 }
 
 fn start_node(dir: &Path, url: &str, tables: &str, i: usize) -> Server {
+    start_node_with(dir, url, tables, i, "")
+}
+
+/// A node with `extra` at the top level of its config.
+fn start_node_with(dir: &Path, url: &str, tables: &str, i: usize, extra: &str) -> Server {
     let port = free_port();
     let cluster_port = free_port();
     let cfg = dir.join(format!("node{i}-{port}.hcl"));
     std::fs::write(
         &cfg,
         format!(
-            "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  table = \"{tables}_kv\"\n  ha_table = \"{tables}_ha\"\n  ha_enabled = \"true\"\n  lease_ttl = \"2s\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\ndisable_mlock = true\n"
+            "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  table = \"{tables}_kv\"\n  ha_table = \"{tables}_ha\"\n  ha_enabled = \"true\"\n  lease_ttl = \"2s\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\ndisable_mlock = true\n{extra}\n"
         ),
     )
     .unwrap();
@@ -489,26 +494,29 @@ fn standbys_forward_and_step_down_hands_over() {
     assert_eq!(health(standby, ""), 429);
     assert_eq!(health(standby, "?standbyok=true"), 200);
     assert_eq!(health(standby, "?perfstandbyok=true"), 200);
-    // A standby forwards to the active node: the client gets the answer itself.
+    // A standby forwards a write to the active node: the client gets the answer itself.
+    let policy = json!({"policy": "path \"a\" { capabilities = [\"read\"] }"});
     let r = no_redirects()
-        .get(format!("{}/v1/sys/mounts?x=1", standby.addr))
+        .post(format!("{}/v1/sys/policies/acl/p?x=1", standby.addr))
         .header("X-Vault-Token", &c.root)
+        .json(&policy)
         .send()
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let mounts: Value = r.json().unwrap();
-    assert!(mounts["data"]["sys/"].is_object(), "{mounts}");
+    assert_eq!(r.status().as_u16(), 204);
+    let (st, read) = active.call("GET", "sys/policies/acl/p", Some(&c.root), None);
+    assert_eq!(st, 200, "{read}");
     // Asked not to forward, it redirects, keeping path and query.
     let r = no_redirects()
-        .get(format!("{}/v1/sys/mounts?x=1", standby.addr))
+        .post(format!("{}/v1/sys/policies/acl/p?x=1", standby.addr))
         .header("X-Vault-Token", &c.root)
         .header("X-Vault-No-Request-Forwarding", "true")
+        .json(&policy)
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 307);
     assert_eq!(
         r.headers()["location"].to_str().unwrap(),
-        format!("{}/v1/sys/mounts?x=1", active.addr)
+        format!("{}/v1/sys/policies/acl/p?x=1", active.addr)
     );
     // Writes through a standby land on the active node.
     let (st, _) = standby.call(
@@ -556,6 +564,286 @@ fn standbys_forward_and_step_down_hands_over() {
     assert_eq!(st, 200, "{read}");
     assert_eq!(read["data"]["data"]["v"], 1);
     let _ = (&c.dir, &c.key);
+}
+
+/// A request to `node` that must not be forwarded: the node answers it itself, or says where
+/// the active node is (307). Returns the status, the body and the `X-Vault-Index` answered.
+fn local(
+    node: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    index: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, Option<String>) {
+    let mut rb = no_redirects()
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}/v1/{path}", node.addr),
+        )
+        .header("X-Vault-Token", token)
+        .header("X-Vault-No-Request-Forwarding", "true");
+    if let Some(i) = index {
+        rb = rb.header("X-Vault-Index", i);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().unwrap();
+    let status = r.status().as_u16();
+    let index = r
+        .headers()
+        .get("x-vault-index")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, r.json().unwrap_or(Value::Null), index)
+}
+
+/// A write through a standby (forwarded); the `X-Vault-Index` it answers.
+fn write_via(node: &Server, path: &str, token: &str, body: Value) -> String {
+    let r = node
+        .client
+        .post(format!("{}/v1/{path}", node.addr))
+        .header("X-Vault-Token", token)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.headers()["x-vault-index"].to_str().unwrap().to_string()
+}
+
+#[test]
+fn standbys_serve_reads_coherent_with_the_active_nodes_writes() {
+    let mut c = Cluster::start(3);
+    c.mount_kv();
+    let a = c.active(10);
+    let (s1, s2) = ((a + 1) % 3, (a + 2) % 3);
+    let root = c.root.clone();
+    let index = write_via(
+        c.node(s1),
+        "secret/data/x",
+        &root,
+        json!({"data": {"v": 1}}),
+    );
+    // Read-your-writes: a standby asked for that index answers itself, with the new value.
+    for s in [s1, s2] {
+        let (st, body, _) = local(c.node(s), "GET", "secret/data/x", &root, Some(&index), None);
+        assert_eq!(st, 200, "standby {s}: {body}");
+        assert_eq!(body["data"]["data"]["v"], 1);
+    }
+    let (st, body, _) = local(c.node(s1), "LIST", "secret/metadata", &root, None, None);
+    assert_eq!((st, &body["data"]["keys"]), (200, &json!(["x"])), "{body}");
+    // Writes, and reads that must write, are the active node's (asked not to forward: 307).
+    let (st, ..) = local(
+        c.node(s1),
+        "POST",
+        "secret/data/y",
+        &root,
+        None,
+        Some(json!({"data": {}})),
+    );
+    assert_eq!(st, 307);
+    // A policy and a token with it; the token reads x on a standby.
+    write_via(
+        c.node(s2),
+        "sys/policies/acl/reader",
+        &root,
+        json!({"policy": "path \"secret/data/x\" { capabilities = [\"read\"] }"}),
+    );
+    let (st, t) = c.node(a).call(
+        "POST",
+        "auth/token/create",
+        Some(&root),
+        Some(json!({"policies": ["reader"]})),
+    );
+    assert_eq!(st, 200);
+    let token = t["auth"]["client_token"].as_str().unwrap().to_string();
+    let (st, body, index) = local(c.node(s1), "GET", "secret/data/x", &token, None, None);
+    assert_eq!(st, 200, "{body}");
+    assert!(index.is_some(), "a standby's answer carries its index");
+    // The policy changes on the active node: the standby's cached ACL goes with the index.
+    let index = write_via(
+        c.node(a),
+        "sys/policies/acl/reader",
+        &root,
+        json!({"policy": "path \"secret/data/other\" { capabilities = [\"read\"] }"}),
+    );
+    let (st, body, _) = local(
+        c.node(s1),
+        "GET",
+        "secret/data/x",
+        &token,
+        Some(&index),
+        None,
+    );
+    assert_eq!(st, 403, "a standby kept a changed policy: {body}");
+    // Revoked on the active node, the token is refused by every standby at once.
+    write_via(
+        c.node(a),
+        "sys/policies/acl/reader",
+        &root,
+        json!({"policy": "path \"secret/data/x\" { capabilities = [\"read\"] }"}),
+    );
+    let index = write_via(
+        c.node(a),
+        "auth/token/revoke",
+        &root,
+        json!({"token": token}),
+    );
+    for s in [s1, s2] {
+        let (st, body, _) = local(
+            c.node(s),
+            "GET",
+            "secret/data/x",
+            &token,
+            Some(&index),
+            None,
+        );
+        assert_eq!(st, 403, "standby {s} accepted a revoked token: {body}");
+    }
+    // Without an index, a change shows within the tailing bound too.
+    let (st, t) = c.node(a).call(
+        "POST",
+        "auth/token/create",
+        Some(&root),
+        Some(json!({"policies": ["reader"]})),
+    );
+    assert_eq!(st, 200);
+    let token = t["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        local(c.node(s2), "GET", "secret/data/x", &token, None, None).0,
+        200
+    );
+    let (st, _) = c.node(a).call(
+        "POST",
+        "auth/token/revoke",
+        Some(&root),
+        Some(json!({"token": token})),
+    );
+    assert_eq!(st, 204);
+    let revoked = Instant::now();
+    while local(c.node(s2), "GET", "secret/data/x", &token, None, None).0 != 403 {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(2),
+            "the revocation never reached the standby"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!(
+        "revocation visible on a standby after {:?}",
+        revoked.elapsed()
+    );
+    // A new mount on the active node is served by the standbys.
+    let (st, _) = c.node(a).call(
+        "POST",
+        "sys/mounts/kv2",
+        Some(&root),
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert_eq!(st, 204);
+    let index = write_via(c.node(a), "kv2/data/z", &root, json!({"data": {"z": true}}));
+    let (st, body, _) = local(c.node(s2), "GET", "kv2/data/z", &root, Some(&index), None);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["data"]["z"], true);
+    // A backend that caches (transit keeps its keys in memory) is rebuilt on the standby when
+    // its storage changes: a rotation on the active node shows.
+    let (st, _) = c.node(a).call(
+        "POST",
+        "sys/mounts/transit",
+        Some(&root),
+        Some(json!({"type": "transit"})),
+    );
+    assert_eq!(st, 204);
+    let index = write_via(c.node(a), "transit/keys/k", &root, json!({}));
+    let (st, body, _) = local(
+        c.node(s2),
+        "GET",
+        "transit/keys/k",
+        &root,
+        Some(&index),
+        None,
+    );
+    assert_eq!(
+        (st, &body["data"]["latest_version"]),
+        (200, &json!(1)),
+        "{body}"
+    );
+    let index = write_via(c.node(a), "transit/keys/k/rotate", &root, json!({}));
+    let (st, body, _) = local(
+        c.node(s2),
+        "GET",
+        "transit/keys/k",
+        &root,
+        Some(&index),
+        None,
+    );
+    assert_eq!(
+        (st, &body["data"]["latest_version"]),
+        (200, &json!(2)),
+        "{body}"
+    );
+    // What the standby must not serve goes to the active node: limited-use tokens, response
+    // wrapping, and the database engine's reads (they create users before they store).
+    let (st, t) = c.node(a).call(
+        "POST",
+        "auth/token/create",
+        Some(&root),
+        Some(json!({"num_uses": 5})),
+    );
+    assert_eq!(st, 200);
+    let limited = t["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        local(c.node(s1), "GET", "secret/data/x", &limited, None, None).0,
+        307
+    );
+    let r = no_redirects()
+        .get(format!("{}/v1/secret/data/x", c.node(s1).addr))
+        .header("X-Vault-Token", &root)
+        .header("X-Vault-Wrap-TTL", "60s")
+        .header("X-Vault-No-Request-Forwarding", "true")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 307);
+    let (st, _) = c.node(a).call(
+        "POST",
+        "sys/mounts/database",
+        Some(&root),
+        Some(json!({"type": "database"})),
+    );
+    assert_eq!(st, 204);
+    let index = write_via(c.node(a), "secret/data/sync", &root, json!({"data": {}}));
+    let (st, ..) = local(
+        c.node(s1),
+        "GET",
+        "database/creds/nothing",
+        &root,
+        Some(&index),
+        None,
+    );
+    assert_eq!(st, 307);
+    // An index from the future: the standby does not claim it, and forwards.
+    let (st, ..) = local(
+        c.node(s1),
+        "GET",
+        "secret/data/x",
+        &root,
+        Some("999999999"),
+        None,
+    );
+    assert_eq!(st, 307);
+    // Opted out (Vault's disable_performance_standby): a standby that forwards every read.
+    let extra = start_node_with(
+        c.dir.path(),
+        &c.url,
+        &c.tables,
+        3,
+        "disable_performance_standby = true",
+    );
+    extra.unseal(&c.key);
+    std::thread::sleep(Duration::from_millis(300));
+    let (st, body, _) = local(&extra, "GET", "secret/data/x", &root, None, None);
+    assert_eq!(st, 307, "{body}");
+    assert_eq!(extra.call("GET", "secret/data/x", Some(&root), None).0, 200);
+    c.nodes.push(Some(extra));
 }
 
 /// OpenBao's CLI (`TRESOR_BAO`, else `bao` on PATH), when there is one; required in CI.

@@ -68,6 +68,8 @@ pub struct CoreConfig {
     pub audit_dir: Option<std::path::PathBuf>,
     /// Audit devices declared in the config file; always on while unsealed.
     pub audit_devices: Vec<audit::AuditEntry>,
+    /// HA: standbys serve reads themselves (see `standby.rs`); `false` forwards everything.
+    pub standby_reads: bool,
 }
 
 impl Default for CoreConfig {
@@ -80,6 +82,7 @@ impl Default for CoreConfig {
             cluster_addr: None,
             audit_dir: None,
             audit_devices: Vec::new(),
+            standby_reads: true,
             cluster_name: format!("tresor-cluster-{}", &random_alnum(8).to_lowercase()),
         }
     }
@@ -126,6 +129,12 @@ pub struct Core {
     /// The HA lease of a storage several nodes share (`None`: active whenever unsealed).
     pub(crate) ha: Option<Arc<dyn HaLock>>,
     pub(crate) ha_view: RwLock<crate::ha::HaView>,
+    /// A standby's read-only copy of the unsealed state, and the change-log index it reflects
+    /// (see `standby.rs`).
+    pub(crate) standby: RwLock<Option<Arc<Active>>>,
+    pub(crate) standby_applied: std::sync::atomic::AtomicI64,
+    /// Serializes building unsealed state (active or standby): both (re)load the audit devices.
+    pub(crate) state_lock: tokio::sync::Mutex<()>,
 }
 
 /// Splits a path into clean segments; refuses traversal and empty segments in the middle.
@@ -166,6 +175,9 @@ impl Core {
             node,
             ha,
             ha_view: RwLock::new(Default::default()),
+            standby: RwLock::new(None),
+            standby_applied: Default::default(),
+            state_lock: tokio::sync::Mutex::new(()),
             barrier: Arc::new(Barrier::new(storage.clone())),
             seal_store: SealStore::new(storage),
             unseal_progress: tokio::sync::Mutex::new(Progress::default()),
@@ -301,6 +313,7 @@ impl Core {
         if self.ha.is_some() {
             // A standby until the election loop takes the lease.
             self.start_ha();
+            self.start_standby_tailer();
             tracing::info!("unsealed; a standby until this node takes the HA lease");
             return Ok(true);
         }
@@ -378,8 +391,19 @@ impl Core {
         }
     }
 
-    /// Loads mount tables, policies and tokens after the barrier opened.
+    /// Loads mount tables, policies and tokens after the barrier opened (or this node became
+    /// the active one) and installs them as the active state.
     pub(crate) async fn post_unseal(&self) -> Result<Arc<Active>> {
+        let _building = self.state_lock.lock().await;
+        self.standby.write().take();
+        let active = self.build_state(false).await?;
+        *self.active.write() = Some(active.clone());
+        Ok(active)
+    }
+
+    /// The unsealed state as storage holds it. A standby's copy (`read_only`) writes nothing:
+    /// a mount table that lacks a built-in mount fails it (the active node adds those).
+    pub(crate) async fn build_state(&self, read_only: bool) -> Result<Arc<Active>> {
         let root = View::new(self.barrier.clone(), "");
         let tokens = Arc::new(TokenStore::open(root.sub("sys/token/")).await?);
         let policies = Arc::new(PolicyStore::open(root.sub("sys/policy/")).await?);
@@ -396,6 +420,11 @@ impl Core {
                 .filter(|d| !entries.iter().any(|e| e.kind == d.kind))
                 .collect();
             if !missing.is_empty() {
+                if read_only {
+                    return Err(Error::internal(
+                        "the mount tables lack built-in mounts the active node has not added yet",
+                    ));
+                }
                 entries.extend(missing);
                 self.store_table(table, &entries).await?;
             }
@@ -432,7 +461,6 @@ impl Core {
         if let Some(addr) = &self.config.api_addr {
             active.identity.set_api_addr(addr);
         }
-        *self.active.write() = Some(active.clone());
         Ok(active)
     }
 
@@ -711,7 +739,7 @@ impl Core {
 
     /// The mount entries of one table.
     pub fn mounts(&self, table: &str) -> Result<Vec<MountEntry>> {
-        let active = self.active()?;
+        let active = self.active_or_standby()?;
         let router = active.router.read();
         let mut v: Vec<MountEntry> = router
             .routes()
@@ -725,7 +753,7 @@ impl Core {
 
     /// Resolves the caller's token and ACL; `Err(PermissionDenied)` for a missing or bad token.
     pub async fn authenticate(&self, token: Option<&str>, remote: Option<&str>) -> Result<Caller> {
-        let active = self.active()?;
+        let active = self.active_or_standby()?;
         let token = token
             .filter(|t| !t.is_empty())
             .ok_or(Error::PermissionDenied)?;
@@ -751,7 +779,7 @@ impl Core {
         &self,
         entry: &crate::token::TokenEntry,
     ) -> Result<Arc<crate::policy::Acl>> {
-        let active = self.active()?;
+        let active = self.active_or_standby()?;
         if entry.entity_id.is_empty() {
             return active.policies.acl(&entry.policies, None).await;
         }
@@ -779,6 +807,10 @@ impl Core {
         let mut ctx = audit::Context::default();
         let mut used_up = None;
         let mut result = self.dispatch(&req, &mut ctx, &mut used_up).await;
+        if matches!(result, Err(Error::Standby(None))) {
+            // A standby's write refused by the storage: the request goes to the active node.
+            result = Err(self.standby_error());
+        }
         if let (Some(hash), Ok(active)) = (used_up, self.active()) {
             // The request spent its token's last use: the token goes now that the request is
             // done (with any lease it created), as in Vault. It is already marked used up, so
@@ -841,7 +873,13 @@ impl Core {
                 return self.seal_api.handle(call).await;
             }
         }
-        let active = self.active()?;
+        // A standby serves what it may from its read-only state; the rest goes to the active
+        // node (see `standby.rs`).
+        let (active, on_standby) = match self.active() {
+            Ok(a) => (a, false),
+            Err(e @ Error::Standby(_)) => (self.standby_state_for(req).await.ok_or(e)?, true),
+            Err(e) => return Err(e),
+        };
         let (route, rel) = {
             let router = active.router.read();
             let (route, rel) = router.route(&req.path).ok_or_else(|| {
@@ -853,6 +891,9 @@ impl Core {
             (route.clone(), rel)
         };
         let backend = route.backend.clone();
+        if on_standby && !backend.reads_on_standby() {
+            return Err(self.standby_error());
+        }
         ctx.mount = Some(route.entry.clone());
         let view = View::new(self.barrier.clone(), route.storage_prefix.clone());
         let unauthenticated = path_matches_any(backend.unauthenticated_paths(), &rel);
@@ -882,6 +923,10 @@ impl Core {
             c.acl
                 .check_wrapped(&req.path, call.operation, &req.data, sudo, req.wrap_ttl)?;
             if c.entry.num_uses > 0 {
+                // Spending a use is a write: the active node's.
+                if on_standby {
+                    return Err(self.standby_error());
+                }
                 match Box::pin(active.tokens.use_token(&c.entry)).await? {
                     Use::Granted => {}
                     Use::Exhausted => return Err(Error::PermissionDenied),
@@ -893,6 +938,11 @@ impl Core {
         self.audit.log("request", req, ctx, None, None)?;
         ctx.request_logged = true;
         let mut resp = backend.handle(call).await?;
+        if on_standby && (resp.secret.is_some() || resp.login.is_some()) {
+            // A lease or a token to store: the backend stored nothing itself (it would have
+            // failed), so the active node runs the request again in full.
+            return Err(self.standby_error());
+        }
         resp.mount_type = route.entry.kind.clone();
         if let Some(secret) = resp.secret.take() {
             let owner = ctx

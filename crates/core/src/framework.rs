@@ -460,6 +460,13 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// A description of every path, for `help` and the OpenAPI document.
     fn describe(&self) -> Value;
+    /// Whether an HA standby may run this backend's `read` and `list` requests itself. A
+    /// backend whose reads act outside Tresor before they store anything (creating database
+    /// users) says no: on a standby the write would fail after the act, so such reads go to
+    /// the active node whole.
+    fn reads_on_standby(&self) -> bool {
+        true
+    }
     /// Called once after mounting (and after unseal) so the backend can load state.
     async fn initialize(&self, _storage: &View) -> Result<()> {
         Ok(())

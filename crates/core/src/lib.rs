@@ -14,6 +14,7 @@
 //! * [`core`]: the [`core::Core`] that ties them together and handles a request end to end.
 //! * [`ha`]: active and standby nodes on shared storage: election, activation, step-down.
 //! * [`cluster_identity`]: the TLS identity HA nodes forward requests with.
+//! * [`standby`]: standbys serving reads from state kept coherent through the change log.
 
 pub mod audit;
 pub mod barrier;
@@ -33,6 +34,7 @@ pub mod password_policy;
 pub mod policy;
 pub mod policy_store;
 pub mod seal;
+pub mod standby;
 pub mod sys;
 pub mod token;
 pub mod ttl;

@@ -50,6 +50,9 @@ pub struct Request {
     /// The TLS client certificate chain the client presented (DER, leaf first), if any. The
     /// listener requests but does not verify it; the `cert` auth method does.
     pub client_certs: Vec<Vec<u8>>,
+    /// HA read-your-writes: the client saw this commit index (`X-Vault-Index`); a standby
+    /// serves the request only once its state reflects it.
+    pub min_index: Option<i64>,
 }
 
 impl Request {
@@ -63,6 +66,7 @@ impl Request {
             remote_addr: None,
             wrap_ttl: None,
             client_certs: Vec::new(),
+            min_index: None,
         }
     }
     pub fn with_token(mut self, token: impl Into<String>) -> Self {

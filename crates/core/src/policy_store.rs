@@ -12,6 +12,7 @@ use crate::policy::{Acl, Policy, DEFAULT_POLICY};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The built-in policy of wrapping tokens: they can only be unwrapped or looked up.
@@ -37,6 +38,9 @@ pub struct PolicyStore {
     /// ACLs with templated policies, per (policy names, entity id), with the identity
     /// store's generation they were built at.
     entity_acls: RwLock<HashMap<EntityAclKey, (u64, Arc<Acl>)>>,
+    /// Bumped (under the `parsed` lock) by every change: what was read or built before is not
+    /// cached after.
+    generation: AtomicU64,
 }
 
 /// Policy names are lower-case and made of letters, digits and `-_.@/`.
@@ -61,6 +65,7 @@ impl PolicyStore {
             parsed: RwLock::new(HashMap::new()),
             acls: RwLock::new(HashMap::new()),
             entity_acls: RwLock::new(HashMap::new()),
+            generation: Default::default(),
         };
         if s.view.get("default").await?.is_none() {
             s.put("default", DEFAULT_POLICY).await?;
@@ -72,11 +77,15 @@ impl PolicyStore {
         if let Some(p) = self.parsed.read().get(name) {
             return Ok(Some(p.clone()));
         }
+        let generation = self.generation();
         let Some(sp) = self.view.get_json::<StoredPolicy>(name).await? else {
             return Ok(None);
         };
         let p = Arc::new(Policy::parse(&sp.name, &sp.policy)?);
-        self.parsed.write().insert(name.to_string(), p.clone());
+        let mut parsed = self.parsed.write();
+        if self.generation() == generation {
+            parsed.insert(name.to_string(), p.clone());
+        }
         Ok(Some(p))
     }
 
@@ -131,9 +140,25 @@ impl PolicyStore {
     }
 
     fn invalidate(&self, name: &str) {
-        self.parsed.write().remove(name);
+        let mut parsed = self.parsed.write();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        parsed.remove(name);
         self.acls.write().clear();
         self.entity_acls.write().clear();
+    }
+
+    /// Drops everything parsed and compiled (a standby, after the active node changed
+    /// policies).
+    pub fn forget_cached(&self) {
+        let mut parsed = self.parsed.write();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        parsed.clear();
+        self.acls.write().clear();
+        self.entity_acls.write().clear();
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// The compiled ACL for a set of policy names; unknown names are skipped (as Vault does).
@@ -167,6 +192,8 @@ impl PolicyStore {
         names: &[String],
         entity: Option<(&str, &IdentityStore)>,
     ) -> Result<Arc<Acl>> {
+        // A policy changed while this was built: the ACL answers this request, is not kept.
+        let generation = self.generation();
         let mut policies = Vec::with_capacity(names.len());
         let mut templated = false;
         for n in names {
@@ -186,6 +213,10 @@ impl PolicyStore {
             }
         }
         let acl = Arc::new(Acl::new(&policies));
+        let _parsed = self.parsed.write();
+        if self.generation() != generation {
+            return Ok(acl);
+        }
         if !templated {
             self.acls.write().insert(names.to_vec(), acl.clone());
         } else if let Some((id, identity)) = entity {

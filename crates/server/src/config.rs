@@ -14,6 +14,7 @@
 //! default_lease_ttl = "768h"
 //! max_lease_ttl = "768h"
 //! disable_mlock = false          # lock memory (see `hardening`); `-dev` sets it
+//! disable_performance_standby = false   # HA: standbys forward reads too
 //! ```
 //! Listener timeouts and limits use Vault's keys (`http_read_header_timeout`, default 10s;
 //! `http_read_timeout`, the request body, 30s; `http_idle_timeout`, 5m; `max_request_size`,
@@ -142,6 +143,9 @@ pub struct ServerConfig {
     pub audit_devices: Vec<AuditEntry>,
     /// Vault's `disable_mlock`: do not lock memory.
     pub disable_mlock: bool,
+    /// Vault's `disable_performance_standby`: HA standbys forward reads too, instead of
+    /// serving them.
+    pub disable_performance_standby: bool,
     /// How long shutdown waits for requests in flight (beyond Vault).
     pub graceful_shutdown_timeout: Duration,
 }
@@ -170,6 +174,7 @@ impl ServerConfig {
             audit_devices: Vec::new(),
             // As Vault's dev mode: a throwaway in-memory server need not lock memory.
             disable_mlock: true,
+            disable_performance_standby: false,
             graceful_shutdown_timeout: DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
         }
     }
@@ -304,6 +309,7 @@ impl ServerConfig {
                 .map(PathBuf::from),
             audit_devices: audit_blocks(obj.get("audit"))?,
             disable_mlock: obj.get("disable_mlock").is_some_and(truthy),
+            disable_performance_standby: obj.get("disable_performance_standby").is_some_and(truthy),
             graceful_shutdown_timeout: duration_key(obj, "graceful_shutdown_timeout")?
                 .unwrap_or(DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT),
         })

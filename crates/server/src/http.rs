@@ -211,6 +211,8 @@ pub async fn handle(
                 .and_then(|a| a.strip_prefix("Bearer "))
                 .map(|t| t.trim().to_string())
         });
+    // HA read-your-writes (an index this API handed out; anything else is ignored).
+    let min_index = header(&req, "x-vault-index").and_then(|v| v.trim().parse().ok());
     let wrap_ttl = match header(&req, "x-vault-wrap-ttl") {
         Some(v) => match parse_duration_str(v) {
             Some(d) => Some(d),
@@ -283,13 +285,14 @@ pub async fn handle(
         remote_addr: remote,
         wrap_ttl,
         client_certs: client_certs.to_vec(),
+        min_index,
     };
     // Boxed: the core's future is large, and hyper moves the service future into place per
     // request (a memcpy of its whole size, ~1% of a request's CPU when unboxed).
     let remote_for_forwarding = request.remote_addr.clone();
     let certs_for_forwarding = request.client_certs.clone();
     let resp = match Box::pin(core.handle(request)).await {
-        Ok(r) => render(r),
+        Ok(r) => with_state_index(render(r), &core),
         // Forwarded already, yet this node is not active (any more): the standby redirects.
         Err(e @ Error::Standby(_)) if ctx.forwarded => core_error(&e),
         // A standby forwards to the active node; redirects (307) where it cannot, or where
@@ -326,6 +329,16 @@ pub async fn handle(
         let mut r = empty(resp.status());
         *r.headers_mut() = resp.headers().clone();
         return r;
+    }
+    resp
+}
+
+/// An HA node's answers carry the commit index its state reflects (`X-Vault-Index`): sent
+/// back with a later request, a standby serves that request only once it has caught up.
+fn with_state_index(mut resp: HttpResponse, core: &Core) -> HttpResponse {
+    if let Some(index) = core.state_index() {
+        resp.headers_mut()
+            .insert("x-vault-index", hyper::header::HeaderValue::from(index));
     }
     resp
 }

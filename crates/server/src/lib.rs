@@ -79,6 +79,7 @@ pub async fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxErro
         api_addr: cfg.api_addr.clone(),
         cluster_addr: cfg.cluster_addr.clone(),
         audit_dir: cfg.audit_dir.clone(),
+        standby_reads: !cfg.disable_performance_standby,
         audit_devices: cfg.audit_devices.clone(),
         ..CoreConfig::default()
     };

@@ -584,6 +584,14 @@ impl IdentityStore {
         *self.api_addr.write() = addr.trim_end_matches('/').to_string();
     }
 
+    /// Drops every cached record (a standby, after the active node changed identities).
+    pub fn forget_cached(&self) {
+        let mut cache = self.kv.cache.write();
+        self.kv.generation.fetch_add(1, Ordering::SeqCst);
+        cache.clear();
+        self.signers.write().clear();
+    }
+
     /// Changes with every write to the store: what [`IdentityStore::policies`] and
     /// [`IdentityStore::expand_policy`] answer can only change when it does (a cache key).
     pub fn generation(&self) -> u64 {

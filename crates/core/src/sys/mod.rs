@@ -584,7 +584,7 @@ impl Sys {
 
     async fn capabilities(self: Arc<Self>, c: Call) -> Result<Response> {
         let core = self.core()?;
-        let active = core.active()?;
+        let active = core.active_or_standby()?;
         let mut paths = c.fields.strings("paths");
         paths.extend(c.fields.strings("path"));
         if paths.is_empty() {
@@ -693,7 +693,7 @@ impl Sys {
         let core = self.core()?;
         let caller = c.caller.as_ref().ok_or(Error::PermissionDenied)?;
         let path = c.fields.str("path").trim_start_matches('/').to_string();
-        let active = core.active()?;
+        let active = core.active_or_standby()?;
         let route = {
             let router = active.router.read();
             router.route(&path).map(|(r, _)| r.entry.clone())

@@ -140,7 +140,7 @@ fn method_for(op: &str) -> Option<(&'static str, &'static str)> {
 impl Sys {
     pub(super) async fn openapi(self: Arc<Self>, _c: Call) -> Result<Response> {
         let core = self.core()?;
-        let active = core.active()?;
+        let active = core.active_or_standby()?;
         let routes: Vec<_> = active.router.read().routes().to_vec();
         let mut paths = Map::new();
         for route in routes {

@@ -170,6 +170,9 @@ pub struct TokenStore {
     view: View,
     salt: hmac::Key,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// Bumped (under the cache lock) whenever the cache is dropped: a read that started
+    /// before never caches what it read.
+    generation: std::sync::atomic::AtomicU64,
     /// Revokes the leases a token created, when the token goes.
     leases: std::sync::OnceLock<std::sync::Weak<crate::expiration::LeaseManager>>,
 }
@@ -197,6 +200,7 @@ impl TokenStore {
             view,
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
             cache: RwLock::new(HashMap::new()),
+            generation: Default::default(),
             leases: std::sync::OnceLock::new(),
         })
     }
@@ -302,16 +306,28 @@ impl TokenStore {
         Ok((token, entry))
     }
 
+    /// Drops every cached entry (a standby, after the active node changed tokens).
+    pub fn forget_cached(&self) {
+        let mut cache = self.cache.write();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        cache.clear();
+    }
+
     /// The live entry for a token hash; expired tokens are revoked on sight and read as absent.
     pub async fn lookup_hash(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
         let cached = self.cache.read().get(hash).cloned();
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let entry = match cached {
             Some(e) => e,
             None => match self.view.get_json::<TokenEntry>(&entry_key(hash)).await? {
                 Some(e) => {
                     let e = Arc::new(e);
                     if e.num_uses == 0 {
-                        self.cache.write().insert(hash.to_string(), e.clone());
+                        let mut cache = self.cache.write();
+                        if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+                            cache.insert(hash.to_string(), e.clone());
+                        }
                     }
                     e
                 }

@@ -180,6 +180,10 @@ pub fn factory(entry: &MountEntry) -> Result<Arc<dyn Backend>> {
 
 #[async_trait]
 impl Backend for DatabaseBackend {
+    /// Credentials are made in the database before their lease is stored.
+    fn reads_on_standby(&self) -> bool {
+        false
+    }
     async fn handle(&self, call: Call) -> Result<Response> {
         self.paths.inner().seen(&call);
         self.paths.handle(call).await
