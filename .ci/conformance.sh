@@ -129,6 +129,7 @@ done
 SHIM_DIR="$WORK/shim"
 mkdir -p "$SHIM_DIR"
 ln -sf "$CI_DIR/vault" "$SHIM_DIR/vault"
+ln -sf "$CI_DIR/consul" "$SHIM_DIR/consul"
 LOG_DIR="$WORK/logs/$TARGET"
 rm -rf "$LOG_DIR" "$HVAC_DIR/tests/config_files/generated/"*.json
 mkdir -p "$LOG_DIR"
@@ -157,6 +158,12 @@ fi
 # shellcheck disable=SC2206
 extra=(${CONFORMANCE_PYTEST_ARGS:-})
 
+# The PostgreSQL tables of hvac's HA classes (the shim names them hvac_ha_<consul port>_*).
+drop_ha_tables() {
+    psql "${CONFORMANCE_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}" -qAtc \
+        "SELECT format('DROP TABLE IF EXISTS %I;', tablename) FROM pg_tables WHERE tablename LIKE 'hvac\_ha\_%'" 2>/dev/null |
+        psql "${CONFORMANCE_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}" -q >/dev/null 2>&1 || true
+}
 cleanup() {
     # End leftover servers this run started (the shim records each one's pid).
     local pidfile pid
@@ -167,6 +174,7 @@ cleanup() {
             kill "$pid" 2>/dev/null || true
         fi
     done
+    drop_ha_tables
 }
 trap cleanup EXIT
 

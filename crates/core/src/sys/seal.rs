@@ -159,7 +159,8 @@ impl SealApi {
         let body = json!({
             "initialized": initialized,
             "sealed": sealed,
-            "standby": standby,
+            // As Vault: a sealed node is not active, so it counts as a standby.
+            "standby": standby || sealed,
             "performance_standby": false,
             "replication_performance_mode": "disabled",
             "replication_dr_mode": "disabled",
