@@ -7,8 +7,10 @@
 //! them while a watcher polls every node's `sys/leader` for two active nodes at once. Then:
 //! `kill -9` of the active node (a standby takes over within seconds; the killed node rejoins
 //! as a standby), `kill -9` of a standby (no writer of a surviving node sees an error), an
-//! immediate PostgreSQL restart, and an active node paused past its lease (it acknowledges
-//! nothing itself when it wakes). Every acknowledged write is re-read on every surviving node.
+//! immediate PostgreSQL restart, a crash of the PostgreSQL primary with its synchronous
+//! replica promoted (a multi-host connection string finds it), and an active node paused past
+//! its lease (it acknowledges nothing itself when it wakes). Every acknowledged write is
+//! re-read on every surviving node.
 //!
 //! The failover tests run a PostgreSQL cluster of their own (`initdb` into a temp dir, as the
 //! `postgres` user when run as root), so they can restart it; the others use the one on
@@ -27,26 +29,67 @@ use std::time::{Duration, Instant};
 
 const SHARED_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 
-/// A PostgreSQL cluster of the test's own, in a temp dir, so the test can restart it.
+/// A PostgreSQL server of the test's own, in a temp dir, so the test can restart it (or run
+/// a replica beside it and promote that).
 struct OwnPostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
+    /// Extra `-c` settings of this server's command line.
+    settings: String,
 }
 
 impl OwnPostgres {
     fn start() -> OwnPostgres {
+        OwnPostgres::start_with("")
+    }
+
+    /// A fresh cluster (initdb), started with `settings` (`-c name=value ...`).
+    fn start_with(settings: &str) -> OwnPostgres {
+        let pg = OwnPostgres::empty(settings);
+        pg.run(
+            "initdb",
+            &["-U", "postgres", "--auth=trust", "--no-sync", "-D"],
+        );
+        pg.ctl(&["start"]);
+        pg
+    }
+
+    /// A streaming replica of `primary` (pg_basebackup -R), started.
+    fn replica_of(primary: &OwnPostgres) -> OwnPostgres {
+        let pg = OwnPostgres::empty("");
+        let port = primary.port.to_string();
+        pg.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "-D",
+            ],
+        );
+        pg.ctl(&["start"]);
+        pg
+    }
+
+    fn empty(settings: &str) -> OwnPostgres {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries in /usr/lib/postgresql")
             .flatten()
             .map(|v| v.path().join("bin"))
             .find(|b| b.join("initdb").exists())
             .expect("initdb");
-        let dir = tempfile::tempdir().unwrap();
         let pg = OwnPostgres {
             bin,
             port: free_port(),
-            dir,
+            dir: tempfile::tempdir().unwrap(),
+            settings: settings.to_string(),
         };
         if unsafe { libc::getuid() } == 0 {
             // PostgreSQL refuses to run as root.
@@ -57,11 +100,6 @@ impl OwnPostgres {
                 .unwrap()
                 .success());
         }
-        pg.run(
-            "initdb",
-            &["-U", "postgres", "--auth=trust", "--no-sync", "-D"],
-        );
-        pg.ctl(&["start"]);
         pg
     }
 
@@ -91,9 +129,10 @@ impl OwnPostgres {
 
     fn ctl(&self, action: &[&str]) {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.settings
         );
         let log = self.dir.path().join("log");
         let log = log.to_str().unwrap();
@@ -109,6 +148,16 @@ impl OwnPostgres {
         self.ctl(&["restart", "-m", "immediate"]);
     }
 
+    /// Stops the server at once (a crash of the primary).
+    fn stop_immediately(&self) {
+        self.ctl(&["stop", "-m", "immediate"]);
+    }
+
+    /// Makes a replica the primary.
+    fn promote(&self) {
+        self.ctl(&["promote"]);
+    }
+
     fn url(&self) -> String {
         format!(
             "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
@@ -119,7 +168,9 @@ impl OwnPostgres {
 
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| self.ctl(&["stop", "-m", "immediate"]));
+        if self.data().join("postmaster.pid").exists() {
+            let _ = std::panic::catch_unwind(|| self.stop_immediately());
+        }
     }
 }
 
@@ -181,6 +232,21 @@ impl Cluster {
     fn start_on_own_postgres(n: usize) -> Cluster {
         let pg = OwnPostgres::start();
         Cluster::start_on(n, pg.url(), Some(pg))
+    }
+
+    /// `n` nodes on a primary with a synchronous replica, through a multi-host connection
+    /// string that finds whichever is the primary (`target_session_attrs=read-write`).
+    fn start_on_replicated_postgres(n: usize) -> (Cluster, OwnPostgres) {
+        // Synchronous: a commit is acknowledged only once the replica has it, so promoting the
+        // replica loses nothing acknowledged. On the command line only, not in the copied
+        // configuration: the promoted replica has no replica of its own to wait for.
+        let primary = OwnPostgres::start_with("-c synchronous_standby_names=*");
+        let replica = OwnPostgres::replica_of(&primary);
+        let url = format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?sslmode=disable&target_session_attrs=read-write",
+            primary.port, replica.port
+        );
+        (Cluster::start_on(n, url, Some(primary)), replica)
     }
 
     fn start_on(n: usize, url: String, own_pg: Option<OwnPostgres>) -> Cluster {
@@ -977,6 +1043,30 @@ fn an_immediate_postgresql_restart_mid_load_loses_no_acknowledged_write() {
     eprintln!(
         "writes resumed {:?} after the restart began",
         restarted_at.elapsed()
+    );
+    let acked = load.stop();
+    watch.assert_never_two_active();
+    c.active(10);
+    assert_eq!(acked.len(), 32, "some writer never got through: {acked:?}");
+    c.assert_all_acknowledged_writes_present(&acked);
+}
+
+#[test]
+fn a_postgresql_failover_to_the_replica_mid_load_loses_no_acknowledged_write() {
+    let (c, replica) = Cluster::start_on_replicated_postgres(3);
+    c.mount_kv();
+    c.active(10);
+    let watch = Watch::start(&c);
+    let load = Load::start(&c);
+    load.warm_up(200);
+    // The primary crashes; the replica is promoted; the connection string finds it.
+    let failed_at = Instant::now();
+    c.own_pg.as_ref().unwrap().stop_immediately();
+    replica.promote();
+    load.wait_for_progress(200, 30);
+    eprintln!(
+        "writes resumed {:?} after the primary went",
+        failed_at.elapsed()
     );
     let acked = load.stop();
     watch.assert_never_two_active();
