@@ -3,7 +3,8 @@
 //! ```hcl
 //! storage "file" { path = "/var/lib/tresor" }     # or: storage "inmem" {}  (`backend` is an alias)
 //! # or: storage "postgresql" { connection_url = "postgres://...", table = "tresor_kv",
-//! #       ha_table = "tresor_ha", max_parallel = 16, skip_create_table = false }
+//! #       ha_table = "tresor_ha", max_parallel = 16, max_idle_connections = 4,
+//! #       skip_create_table = false }
 //! listener "tcp" {
 //!   address       = "127.0.0.1:8200"
 //!   tls_cert_file = "cert.pem"
@@ -106,6 +107,12 @@ fn postgres_config(body: &serde_json::Map<String, Value>) -> Result<PostgresConf
             .ok()
             .filter(|n| *n > 0)
             .ok_or("storage \"postgresql\": max_parallel must be a positive number")?;
+    }
+    if let Some(n) = text("max_idle_connections") {
+        cfg.max_idle_connections = Some(
+            n.parse()
+                .map_err(|_| "storage \"postgresql\": max_idle_connections must be a number")?,
+        );
     }
     cfg.skip_create_table = body.get("skip_create_table").is_some_and(truthy);
     cfg.ha_enabled = body.get("ha_enabled").is_some_and(truthy);
@@ -491,6 +498,7 @@ mod tests {
               table          = "kv"
               ha_table       = "kv_ha"
               max_parallel   = "8"
+              max_idle_connections = 2
             }
             listener "tcp" { tls_disable = true }
             "#,
@@ -503,7 +511,15 @@ mod tests {
         assert_eq!(pg.table, "kv");
         assert_eq!(pg.ha_table, "kv_ha");
         assert_eq!(pg.max_parallel, 8);
+        assert_eq!(pg.max_idle_connections, Some(2));
         assert!(pg.connection_url.contains("pg1,pg2"));
+        let e = ServerConfig::parse(
+            "storage \"postgresql\" {\n connection_url = \"postgres://h/db\"\n max_idle_connections = \"some\"\n}\nlistener \"tcp\" { tls_disable = true }",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("max_idle_connections must be a number"), "{e}");
         let e = ServerConfig::parse(
             "storage \"postgresql\" { max_parallel = 0 }\nlistener \"tcp\" { tls_disable = true }",
             Path::new("."),

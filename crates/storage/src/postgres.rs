@@ -58,6 +58,8 @@ pub struct PostgresConfig {
     pub ha_table: String,
     /// Most connections open at once (Vault's `max_parallel`).
     pub max_parallel: usize,
+    /// Most connections kept open while idle (Vault's `max_idle_connections`); `None`: all.
+    pub max_idle_connections: Option<usize>,
     pub skip_create_table: bool,
     /// Several nodes on this database, one active ([`HaLock`]); writes are fenced.
     pub ha_enabled: bool,
@@ -72,6 +74,7 @@ impl Default for PostgresConfig {
             table: "tresor_kv".into(),
             ha_table: "tresor_ha".into(),
             max_parallel: 16,
+            max_idle_connections: None,
             skip_create_table: false,
             ha_enabled: false,
             lease_ttl: std::time::Duration::from_secs(3),
@@ -373,6 +376,9 @@ impl PostgresStorage {
             .max_size(cfg.max_parallel.max(2))
             .build()
             .map_err(pg_err)?;
+        if let Some(keep) = cfg.max_idle_connections {
+            tokio::spawn(close_idle_beyond(pool.clone(), keep));
+        }
         let table = identifier(&cfg.table)?;
         let ha = identifier(&cfg.ha_table)?;
         let nodes = identifier(&format!("{}_nodes", cfg.ha_table))?;
@@ -441,6 +447,37 @@ impl PostgresStorage {
             return Err(StorageError::Closed);
         }
         self.pool.get().await.map_err(pg_err)
+    }
+}
+
+/// How often idle connections beyond `max_idle_connections` are closed.
+const IDLE_TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Closes idle connections beyond `keep` (the least recently used first) until the pool
+/// closes: a burst opens up to `max_parallel`, the quiet afterwards keeps only `keep`.
+async fn close_idle_beyond(pool: Pool, keep: usize) {
+    while !pool.is_closed() {
+        tokio::time::sleep(IDLE_TRIM_EVERY).await;
+        let idle = pool.status().available;
+        if idle <= keep {
+            continue;
+        }
+        // The ones idle longest go: keep those used within the `keep`-th most recent use.
+        let mut last_used: Vec<std::time::Duration> = Vec::with_capacity(idle);
+        pool.retain(|_, m| {
+            last_used.push(m.last_used());
+            true
+        });
+        last_used.sort();
+        let Some(&cutoff) = last_used.get(keep.saturating_sub(1)) else {
+            continue;
+        };
+        let mut kept = 0;
+        pool.retain(|_, m| {
+            let stay = kept < keep && m.last_used() <= cutoff;
+            kept += usize::from(stay);
+            stay
+        });
     }
 }
 
@@ -942,6 +979,7 @@ mod tests {
             table: format!("t_kv_{n}"),
             ha_table: format!("t_ha_{n}"),
             max_parallel: 8,
+            max_idle_connections: None,
             skip_create_table: false,
             ha_enabled,
             lease_ttl: std::time::Duration::from_millis(1500),
@@ -1070,6 +1108,35 @@ mod tests {
                 .complete
         );
         drop_tables(&a, &cfg).await;
+    }
+
+    /// A burst opens up to `max_parallel` connections; once quiet, only
+    /// `max_idle_connections` stay open.
+    #[tokio::test]
+    async fn idle_connections_beyond_the_limit_are_closed() {
+        let mut cfg = fresh().await.1;
+        cfg.max_parallel = 8;
+        cfg.max_idle_connections = Some(2);
+        let s = PostgresStorage::open(&cfg).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(s.pool.get().await.unwrap());
+        }
+        assert_eq!(s.pool.status().size, 8);
+        drop(held);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while s.pool.status().size > 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                s.pool.status()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // What stays still serves.
+        s.put("k", vec![1]).await.unwrap();
+        assert_eq!(s.get("k").await.unwrap(), Some(vec![1]));
+        drop_tables(&s, &cfg).await;
     }
 
     #[tokio::test]
