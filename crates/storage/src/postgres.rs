@@ -13,7 +13,15 @@
 //! ```sql
 //! CREATE TABLE tresor_kv (k BYTEA PRIMARY KEY, v BYTEA NOT NULL, idx BIGINT NOT NULL);
 //! CREATE TABLE tresor_ha (id SMALLINT PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL,
-//!     holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL, last_idx BIGINT NOT NULL, ...);
+//!     holder TEXT NOT NULL, holder_pid INT, api_addr TEXT, cluster_addr TEXT,
+//!     expires_at TIMESTAMPTZ NOT NULL, last_idx BIGINT NOT NULL, renewed_at TIMESTAMPTZ);
+//! INSERT INTO tresor_ha (id, epoch, holder, expires_at, last_idx)
+//!     VALUES (1, 0, '', '-infinity', 0);
+//! -- HA only: node heartbeats (sys/ha-status) and the change log standbys tail.
+//! CREATE TABLE tresor_ha_nodes (node_id TEXT PRIMARY KEY, hostname TEXT NOT NULL,
+//!     api_addr TEXT NOT NULL, cluster_addr TEXT NOT NULL, version TEXT NOT NULL,
+//!     last_seen TIMESTAMPTZ NOT NULL);
+//! CREATE TABLE tresor_kv_changes (idx BIGINT PRIMARY KEY, keys BYTEA[] NOT NULL);
 //! ```
 //!
 //! Keys are bytes, so order is bytewise whatever the database's collation; `list` is a loose
@@ -29,8 +37,8 @@
 //! returns; if the connection drops during COMMIT the outcome is unknown and the caller gets
 //! an error, never an acknowledgement.
 //!
-//! Privileges: `CREATE` on the schema the first time (or create the tables beforehand and set
-//! `skip_create_table`), then `SELECT, INSERT, UPDATE, DELETE` on both tables.
+//! Privileges: `CREATE` on the schema the first time (or create the tables beforehand, as
+//! above, and set `skip_create_table`), then `SELECT, INSERT, UPDATE, DELETE` on the tables.
 
 use crate::group::Pending;
 use crate::{
