@@ -584,6 +584,11 @@ fn standbys_forward_and_step_down_hands_over() {
         r.headers()["location"].to_str().unwrap(),
         format!("{}/v1/sys/policies/acl/p?x=1", active.addr)
     );
+    // Sealing is for the node asked: a standby refuses (forwarded, it would seal the active
+    // node), and the active node stays unsealed.
+    let (st, body) = standby.call("POST", "sys/seal", Some(&c.root), None);
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(health(active, ""), 200);
     // Writes through a standby land on the active node.
     let (st, _) = standby.call(
         "POST",

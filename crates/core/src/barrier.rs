@@ -231,7 +231,24 @@ impl Barrier {
     /// the same storage may have rotated it (an HA node calls this when it becomes active).
     pub async fn reload_keyring(&self) -> Result<()> {
         let root_key = self.root_key()?;
-        self.unseal(root_key).await
+        let sealed = self
+            .storage
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or(Error::NotInitialized)?;
+        let plain = Zeroizing::new(
+            aead_open(&root_key, KEYRING_PATH.as_bytes(), &sealed)
+                .map_err(|_| Error::bad("invalid key"))?,
+        );
+        let keyring: Keyring = serde_json::from_slice(&plain)?;
+        let fresh = Unsealed::new(keyring, root_key)?;
+        // Installed only if still unsealed: a seal while the keyring was read stays a seal.
+        let mut state = self.state.write();
+        if state.is_none() {
+            return Err(Error::Sealed);
+        }
+        *state = Some(fresh);
+        Ok(())
     }
 
     /// Adds a new key term and makes it active (`sys/rotate`).

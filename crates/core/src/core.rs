@@ -406,6 +406,9 @@ impl Core {
     pub(crate) async fn build_state(&self, read_only: bool) -> Result<Arc<Active>> {
         let root = View::new(self.barrier.clone(), "");
         let tokens = Arc::new(TokenStore::open(root.sub("sys/token/")).await?);
+        if read_only {
+            tokens.set_read_only();
+        }
         let policies = Arc::new(PolicyStore::open(root.sub("sys/policy/")).await?);
         let leases = Arc::new(LeaseManager::new(self.me.clone(), root.sub("sys/expire/")));
         let identity = Arc::new(IdentityStore::open(root.sub("sys/identity/")).await?);
@@ -466,22 +469,30 @@ impl Core {
 
     /// Starts the config-declared and the stored audit devices. A device that cannot start
     /// fails the unseal: running unaudited would be failing open.
+    ///
+    /// The new set replaces the old at once, so requests in flight are never unaudited; a
+    /// device whose entry is unchanged keeps running (its file stays open, its chain intact).
     async fn load_audit_devices(&self, root: &View) -> Result<()> {
-        self.audit.clear();
         let stored: Vec<audit::AuditEntry> = root.get_json(AUDIT_TABLE).await?.unwrap_or_default();
         let declared = self.config.audit_devices.iter().cloned().map(|mut e| {
             e.from_config = true;
             e
         });
+        let mut devices = Vec::new();
         for entry in declared.chain(stored) {
+            if let Some(running) = self.audit.running(&entry) {
+                devices.push(running);
+                continue;
+            }
             let path = entry.path.clone();
             let device = AuditBroker::build(entry, &root.sub(AUDIT_KEYS))
                 .await
                 .map_err(|e| {
                     Error::internal(format!("audit device {path} failed to start: {e}"))
                 })?;
-            self.audit.add(device);
+            devices.push(Arc::new(device));
         }
+        self.audit.replace(devices);
         Ok(())
     }
 
@@ -806,9 +817,14 @@ impl Core {
         }
         let mut ctx = audit::Context::default();
         let mut used_up = None;
-        let mut result = self.dispatch(&req, &mut ctx, &mut used_up).await;
-        if matches!(result, Err(Error::Standby(None))) {
-            // A standby's write refused by the storage: the request goes to the active node.
+        let mut on_standby = false;
+        let mut result = self
+            .dispatch(&req, &mut ctx, &mut used_up, &mut on_standby)
+            .await;
+        if on_standby && matches!(result, Err(Error::Standby(None))) {
+            // A standby's read wanted to write, which the storage refused before anything
+            // was stored: the whole request goes to the active node. (On a node that lost
+            // its lease mid-request the error stays: some of it may have been stored.)
             result = Err(self.standby_error());
         }
         if let (Some(hash), Ok(active)) = (used_up, self.active()) {
@@ -828,7 +844,9 @@ impl Core {
                 result = Box::pin(crate::sys::wrapping::wrap(self, resp, ttl, &req.path)).await;
             }
         }
-        if self.audit.is_enabled() && !ctx.seal_api {
+        // A request sent on to the active node is audited there.
+        let sent_on = matches!(result, Err(Error::Standby(Some(_))));
+        if self.audit.is_enabled() && !ctx.seal_api && !sent_on {
             // Fail closed: if no device can record the request or its answer, the client gets
             // a 500 and nothing else.
             let error = result.as_ref().err().map(|e| e.to_string());
@@ -852,12 +870,14 @@ impl Core {
     }
 
     /// Routes, authenticates, authorizes and runs one request. A request that spends its
-    /// token's last use sets `used_up` to the token's hash, for [`Core::handle`] to revoke.
+    /// token's last use sets `used_up` to the token's hash, for [`Core::handle`] to revoke;
+    /// one served from a standby's state sets `on_standby`.
     async fn dispatch(
         &self,
         req: &Request,
         ctx: &mut audit::Context,
         used_up: &mut Option<String>,
+        on_standby: &mut bool,
     ) -> Result<Response> {
         // The seal API answers whether sealed or not.
         if let Some(rel) = req.path.strip_prefix("sys/") {
@@ -875,11 +895,23 @@ impl Core {
         }
         // A standby serves what it may from its read-only state; the rest goes to the active
         // node (see `standby.rs`).
-        let (active, on_standby) = match self.active() {
-            Ok(a) => (a, false),
-            Err(e @ Error::Standby(_)) => (self.standby_state_for(req).await.ok_or(e)?, true),
+        let active = match self.active() {
+            Ok(a) => a,
+            // As Vault: sealing is for the node asked, and a standby is not sealed this way
+            // (forwarded, it would seal the active node).
+            Err(Error::Standby(_)) if req.path == "sys/seal" => {
+                return Err(Error::bad(
+                    "vault cannot seal when in standby mode; please restart instead",
+                ))
+            }
+            Err(e @ Error::Standby(_)) => {
+                let state = self.standby_state_for(req).await.ok_or(e)?;
+                *on_standby = true;
+                state
+            }
             Err(e) => return Err(e),
         };
+        let on_standby = *on_standby;
         let (route, rel) = {
             let router = active.router.read();
             let (route, rel) = router.route(&req.path).ok_or_else(|| {

@@ -192,8 +192,10 @@ impl PolicyStore {
         names: &[String],
         entity: Option<(&str, &IdentityStore)>,
     ) -> Result<Arc<Acl>> {
-        // A policy changed while this was built: the ACL answers this request, is not kept.
+        // A policy (or, for templated ones, the identity store) changed while this was built:
+        // the ACL answers this request, is not kept.
         let generation = self.generation();
+        let identity_generation = entity.map(|(_, identity)| identity.generation());
         let mut policies = Vec::with_capacity(names.len());
         let mut templated = false;
         for n in names {
@@ -219,11 +221,10 @@ impl PolicyStore {
         }
         if !templated {
             self.acls.write().insert(names.to_vec(), acl.clone());
-        } else if let Some((id, identity)) = entity {
-            self.entity_acls.write().insert(
-                (names.to_vec(), id.to_string()),
-                (identity.generation(), acl.clone()),
-            );
+        } else if let (Some((id, _)), Some(g)) = (entity, identity_generation) {
+            self.entity_acls
+                .write()
+                .insert((names.to_vec(), id.to_string()), (g, acl.clone()));
         }
         Ok(acl)
     }

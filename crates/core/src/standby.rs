@@ -17,6 +17,10 @@
 //!   miss one); a change to the mount, audit or keyring records (`core/`), or a gap in the
 //!   log, rebuilds the whole state. Caches refuse to keep what a read fetched while they
 //!   were dropped (generation counters), so a revoked token cannot slip back in.
+//! * **Bounded staleness**: while the state is rebuilt, or once the change log has been
+//!   unreadable for [`UNFOLLOWED_AT_MOST`], there is no standby state and everything is
+//!   forwarded. An expired token reads as absent on a standby but is revoked only by the
+//!   active node (revocation ends secrets outside Tresor).
 //! * **Read your writes**: answers of an HA node carry `X-Vault-Index` (the storage's latest
 //!   commit index); a request that sends it back is served by a standby only once the
 //!   standby's state reflects that index (it waits up to [`INDEX_WAIT`], then forwards).
@@ -35,6 +39,9 @@ pub const TAIL_EVERY: Duration = Duration::from_millis(20);
 /// How long a standby waits to reach an `X-Vault-Index` a request asks for before it
 /// forwards the request instead.
 pub const INDEX_WAIT: Duration = Duration::from_secs(2);
+/// How long a standby serves from state whose change log it cannot read; then it forwards
+/// everything until it can again.
+pub const UNFOLLOWED_AT_MOST: Duration = Duration::from_millis(250);
 /// Change-log entries read per round.
 const TAIL_BATCH: usize = 1000;
 
@@ -119,6 +126,7 @@ impl Core {
         };
         let me = self.me.clone();
         tokio::spawn(async move {
+            let mut last_read = Instant::now();
             loop {
                 tokio::time::sleep(TAIL_EVERY).await;
                 let Some(core) = me.upgrade() else { return };
@@ -136,9 +144,16 @@ impl Core {
                     .changes_since(if have_state { applied } else { i64::MAX }, TAIL_BATCH)
                     .await
                 {
-                    Ok(c) => c,
+                    Ok(c) => {
+                        last_read = Instant::now();
+                        c
+                    }
                     Err(e) => {
                         tracing::debug!(error = %e, "reading the change log failed");
+                        // Unfollowed caches may be stale: out of service until the log reads.
+                        if last_read.elapsed() > UNFOLLOWED_AT_MOST {
+                            core.standby.write().take();
+                        }
                         continue;
                     }
                 };
@@ -169,6 +184,8 @@ impl Core {
     /// before the build: what commits during it is applied next round).
     async fn rebuild_standby_state(&self, index: i64) {
         let _building = self.state_lock.lock().await;
+        // Out of service meanwhile (its caches are no longer followed): requests forward.
+        self.standby.write().take();
         if self.has_active_state() || self.barrier.is_sealed() {
             return;
         }

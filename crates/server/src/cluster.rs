@@ -171,14 +171,17 @@ impl Cluster {
         body: Bytes,
         remote: Option<&str>,
         client_certs: &[Vec<u8>],
-    ) -> Result<HttpResponse, BoxError> {
-        let tls = self.tls().await?;
-        let client = self.client_for(&tls, cluster_addr)?;
-        let port = reqwest::Url::parse(cluster_addr)?
+    ) -> Result<HttpResponse, ForwardError> {
+        let not_sent = ForwardError::NotSent;
+        let tls = self.tls().await.map_err(not_sent)?;
+        let client = self.client_for(&tls, cluster_addr).map_err(not_sent)?;
+        let port = reqwest::Url::parse(cluster_addr)
+            .map_err(|e| not_sent(e.into()))?
             .port_or_known_default()
             .unwrap_or(8201);
         let url = format!("https://{CLUSTER_NAME}:{port}{path_and_query}");
-        let method = reqwest::Method::from_bytes(method.as_str().as_bytes())?;
+        let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
+            .map_err(|e| not_sent(e.into()))?;
         let mut rb = client.request(method, url).body(body);
         for (name, value) in headers {
             if !hop_by_hop(name.as_str()) {
@@ -197,11 +200,18 @@ impl Cluster {
             Ok(a) => a,
             Err(e) => {
                 self.client.write().take();
-                return Err(e.into());
+                // Only a connection never made is certain not to have reached the active node.
+                return Err(if e.is_connect() {
+                    not_sent(e.into())
+                } else {
+                    ForwardError::Unknown(e.into())
+                });
             }
         };
+        let unknown = |e: BoxError| ForwardError::Unknown(e);
         let mut resp = hyper::Response::new(Full::new(Bytes::new()));
-        *resp.status_mut() = hyper::StatusCode::from_u16(answer.status().as_u16())?;
+        *resp.status_mut() =
+            hyper::StatusCode::from_u16(answer.status().as_u16()).map_err(|e| unknown(e.into()))?;
         for (name, value) in answer.headers() {
             if !hop_by_hop(name.as_str()) {
                 if let (Ok(n), Ok(v)) = (
@@ -212,8 +222,26 @@ impl Cluster {
                 }
             }
         }
-        *resp.body_mut() = Full::new(answer.bytes().await?);
+        *resp.body_mut() = Full::new(answer.bytes().await.map_err(|e| unknown(e.into()))?);
         Ok(resp)
+    }
+}
+
+/// Why forwarding failed.
+#[derive(Debug)]
+pub enum ForwardError {
+    /// The request never reached the active node: the client may be sent there (307).
+    NotSent(BoxError),
+    /// It may have reached it, and run: sending the client there could run it twice.
+    Unknown(BoxError),
+}
+
+impl std::fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardError::NotSent(e) => write!(f, "not sent: {e}"),
+            ForwardError::Unknown(e) => write!(f, "outcome unknown: {e}"),
+        }
     }
 }
 

@@ -316,8 +316,16 @@ pub async fn handle(
                     .await
                 {
                     Ok(r) => answer = Some(r),
-                    Err(e) => {
+                    Err(crate::cluster::ForwardError::NotSent(e)) => {
                         tracing::debug!(error = %e, "forwarding to the active node failed; redirecting")
+                    }
+                    // It may have run there: the client must not be told to send it again.
+                    Err(e @ crate::cluster::ForwardError::Unknown(_)) => {
+                        tracing::warn!(error = %e, "a request forwarded to the active node got no answer");
+                        answer = Some(error_response(
+                            502,
+                            vec!["the active node did not answer the forwarded request; its outcome is unknown".into()],
+                        ));
                     }
                 }
             }

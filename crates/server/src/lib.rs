@@ -154,8 +154,16 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
     }
     if let Some((addr, c)) = &cluster {
         let listen = cluster_listen_address(addr, &cfg)?;
+        // Forwarded requests come from any API listener: the largest body any of them takes.
+        let max_body = cfg
+            .listeners
+            .iter()
+            .map(|l| l.max_request_size)
+            .max()
+            .unwrap_or(config::DEFAULT_MAX_REQUEST_SIZE);
         let bound = listener::bind_cluster(
             &listen,
+            max_body,
             core.clone(),
             c.clone(),
             stop.clone(),

@@ -193,6 +193,7 @@ pub async fn bind(
 /// with the cluster identity.
 pub async fn bind_cluster(
     address: &str,
+    max_body: usize,
     core: Arc<Core>,
     cluster: Arc<Cluster>,
     stop: CancellationToken,
@@ -201,7 +202,7 @@ pub async fn bind_cluster(
     let ctx = ListenerContext {
         core,
         limits: RequestLimits {
-            max_body: crate::config::DEFAULT_MAX_REQUEST_SIZE,
+            max_body,
             read_timeout: crate::connections::DEFAULT_READ_TIMEOUT,
         },
         cluster: None,

@@ -951,7 +951,9 @@ impl HaLock for PgHa {
             .collect();
         let complete = match commits.first() {
             Some((first, _)) => *first == after + 1,
-            None => head <= after,
+            // Behind `after`: the database is not the one that was read (a restore, an
+            // asynchronous replica promoted): nothing read from it before can be trusted.
+            None => head == after,
         };
         Ok(Changes {
             head,

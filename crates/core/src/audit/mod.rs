@@ -286,6 +286,20 @@ impl AuditBroker {
         self.devices.write().clear();
     }
 
+    /// The running device for exactly this entry, if any.
+    pub fn running(&self, entry: &AuditEntry) -> Option<Arc<Device>> {
+        self.devices
+            .read()
+            .iter()
+            .find(|d| d.entry == *entry)
+            .cloned()
+    }
+
+    /// Puts `devices` in place of the current ones at once (never a moment without devices).
+    pub fn replace(&self, devices: Vec<Arc<Device>>) {
+        *self.devices.write() = devices;
+    }
+
     /// Reopens every file device (log rotation).
     pub fn reopen(&self) {
         for d in self.devices.read().iter() {

@@ -173,6 +173,9 @@ pub struct TokenStore {
     /// Bumped (under the cache lock) whenever the cache is dropped: a read that started
     /// before never caches what it read.
     generation: std::sync::atomic::AtomicU64,
+    /// A standby's copy: an expired token reads as absent but is not revoked here (revoking
+    /// ends its secrets outside Tresor; the active node's expiry does it).
+    read_only: std::sync::atomic::AtomicBool,
     /// Revokes the leases a token created, when the token goes.
     leases: std::sync::OnceLock<std::sync::Weak<crate::expiration::LeaseManager>>,
 }
@@ -201,6 +204,7 @@ impl TokenStore {
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
             cache: RwLock::new(HashMap::new()),
             generation: Default::default(),
+            read_only: Default::default(),
             leases: std::sync::OnceLock::new(),
         })
     }
@@ -306,6 +310,12 @@ impl TokenStore {
         Ok((token, entry))
     }
 
+    /// Makes this a standby's copy (see the field).
+    pub fn set_read_only(&self) {
+        self.read_only
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Drops every cached entry (a standby, after the active node changed tokens).
     pub fn forget_cached(&self) {
         let mut cache = self.cache.write();
@@ -338,7 +348,9 @@ impl TokenStore {
             return Ok(None);
         }
         if entry.is_expired(unix_now()) {
-            Box::pin(self.revoke_tree(hash)).await?;
+            if !self.read_only.load(std::sync::atomic::Ordering::Relaxed) {
+                Box::pin(self.revoke_tree(hash)).await?;
+            }
             return Ok(None);
         }
         Ok(Some(entry))
@@ -417,8 +429,16 @@ impl TokenStore {
                 Ok((ops, Some(e)))
             })
             .await?;
-        self.cache.write().remove(hash);
+        self.forget(hash);
         Ok(out)
+    }
+
+    /// Drops one cached entry; a lookup that read it before this does not cache it again.
+    fn forget(&self, hash: &str) {
+        let mut cache = self.cache.write();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        cache.remove(hash);
     }
 
     /// Revokes a token and, recursively, every child it created.
@@ -454,7 +474,7 @@ impl TokenStore {
     }
 
     async fn revoke_one(&self, hash: &str) -> Result<()> {
-        self.cache.write().remove(hash);
+        self.forget(hash);
         let Some(e) = self.view.get_json::<TokenEntry>(&entry_key(hash)).await? else {
             return Ok(());
         };
@@ -474,7 +494,10 @@ impl TokenStore {
         for child in self.view.list(&format!("parent/{hash}/")).await? {
             ops.push(WriteOp::Delete(format!("parent/{hash}/{child}")));
         }
-        self.view.write_batch(ops).await
+        self.view.write_batch(ops).await?;
+        // Again: a lookup during the revocation may have read the entry before it went.
+        self.forget(hash);
+        Ok(())
     }
 
     /// Extends a token's life: `increment` seconds (or its original TTL), bounded by its
