@@ -209,6 +209,13 @@ impl Barrier {
 
     /// Loads the keyring with the root key; fails (and stays sealed) if the key is wrong.
     pub async fn unseal(&self, root_key: Zeroizing<Vec<u8>>) -> Result<()> {
+        let unsealed = self.read_keyring(root_key).await?;
+        *self.state.write() = Some(unsealed);
+        Ok(())
+    }
+
+    /// The stored keyring, opened with `root_key`.
+    async fn read_keyring(&self, root_key: Zeroizing<Vec<u8>>) -> Result<Unsealed> {
         let sealed = self
             .storage
             .get(KEYRING_PATH)
@@ -219,8 +226,7 @@ impl Barrier {
                 .map_err(|_| Error::bad("invalid key"))?,
         );
         let keyring: Keyring = serde_json::from_slice(&plain)?;
-        *self.state.write() = Some(Unsealed::new(keyring, root_key)?);
-        Ok(())
+        Unsealed::new(keyring, root_key)
     }
 
     pub fn seal(&self) {
@@ -230,18 +236,7 @@ impl Barrier {
     /// Re-reads the keyring with the root key this barrier was unsealed with: another node on
     /// the same storage may have rotated it (an HA node calls this when it becomes active).
     pub async fn reload_keyring(&self) -> Result<()> {
-        let root_key = self.root_key()?;
-        let sealed = self
-            .storage
-            .get(KEYRING_PATH)
-            .await?
-            .ok_or(Error::NotInitialized)?;
-        let plain = Zeroizing::new(
-            aead_open(&root_key, KEYRING_PATH.as_bytes(), &sealed)
-                .map_err(|_| Error::bad("invalid key"))?,
-        );
-        let keyring: Keyring = serde_json::from_slice(&plain)?;
-        let fresh = Unsealed::new(keyring, root_key)?;
+        let fresh = self.read_keyring(self.root_key()?).await?;
         // Installed only if still unsealed: a seal while the keyring was read stays a seal.
         let mut state = self.state.write();
         if state.is_none() {
