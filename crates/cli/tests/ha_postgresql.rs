@@ -1080,6 +1080,50 @@ fn a_postgresql_failover_to_the_replica_mid_load_loses_no_acknowledged_write() {
     c.assert_all_acknowledged_writes_present(&acked);
 }
 
+/// The database drops the active node's lease session (what a network loss looks like once
+/// the database notices it): a standby takes over at once, and the old active node stops
+/// calling itself active at once too, never both at one moment.
+#[test]
+fn when_the_database_drops_the_active_nodes_session_another_takes_over_alone() {
+    let c = Cluster::start_on_own_postgres(3);
+    c.mount_kv();
+    let a = c.active(10);
+    let watch = Watch::start(&c);
+    let load = Load::start(&c);
+    load.warm_up(200);
+    let pg = c.own_pg.as_ref().unwrap();
+    let out = Command::new("psql")
+        .arg(pg.url())
+        .arg("-Atc")
+        .arg(format!(
+            "SELECT pg_terminate_backend(holder_pid) FROM {}_ha WHERE id = 1",
+            c.tables
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "{out:?}");
+    let dropped = Instant::now();
+    let _b = loop {
+        let b = c.active(10);
+        if b != a {
+            break b;
+        }
+        assert!(
+            dropped.elapsed() < Duration::from_secs(10),
+            "the node whose session was dropped stayed active"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    eprintln!(
+        "took over {:?} after the session was dropped",
+        dropped.elapsed()
+    );
+    load.wait_for_progress(200, 20);
+    let acked = load.stop();
+    watch.assert_never_two_active();
+    c.assert_all_acknowledged_writes_present(&acked);
+}
+
 #[test]
 fn a_paused_active_node_acknowledges_nothing_after_it_was_replaced() {
     let c = Cluster::start_on_own_postgres(3);

@@ -10,10 +10,12 @@
 //!   keyring is re-read (the old active node may have rotated it), the active state is loaded
 //!   fresh from storage, periodic work starts.
 //! * The active node renews every third of the lease. It **steps down** (drops its active
-//!   state, keeps its barrier open) when a renewal says the lease is gone, or when renewals
-//!   fail for longer than the lease minus a margin. Independently, it refuses to serve anything
-//!   once its last successful renewal is older than that: a node that was paused past its lease
-//!   answers nothing from stale state before it finds out, and cannot write at all (fenced).
+//!   state, keeps its barrier open) when a renewal says the lease is gone, when renewals
+//!   fail for longer than the lease minus a margin, or at once when the database session its
+//!   lease is held on closes (the database then lets a standby take over at once).
+//!   Independently, it refuses to serve anything once its last successful renewal is older
+//!   than that: a node that was paused past its lease answers nothing from stale state before
+//!   it finds out, and cannot write at all (fenced).
 //! * `sys/step-down` releases the lease and keeps the node from contending for
 //!   [`STEP_DOWN_PAUSE`], so another node takes over.
 
@@ -27,6 +29,8 @@ use tresor_storage::Leader;
 pub const STANDBY_POLL: Duration = Duration::from_millis(250);
 /// How long a node that stepped down stays out of the contest.
 pub const STEP_DOWN_PAUSE: Duration = Duration::from_secs(10);
+/// How often the active node checks that its lease's database session is still open.
+pub const SESSION_WATCH: Duration = Duration::from_millis(20);
 /// How often every node records that it is alive (`sys/ha-status`).
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Nodes silent for longer are not listed by `sys/ha-status`.
@@ -113,11 +117,24 @@ impl Core {
                 }
                 if core.has_active_state() {
                     drop(core);
-                    tokio::time::sleep(renew_every).await;
+                    // Until the next renewal, watch the lease's session: once the database
+                    // has dropped it, another node may take the lease at once.
+                    let due = Instant::now() + renew_every;
+                    let mut lost = false;
+                    while Instant::now() < due && !lost {
+                        tokio::time::sleep(SESSION_WATCH.min(renew_every)).await;
+                        lost = lease.session_lost();
+                    }
                     let Some(core) = me.upgrade() else {
                         return;
                     };
                     if !core.has_active_state() {
+                        continue;
+                    }
+                    if lost {
+                        tracing::warn!("the HA lease's database session was lost; stepping down");
+                        lease.abandon();
+                        core.step_down("lease session lost");
                         continue;
                     }
                     let started = Instant::now();

@@ -116,6 +116,12 @@ pub trait HaLock: Send + Sync {
     async fn release(&self);
     /// Forgets the lease locally without telling the database (it was lost).
     fn abandon(&self);
+    /// Whether the database session the lease is held on has closed. The database then
+    /// lets another node take the lease at once (a dead holder's session is gone too), so a
+    /// holder that sees this stops acting as active at once.
+    fn session_lost(&self) -> bool {
+        false
+    }
     /// The holder of a live lease, if any.
     async fn leader(&self) -> Result<Option<Leader>>;
     /// How long a lease lives without renewal.

@@ -837,6 +837,17 @@ impl HaLock for PgHa {
         self.held.write().take();
     }
 
+    fn session_lost(&self) -> bool {
+        if self.held.read().is_none() {
+            return false;
+        }
+        // In use right now: a statement on it will say soon enough.
+        let Ok(session) = self.session.try_lock() else {
+            return false;
+        };
+        session.as_ref().is_none_or(|c| c.is_closed())
+    }
+
     async fn leader(&self) -> Result<Option<Leader>> {
         let sql = format!(
             "SELECT holder, coalesce(api_addr, ''), coalesce(cluster_addr, ''), epoch FROM {t} \
