@@ -530,6 +530,20 @@ fn pause(s: &Server) {
     }
 }
 
+/// Polls `done` every 5 ms until it holds (panics after `secs` seconds, naming `what`);
+/// returns how long it took.
+fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(secs),
+            "waited {secs}s for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    started.elapsed()
+}
+
 /// A client that does not follow redirects.
 fn no_redirects() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -791,18 +805,10 @@ fn standbys_serve_reads_coherent_with_the_active_nodes_writes() {
         Some(json!({"token": token})),
     );
     assert_eq!(st, 204);
-    let revoked = Instant::now();
-    while local(c.node(s2), "GET", "secret/data/x", &token, None, None).0 != 403 {
-        assert!(
-            revoked.elapsed() < Duration::from_secs(2),
-            "the revocation never reached the standby"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    eprintln!(
-        "revocation visible on a standby after {:?}",
-        revoked.elapsed()
-    );
+    let took = wait_until("the revocation to reach the standby", 2, || {
+        local(c.node(s2), "GET", "secret/data/x", &token, None, None).0 == 403
+    });
+    eprintln!("revocation visible on a standby after {took:?}");
     // A new mount on the active node is served by the standbys.
     let (st, _) = c.node(a).call(
         "POST",
@@ -1102,22 +1108,8 @@ fn when_the_database_drops_the_active_nodes_session_another_takes_over_alone() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "{out:?}");
-    let dropped = Instant::now();
-    let _b = loop {
-        let b = c.active(10);
-        if b != a {
-            break b;
-        }
-        assert!(
-            dropped.elapsed() < Duration::from_secs(10),
-            "the node whose session was dropped stayed active"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    eprintln!(
-        "took over {:?} after the session was dropped",
-        dropped.elapsed()
-    );
+    let took = wait_until("another node to take over", 10, || c.active(10) != a);
+    eprintln!("took over {took:?} after the session was dropped");
     load.wait_for_progress(200, 20);
     let acked = load.stop();
     watch.assert_never_two_active();
