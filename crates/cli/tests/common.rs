@@ -42,7 +42,7 @@ impl Drop for Server {
     }
 }
 
-fn wait_ready(addr: &str, client: &Client) {
+pub fn wait_ready(addr: &str, client: &Client) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if client

@@ -21,8 +21,10 @@
 //! `http_read_timeout`, the request body, 30s; `http_idle_timeout`, 5m; `max_request_size`,
 //! 32 MiB) plus `max_connections` (beyond Vault; default: the open-files limit less 256).
 //! `graceful_shutdown_timeout` (beyond Vault, default 20s) bounds how long SIGTERM/SIGINT wait
-//! for requests in flight. Unknown keys (`ui`, `cluster_addr` ...) are accepted and ignored,
-//! so Vault config files load unchanged. Why hcl-rs: the maintained Rust HCL parser with serde support.
+//! for requests in flight. Keys Tresor does not act on are accepted, so Vault config files load
+//! unchanged, and each is named in a warning (unknown ones, and Vault's without effect here).
+//! `-config` may name a directory: every `.hcl` and `.json` file in it, in name order.
+//! Why hcl-rs: the maintained Rust HCL parser with serde support.
 
 use crate::connections::Limits;
 use crate::BoxError;
@@ -213,6 +215,9 @@ impl ServerConfig {
 
     fn from_value(v: &Value) -> Result<Self, BoxError> {
         let obj = v.as_object().ok_or("configuration must be an object")?;
+        for warning in unused_keys(v) {
+            tracing::warn!("{warning}");
+        }
         let storage = match obj.get("storage").or_else(|| obj.get("backend")) {
             None => return Err(
                 "no storage configured (storage \"file\" { path = ... } or storage \"inmem\" {})"
@@ -347,9 +352,116 @@ fn parse_text(text: &str) -> Result<Value, BoxError> {
     })
 }
 
+/// Top-level keys Tresor reads.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "storage",
+    "backend",
+    "listener",
+    "api_addr",
+    "cluster_addr",
+    "default_lease_ttl",
+    "max_lease_ttl",
+    "audit_dir",
+    "audit",
+    "disable_mlock",
+    "disable_performance_standby",
+    "graceful_shutdown_timeout",
+];
+/// Vault keys Tresor accepts without acting on them (so Vault configs load unchanged).
+const VAULT_KEYS_WITHOUT_EFFECT: &[&str] = &[
+    "ui",
+    "cluster_name",
+    "log_level",
+    "log_format",
+    "log_file",
+    "pid_file",
+    "plugin_directory",
+    "telemetry",
+    "seal",
+    "ha_storage",
+    "disable_cache",
+    "disable_clustering",
+    "raw_storage_endpoint",
+    "introspection_endpoint",
+    "enable_response_header_hostname",
+    "enable_response_header_raft_node_id",
+    "license_path",
+    "service_registration",
+];
+/// Listener keys Tresor reads (and Vault ones it accepts without effect).
+const LISTENER_KEYS: &[&str] = &[
+    "address",
+    "cluster_address",
+    "tls_disable",
+    "tls_cert_file",
+    "tls_key_file",
+    "max_request_size",
+    "http_read_header_timeout",
+    "http_read_timeout",
+    "http_idle_timeout",
+    "max_connections",
+    "tls_min_version",
+    "tls_client_ca_file",
+    "tls_disable_client_certs",
+    "tls_require_and_verify_client_cert",
+    "x_forwarded_for_authorized_addrs",
+    "x_forwarded_for_reject_not_authorized",
+    "x_forwarded_for_reject_not_present",
+    "telemetry",
+    "profiling",
+    "proxy_protocol_behavior",
+];
+
+/// Warnings for the keys of a configuration that Tresor does not act on: unknown ones (a
+/// typo silently ignored would leave a setting unapplied) and Vault's that have no effect here.
+pub fn unused_keys(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(obj) = v.as_object() else {
+        return out;
+    };
+    for key in obj.keys() {
+        if VAULT_KEYS_WITHOUT_EFFECT.contains(&key.as_str()) {
+            out.push(format!("configuration key {key:?} has no effect in Tresor"));
+        } else if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+            out.push(format!("unknown configuration key {key:?} (ignored)"));
+        }
+    }
+    for (_, body) in blocks(obj.get("listener")) {
+        for key in body.keys() {
+            if !LISTENER_KEYS.contains(&key.as_str()) {
+                out.push(format!("unknown listener key {key:?} (ignored)"));
+            }
+        }
+    }
+    out
+}
+
+/// The files a `-config` argument names: the file itself, or every `.hcl` and `.json` file
+/// of a directory, in name order (as Vault).
+fn config_files(path: &Path) -> Result<Vec<PathBuf>, BoxError> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| format!("error loading configuration from {}: {e}", path.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "hcl" || x == "json"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no .hcl or .json configuration files in {}", path.display()).into());
+    }
+    Ok(files)
+}
+
 fn merge_files(paths: &[PathBuf]) -> Result<Value, BoxError> {
     let mut merged = serde_json::Map::new();
+    let mut files = Vec::new();
     for path in paths {
+        files.extend(config_files(path)?);
+    }
+    for path in &files {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("error loading configuration from {}: {e}", path.display()))?;
         let v = parse_text(&text)
@@ -452,6 +564,65 @@ fn blocks(v: Option<&Value>) -> Vec<(String, serde_json::Map<String, Value>)> {
         _ => {}
     }
     out
+}
+
+#[cfg(test)]
+mod key_and_directory_tests {
+    use super::*;
+
+    #[test]
+    fn keys_without_effect_are_named() {
+        let v = parse_text(
+            r#"
+            storage "inmem" {}
+            listener "tcp" {
+              address = "127.0.0.1:8200"
+              tls_disable = true
+              tls_cert_fiel = "typo.pem"
+            }
+            ui = true
+            max_lease_tll = "1h"
+            "#,
+        )
+        .unwrap();
+        let mut w = unused_keys(&v);
+        w.sort();
+        assert_eq!(
+            w,
+            [
+                "configuration key \"ui\" has no effect in Tresor",
+                "unknown configuration key \"max_lease_tll\" (ignored)",
+                "unknown listener key \"tls_cert_fiel\" (ignored)",
+            ]
+        );
+        // A config that only uses what Tresor reads has nothing to say.
+        let clean = parse_text(
+            "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\napi_addr = \"http://x\"",
+        )
+        .unwrap();
+        assert!(unused_keys(&clean).is_empty());
+    }
+
+    #[test]
+    fn a_directory_is_every_hcl_and_json_file_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("10-storage.hcl"), "storage \"inmem\" {}\n").unwrap();
+        std::fs::write(
+            dir.path().join("20-listener.json"),
+            r#"{"listener": {"tcp": {"address": "127.0.0.1:9999", "tls_disable": true}}}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("30-ttl.hcl"), "max_lease_ttl = \"2h\"\n").unwrap();
+        std::fs::write(dir.path().join("README.txt"), "not a config").unwrap();
+        let c = ServerConfig::load_all(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(c.listeners[0].address, "127.0.0.1:9999");
+        assert_eq!(c.max_lease_ttl, 7200);
+        let empty = tempfile::tempdir().unwrap();
+        let e = ServerConfig::load_all(&[empty.path().to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no .hcl or .json configuration files"), "{e}");
+    }
 }
 
 #[cfg(test)]
