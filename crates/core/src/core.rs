@@ -137,6 +137,47 @@ pub struct Core {
     pub(crate) state_lock: tokio::sync::Mutex<()>,
 }
 
+/// One debug line per request: what was asked, by which token accessor (never the token),
+/// the answer's status and how long it took. Never request or response data.
+fn log_request(
+    req: &Request,
+    ctx: &audit::Context,
+    result: &Result<Response>,
+    took: std::time::Duration,
+) {
+    let status = match result {
+        Ok(r) => r.http_status(),
+        Err(e) => e.status(),
+    };
+    let accessor = ctx
+        .caller
+        .as_ref()
+        .map(|c| c.entry.accessor.as_str())
+        .unwrap_or("");
+    tracing::debug!(
+        target: "tresor::request",
+        path = %loggable_path(&req.path),
+        operation = ?req.operation,
+        status,
+        duration_us = took.as_micros() as u64,
+        accessor = %accessor,
+        remote = %req.remote_addr.as_deref().unwrap_or(""),
+        "request"
+    );
+}
+
+/// A request path fit for a log: Vault's legacy token endpoints carry the token in the path
+/// (`auth/token/lookup/<token>`), which is cut off.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    const TOKEN_IN_PATH: [&str; 4] = ["lookup/", "renew/", "revoke/", "revoke-orphan/"];
+    if let Some(rest) = path.strip_prefix("auth/token/") {
+        if let Some(op) = TOKEN_IN_PATH.iter().find(|op| rest.starts_with(*op)) {
+            return format!("auth/token/{op}<redacted>").into();
+        }
+    }
+    path.into()
+}
+
 /// Splits a path into clean segments; refuses traversal and empty segments in the middle.
 fn normalize_path(path: &str) -> Result<String> {
     let trimmed = path.trim_start_matches('/');
@@ -811,6 +852,7 @@ impl Core {
 
     /// Handles one request end to end.
     pub async fn handle(&self, mut req: Request) -> Result<Response> {
+        let started = std::time::Instant::now();
         req.path = normalize_path(&req.path)?;
         if req.operation == Operation::List && !req.path.ends_with('/') && !req.path.is_empty() {
             req.path.push('/');
@@ -861,6 +903,9 @@ impl Core {
                 result.as_ref().ok(),
                 error.as_deref(),
             )?;
+        }
+        if !sent_on {
+            log_request(&req, &ctx, &result, started.elapsed());
         }
         let mut resp = result?;
         if resp.request_id.is_empty() {

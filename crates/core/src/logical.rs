@@ -217,6 +217,14 @@ impl Response {
         self.warnings.push(w.into());
         self
     }
+    /// The HTTP status this answer is sent with.
+    pub fn http_status(&self) -> u16 {
+        match &self.raw {
+            Some(raw) => raw.status,
+            None if self.is_empty() => self.status.unwrap_or(204),
+            None => self.status.unwrap_or(200),
+        }
+    }
     /// True when there is nothing to send (HTTP 204).
     pub fn is_empty(&self) -> bool {
         self.data.is_none()

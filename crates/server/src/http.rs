@@ -427,9 +427,7 @@ pub fn render(r: Response) -> HttpResponse {
         return resp;
     }
     if r.is_empty() {
-        return empty(
-            StatusCode::from_u16(r.status.unwrap_or(204)).unwrap_or(StatusCode::NO_CONTENT),
-        );
+        return empty(StatusCode::from_u16(r.http_status()).unwrap_or(StatusCode::NO_CONTENT));
     }
     let no_lease = tresor_core::logical::Lease::default();
     let lease = r.lease.as_deref().unwrap_or(&no_lease);
@@ -444,7 +442,7 @@ pub fn render(r: Response) -> HttpResponse {
         auth: r.auth.as_deref(),
         mount_type: &r.mount_type,
     };
-    let status = r.status.unwrap_or(200);
+    let status = r.http_status();
     if !r.top_level_data {
         // The hot path: serialized straight from the borrowed parts, no intermediate Value.
         return json_bytes(status, serde_json::to_vec(&envelope).unwrap_or_default());
