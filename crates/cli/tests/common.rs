@@ -170,6 +170,45 @@ pub fn spawn_server(args: &[String], port: u16) -> Server {
     start(cmd, port)
 }
 
+/// `tresor server ARGS` (with `env`) listening on `port`, its log (stderr) readable line by
+/// line from the receiver; returns once it answers.
+pub fn spawn_server_with_log(
+    args: &[String],
+    env: &[(&str, &str)],
+    port: u16,
+) -> (Server, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut cmd = tresor_server();
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped());
+    let mut server = start(cmd, port);
+    let stderr = std::io::BufReader::new(server.child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (server, rx)
+}
+
+/// The log read so far and as it comes, until `done` holds for it (at most 10 s).
+pub fn read_log_until(
+    log: &std::sync::mpsc::Receiver<String>,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while Instant::now() < deadline && !done(&text) {
+        if let Ok(line) = log.recv_timeout(Duration::from_millis(100)) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
 /// The `tresor server` command, output discarded.
 ///
 /// Each server gets a process group of its own: tests stop servers (SIGSTOP), and the kernel

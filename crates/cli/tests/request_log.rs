@@ -6,37 +6,24 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[test]
 fn each_request_is_one_debug_line_without_tokens_or_data() {
     let port = free_port();
     let home = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .args([
-            "server",
-            "-dev",
-            "-dev-root-token-id=root-of-the-test",
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
-            "-log-level=debug",
-        ])
-        .env("HOME", home.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (_server, log) = spawn_server_with_log(
+        &[
+            "-dev".into(),
+            "-dev-root-token-id=root-of-the-test".into(),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+            "-log-level=debug".into(),
+        ],
+        &[("HOME", home.path().to_str().unwrap())],
+        port,
+    );
     let addr = format!("http://127.0.0.1:{port}");
     let c = client();
-    wait_ready(&addr, &c);
     let call = |method: &str, path: &str, token: &str, body: Option<serde_json::Value>| {
         let mut rb = c
             .request(method.parse().unwrap(), format!("{addr}/v1/{path}"))
@@ -83,21 +70,12 @@ fn each_request_is_one_debug_line_without_tokens_or_data() {
         .0,
         200
     );
-    // Collect the log until the last request shows up.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut log = Vec::new();
-    while Instant::now() < deadline && !log.iter().any(|l: &String| l.contains("<redacted>")) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            log.push(line);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let requests: Vec<&String> = log
-        .iter()
+    // The log until the last request shows up.
+    let all = read_log_until(&log, |l| l.contains("<redacted>"));
+    let requests: Vec<&str> = all
+        .lines()
         .filter(|l| l.contains("tresor::request"))
         .collect();
-    let all = log.join("\n");
     // The denied read: its path, status and the accessor of the token that asked.
     assert!(
         requests.iter().any(|l| l.contains("path=secret/data/app")
