@@ -372,3 +372,91 @@ fn form_encoded_bodies_are_accepted_like_json() {
         .unwrap()
         .contains("failed to parse JSON input"));
 }
+
+/// `sys/tools/random` and `sys/tools/hash` (the same code as transit's `random` and `hash`):
+/// answers as Vault's, errors as 400s, hashing allowed by the default policy.
+#[test]
+fn sys_tools_random_and_hash() {
+    use base64::Engine;
+    let s = dev_server();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (st, r) = s.root("POST", "sys/tools/random", None);
+    assert_eq!(st, 200, "{r}");
+    let bytes = b64
+        .decode(r["data"]["random_bytes"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(bytes.len(), 32);
+    let (st, r) = s.root(
+        "POST",
+        "sys/tools/random/16",
+        Some(json!({"format": "hex"})),
+    );
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["data"]["random_bytes"].as_str().unwrap().len(), 32);
+    let (st, r) = s.root("POST", "sys/tools/random/seal/8", None);
+    assert_eq!(st, 200, "{r}");
+    assert!(r["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("platform entropy"));
+    for (path, body) in [
+        ("sys/tools/random/moon/8", json!({})),
+        ("sys/tools/random", json!({"bytes": 0})),
+        ("sys/tools/random", json!({"bytes": 200000})),
+        ("sys/tools/random", json!({"format": "base32"})),
+        ("sys/tools/random/many", json!({})),
+    ] {
+        let (st, r) = s.root("POST", path, Some(body.clone()));
+        assert_eq!(st, 400, "{path} {body}: {r}");
+        assert!(r["errors"][0].is_string(), "{r}");
+    }
+    let hello = b64.encode("hello");
+    for (path, body, sum) in [
+        (
+            "sys/tools/hash",
+            json!({"input": hello}),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+        ),
+        (
+            "sys/tools/hash/sha3-256",
+            json!({"input": hello}),
+            "3338be694f50c5f338814986cdf0686453a888b84f424d792af4b9202398f392",
+        ),
+        (
+            "sys/tools/hash",
+            json!({"input": hello, "algorithm": "sha2-224", "format": "base64"}),
+            "6gmunMZ2jFD87pA+0FRVblv8g0eQfxJZiqJBkw==",
+        ),
+    ] {
+        let (st, r) = s.root("POST", path, Some(body));
+        assert_eq!(st, 200, "{path}: {r}");
+        assert_eq!(r["data"]["sum"], sum, "{path}");
+    }
+    for body in [
+        json!({}),
+        json!({"input": "not base64!"}),
+        json!({"input": hello, "algorithm": "sha3-224"}),
+        json!({"input": hello, "algorithm": "md5"}),
+        json!({"input": hello, "format": "base32"}),
+    ] {
+        let (st, r) = s.root("POST", "sys/tools/hash", Some(body.clone()));
+        assert_eq!(st, 400, "{body}: {r}");
+    }
+    // The default policy allows hashing, not random bytes.
+    let (st, t) = s.root(
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": ["default"]})),
+    );
+    assert_eq!(st, 200);
+    let token = t["auth"]["client_token"].as_str().unwrap();
+    let (st, _) = s.call(
+        "POST",
+        "sys/tools/hash/sha2-512",
+        Some(token),
+        Some(json!({"input": hello})),
+    );
+    assert_eq!(st, 200);
+    let (st, _) = s.call("POST", "sys/tools/random", Some(token), None);
+    assert_eq!(st, 403);
+}

@@ -7,8 +7,10 @@
 //! * [`seal`]: Shamir split of the unseal key, init / unseal / rekey progress.
 //! * [`mount`]: the mount tables and the longest-prefix router.
 //! * [`framework`]: how backends declare paths, fields and operations as data.
+//! * [`go_base64`]: base64 with Go's rules and error texts.
 //! * [`policy`]: Vault's HCL ACL language, compiled into an [`policy::Acl`].
 //! * [`token`]: the token store (hashes only at rest) and the `auth/token/` backend.
+//! * [`tools`]: random bytes and hashes (`sys/tools/*`, and transit's).
 //! * [`ttl`]: the one TTL calculation for tokens and leases (mount and system maximums).
 //! * [`sys`]: the `sys/` backend (mounts, policies, seal, health, capabilities).
 //! * [`core`]: the [`core::Core`] that ties them together and handles a request end to end.
@@ -25,6 +27,7 @@ pub mod error;
 pub mod expiration;
 pub mod expiring;
 pub mod framework;
+pub mod go_base64;
 pub mod ha;
 pub mod identity;
 pub mod locks;
@@ -37,6 +40,7 @@ pub mod seal;
 pub mod standby;
 pub mod sys;
 pub mod token;
+pub mod tools;
 pub mod ttl;
 pub mod util;
 

@@ -180,6 +180,8 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
     paths.extend(leases::paths());
     paths.extend(audit::paths());
     paths.extend(password_policies::paths());
+    paths.extend(crate::tools::random_paths("tools/"));
+    paths.extend(crate::tools::hash_paths("tools/"));
     PathBackend::new(Sys { core }, paths)
         .unauthenticated(&[
             "internal/ui/mounts",

@@ -20,7 +20,8 @@
 //! * `import`: `wrapping_key`, `keys/:name/import`, `keys/:name/import_version` (BYOK: an
 //!   ephemeral AES-256 key wrapped with RSA-OAEP under the mount's RSA-4096 wrapping key, the
 //!   key material wrapped with AES-KWP (RFC 5649) under the ephemeral key, as Vault does).
-//! * `random`, `hash`: `random(/:source)(/:bytes)`, `hash(/:algorithm)`.
+//! * `random(/:source)(/:bytes)`, `hash(/:algorithm)`: `tresor_core::tools` (shared with
+//!   `sys/tools/*`).
 //! * `cache_config`: `cache-config`.
 //!
 //! Performance: parsed keys ([`policy::Keyring`]) are cached in memory per mount, so encrypt,
@@ -53,12 +54,10 @@ mod decrypt;
 mod encoding;
 mod encrypt;
 mod export;
-mod hash;
 mod hmac;
 mod import;
 mod keys;
 pub mod policy;
-mod random;
 mod rewrap;
 mod sign_verify;
 
@@ -104,8 +103,8 @@ pub fn backend() -> TransitBackend {
     paths.extend(hmac::paths());
     paths.extend(export::paths());
     paths.extend(backup::paths());
-    paths.extend(random::paths());
-    paths.extend(hash::paths());
+    paths.extend(tresor_core::tools::random_paths(""));
+    paths.extend(tresor_core::tools::hash_paths(""));
     paths.extend(cache_config::paths());
     TransitBackend {
         paths: PathBackend::new(Transit::default(), paths).help(
