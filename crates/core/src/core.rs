@@ -352,10 +352,8 @@ impl Core {
             Error::bad("failed to unseal: the key shares do not reconstruct the unseal key")
         })?;
         if self.ha.is_some() {
-            // A standby until the election loop takes the lease.
-            self.start_ha();
-            self.start_standby_tailer();
             tracing::info!("unsealed; a standby until this node takes the HA lease");
+            self.start_unsealed_ha().await;
             return Ok(true);
         }
         let active = match self.post_unseal().await {

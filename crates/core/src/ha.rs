@@ -165,22 +165,9 @@ impl Core {
                     .contend_after
                     .is_none_or(|t| Instant::now() >= t);
                 if may_contend {
-                    let started = Instant::now();
-                    match lease.try_acquire(&core.node).await {
-                        Ok(Some(epoch)) => {
-                            last_renewed = started;
-                            match core.activate(epoch, started + ttl - margin(ttl)).await {
-                                Ok(()) => tracing::info!(epoch, "this node is now the active node"),
-                                Err(e) => {
-                                    tracing::error!(error = %e, "activation failed; releasing the lease");
-                                    core.step_down("activation failed");
-                                    lease.release().await;
-                                }
-                            }
-                            continue;
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::debug!(error = %e, "taking the HA lease failed"),
+                    if let Some(started) = core.contend().await {
+                        last_renewed = started;
+                        continue;
                     }
                 }
                 match lease.leader().await {
@@ -191,6 +178,42 @@ impl Core {
                 tokio::time::sleep(STANDBY_POLL).await;
             }
         });
+    }
+
+    /// Tries to take the lease and, taken, to activate; when this node is now the active one,
+    /// the moment the lease was taken (its renewals count from there).
+    async fn contend(&self) -> Option<Instant> {
+        let lease = self.ha.clone()?;
+        let ttl = lease.lease_ttl();
+        let started = Instant::now();
+        match lease.try_acquire(&self.node).await {
+            Ok(Some(epoch)) => match self.activate(epoch, started + ttl - margin(ttl)).await {
+                Ok(()) => {
+                    tracing::info!(epoch, "this node is now the active node");
+                    Some(started)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "activation failed; releasing the lease");
+                    self.step_down("activation failed");
+                    lease.release().await;
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "taking the HA lease failed");
+                None
+            }
+        }
+    }
+
+    /// A freshly unsealed node: takes the lease at once if nobody holds it (so the first node
+    /// unsealed is active when its unseal answers), then runs the election loop and, as a
+    /// standby, the change-log tailer.
+    pub(crate) async fn start_unsealed_ha(&self) {
+        self.contend().await;
+        self.start_ha();
+        self.start_standby_tailer();
     }
 
     /// Becomes the active node under `epoch`: fresh keyring, the cluster identity, fresh active
