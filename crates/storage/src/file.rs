@@ -13,13 +13,13 @@
 //! before their own ops, against what the batches before them in the group left: a batch whose
 //! expectation fails is skipped whole and answered `Conflict`, the others commit.
 
-use crate::group::Pending;
+use crate::group::{Groups, Pending, Queue};
 use crate::{children, Expect, Result, Storage, StorageError, WriteOp};
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("tresor");
@@ -29,7 +29,7 @@ const MAX_GROUP: usize = 512;
 pub struct FileStorage {
     /// `None` once closed.
     db: RwLock<Option<Arc<Database>>>,
-    writer: Mutex<Option<mpsc::Sender<Pending>>>,
+    writer: Queue,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -68,15 +68,15 @@ impl FileStorage {
             txn.commit().map_err(io)?;
         }
         let db = Arc::new(db);
-        let (tx, rx) = mpsc::channel::<Pending>();
+        let (writer, groups) = crate::group::queue(MAX_GROUP);
         let wdb = db.clone();
         let thread = std::thread::Builder::new()
             .name("tresor-storage-writer".into())
-            .spawn(move || writer_loop(&wdb, rx))
+            .spawn(move || writer_loop(&wdb, groups))
             .map_err(io)?;
         Ok(Self {
             db: RwLock::new(Some(db)),
-            writer: Mutex::new(Some(tx)),
+            writer,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -88,7 +88,7 @@ impl FileStorage {
     /// Stops taking writes, lets the writer commit what is queued, and drops the database
     /// (the last reader in flight releases it).
     fn shut(&self) {
-        self.writer.lock().take();
+        self.writer.close();
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }
@@ -96,15 +96,8 @@ impl FileStorage {
     }
 }
 
-fn writer_loop(db: &Database, rx: mpsc::Receiver<Pending>) {
-    while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(p) => group.push(p),
-                Err(_) => break,
-            }
-        }
+fn writer_loop(db: &Database, mut groups: Groups) {
+    while let Some(group) = groups.blocking_next() {
         let outcome = commit_group(db, &group).map_err(StorageError::Io);
         crate::group::answer(group, outcome);
     }
@@ -161,18 +154,11 @@ impl Storage for FileStorage {
     }
 
     async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<WriteOp>) -> Result<()> {
-        let (done, rx) = oneshot::channel();
-        self.writer
-            .lock()
-            .as_ref()
-            .ok_or(StorageError::Closed)?
-            .send(Pending { expect, ops, done })
-            .map_err(|_| StorageError::Closed)?;
-        rx.await.map_err(|_| StorageError::Closed)?
+        self.writer.submit(expect, ops).await
     }
 
     async fn close(&self) {
-        self.writer.lock().take();
+        self.writer.close();
         let writer = self.thread.lock().take();
         if let Some(t) = writer {
             // The join waits for the last commit: off the async runtime's threads.

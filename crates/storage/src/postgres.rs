@@ -40,7 +40,7 @@
 //! Privileges: `CREATE` on the schema the first time (or create the tables beforehand, as
 //! above, and set `skip_create_table`), then `SELECT, INSERT, UPDATE, DELETE` on the tables.
 
-use crate::group::Pending;
+use crate::group::{Groups, Pending, Queue};
 use crate::{
     children, Changes, Expect, HaLock, Leader, NodeInfo, NodeStatus, Result, Storage, StorageError,
     WriteOp,
@@ -50,7 +50,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
 /// The most batches folded into one transaction.
@@ -326,7 +325,7 @@ pub struct PostgresStorage {
     pool: Pool,
     sql: Arc<Sql>,
     ha: Option<Arc<PgHa>>,
-    writer: parking_lot::Mutex<Option<mpsc::UnboundedSender<Pending>>>,
+    writer: Queue,
     task: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -435,23 +434,23 @@ impl PostgresStorage {
                 last_commit: last_commit.clone(),
             })
         });
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (writer, groups) = crate::group::queue(MAX_GROUP);
         let fence = lease.as_ref().map(|l| Fence {
             held: l.held.clone(),
             last_commit,
         });
-        let task = tokio::spawn(writer_loop(pool.clone(), sql.clone(), fence, rx));
+        let task = tokio::spawn(writer_loop(pool.clone(), sql.clone(), fence, groups));
         Ok(PostgresStorage {
             pool,
             sql,
             ha: lease,
-            writer: parking_lot::Mutex::new(Some(tx)),
+            writer,
             task: parking_lot::Mutex::new(Some(task)),
         })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        if self.writer.lock().is_none() {
+        if self.writer.is_closed() {
             return Err(StorageError::Closed);
         }
         self.pool.get().await.map_err(pg_err)
@@ -503,20 +502,8 @@ struct Fence {
     last_commit: Arc<AtomicI64>,
 }
 
-async fn writer_loop(
-    pool: Pool,
-    sql: Arc<Sql>,
-    fence: Option<Fence>,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(p) => group.push(p),
-                Err(_) => break,
-            }
-        }
+async fn writer_loop(pool: Pool, sql: Arc<Sql>, fence: Option<Fence>, mut groups: Groups) {
+    while let Some(group) = groups.next().await {
         let outcome = commit_group(&pool, &sql, fence.as_ref(), &group).await;
         if let Err(e) = &outcome {
             if !matches!(e, StorageError::NotActive) {
@@ -659,14 +646,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<WriteOp>) -> Result<()> {
-        let (done, rx) = oneshot::channel();
-        self.writer
-            .lock()
-            .as_ref()
-            .ok_or(StorageError::Closed)?
-            .send(Pending { expect, ops, done })
-            .map_err(|_| StorageError::Closed)?;
-        rx.await.map_err(|_| StorageError::Closed)?
+        self.writer.submit(expect, ops).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
@@ -712,7 +692,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn close(&self) {
-        self.writer.lock().take();
+        self.writer.close();
         let task = self.task.lock().take();
         if let Some(t) = task {
             let _ = t.await;
