@@ -990,31 +990,61 @@ fn the_bao_cli_lists_members_and_steps_down() {
     );
 }
 
+/// What the writers saw through a disruption.
+struct Survived {
+    /// The newest number acknowledged per key.
+    acked: BTreeMap<String, u64>,
+    /// Failed writes per node index.
+    errors: Vec<usize>,
+}
+
+/// The failover scaffold: the 32 writers and the two-actives watcher run while `disrupt`
+/// acts on the cluster (it gets the load, to wait on); then writes must go on (200 more
+/// acknowledged within `resume_secs`), no moment may have had two active nodes, and every
+/// acknowledged write must be on every running node. Returns `disrupt`'s value and what the
+/// writers saw.
+fn under_load<T>(
+    c: &mut Cluster,
+    resume_secs: u64,
+    disrupt: impl FnOnce(&mut Cluster, &Load) -> T,
+) -> (T, Survived) {
+    let watch = Watch::start(c);
+    let load = Load::start(c);
+    load.warm_up(200);
+    let out = disrupt(c, &load);
+    load.wait_for_progress(200, resume_secs);
+    let errors = (0..c.nodes.len()).map(|i| load.errors(i)).collect();
+    let acked = load.stop();
+    watch.assert_never_two_active();
+    c.assert_all_acknowledged_writes_present(&acked);
+    (out, Survived { acked, errors })
+}
+
 #[test]
 fn kill_9_of_the_active_node_mid_load_loses_no_acknowledged_write() {
     let mut c = Cluster::start_on_own_postgres(3);
     c.mount_kv();
     let a = c.active(10);
-    let watch = Watch::start(&c);
-    let load = Load::start(&c);
-    load.warm_up(200);
-    let killed_at = Instant::now();
-    c.kill(a);
-    let b = c.active(15);
-    eprintln!("failover after kill -9: {:?}", killed_at.elapsed());
-    assert!(killed_at.elapsed() < Duration::from_secs(5));
-    load.wait_for_progress(200, 20);
-    let survivors: Vec<usize> = (0..3).filter(|&i| i != a).collect();
-    let acked = load.stop();
-    watch.assert_never_two_active();
-    assert_eq!(acked.len(), 32, "some writer never got through: {acked:?}");
-    c.assert_all_acknowledged_writes_present(&acked);
+    let (b, survived) = under_load(&mut c, 20, |c, _| {
+        let killed_at = Instant::now();
+        c.kill(a);
+        let b = c.active(15);
+        eprintln!("failover after kill -9: {:?}", killed_at.elapsed());
+        assert!(killed_at.elapsed() < Duration::from_secs(5));
+        b
+    });
+    assert_ne!(a, b);
+    assert_eq!(
+        survived.acked.len(),
+        32,
+        "some writer never got through: {:?}",
+        survived.acked
+    );
     // The killed node comes back as a standby and serves (forwards) like the others.
     c.restart_node(a);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(c.active(5), b);
-    c.assert_all_acknowledged_writes_present(&acked);
-    assert!(survivors.contains(&b));
+    c.assert_all_acknowledged_writes_present(&survived.acked);
 }
 
 #[test]
@@ -1023,69 +1053,57 @@ fn kill_9_of_a_standby_mid_load_costs_no_write_elsewhere() {
     c.mount_kv();
     let a = c.active(10);
     let standby = (a + 1) % 3;
-    let watch = Watch::start(&c);
-    let load = Load::start(&c);
-    load.warm_up(200);
-    c.kill(standby);
-    load.wait_for_progress(400, 20);
-    let survivors: Vec<usize> = (0..3).filter(|&i| i != standby).collect();
-    let errors: Vec<usize> = survivors.iter().map(|&i| load.errors(i)).collect();
-    let acked = load.stop();
-    watch.assert_never_two_active();
+    let ((), survived) = under_load(&mut c, 20, |c, load| {
+        c.kill(standby);
+        load.wait_for_progress(400, 20);
+    });
+    let errors: Vec<usize> = (0..3)
+        .filter(|&i| i != standby)
+        .map(|i| survived.errors[i])
+        .collect();
     assert_eq!(
         errors,
         vec![0, 0],
         "writers of the surviving nodes saw errors"
     );
     assert_eq!(c.active(1), a, "killing a standby moved the lease");
-    c.assert_all_acknowledged_writes_present(&acked);
 }
 
 #[test]
 fn an_immediate_postgresql_restart_mid_load_loses_no_acknowledged_write() {
-    let c = Cluster::start_on_own_postgres(3);
+    let mut c = Cluster::start_on_own_postgres(3);
     c.mount_kv();
     c.active(10);
-    let watch = Watch::start(&c);
-    let load = Load::start(&c);
-    load.warm_up(200);
-    let restarted_at = Instant::now();
-    c.own_pg.as_ref().unwrap().restart_immediately();
     // Writes resume on their own: pools reconnect, the lease is renewed or taken over.
-    load.wait_for_progress(200, 30);
-    eprintln!(
-        "writes resumed {:?} after the restart began",
-        restarted_at.elapsed()
-    );
-    let acked = load.stop();
-    watch.assert_never_two_active();
+    let ((), survived) = under_load(&mut c, 30, |c, _| {
+        c.own_pg.as_ref().unwrap().restart_immediately();
+    });
     c.active(10);
-    assert_eq!(acked.len(), 32, "some writer never got through: {acked:?}");
-    c.assert_all_acknowledged_writes_present(&acked);
+    assert_eq!(
+        survived.acked.len(),
+        32,
+        "some writer never got through: {:?}",
+        survived.acked
+    );
 }
 
 #[test]
 fn a_postgresql_failover_to_the_replica_mid_load_loses_no_acknowledged_write() {
-    let (c, replica) = Cluster::start_on_replicated_postgres(3);
+    let (mut c, replica) = Cluster::start_on_replicated_postgres(3);
     c.mount_kv();
     c.active(10);
-    let watch = Watch::start(&c);
-    let load = Load::start(&c);
-    load.warm_up(200);
     // The primary crashes; the replica is promoted; the connection string finds it.
-    let failed_at = Instant::now();
-    c.own_pg.as_ref().unwrap().stop_immediately();
-    replica.promote();
-    load.wait_for_progress(200, 30);
-    eprintln!(
-        "writes resumed {:?} after the primary went",
-        failed_at.elapsed()
-    );
-    let acked = load.stop();
-    watch.assert_never_two_active();
+    let ((), survived) = under_load(&mut c, 30, |c, _| {
+        c.own_pg.as_ref().unwrap().stop_immediately();
+        replica.promote();
+    });
     c.active(10);
-    assert_eq!(acked.len(), 32, "some writer never got through: {acked:?}");
-    c.assert_all_acknowledged_writes_present(&acked);
+    assert_eq!(
+        survived.acked.len(),
+        32,
+        "some writer never got through: {:?}",
+        survived.acked
+    );
 }
 
 /// The database drops the active node's lease session (what a network loss looks like once
@@ -1093,68 +1111,58 @@ fn a_postgresql_failover_to_the_replica_mid_load_loses_no_acknowledged_write() {
 /// calling itself active at once too, never both at one moment.
 #[test]
 fn when_the_database_drops_the_active_nodes_session_another_takes_over_alone() {
-    let c = Cluster::start_on_own_postgres(3);
+    let mut c = Cluster::start_on_own_postgres(3);
     c.mount_kv();
     let a = c.active(10);
-    let watch = Watch::start(&c);
-    let load = Load::start(&c);
-    load.warm_up(200);
-    let pg = c.own_pg.as_ref().unwrap();
-    let out = Command::new("psql")
-        .arg(pg.url())
-        .arg("-Atc")
-        .arg(format!(
-            "SELECT pg_terminate_backend(holder_pid) FROM {}_ha WHERE id = 1",
-            c.tables
-        ))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "{out:?}");
-    let took = wait_until("another node to take over", 10, || c.active(10) != a);
-    eprintln!("took over {took:?} after the session was dropped");
-    load.wait_for_progress(200, 20);
-    let acked = load.stop();
-    watch.assert_never_two_active();
-    c.assert_all_acknowledged_writes_present(&acked);
+    under_load(&mut c, 20, |c, _| {
+        let out = Command::new("psql")
+            .arg(c.own_pg.as_ref().unwrap().url())
+            .arg("-Atc")
+            .arg(format!(
+                "SELECT pg_terminate_backend(holder_pid) FROM {}_ha WHERE id = 1",
+                c.tables
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "{out:?}");
+        let took = wait_until("another node to take over", 10, || c.active(10) != a);
+        eprintln!("took over {took:?} after the session was dropped");
+    });
 }
 
 #[test]
 fn a_paused_active_node_acknowledges_nothing_after_it_was_replaced() {
-    let c = Cluster::start_on_own_postgres(3);
+    let mut c = Cluster::start_on_own_postgres(3);
     c.mount_kv();
     let a = c.active(10);
-    let watch = Watch::start(&c);
-    let load = Load::start(&c);
-    load.warm_up(200);
-    let old = c.node(a);
-    pause(old);
-    // Past its 2s lease, another node takes over; the writers of the other nodes go on.
-    let b = c.active(10);
-    assert_ne!(a, b);
-    load.wait_for_progress(200, 20);
-    // The old active node wakes up: it commits nothing itself (asked not to forward, it can
-    // only redirect or refuse), while the load goes on through every node.
-    unsafe { libc::kill(old.child.id() as i32, libc::SIGCONT) };
-    for _ in 0..20 {
-        let r = no_redirects()
-            .post(format!("{}/v1/secret/data/k", old.addr))
-            .header("X-Vault-Token", &c.root)
-            .header("X-Vault-No-Request-Forwarding", "true")
-            .json(&json!({"data": {"from": "old"}}))
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        assert!(
-            status == 307 || status == 503,
-            "the replaced node answered {status}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    load.wait_for_progress(200, 20);
-    let acked = load.stop();
-    watch.assert_never_two_active();
+    let (b, _) = under_load(&mut c, 20, |c, load| {
+        let old = c.node(a);
+        pause(old);
+        // Past its 2s lease, another node takes over; the writers of the other nodes go on.
+        let b = c.active(10);
+        assert_ne!(a, b);
+        load.wait_for_progress(200, 20);
+        // The old active node wakes up: it commits nothing itself (asked not to forward, it
+        // can only redirect or refuse), while the load goes on through every node.
+        unsafe { libc::kill(old.child.id() as i32, libc::SIGCONT) };
+        for _ in 0..20 {
+            let r = no_redirects()
+                .post(format!("{}/v1/secret/data/k", old.addr))
+                .header("X-Vault-Token", &c.root)
+                .header("X-Vault-No-Request-Forwarding", "true")
+                .json(&json!({"data": {"from": "old"}}))
+                .send()
+                .unwrap();
+            let status = r.status().as_u16();
+            assert!(
+                status == 307 || status == 503,
+                "the replaced node answered {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        b
+    });
     let (st, _) = c.node(b).call("GET", "secret/data/k", Some(&c.root), None);
     assert_eq!(st, 404, "a write of the replaced node landed");
     assert_eq!(c.active(5), b);
-    c.assert_all_acknowledged_writes_present(&acked);
 }
