@@ -64,12 +64,14 @@ node() {
     port=$(free_port)
     cport=$(free_port)
     cfg=$WORK/$side$i.hcl
-    if [[ $side == t ]]; then
-        cat >"$cfg" <<EOF
+    # The same config for both; OpenBao has no disable_mlock (it warns about the key).
+    local bin=$BAO_BIN extra=""
+    [[ $side == t ]] && bin=$TRESOR_BIN extra="disable_mlock = true"
+    cat >"$cfg" <<EOF
 storage "postgresql" {
   connection_url = "$PG"
-  table = "${TABLES}_t_kv"
-  ha_table = "${TABLES}_t_ha"
+  table = "${TABLES}_${side}_kv"
+  ha_table = "${TABLES}_${side}_ha"
   ha_enabled = "true"
   max_parallel = "16"
 }
@@ -79,27 +81,9 @@ listener "tcp" {
 }
 api_addr = "http://127.0.0.1:$port"
 cluster_addr = "https://127.0.0.1:$cport"
-disable_mlock = true
+$extra
 EOF
-        HOME=$WORK "$TRESOR_BIN" server -config="$cfg" -log-level=warn >"$WORK/$side$i.log" 2>&1 &
-    else
-        cat >"$cfg" <<EOF
-storage "postgresql" {
-  connection_url = "$PG"
-  table = "${TABLES}_b_kv"
-  ha_table = "${TABLES}_b_ha"
-  ha_enabled = "true"
-  max_parallel = "16"
-}
-listener "tcp" {
-  address = "127.0.0.1:$port"
-  tls_disable = true
-}
-api_addr = "http://127.0.0.1:$port"
-cluster_addr = "https://127.0.0.1:$cport"
-EOF
-        HOME=$WORK "$BAO_BIN" server -config="$cfg" -log-level=warn >"$WORK/$side$i.log" 2>&1 &
-    fi
+    HOME=$WORK "$bin" server -config="$cfg" -log-level=warn >"$WORK/$side$i.log" 2>&1 &
     PID[$side$i]=$!
     ADDR[$side$i]=http://127.0.0.1:$port
     local deadline=$((SECONDS + 30))
