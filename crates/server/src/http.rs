@@ -154,11 +154,12 @@ pub async fn handle(
     } else {
         (remote, client_certs)
     };
-    // What forwarding needs of the request, kept only where a standby may forward.
+    // What forwarding needs of the request, kept only on a standby (an active node that steps
+    // down while serving this request redirects it instead).
     let forwarding = ctx
         .cluster
         .as_ref()
-        .filter(|_| !ctx.forwarded && core.ha_enabled())
+        .filter(|_| !ctx.forwarded && core.is_standby())
         .map(|c| (c.clone(), req.method().clone(), req.headers().clone()));
     let uri_path = req.uri().path().to_string();
     let path_and_query = req
@@ -289,8 +290,7 @@ pub async fn handle(
     };
     // Boxed: the core's future is large, and hyper moves the service future into place per
     // request (a memcpy of its whole size, ~1% of a request's CPU when unboxed).
-    let remote_for_forwarding = request.remote_addr.clone();
-    let certs_for_forwarding = request.client_certs.clone();
+    let remote_for_forwarding = forwarding.as_ref().and(request.remote_addr.clone());
     let resp = match Box::pin(core.handle(request)).await {
         Ok(r) => with_state_index(render(r), &core),
         // Forwarded already, yet this node is not active (any more): the standby redirects.
@@ -311,7 +311,7 @@ pub async fn handle(
                         &headers,
                         raw_body,
                         remote_for_forwarding.as_deref(),
-                        &certs_for_forwarding,
+                        &client_certs,
                     )
                     .await
                 {
