@@ -70,6 +70,9 @@ pub struct CoreConfig {
     pub audit_devices: Vec<audit::AuditEntry>,
     /// HA: standbys serve reads themselves (see `standby.rs`); `false` forwards everything.
     pub standby_reads: bool,
+    /// The server running this core: loggers, in-flight requests, its configuration, the
+    /// host (`sys/loggers`, `sys/monitor`, `sys/in-flight-req` ...; see `sys::operator`).
+    pub server: Option<Arc<dyn crate::sys::operator::ServerOps>>,
 }
 
 impl Default for CoreConfig {
@@ -83,6 +86,7 @@ impl Default for CoreConfig {
             audit_dir: None,
             audit_devices: Vec::new(),
             standby_reads: true,
+            server: None,
             cluster_name: format!("tresor-cluster-{}", &random_alnum(8).to_lowercase()),
         }
     }

@@ -17,7 +17,6 @@ use crate::http::HttpResponse;
 use crate::BoxError;
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{HeaderName, HeaderValue};
 use parking_lot::RwLock;
 use std::net::SocketAddr;
@@ -209,7 +208,7 @@ impl Cluster {
             }
         };
         let unknown = |e: BoxError| ForwardError::Unknown(e);
-        let mut resp = hyper::Response::new(Full::new(Bytes::new()));
+        let mut resp = hyper::Response::new(crate::http::full(Bytes::new()));
         *resp.status_mut() =
             hyper::StatusCode::from_u16(answer.status().as_u16()).map_err(|e| unknown(e.into()))?;
         for (name, value) in answer.headers() {
@@ -222,7 +221,7 @@ impl Cluster {
                 }
             }
         }
-        *resp.body_mut() = Full::new(answer.bytes().await.map_err(|e| unknown(e.into()))?);
+        *resp.body_mut() = crate::http::full(answer.bytes().await.map_err(|e| unknown(e.into()))?);
         Ok(resp)
     }
 }

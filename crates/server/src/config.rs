@@ -16,6 +16,8 @@
 //! max_lease_ttl = "768h"
 //! disable_mlock = false          # lock memory (see `hardening`); `-dev` sets it
 //! disable_performance_standby = false   # HA: standbys forward reads too
+//! log_level = "info"             # trace, debug, info, warn, error (-log-level wins)
+//! log_format = "standard"        # or "json" (-log-format wins)
 //! ```
 //! Listener timeouts and limits use Vault's keys (`http_read_header_timeout`, default 10s;
 //! `http_read_timeout`, the request body, 30s; `http_idle_timeout`, 5m; `max_request_size`,
@@ -27,10 +29,12 @@
 //! Why hcl-rs: the maintained Rust HCL parser with serde support.
 
 use crate::connections::Limits;
+use crate::logging::LogFormat;
 use crate::BoxError;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tracing_subscriber::filter::LevelFilter;
 use tresor_core::audit::AuditEntry;
 use tresor_core::framework::parse_duration;
 use tresor_storage::postgres::PostgresConfig;
@@ -157,6 +161,46 @@ pub struct ServerConfig {
     pub disable_performance_standby: bool,
     /// How long shutdown waits for requests in flight (beyond Vault).
     pub graceful_shutdown_timeout: Duration,
+    /// `log_level` and `log_format` (flags and environment win over them).
+    pub log: LogSettings,
+}
+
+/// The log settings of a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LogSettings {
+    pub level: Option<LevelFilter>,
+    pub format: Option<LogFormat>,
+}
+
+impl LogSettings {
+    /// `log_level` and `log_format` of a configuration (empty = not set, as in Vault).
+    fn of(v: &Value) -> Result<Self, BoxError> {
+        let text = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+        Ok(LogSettings {
+            level: match text("log_level") {
+                None => None,
+                Some(l) => Some(crate::logging::parse_level(l).ok_or_else(|| {
+                    format!("invalid log_level {l:?}: use trace, debug, info, warn or error")
+                })?),
+            },
+            format: match text("log_format") {
+                None => None,
+                Some(f) => Some(
+                    LogFormat::parse(f)
+                        .ok_or_else(|| format!("invalid log_format {f:?}: use standard or json"))?,
+                ),
+            },
+        })
+    }
+
+    /// The log settings of config files, read before the log exists (so the rest of the
+    /// configuration's warnings are logged as configured).
+    pub fn load(paths: &[PathBuf]) -> Result<Self, BoxError> {
+        if paths.is_empty() {
+            return Ok(Self::default());
+        }
+        Self::of(&merge_files(paths)?)
+    }
 }
 
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
@@ -185,6 +229,7 @@ impl ServerConfig {
             disable_mlock: true,
             disable_performance_standby: false,
             graceful_shutdown_timeout: DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
+            log: LogSettings::default(),
         }
     }
 
@@ -203,6 +248,7 @@ impl ServerConfig {
                 c.audit_dir = Some(PathBuf::from(d));
             }
             c.audit_devices = audit_blocks(v.get("audit"))?;
+            c.log = LogSettings::of(&v)?;
         }
         Ok(c)
     }
@@ -324,7 +370,71 @@ impl ServerConfig {
             disable_performance_standby: obj.get("disable_performance_standby").is_some_and(truthy),
             graceful_shutdown_timeout: duration_key(obj, "graceful_shutdown_timeout")?
                 .unwrap_or(DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT),
+            log: LogSettings::of(v)?,
         })
+    }
+}
+
+impl ServerConfig {
+    /// `sys/config/state/sanitized`: the running configuration in Vault's shape, built from an
+    /// allowlist of settings, so nothing secret can appear: no storage settings but the type
+    /// (a PostgreSQL `connection_url` carries a password), no audit device options, and none
+    /// of the keys Tresor does not act on (`seal` blocks with their PINs, `telemetry` tokens).
+    pub fn sanitized(&self) -> serde_json::Map<String, Value> {
+        let listeners: Vec<Value> = self
+            .listeners
+            .iter()
+            .map(|l| {
+                let mut c = serde_json::json!({
+                    "address": l.address,
+                    "tls_disable": l.tls.is_none(),
+                    "max_request_size": l.max_request_size,
+                    "http_read_header_timeout": l.limits.header_read_timeout.as_secs(),
+                    "http_read_timeout": l.limits.read_timeout.as_secs(),
+                    "http_idle_timeout": l.limits.idle_timeout.as_secs(),
+                    "max_connections": l.limits.max_connections,
+                });
+                if let Some((cert, key)) = &l.tls {
+                    c["tls_cert_file"] = cert.display().to_string().into();
+                    c["tls_key_file"] = key.display().to_string().into();
+                }
+                if let Some(a) = &l.cluster_address {
+                    c["cluster_address"] = a.clone().into();
+                }
+                serde_json::json!({ "type": "tcp", "config": c })
+            })
+            .collect();
+        let audit: Vec<Value> = self
+            .audit_devices
+            .iter()
+            .map(|a| serde_json::json!({ "type": a.kind, "path": a.path, "description": a.description }))
+            .collect();
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let v = serde_json::json!({
+            "api_addr": text(&self.api_addr),
+            "cluster_addr": text(&self.cluster_addr),
+            "default_lease_ttl": self.default_lease_ttl,
+            "max_lease_ttl": self.max_lease_ttl,
+            "disable_mlock": self.disable_mlock,
+            "disable_performance_standby": self.disable_performance_standby,
+            "graceful_shutdown_timeout": self.graceful_shutdown_timeout.as_secs(),
+            "log_level": self.log.level.map(|l| l.to_string().to_lowercase()).unwrap_or_default(),
+            "log_format": self.log.format.map(LogFormat::as_str).unwrap_or_default(),
+            "listeners": listeners,
+            "storage": {
+                "type": self.storage.kind(),
+                "redirect_addr": text(&self.api_addr),
+                "cluster_addr": text(&self.cluster_addr),
+                "disable_clustering": self.cluster_addr.is_none(),
+            },
+            "seals": [{ "type": "shamir", "disabled": false }],
+            "audit_dir": self.audit_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+            "audit": audit,
+        });
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("a JSON object"),
+        }
     }
 }
 
@@ -366,13 +476,13 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "disable_mlock",
     "disable_performance_standby",
     "graceful_shutdown_timeout",
+    "log_level",
+    "log_format",
 ];
 /// Vault keys Tresor accepts without acting on them (so Vault configs load unchanged).
 const VAULT_KEYS_WITHOUT_EFFECT: &[&str] = &[
     "ui",
     "cluster_name",
-    "log_level",
-    "log_format",
     "log_file",
     "pid_file",
     "plugin_directory",
@@ -658,6 +768,66 @@ mod tests {
         assert_eq!(c.max_lease_ttl, DEFAULT_TTL);
         assert!(c.disable_mlock);
         assert_eq!(c.listeners[0].limits, Limits::default());
+    }
+
+    #[test]
+    fn sanitized_config_names_no_secret() {
+        let c = ServerConfig::parse(
+            r#"
+            storage "postgresql" {
+              connection_url = "postgres://tresor:pg-password-xyzzy@db/tresor"
+            }
+            listener "tcp" {
+              address = "127.0.0.1:8200"
+              tls_cert_file = "/etc/tresor/cert.pem"
+              tls_key_file = "/etc/tresor/key.pem"
+            }
+            seal "pkcs11" { pin = "seal-pin-xyzzy" }
+            telemetry { circonus_api_token = "telemetry-token-xyzzy" }
+            audit "file" "main" {
+              file_path = "/var/log/a.log"
+              hmac_key = "audit-opt-xyzzy"
+            }
+            log_level = "debug"
+            log_format = "json"
+            "#,
+            Path::new("."),
+        )
+        .unwrap();
+        let s = Value::Object(c.sanitized());
+        let text = s.to_string();
+        assert!(!text.contains("xyzzy"), "{text}");
+        assert_eq!(s["storage"]["type"], "postgresql");
+        assert_eq!(s["listeners"][0]["config"]["tls_disable"], false);
+        assert_eq!(
+            s["listeners"][0]["config"]["tls_key_file"],
+            "/etc/tresor/key.pem"
+        );
+        assert_eq!(s["log_level"], "debug");
+        assert_eq!(s["log_format"], "json");
+        assert_eq!(s["audit"][0]["path"], "main/");
+        assert_eq!(s["seals"][0]["type"], "shamir");
+    }
+
+    #[test]
+    fn log_settings_are_checked() {
+        let base = "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\n";
+        let c = ServerConfig::parse(
+            &format!("{base}log_level = \"WARN\"\nlog_format = \"\""),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.log.level, Some(LevelFilter::WARN));
+        assert_eq!(c.log.format, None);
+        for (bad, want) in [
+            ("log_level = \"loud\"", "invalid log_level"),
+            ("log_format = \"xml\"", "invalid log_format"),
+        ] {
+            let e = ServerConfig::parse(&format!("{base}{bad}"), Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e}");
+        }
     }
 
     #[test]

@@ -9,12 +9,15 @@
 //!   `lease_duration`, `data`, `wrap_info`, `warnings`, `auth`, `mount_type`), 204 when empty;
 //! * a core error → `{"errors": [...]}` with its status: the only place that mapping happens.
 //!
+//! `GET sys/monitor` is the one streamed answer: the core authorizes and checks it like any
+//! request, then the body is the log as it comes ([`crate::logging::Logging::monitor`]).
+//!
 //! Input that cannot be a request is refused before the core sees it: a body announced larger
 //! than `max_request_size` (413, nothing read), a body not complete within the listener's
 //! `http_read_timeout` (408), a path or query that is not UTF-8 once percent-decoded (400).
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
@@ -25,7 +28,14 @@ use tresor_core::error::Error;
 use tresor_core::framework::parse_duration_str;
 use tresor_core::logical::{Operation, Request, Response};
 
-pub type HttpResponse = hyper::Response<Full<Bytes>>;
+/// A response body: whole, or the stream of `sys/monitor`.
+pub type Body = Either<Full<Bytes>, crate::logging::MonitorBody>;
+pub type HttpResponse = hyper::Response<Body>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Either::Left(Full::new(bytes.into()))
+}
 
 /// What one request may send: the listener's `max_request_size` and `http_read_timeout`.
 #[derive(Debug, Clone)]
@@ -39,7 +49,7 @@ fn json_response(status: u16, body: &Value) -> HttpResponse {
 }
 
 fn json_bytes(status: u16, body: Vec<u8>) -> HttpResponse {
-    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+    let mut r = hyper::Response::new(full(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -69,7 +79,7 @@ fn redirect(active_api_addr: &str, path_and_query: &str) -> HttpResponse {
 }
 
 fn empty(status: StatusCode) -> HttpResponse {
-    let mut r = hyper::Response::new(Full::new(Bytes::new()));
+    let mut r = hyper::Response::new(full(Bytes::new()));
     *r.status_mut() = status;
     r
 }
@@ -137,12 +147,15 @@ pub struct ListenerContext {
     /// This is the cluster listener: requests come forwarded by a standby (mutual TLS), name
     /// their client's address and certificates, and are never forwarded again.
     pub forwarded: bool,
+    /// The server's log, requests in flight and shutdown signal.
+    pub ops: Arc<crate::ops::Operations>,
 }
 
-/// Serves one HTTP request.
+/// Serves one HTTP request; `id` becomes its request id.
 pub async fn handle(
     ctx: &ListenerContext,
     req: hyper::Request<Incoming>,
+    id: String,
     remote: Option<String>,
     client_certs: Arc<Vec<Vec<u8>>>,
 ) -> HttpResponse {
@@ -222,6 +235,7 @@ pub async fn handle(
         None => None,
     };
     let is_head = req.method() == Method::HEAD;
+    let monitor = req.method() == Method::GET && path == "sys/monitor";
     let binary_body =
         header(&req, "content-type").is_some_and(|ct| ct.starts_with("application/ocsp-request"));
     // Browsers and identity providers post forms (OIDC `form_post`); Vault accepts those too.
@@ -278,7 +292,7 @@ pub async fn handle(
         }
     }
     let request = Request {
-        id: tresor_core::util::request_id(),
+        id,
         operation,
         path,
         data,
@@ -292,6 +306,7 @@ pub async fn handle(
     // request (a memcpy of its whole size, ~1% of a request's CPU when unboxed).
     let remote_for_forwarding = forwarding.as_ref().and(request.remote_addr.clone());
     let resp = match Box::pin(core.handle(request)).await {
+        Ok(r) if monitor => monitor_stream(ctx, &r),
         Ok(r) => with_state_index(render(r), &core),
         // Forwarded already, yet this node is not active (any more): the standby redirects.
         Err(e @ Error::Standby(_)) if ctx.forwarded => core_error(&e),
@@ -339,6 +354,29 @@ pub async fn handle(
         return r;
     }
     resp
+}
+
+/// The answer to a `sys/monitor` request the core allowed: the log, at the level and in the
+/// format the core checked, until the client leaves or the server shuts down.
+fn monitor_stream(ctx: &ListenerContext, allowed: &Response) -> HttpResponse {
+    let param = |k: &str| {
+        allowed
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let level = tresor_core::sys::operator::LogLevel::parse(param("log_level"))
+        .unwrap_or(tresor_core::sys::operator::LogLevel::Info);
+    let format = crate::logging::LogFormat::parse(param("log_format")).unwrap_or_default();
+    let body = ctx.ops.logging.monitor(level, format, ctx.ops.stop.clone());
+    let mut r = hyper::Response::new(Either::Right(body));
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r
 }
 
 /// An HA node's answers carry the commit index its state reflects (`X-Vault-Index`): sent
@@ -408,7 +446,7 @@ fn opens_like_json(body: &[u8]) -> bool {
 /// The core's answer in Vault's envelope.
 pub fn render(r: Response) -> HttpResponse {
     if let Some(raw) = r.raw {
-        let mut resp = hyper::Response::new(Full::new(Bytes::from(raw.body)));
+        let mut resp = hyper::Response::new(full(raw.body));
         *resp.status_mut() = StatusCode::from_u16(raw.status).unwrap_or(StatusCode::OK);
         // An empty content type means a body-less answer (ACME's new-nonce): no header.
         if !raw.content_type.is_empty() {

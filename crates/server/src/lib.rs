@@ -9,21 +9,31 @@
 //! * [`cluster`]: request forwarding from standbys to the active node (HA), mutual TLS.
 //! * [`hardening`]: no core dumps, locked memory, raised open-files limit.
 //! * [`migrate`]: `operator migrate`, copying all entries between storage backends offline.
-//! * [`run`]: starts a server from [`ServeOptions`] (what `tresor server` calls) and shuts it
-//!   down gracefully on SIGTERM/SIGINT.
+//! * [`logging`]: log format, run-time log levels (`sys/loggers`), log streams (`sys/monitor`).
+//! * [`ops`]: the server's side of the operator endpoints (in-flight requests, sanitized
+//!   config; [`host_info`] reads the machine).
+//! * [`systemd`]: readiness notifications (`Type=notify`).
+//! * [`run`]: starts a server from [`ServeOptions`] (what `tresor server` calls), reloads on
+//!   SIGHUP (TLS certificates, log level, audit files) and shuts it down gracefully on
+//!   SIGTERM/SIGINT.
 
 pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod hardening;
+pub mod host_info;
 pub mod http;
 pub mod listener;
+pub mod logging;
 pub mod migrate;
+pub mod ops;
+pub mod systemd;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing_subscriber::filter::LevelFilter;
 use tresor_core::core::{Core, CoreConfig, Registry};
 use tresor_core::logical::{Operation, Request};
 use tresor_core::seal::SealConfig;
@@ -38,7 +48,10 @@ pub struct ServeOptions {
     pub dev_root_token_id: Option<String>,
     pub dev_listen_address: Option<String>,
     pub config: Vec<PathBuf>,
+    /// `-log-level` (or `VAULT_LOG_LEVEL`): wins over the config's `log_level`.
     pub log_level: Option<String>,
+    /// `-log-format` (or `VAULT_LOG_FORMAT`): wins over the config's `log_format`.
+    pub log_format: Option<String>,
 }
 
 /// Every engine and auth method type this build can mount.
@@ -69,8 +82,11 @@ pub async fn open_storage(cfg: &config::StorageConfig) -> Result<Arc<dyn Storage
     })
 }
 
-/// Builds the core for a config.
-pub async fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxError> {
+/// Builds the core for a config; `server` answers the operator endpoints (`sys/loggers` ...).
+pub async fn build_core(
+    cfg: &config::ServerConfig,
+    server: Option<Arc<dyn tresor_core::sys::operator::ServerOps>>,
+) -> Result<Arc<Core>, BoxError> {
     let storage = open_storage(&cfg.storage).await?;
     let core_cfg = CoreConfig {
         default_lease_ttl: cfg.default_lease_ttl,
@@ -81,6 +97,7 @@ pub async fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxErro
         audit_dir: cfg.audit_dir.clone(),
         standby_reads: !cfg.disable_performance_standby,
         audit_devices: cfg.audit_devices.clone(),
+        server,
         ..CoreConfig::default()
     };
     Ok(Core::new(storage, registry(), core_cfg))
@@ -114,8 +131,21 @@ pub async fn dev_setup(
 /// requests in flight finish (within `graceful_shutdown_timeout`), the core seals (keys are
 /// dropped and zeroized) and storage closes.
 pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
-    let level = opts.log_level.clone().unwrap_or_else(|| "info".into());
-    let _ = tracing_subscriber_init(&level);
+    // The log first (so the configuration's warnings are logged as configured): flag or
+    // environment, else the config file, else info / standard.
+    let file_log = config::LogSettings::load(&opts.config)?;
+    let flag_level = match &opts.log_level {
+        Some(l) => Some(logging::parse_level(l).ok_or_else(|| format!("invalid log level {l:?}"))?),
+        None => None,
+    };
+    let format = match &opts.log_format {
+        Some(f) => {
+            logging::LogFormat::parse(f).ok_or_else(|| format!("invalid log format {f:?}"))?
+        }
+        None => file_log.format.unwrap_or_default(),
+    };
+    let level = flag_level.or(file_log.level).unwrap_or(LevelFilter::INFO);
+    let logging = logging::init(level, format)?;
     let cfg = if opts.dev {
         config::ServerConfig::dev_with(opts.dev_listen_address.as_deref(), &opts.config)?
     } else {
@@ -130,8 +160,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
         hardening::lock_memory()?;
     }
     let open_files = hardening::raise_open_files_limit();
-    let core = build_core(&cfg).await?;
     let stop = CancellationToken::new();
+    let ops = ops::Operations::new(logging.clone(), &cfg, stop.clone());
+    let core = build_core(&cfg, Some(ops.clone())).await?;
     let connections = TaskTracker::new();
     // HA with a cluster address: standbys forward to the active node's cluster listener.
     let cluster = match (&cfg.cluster_addr, core.ha_enabled()) {
@@ -145,8 +176,8 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
             listener::bind(
                 l,
                 core.clone(),
+                ops.clone(),
                 forwarding,
-                stop.clone(),
                 connections.clone(),
             )
             .await?,
@@ -165,8 +196,8 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
             &listen,
             max_body,
             core.clone(),
+            ops.clone(),
             c.clone(),
-            stop.clone(),
             connections.clone(),
         )
         .await?;
@@ -207,19 +238,25 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
     }
     tracing::info!(open_files = ?open_files, mlock = !cfg.disable_mlock, "process limits");
     println!("==> Tresor server started! Log data will stream in below:");
-    #[cfg(unix)]
-    {
-        // SIGHUP reopens file audit devices (log rotation).
-        let core = core.clone();
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reopening audit devices");
-                core.audit.reopen();
-            }
-        });
-    }
+    let reload = Reload {
+        core: core.clone(),
+        certificates: servers
+            .iter()
+            .filter_map(|s| s.certificate.clone())
+            .collect(),
+        logging,
+        config: opts.config.clone(),
+        flag_level,
+    };
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            reload.run();
+        }
+    });
+    systemd::notify("READY=1");
     shutdown_signal().await;
+    systemd::notify("STOPPING=1");
     let in_flight: usize = servers.iter().map(|s| s.connections.len()).sum();
     tracing::info!(
         connections = in_flight,
@@ -241,6 +278,52 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
     core.shutdown().await;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// What SIGHUP reloads.
+struct Reload {
+    core: Arc<Core>,
+    certificates: Vec<Arc<listener::CertificateFiles>>,
+    logging: Arc<logging::Logging>,
+    config: Vec<PathBuf>,
+    /// `-log-level` / `VAULT_LOG_LEVEL`, which win over the file.
+    flag_level: Option<LevelFilter>,
+}
+
+impl Reload {
+    /// Reopens file audit devices (log rotation), reads the TLS certificates and keys again
+    /// (a file that does not load keeps the certificate in use) and sets the configured log
+    /// level again (dropping `sys/loggers` changes).
+    fn run(&self) {
+        systemd::notify("RELOADING=1");
+        tracing::info!("SIGHUP: reloading");
+        self.core.audit.reopen();
+        for c in &self.certificates {
+            match c.reload() {
+                Ok(()) => {
+                    tracing::info!(file = %c.cert_path().display(), "TLS certificate reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate not reloaded; the previous one stays in use")
+                }
+            }
+        }
+        let level = match self.flag_level {
+            Some(l) => Some(l),
+            None => match config::LogSettings::load(&self.config) {
+                Ok(s) => Some(s.level.unwrap_or(LevelFilter::INFO)),
+                Err(e) => {
+                    tracing::error!(error = %e, "log level not reloaded: the configuration does not load");
+                    None
+                }
+            },
+        };
+        if let Some(level) = level {
+            self.logging.set_configured(level);
+            tracing::info!(level = %level, "log level set");
+        }
+        systemd::notify("READY=1");
+    }
 }
 
 /// Where the cluster listener binds: the listener block's `cluster_address` (Vault's key), else
@@ -278,16 +361,6 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     }
     #[cfg(not(unix))]
     options.open(path)?.write_all(contents.as_bytes())
-}
-
-fn tracing_subscriber_init(level: &str) -> Result<(), BoxError> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRESOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init()
 }
 
 async fn shutdown_signal() {

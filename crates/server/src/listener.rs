@@ -1,7 +1,9 @@
 //! TCP listeners: accept connections (within the limits of [`crate::connections`]), optionally
 //! terminate TLS with rustls, and serve HTTP/1.1 and HTTP/2 (hyper-util's auto builder) with
 //! the handler in [`crate::http`]. On shutdown the accept loop stops (new connections are
-//! refused), quiet connections close, and busy ones finish their requests first.
+//! refused), quiet connections close, and busy ones finish their requests first. A TLS
+//! listener's certificate and key are read again on SIGHUP ([`CertificateFiles::reload`]):
+//! new connections get the new certificate; if the new files are unusable the old one stays.
 //!
 //! Why hyper directly (and not a web framework): the API has one route (`/v1/*`) whose routing
 //! lives in the core's mount table, so a router would add a layer and no value.
@@ -10,11 +12,14 @@ use crate::cluster::Cluster;
 use crate::config::ListenerConfig;
 use crate::connections::{Limits, Metered, RateLimitedLog, Registration, Registry};
 use crate::http::{ListenerContext, RequestLimits};
+use crate::ops::Operations;
 use crate::BoxError;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
+use rustls::sign::CertifiedKey;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -30,25 +35,81 @@ pub struct Bound {
     pub tls: bool,
     /// The listener's open connections.
     pub connections: Arc<Registry>,
+    /// The certificate files of a TLS API listener (reloaded on SIGHUP).
+    pub certificate: Option<Arc<CertificateFiles>>,
 }
 
-fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, BoxError> {
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert)
-            .map_err(|e| format!("error loading TLS certificate {}: {e}", cert.display()))?,
-    ))
-    .collect::<Result<Vec<_>, _>>()?;
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(key)
-            .map_err(|e| format!("error loading TLS key {}: {e}", key.display()))?,
-    ))?
-    .ok_or("no private key found in tls_key_file")?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_client_cert_verifier(Arc::new(RequestClientCert::new()))
-    .with_single_cert(certs, key)?;
+/// A TLS listener's certificate and key files, and the pair in use (what every new handshake
+/// presents).
+#[derive(Debug)]
+pub struct CertificateFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    current: parking_lot::RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertificateFiles {
+    fn open(cert: &Path, key: &Path) -> Result<Arc<Self>, BoxError> {
+        Ok(Arc::new(CertificateFiles {
+            current: parking_lot::RwLock::new(Self::read(cert, key)?),
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        }))
+    }
+
+    fn read(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, BoxError> {
+        let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+            std::fs::File::open(cert)
+                .map_err(|e| format!("error loading TLS certificate {}: {e}", cert.display()))?,
+        ))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("error loading TLS certificate {}: {e}", cert.display()))?;
+        if certs.is_empty() {
+            return Err(format!("no certificate found in {}", cert.display()).into());
+        }
+        let key_der = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+            std::fs::File::open(key)
+                .map_err(|e| format!("error loading TLS key {}: {e}", key.display()))?,
+        ))
+        .map_err(|e| format!("error loading TLS key {}: {e}", key.display()))?
+        .ok_or_else(|| format!("no private key found in {}", key.display()))?;
+        let pair = CertifiedKey::from_der(certs, key_der, &provider()).map_err(|e| {
+            format!(
+                "TLS certificate {} and key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+        Ok(Arc::new(pair))
+    }
+
+    /// Reads the files again; on any error the certificate in use stays.
+    pub fn reload(&self) -> Result<(), BoxError> {
+        let pair = Self::read(&self.cert, &self.key)?;
+        *self.current.write() = pair;
+        Ok(())
+    }
+
+    pub fn cert_path(&self) -> &Path {
+        &self.cert
+    }
+}
+
+impl rustls::server::ResolvesServerCert for CertificateFiles {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().clone())
+    }
+}
+
+fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
+fn tls_acceptor(files: Arc<CertificateFiles>) -> Result<TlsAcceptor, BoxError> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(Arc::new(RequestClientCert::new()))
+        .with_cert_resolver(files);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
@@ -169,12 +230,16 @@ enum ListenerTls {
 pub async fn bind(
     cfg: &ListenerConfig,
     core: Arc<Core>,
+    ops: Arc<Operations>,
     cluster: Option<Arc<Cluster>>,
-    stop: CancellationToken,
     tracker: TaskTracker,
 ) -> Result<Bound, BoxError> {
-    let tls = match &cfg.tls {
-        Some((c, k)) => ListenerTls::Fixed(tls_acceptor(c, k)?),
+    let certificate = match &cfg.tls {
+        Some((c, k)) => Some(CertificateFiles::open(c, k)?),
+        None => None,
+    };
+    let tls = match &certificate {
+        Some(files) => ListenerTls::Fixed(tls_acceptor(files.clone())?),
         None => ListenerTls::Plain,
     };
     let ctx = ListenerContext {
@@ -185,8 +250,11 @@ pub async fn bind(
         },
         cluster,
         forwarded: false,
+        ops,
     };
-    serve_listener(&cfg.address, cfg.limits.clone(), tls, ctx, stop, tracker).await
+    let mut bound = serve_listener(&cfg.address, cfg.limits.clone(), tls, ctx, tracker).await?;
+    bound.certificate = certificate;
+    Ok(bound)
 }
 
 /// Binds the cluster listener (`cluster_addr`): forwarded requests from standbys, mutual TLS
@@ -195,8 +263,8 @@ pub async fn bind_cluster(
     address: &str,
     max_body: usize,
     core: Arc<Core>,
+    ops: Arc<Operations>,
     cluster: Arc<Cluster>,
-    stop: CancellationToken,
     tracker: TaskTracker,
 ) -> Result<Bound, BoxError> {
     let ctx = ListenerContext {
@@ -207,9 +275,10 @@ pub async fn bind_cluster(
         },
         cluster: None,
         forwarded: true,
+        ops,
     };
     let tls = ListenerTls::Cluster(cluster);
-    serve_listener(address, Limits::default(), tls, ctx, stop, tracker).await
+    serve_listener(address, Limits::default(), tls, ctx, tracker).await
 }
 
 async fn serve_listener(
@@ -217,9 +286,9 @@ async fn serve_listener(
     limits: Limits,
     tls: ListenerTls,
     ctx: ListenerContext,
-    stop: CancellationToken,
     tracker: TaskTracker,
 ) -> Result<Bound, BoxError> {
+    let stop = ctx.ops.stop.clone();
     let listener = TcpListener::bind(address)
         .await
         .map_err(|e| format!("error binding listener to {address}: {e}"))?;
@@ -268,6 +337,7 @@ async fn serve_listener(
         local_addr,
         tls: is_tls,
         connections,
+        certificate: None,
     })
 }
 
@@ -321,12 +391,21 @@ async fn serve(io: Metered<TcpStream>, peer: SocketAddr, registration: Registrat
     let certs = Arc::new(certs);
     let (ctx, registry) = (s.ctx.clone(), s.registry.clone());
     let request_conn = conn.clone();
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let in_flight = request_conn.request(&registry);
+        let id = tresor_core::util::request_id();
+        let tracked = ctx
+            .ops
+            .in_flight
+            .track(&id, peer, req.method(), req.uri().path());
         let (ctx, remote, certs) = (ctx.clone(), remote.clone(), certs.clone());
         async move {
-            let resp = crate::http::handle(&ctx, req, remote, certs).await;
-            drop(in_flight);
+            let mut resp = crate::http::handle(&ctx, req, id, remote, certs).await;
+            // A streamed answer is in flight until its stream ends.
+            if let http_body_util::Either::Right(stream) = resp.body_mut() {
+                stream.hold(in_flight);
+                stream.hold(tracked);
+            }
             Ok::<_, std::convert::Infallible>(resp)
         }
     });

@@ -1,6 +1,6 @@
 //! `tresor server`: starts the server by handing its flags to `tresor_server::run` on a
 //! tokio runtime. Flags mirror Vault's: `-dev`, `-dev-root-token-id`,
-//! `-dev-listen-address`, `-config` (repeatable), `-log-level`.
+//! `-dev-listen-address`, `-config` (repeatable), `-log-level`, `-log-format`.
 
 use std::path::PathBuf;
 
@@ -35,6 +35,9 @@ pub struct ServerArgs {
     /// Log level: trace, debug, info, warn, error [env: VAULT_LOG_LEVEL]
     #[arg(long = "log-level", value_name = "LEVEL", env = "VAULT_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Log format: standard or json [env: VAULT_LOG_FORMAT]
+    #[arg(long = "log-format", value_name = "FORMAT", env = "VAULT_LOG_FORMAT")]
+    pub log_format: Option<String>,
 }
 
 /// Validates the flags and runs the server until it stops.
@@ -50,13 +53,16 @@ pub fn run(args: ServerArgs) -> CliResult {
         ));
     }
     if let Some(level) = &args.log_level {
-        let ok = [
-            "trace", "debug", "info", "warn", "warning", "error", "err", "off",
-        ]
-        .contains(&level.to_ascii_lowercase().as_str());
-        if !ok {
+        if tresor_server::logging::parse_level(level).is_none() {
             return Err(CliError::usage(format!(
                 "Invalid -log-level {level:?}: use trace, debug, info, warn or error"
+            )));
+        }
+    }
+    if let Some(format) = &args.log_format {
+        if tresor_server::logging::LogFormat::parse(format).is_none() {
+            return Err(CliError::usage(format!(
+                "Invalid -log-format {format:?}: use standard or json"
             )));
         }
     }
@@ -66,6 +72,7 @@ pub fn run(args: ServerArgs) -> CliResult {
         dev_listen_address: args.dev_listen_address,
         config: args.config,
         log_level: args.log_level,
+        log_format: args.log_format,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod leases;
 pub mod openapi;
+pub mod operator;
 pub mod password_policies;
 pub mod seal;
 pub mod wrapping;
@@ -180,6 +181,7 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
     paths.extend(leases::paths());
     paths.extend(audit::paths());
     paths.extend(password_policies::paths());
+    paths.extend(operator::paths());
     paths.extend(crate::tools::random_paths("tools/"));
     paths.extend(crate::tools::hash_paths("tools/"));
     PathBackend::new(Sys { core }, paths)
@@ -207,6 +209,12 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             "leases/lookup/*",
             "leases/revoke-force/*",
             "plugins/catalog/*",
+            // Operator endpoints (`operator.rs`; `config/state/sanitized` is under `config/*`).
+            "loggers",
+            "loggers/*",
+            "monitor",
+            "host-info",
+            "in-flight-req",
         ])
         .help("The system backend: mounts, policies, seal and server control.")
 }

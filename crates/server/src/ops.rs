@@ -1,0 +1,132 @@
+//! The server's side of the operator endpoints (`tresor_core::sys::operator`): the core asks
+//! it for loggers, requests in flight, the sanitized configuration and host information, and
+//! checks tokens and policies itself.
+
+use crate::logging::Logging;
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio_util::sync::CancellationToken;
+use tresor_core::sys::operator::{LogLevel, ServerOps};
+
+/// What the operator endpoints and the listeners share.
+#[derive(Debug)]
+pub struct Operations {
+    pub logging: Arc<Logging>,
+    pub in_flight: Arc<InFlight>,
+    /// Cancelled at shutdown: ends the log streams of `sys/monitor`.
+    pub stop: CancellationToken,
+    config: Map<String, Value>,
+}
+
+impl Operations {
+    pub fn new(
+        logging: Arc<Logging>,
+        config: &crate::config::ServerConfig,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Operations {
+            logging,
+            in_flight: Arc::default(),
+            stop,
+            config: config.sanitized(),
+        })
+    }
+}
+
+impl ServerOps for Operations {
+    fn loggers(&self) -> Vec<(String, String)> {
+        self.logging.loggers()
+    }
+    fn set_log_level(&self, logger: Option<&str>, level: LogLevel) -> Result<(), String> {
+        self.logging.set_level(logger, level)
+    }
+    fn reset_log_level(&self, logger: Option<&str>) -> Result<(), String> {
+        self.logging.reset_level(logger)
+    }
+    fn in_flight_requests(&self) -> Map<String, Value> {
+        self.in_flight.describe()
+    }
+    fn sanitized_config(&self) -> Map<String, Value> {
+        self.config.clone()
+    }
+    fn host_info(&self) -> (Map<String, Value>, Vec<String>) {
+        crate::host_info::collect()
+    }
+}
+
+/// The requests the HTTP layer is serving, by request id.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    requests: Mutex<HashMap<String, Started>>,
+}
+
+#[derive(Debug)]
+struct Started {
+    at: SystemTime,
+    remote: SocketAddr,
+    method: String,
+    /// The URL path only: never the query string or anything else of the request.
+    path: String,
+}
+
+impl InFlight {
+    /// Records a request until the returned guard is dropped.
+    pub fn track(
+        self: &Arc<Self>,
+        id: &str,
+        remote: SocketAddr,
+        method: &hyper::Method,
+        path: &str,
+    ) -> Tracked {
+        self.requests.lock().insert(
+            id.to_string(),
+            Started {
+                at: SystemTime::now(),
+                remote,
+                method: method.to_string(),
+                path: path.to_string(),
+            },
+        );
+        Tracked {
+            table: self.clone(),
+            id: id.to_string(),
+        }
+    }
+
+    /// Vault's shape: request id -> `start_time`, `client_remote_address`, `request_path`,
+    /// `request_method`, `client_id` (empty: Tresor does not count clients).
+    fn describe(&self) -> Map<String, Value> {
+        self.requests
+            .lock()
+            .iter()
+            .map(|(id, r)| {
+                (
+                    id.clone(),
+                    json!({
+                        "start_time": humantime::format_rfc3339_nanos(r.at).to_string(),
+                        "client_remote_address": r.remote.to_string(),
+                        "request_path": r.path,
+                        "request_method": r.method,
+                        "client_id": "",
+                    }),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A request in flight; dropping it ends the record.
+pub struct Tracked {
+    table: Arc<InFlight>,
+    id: String,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.table.requests.lock().remove(&self.id);
+    }
+}
