@@ -81,8 +81,14 @@ pub fn dev_server_at_home(home: &Path) -> Server {
     ])
     .env("HOME", home);
     let server = start(cmd, port);
+    wait_dev_setup(&server);
+    server
+}
+
+/// Waits (at most 10 s) for a dev server with root token `root` to finish its setup (init,
+/// unseal, mount), which ends right after the listener is up.
+pub fn wait_dev_setup(server: &Server) {
     let (addr, client) = (&server.addr, &server.client);
-    // Dev setup (init, unseal, mount) finishes right after the listener is up.
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(r) = client
@@ -96,7 +102,6 @@ pub fn dev_server_at_home(home: &Path) -> Server {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    server
 }
 
 /// `tresor server -config=FILE` with file storage under `dir`, plain HTTP.

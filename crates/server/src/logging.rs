@@ -300,10 +300,12 @@ impl Logging {
         tokio::spawn(async move {
             let _registration = registration;
             loop {
+                // Lines first: what was logged before shutdown still goes out.
                 let line = tokio::select! {
+                    biased;
+                    line = lines.recv() => line,
                     _ = stop.cancelled() => return,
                     _ = tx.closed() => return,
-                    line = lines.recv() => line,
                 };
                 let text = match line {
                     Ok(l) if l.format == format && l.level <= level => l.text,
@@ -313,8 +315,11 @@ impl Logging {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
-                if tx.send(text).await.is_err() {
-                    return;
+                // A client that does not read holds up neither the log nor shutdown.
+                tokio::select! {
+                    biased;
+                    sent = tx.send(text) => if sent.is_err() { return },
+                    _ = stop.cancelled() => return,
                 }
             }
         });
