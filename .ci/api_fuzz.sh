@@ -5,8 +5,10 @@
 # for a bounded time. Any 5xx answer, or a crash of the server, fails the run.
 #
 # The fuzzing token may do everything except what would stop the run itself (seal, step down,
-# revoke its own token or policy, enable an audit device that every request would then need);
-# those paths are denied by its policy (403, not skipped).
+# revoke its own token or policy, enable an audit device that every request would then need),
+# or that would not answer or flood the log (`sys/monitor` streams until the client leaves;
+# `sys/loggers` may be read and reset, not set to trace); those paths are denied by its policy
+# (403, not skipped).
 #
 # Environment:
 #   TRESOR_BIN         tresor binary (default: target/debug/tresor)
@@ -77,7 +79,10 @@ path "auth/token/revoke-self" { capabilities = ["deny"] }
 path "auth/token/revoke*" { capabilities = ["deny"] }
 path "sys/leases/revoke-prefix/auth/token*" { capabilities = ["deny"] }
 path "sys/auth/token*" { capabilities = ["deny"] }
-path "sys/audit/*" { capabilities = ["read", "list"] }'
+path "sys/audit/*" { capabilities = ["read", "list"] }
+path "sys/monitor" { capabilities = ["deny"] }
+path "sys/loggers" { capabilities = ["read", "delete", "sudo"] }
+path "sys/loggers/*" { capabilities = ["read", "delete", "sudo"] }'
 req POST sys/policies/acl/fuzz "$("$PYTHON" -c 'import json,sys; print(json.dumps({"policy": sys.argv[1]}))' "$policy")"
 req POST auth/token/create '{"policies":["fuzz"],"no_default_policy":true,"ttl":"2h"}'
 token="$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["auth"]["client_token"])' "$WORK/api-fuzz-last.json")"

@@ -70,8 +70,9 @@ fn log_format_json_from_flag_env_or_config_in_that_order() {
     let json_cfg = dir.path().join("json.hcl");
     std::fs::write(&json_cfg, "log_format = \"json\"\nlog_level = \"debug\"\n").unwrap();
     let json_cfg_arg = format!("-config={}", json_cfg.display());
-    // (args, env, whether the log is JSON)
-    let cases: [(&[&str], &[(&str, &str)], bool); 4] = [
+    // (args, environment, whether the log is JSON)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], bool);
+    let cases: [Case; 4] = [
         (&[&json_cfg_arg], &[], true),
         (&[&json_cfg_arg], &[("VAULT_LOG_FORMAT", "standard")], false),
         (

@@ -5,11 +5,14 @@
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
+/// One part of the answer, read from the system.
+type Part = fn() -> Result<Value, String>;
+
 /// The host information and the warnings for the parts that could not be collected.
 pub fn collect() -> (Map<String, Value>, Vec<String>) {
     let mut data = Map::new();
     let mut warnings = Vec::new();
-    let parts: [(&str, fn() -> Result<Value, String>); 5] = [
+    let parts: [(&str, Part); 5] = [
         ("cpu", cpu),
         ("cpu_times", cpu_times),
         ("disk", disks),
