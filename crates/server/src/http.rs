@@ -235,7 +235,9 @@ pub async fn handle(
         None => None,
     };
     let is_head = req.method() == Method::HEAD;
-    let monitor = req.method() == Method::GET && path == "sys/monitor";
+    // Streamed to a client, never to a standby that forwarded the request (it reads whole
+    // answers).
+    let monitor = req.method() == Method::GET && path == "sys/monitor" && !ctx.forwarded;
     let binary_body =
         header(&req, "content-type").is_some_and(|ct| ct.starts_with("application/ocsp-request"));
     // Browsers and identity providers post forms (OIDC `form_post`); Vault accepts those too.

@@ -7,6 +7,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
@@ -58,17 +59,19 @@ impl ServerOps for Operations {
     }
 }
 
-/// The requests the HTTP layer is serving, by request id.
+/// The requests the HTTP layer is serving.
 #[derive(Debug, Default)]
 pub struct InFlight {
-    requests: Mutex<HashMap<String, Started>>,
+    requests: Mutex<HashMap<u64, Started>>,
+    next: AtomicU64,
 }
 
 #[derive(Debug)]
 struct Started {
+    id: String,
     at: SystemTime,
     remote: SocketAddr,
-    method: String,
+    method: hyper::Method,
     /// The URL path only: never the query string or anything else of the request.
     path: String,
 }
@@ -82,18 +85,18 @@ impl InFlight {
         method: &hyper::Method,
         path: &str,
     ) -> Tracked {
-        self.requests.lock().insert(
-            id.to_string(),
-            Started {
-                at: SystemTime::now(),
-                remote,
-                method: method.to_string(),
-                path: path.to_string(),
-            },
-        );
+        let key = self.next.fetch_add(1, Relaxed);
+        let started = Started {
+            id: id.to_string(),
+            at: SystemTime::now(),
+            remote,
+            method: method.clone(),
+            path: path.to_string(),
+        };
+        self.requests.lock().insert(key, started);
         Tracked {
             table: self.clone(),
-            id: id.to_string(),
+            key,
         }
     }
 
@@ -102,15 +105,15 @@ impl InFlight {
     fn describe(&self) -> Map<String, Value> {
         self.requests
             .lock()
-            .iter()
-            .map(|(id, r)| {
+            .values()
+            .map(|r| {
                 (
-                    id.clone(),
+                    r.id.clone(),
                     json!({
                         "start_time": humantime::format_rfc3339_nanos(r.at).to_string(),
                         "client_remote_address": r.remote.to_string(),
                         "request_path": r.path,
-                        "request_method": r.method,
+                        "request_method": r.method.as_str(),
                         "client_id": "",
                     }),
                 )
@@ -122,11 +125,11 @@ impl InFlight {
 /// A request in flight; dropping it ends the record.
 pub struct Tracked {
     table: Arc<InFlight>,
-    id: String,
+    key: u64,
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        self.table.requests.lock().remove(&self.id);
+        self.table.requests.lock().remove(&self.key);
     }
 }
