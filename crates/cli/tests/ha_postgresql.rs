@@ -913,22 +913,6 @@ fn standbys_serve_reads_coherent_with_the_active_nodes_writes() {
     c.nodes.push(Some(extra));
 }
 
-/// OpenBao's CLI (`TRESOR_BAO`, else `bao` on PATH), when there is one; required in CI.
-fn bao() -> Option<String> {
-    let bin = std::env::var("TRESOR_BAO")
-        .ok()
-        .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| "bao".to_string());
-    let found = Command::new(&bin)
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found && std::env::var("TRESOR_CROSSCHECK_REQUIRED").is_ok_and(|v| v == "1") {
-        panic!("the bao CLI is required (TRESOR_CROSSCHECK_REQUIRED=1) but {bin} does not run");
-    }
-    found.then_some(bin)
-}
-
 fn run_bao(bin: &str, node: &Server, root: &str, args: &[&str]) -> std::process::Output {
     Command::new(bin)
         .args(args)

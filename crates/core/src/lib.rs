@@ -17,6 +17,7 @@
 //! * [`ha`]: active and standby nodes on shared storage: election, activation, step-down.
 //! * [`cluster_identity`]: the TLS identity HA nodes forward requests with.
 //! * [`standby`]: standbys serving reads from state kept coherent through the change log.
+//! * [`snapshot`]: online snapshots of the whole store, and restoring one.
 
 pub mod audit;
 pub mod barrier;
@@ -37,6 +38,7 @@ pub mod password_policy;
 pub mod policy;
 pub mod policy_store;
 pub mod seal;
+pub mod snapshot;
 pub mod standby;
 pub mod sys;
 pub mod token;

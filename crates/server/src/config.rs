@@ -157,6 +157,64 @@ pub struct ServerConfig {
     pub disable_performance_standby: bool,
     /// How long shutdown waits for requests in flight (beyond Vault).
     pub graceful_shutdown_timeout: Duration,
+    /// `snapshot_auto { ... }`: scheduled snapshots (beyond Vault's open-source server).
+    pub snapshot_auto: Option<AutoSnapshot>,
+}
+
+/// Scheduled snapshots: every `interval`, into `path_prefix`, keeping the newest `retain`
+/// (Vault Enterprise's names for the same settings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoSnapshot {
+    pub interval: Duration,
+    pub retain: usize,
+    pub path_prefix: PathBuf,
+    pub file_prefix: String,
+}
+
+fn snapshot_auto_block(v: Option<&Value>) -> Result<Option<AutoSnapshot>, BoxError> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    // A block given twice arrives as a list.
+    let body = match v {
+        Value::Array(a) if a.len() == 1 => &a[0],
+        Value::Object(_) => v,
+        _ => return Err("snapshot_auto: one block, e.g. snapshot_auto { interval = \"1h\" retain = 24 path_prefix = \"/var/lib/tresor/snapshots\" }".into()),
+    };
+    let body = body.as_object().ok_or("snapshot_auto must be a block")?;
+    if let Some(k) = body
+        .keys()
+        .find(|k| !["interval", "retain", "path_prefix", "file_prefix"].contains(&k.as_str()))
+    {
+        return Err(format!("snapshot_auto: unknown key {k:?}").into());
+    }
+    let interval = duration_key(body, "interval")?.ok_or("snapshot_auto: interval is required")?;
+    let retain = match body.get("retain") {
+        None => 1,
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .filter(|n| *n > 0)
+            .ok_or("snapshot_auto: retain must be a positive number")? as usize,
+    };
+    let path_prefix = body
+        .get("path_prefix")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .ok_or("snapshot_auto: path_prefix (the directory snapshots go to) is required")?;
+    let file_prefix = body
+        .get("file_prefix")
+        .and_then(Value::as_str)
+        .unwrap_or("tresor-snapshot");
+    if file_prefix.is_empty() || file_prefix.contains('/') {
+        return Err("snapshot_auto: file_prefix must be a non-empty file name".into());
+    }
+    Ok(Some(AutoSnapshot {
+        interval,
+        retain,
+        path_prefix: PathBuf::from(path_prefix),
+        file_prefix: file_prefix.to_string(),
+    }))
 }
 
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
@@ -185,6 +243,7 @@ impl ServerConfig {
             disable_mlock: true,
             disable_performance_standby: false,
             graceful_shutdown_timeout: DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
+            snapshot_auto: None,
         }
     }
 
@@ -324,6 +383,7 @@ impl ServerConfig {
             disable_performance_standby: obj.get("disable_performance_standby").is_some_and(truthy),
             graceful_shutdown_timeout: duration_key(obj, "graceful_shutdown_timeout")?
                 .unwrap_or(DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT),
+            snapshot_auto: snapshot_auto_block(obj.get("snapshot_auto"))?,
         })
     }
 }
@@ -366,6 +426,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "disable_mlock",
     "disable_performance_standby",
     "graceful_shutdown_timeout",
+    "snapshot_auto",
 ];
 /// Vault keys Tresor accepts without acting on them (so Vault configs load unchanged).
 const VAULT_KEYS_WITHOUT_EFFECT: &[&str] = &[
@@ -701,6 +762,56 @@ mod tests {
             e.contains("connection_url") || e.contains("max_parallel"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn parses_scheduled_snapshots() {
+        let base = "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\n";
+        let c = ServerConfig::parse(
+            &format!("{base}snapshot_auto {{\n interval = \"1h\"\n retain = 24\n path_prefix = \"/backups\"\n}}\n"),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(
+            c.snapshot_auto,
+            Some(AutoSnapshot {
+                interval: Duration::from_secs(3600),
+                retain: 24,
+                path_prefix: PathBuf::from("/backups"),
+                file_prefix: "tresor-snapshot".into(),
+            })
+        );
+        assert_eq!(
+            ServerConfig::parse(base, Path::new("."))
+                .unwrap()
+                .snapshot_auto,
+            None
+        );
+        for (bad, says) in [
+            ("retain = 2\npath_prefix = \"/b\"", "interval is required"),
+            ("interval = \"1h\"", "path_prefix"),
+            ("interval = \"0s\"\npath_prefix = \"/b\"", "interval"),
+            (
+                "interval = \"1h\"\nretain = 0\npath_prefix = \"/b\"",
+                "retain",
+            ),
+            (
+                "interval = \"1h\"\npath_prefix = \"/b\"\nfile_prefix = \"a/b\"",
+                "file_prefix",
+            ),
+            (
+                "interval = \"1h\"\npath_prefix = \"/b\"\nretention = 3",
+                "unknown key \"retention\"",
+            ),
+        ] {
+            let err = ServerConfig::parse(
+                &format!("{base}snapshot_auto {{\n{bad}\n}}\n"),
+                Path::new("."),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

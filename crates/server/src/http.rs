@@ -222,8 +222,10 @@ pub async fn handle(
         None => None,
     };
     let is_head = req.method() == Method::HEAD;
-    let binary_body =
-        header(&req, "content-type").is_some_and(|ct| ct.starts_with("application/ocsp-request"));
+    // Binary bodies: OCSP requests, and snapshots to restore (sent with no content type).
+    let binary_body = header(&req, "content-type")
+        .is_some_and(|ct| ct.starts_with("application/ocsp-request"))
+        || is_snapshot_restore(&path);
     // Browsers and identity providers post forms (OIDC `form_post`); Vault accepts those too.
     // As in Vault, a form content type only counts when the body does not open like JSON:
     // `curl -d '{...}'` sends JSON labelled as a form.
@@ -241,8 +243,8 @@ pub async fn handle(
         };
         raw_body = body.clone();
         if binary_body {
-            // Binary protocols tunnelled through the API (OCSP): the body goes to the backend
-            // as base64 in `http_raw_body`.
+            // Binary protocols tunnelled through the API: the body goes to the backend as
+            // base64 in `http_raw_body`.
             use base64::Engine;
             data.insert(
                 "http_raw_body".into(),
@@ -349,6 +351,14 @@ fn with_state_index(mut resp: HttpResponse, core: &Core) -> HttpResponse {
             .insert("x-vault-index", hyper::header::HeaderValue::from(index));
     }
     resp
+}
+
+/// Vault's raft snapshot restore paths: their body is the snapshot itself.
+fn is_snapshot_restore(path: &str) -> bool {
+    matches!(
+        path.trim_end_matches('/'),
+        "sys/storage/raft/snapshot" | "sys/storage/raft/snapshot-force"
+    )
 }
 
 /// Reads a request body within the listener's limits. A body announced larger than the limit

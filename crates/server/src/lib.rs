@@ -12,6 +12,7 @@
 //! * [`run`]: starts a server from [`ServeOptions`] (what `tresor server` calls) and shuts it
 //!   down gracefully on SIGTERM/SIGINT.
 
+pub mod auto_snapshot;
 pub mod cluster;
 pub mod config;
 pub mod connections;
@@ -132,6 +133,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
     let open_files = hardening::raise_open_files_limit();
     let core = build_core(&cfg).await?;
     let stop = CancellationToken::new();
+    if let Some(schedule) = &cfg.snapshot_auto {
+        auto_snapshot::spawn(core.clone(), schedule.clone(), stop.clone());
+    }
     let connections = TaskTracker::new();
     // HA with a cluster address: standbys forward to the active node's cluster listener.
     let cluster = match (&cfg.cluster_addr, core.ha_enabled()) {

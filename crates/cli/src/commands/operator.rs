@@ -30,6 +30,41 @@ pub enum OperatorCommand {
     Rekey(RekeyArgs),
     /// Copy all data between storage backends, offline (storage_source -> storage_destination)
     Migrate(MigrateArgs),
+    /// Save, restore or inspect a snapshot of all data (also `operator raft snapshot`)
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Vault's name for the snapshot commands: `operator raft snapshot save|restore|inspect`
+    #[command(subcommand)]
+    Raft(RaftCommand),
+}
+
+/// `operator raft ...` (only its `snapshot` commands: Tresor has no raft peers).
+#[derive(Subcommand, Debug)]
+pub enum RaftCommand {
+    /// Save, restore or inspect a snapshot of all data
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+/// `operator snapshot ...`.
+#[derive(Subcommand, Debug)]
+pub enum SnapshotCommand {
+    /// Save a snapshot of all data, taken online, to FILE
+    Save {
+        /// Where to write it (replaced atomically)
+        file: std::path::PathBuf,
+    },
+    /// Restore the snapshot in FILE: replaces all data
+    Restore {
+        /// Restore even if the snapshot was taken with other unseal keys (the server then
+        /// seals; the snapshot's keys unseal it)
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+              default_value = "false", action = ArgAction::Set)]
+        force: bool,
+        file: std::path::PathBuf,
+    },
+    /// Check the snapshot in FILE and show what it holds (offline, no server involved)
+    Inspect { file: std::path::PathBuf },
 }
 
 /// Flags of `operator migrate`.
@@ -119,8 +154,13 @@ pub struct RekeyArgs {
 
 /// Runs an operator subcommand.
 pub fn run(ctx: &Ctx, cmd: OperatorCommand) -> CliResult {
-    if let OperatorCommand::Migrate(a) = cmd {
-        return migrate(a);
+    let cmd = match cmd {
+        OperatorCommand::Migrate(a) => return migrate(a),
+        OperatorCommand::Raft(RaftCommand::Snapshot(s)) => OperatorCommand::Snapshot(s),
+        other => other,
+    };
+    if let OperatorCommand::Snapshot(SnapshotCommand::Inspect { file }) = &cmd {
+        return snapshot_inspect(ctx, file);
     }
     let client = ctx.client()?;
     match cmd {
@@ -148,8 +188,78 @@ pub fn run(ctx: &Ctx, cmd: OperatorCommand) -> CliResult {
             ctx.out.rows_or_json(&key_status_rows(&st), &st)
         }
         OperatorCommand::Rekey(a) => rekey(ctx, &client, a),
-        OperatorCommand::Migrate(_) => unreachable!("handled above"),
+        OperatorCommand::Snapshot(s) => snapshot(&client, s),
+        OperatorCommand::Migrate(_) | OperatorCommand::Raft(_) => unreachable!("handled above"),
     }
+}
+
+fn read_snapshot_file(file: &std::path::Path) -> CliResult<Vec<u8>> {
+    std::fs::read(file)
+        .map_err(|e| CliError::other(format!("Error reading {}: {e}", file.display())))
+}
+
+/// `operator snapshot save|restore`.
+fn snapshot(client: &Client, cmd: SnapshotCommand) -> CliResult {
+    const PATH: &str = "sys/storage/raft/snapshot";
+    match cmd {
+        SnapshotCommand::Save { file } => {
+            let bytes = client
+                .request_bytes(reqwest::Method::GET, PATH, None)
+                .context("Error taking the snapshot")?;
+            // Checked before it is kept: a truncated transfer must not pass for a backup.
+            let snap = tresor_core::snapshot::Snapshot::decode(&bytes)
+                .map_err(|e| CliError::other(format!("Error checking the snapshot: {e}")))?;
+            tresor_core::snapshot::write_file_durably(&file, &bytes)
+                .map_err(|e| CliError::other(format!("Error writing {}: {e}", file.display())))?;
+            success(format!(
+                "Snapshot saved to {} ({} entries, {} bytes).",
+                file.display(),
+                snap.meta.entries,
+                bytes.len()
+            ))
+        }
+        SnapshotCommand::Restore { force, file } => {
+            let bytes = read_snapshot_file(&file)?;
+            let path = if force {
+                "sys/storage/raft/snapshot-force"
+            } else {
+                PATH
+            };
+            client
+                .request_bytes(reqwest::Method::POST, path, Some(bytes))
+                .context("Error restoring the snapshot")?;
+            success("Snapshot restored.")
+        }
+        SnapshotCommand::Inspect { .. } => unreachable!("offline, handled by run"),
+    }
+}
+
+/// `operator snapshot inspect FILE`: checks the checksums and sums up the content.
+fn snapshot_inspect(ctx: &Ctx, file: &std::path::Path) -> CliResult {
+    let bytes = read_snapshot_file(file)?;
+    let snap = tresor_core::snapshot::Snapshot::decode(&bytes)
+        .map_err(|e| CliError::other(format!("Error inspecting {}: {e}", file.display())))?;
+    let summary = snap.summary();
+    let mut rows: Vec<(String, String)> = [
+        "created",
+        "entries",
+        "key_term",
+        "storage_type",
+        "checksums",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), format_value(&summary[*k])))
+    .collect();
+    rows.push(("size".into(), bytes.len().to_string()));
+    if let Some(areas) = summary["areas"].as_object() {
+        for (area, a) in areas {
+            rows.push((
+                format!("entries under {area}/"),
+                format!("{} ({} bytes)", a["entries"], a["bytes"]),
+            ));
+        }
+    }
+    ctx.out.rows_or_json(&rows, &summary)
 }
 
 /// `operator migrate`: talks to the two storages directly, not to a server.

@@ -7,6 +7,7 @@ pub mod leases;
 pub mod openapi;
 pub mod password_policies;
 pub mod seal;
+pub mod snapshot;
 pub mod wrapping;
 
 use crate::core::Core;
@@ -180,6 +181,7 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
     paths.extend(leases::paths());
     paths.extend(audit::paths());
     paths.extend(password_policies::paths());
+    paths.extend(snapshot::paths());
     paths.extend(crate::tools::random_paths("tools/"));
     paths.extend(crate::tools::hash_paths("tools/"));
     PathBackend::new(Sys { core }, paths)
@@ -207,6 +209,8 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             "leases/lookup/*",
             "leases/revoke-force/*",
             "plugins/catalog/*",
+            "storage/raft/snapshot",
+            "storage/raft/snapshot-force",
         ])
         .help("The system backend: mounts, policies, seal and server control.")
 }
