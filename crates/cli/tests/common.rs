@@ -209,6 +209,17 @@ pub fn read_log_until(
     text
 }
 
+/// Runs a Vault-compatible CLI (`bin`: Tresor's or OpenBao's) against `server` with `token`.
+pub fn run_cli(bin: &str, server: &Server, token: &str, args: &[&str]) -> std::process::Output {
+    Command::new(bin)
+        .args(args)
+        .env("VAULT_ADDR", &server.addr)
+        .env("VAULT_TOKEN", token)
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .unwrap()
+}
+
 /// OpenBao's CLI (`TRESOR_BAO`, else `bao` on PATH), when there is one; required in CI.
 pub fn bao() -> Option<String> {
     let bin = std::env::var("TRESOR_BAO")

@@ -132,17 +132,6 @@ fn assert_restored(server: &Server, root: &str, fixture: &Fixture) {
     );
 }
 
-/// The `tresor` CLI against `server` with `token`.
-fn tresor(server: &Server, token: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .args(args)
-        .env("VAULT_ADDR", &server.addr)
-        .env("VAULT_TOKEN", token)
-        .env("HOME", std::env::temp_dir())
-        .output()
-        .unwrap()
-}
-
 fn assert_success(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -199,7 +188,8 @@ fn a_snapshot_restores_into_the_same_server_and_into_a_fresh_one() {
 
     // Saved with the CLI (checked and written atomically), and inspected offline.
     let file = dir_a.path().join("backup.snap");
-    let saved = assert_success(&tresor(
+    let saved = assert_success(&run_cli(
+        env!("CARGO_BIN_EXE_tresor"),
         &a,
         &root_a,
         &["operator", "snapshot", "save", file.to_str().unwrap()],
@@ -255,7 +245,8 @@ fn a_snapshot_restores_into_the_same_server_and_into_a_fresh_one() {
     );
     let (s, _) = b.call("GET", "sys/mounts/kv/tune", Some(&root_b), None);
     assert_eq!(s, 400, "the refused restore changed nothing");
-    let restored = assert_success(&tresor(
+    let restored = assert_success(&run_cli(
+        env!("CARGO_BIN_EXE_tresor"),
         &b,
         &root_b,
         &[
@@ -399,14 +390,7 @@ fn bao_operator_raft_snapshot_save_and_restore() {
     let fixture = populate(&a, &root_a);
     let file = dir_a.path().join("bao.snap");
     let run = |server: &Server, token: &str, args: &[&str]| {
-        let out = Command::new(&bao)
-            .args(args)
-            .env("VAULT_ADDR", &server.addr)
-            .env("VAULT_TOKEN", token)
-            .env("HOME", std::env::temp_dir())
-            .output()
-            .unwrap();
-        assert_success(&out)
+        assert_success(&run_cli(&bao, server, token, args))
     };
     run(
         &a,

@@ -110,6 +110,27 @@ pub struct RekeyState {
     pub config: SealConfig,
     pub nonce: String,
     pub progress: Progress,
+    /// `require_verification`: the new keys take effect only once a threshold of them is
+    /// given back (`sys/rekey/verify`), proving their holders received them.
+    pub require_verification: bool,
+    /// With verification: the new unseal key, handed out and awaiting that proof.
+    pub pending: Option<PendingRekey>,
+}
+
+/// New unseal key shares handed out, not yet in effect (`sys/rekey/verify`).
+pub struct PendingRekey {
+    pub unseal_key: Zeroizing<Vec<u8>>,
+    pub root_key: Zeroizing<Vec<u8>>,
+    pub verification_nonce: String,
+    pub progress: Progress,
+}
+
+/// A root token generation in flight (`sys/generate-root/*`): the OTP the new token will be
+/// encoded with, and the unseal key shares given so far.
+pub struct RootGeneration {
+    pub nonce: String,
+    pub otp: Zeroizing<String>,
+    pub progress: Progress,
 }
 
 pub struct Core {
@@ -118,6 +139,7 @@ pub struct Core {
     pub seal_store: SealStore,
     pub unseal_progress: tokio::sync::Mutex<Progress>,
     pub rekey: tokio::sync::Mutex<Option<RekeyState>>,
+    pub root_generation: tokio::sync::Mutex<Option<RootGeneration>>,
     active: RwLock<Option<Arc<Active>>>,
     registry: Registry,
     pub config: CoreConfig,
@@ -223,6 +245,7 @@ impl Core {
             seal_store: SealStore::new(storage),
             unseal_progress: tokio::sync::Mutex::new(Progress::default()),
             rekey: tokio::sync::Mutex::new(None),
+            root_generation: tokio::sync::Mutex::new(None),
             active: RwLock::new(None),
             registry,
             config,
@@ -323,11 +346,7 @@ impl Core {
         if !self.is_sealed() {
             return Ok(true);
         }
-        let cfg = self
-            .seal_store
-            .config()
-            .await?
-            .ok_or(Error::NotInitialized)?;
+        let cfg = self.seal_store.required_config().await?;
         let mut progress = self.unseal_progress.lock().await;
         if !self.is_sealed() {
             return Ok(true);
@@ -376,8 +395,10 @@ impl Core {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PERIODIC_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks: u64 = 0;
             loop {
                 tick.tick().await;
+                ticks += 1;
                 let (Some(core), Some(active)) = (core.upgrade(), weak_active.upgrade()) else {
                     return;
                 };
@@ -388,6 +409,16 @@ impl Core {
                     .is_some_and(|a| Arc::ptr_eq(a, &active))
                 {
                     return;
+                }
+                // Automatic key rotation; the running encryption count recorded every 5 min.
+                match core
+                    .barrier
+                    .rotate_if_due(crate::util::unix_now(), ticks.is_multiple_of(300))
+                    .await
+                {
+                    Ok(Some(reason)) => tracing::info!(reason, "barrier key rotated automatically"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "automatic key rotation check failed"),
                 }
                 if let Err(e) = active.tokens.tick().await {
                     tracing::warn!(error = %e, "token expiry failed");
