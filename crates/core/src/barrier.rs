@@ -18,6 +18,7 @@
 //! the asymmetric algorithms the transit and PKI engines need; rustls uses it too.
 
 use crate::error::{Error, Result};
+use crate::metrics::BarrierOp;
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use base64::Engine;
 use parking_lot::RwLock;
@@ -259,14 +260,22 @@ pub struct Barrier {
     state: RwLock<Option<Unsealed>>,
     /// Serializes changes to the stored keyring (rotation, its config, recorded counts).
     keyring_write: tokio::sync::Mutex<()>,
+    /// `vault.barrier.*` timings.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Barrier {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self::with_metrics(storage, Default::default())
+    }
+
+    /// A barrier that times its storage operations into `metrics`.
+    pub fn with_metrics(storage: Arc<dyn Storage>, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Barrier {
             storage,
             state: RwLock::new(None),
             keyring_write: tokio::sync::Mutex::new(()),
+            metrics,
         }
     }
 
@@ -486,7 +495,12 @@ impl Barrier {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        match self.storage.get(key).await? {
+        let started = std::time::Instant::now();
+        let stored = self.storage.get(key).await;
+        self.metrics
+            .barrier(BarrierOp::Get)
+            .observe(started.elapsed());
+        match stored? {
             Some(v) => Ok(Some(self.decrypt(key, &v)?)),
             None => Ok(None),
         }
@@ -504,7 +518,12 @@ impl Barrier {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        let raw = self.storage.get(key).await?;
+        let started = std::time::Instant::now();
+        let raw = self.storage.get(key).await;
+        self.metrics
+            .barrier(BarrierOp::Get)
+            .observe(started.elapsed());
+        let raw = raw?;
         let plain = raw.as_ref().map(|r| self.decrypt(key, r)).transpose()?;
         Ok((
             plain,
@@ -531,7 +550,15 @@ impl Barrier {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        match self.storage.write_batch_if(expect, ops).await {
+        let op = if ops.iter().all(|op| matches!(op, WriteOp::Delete(_))) {
+            BarrierOp::Delete
+        } else {
+            BarrierOp::Put
+        };
+        let started = std::time::Instant::now();
+        let written = self.storage.write_batch_if(expect, ops).await;
+        self.metrics.barrier(op).observe(started.elapsed());
+        match written {
             Ok(()) => Ok(true),
             Err(StorageError::Conflict(_)) => Ok(false),
             Err(e) => Err(e.into()),
@@ -542,7 +569,12 @@ impl Barrier {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        Ok(self.storage.list(prefix).await?)
+        let started = std::time::Instant::now();
+        let listed = self.storage.list(prefix).await;
+        self.metrics
+            .barrier(BarrierOp::List)
+            .observe(started.elapsed());
+        Ok(listed?)
     }
 }
 

@@ -70,6 +70,29 @@ pub struct CoreConfig {
     pub audit_devices: Vec<audit::AuditEntry>,
     /// HA: standbys serve reads themselves (see `standby.rs`); `false` forwards everything.
     pub standby_reads: bool,
+    /// The `telemetry` block.
+    pub telemetry: Telemetry,
+}
+
+/// Leases by mount as counted at some moment (see `sys/metrics.rs`).
+pub(crate) type LeaseCounts = (std::time::Instant, Vec<(String, u64)>);
+
+/// Vault's `telemetry` settings Tresor acts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telemetry {
+    /// `prometheus_retention_time` (default 24h); zero turns `?format=prometheus` off.
+    pub prometheus_retention: std::time::Duration,
+    /// `disable_hostname`: gauge names without the host name in them.
+    pub disable_hostname: bool,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            prometheus_retention: std::time::Duration::from_secs(24 * 3600),
+            disable_hostname: false,
+        }
+    }
 }
 
 impl Default for CoreConfig {
@@ -83,6 +106,7 @@ impl Default for CoreConfig {
             audit_dir: None,
             audit_devices: Vec::new(),
             standby_reads: true,
+            telemetry: Telemetry::default(),
             cluster_name: format!("tresor-cluster-{}", &random_alnum(8).to_lowercase()),
         }
     }
@@ -146,6 +170,13 @@ pub struct Core {
     pub cluster_id: String,
     seal_api: Arc<dyn Backend>,
     pub audit: AuditBroker,
+    /// What `sys/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// When this core was made (`vault.core.uptime`-like gauges).
+    pub(crate) started: std::time::Instant,
+    /// `vault.expire.num_leases` by mount, counted at most once a minute (a scan of the
+    /// lease index).
+    pub(crate) lease_counts: tokio::sync::Mutex<Option<LeaseCounts>>,
     /// This node, as it records itself when it becomes the active one.
     pub node: NodeInfo,
     /// The HA lease of a storage several nodes share (`None`: active whenever unsealed).
@@ -233,7 +264,11 @@ impl Core {
             version: crate::sys::seal::VAULT_API_VERSION.to_string(),
         };
         let ha = storage.ha();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         Arc::new_cyclic(|me: &Weak<Core>| Core {
+            metrics: metrics.clone(),
+            started: std::time::Instant::now(),
+            lease_counts: tokio::sync::Mutex::new(None),
             me: me.clone(),
             node,
             ha,
@@ -241,7 +276,7 @@ impl Core {
             standby: RwLock::new(None),
             standby_applied: Default::default(),
             state_lock: tokio::sync::Mutex::new(()),
-            barrier: Arc::new(Barrier::new(storage.clone())),
+            barrier: Arc::new(Barrier::with_metrics(storage.clone(), metrics)),
             seal_store: SealStore::new(storage),
             unseal_progress: tokio::sync::Mutex::new(Progress::default()),
             rekey: tokio::sync::Mutex::new(None),
@@ -506,7 +541,7 @@ impl Core {
                 backend
                     .initialize(&View::new(self.barrier.clone(), entry.storage_prefix()))
                     .await?;
-                router.insert(entry, backend);
+                router.insert(entry, backend, &self.metrics);
             }
         }
         self.load_audit_devices(&root).await?;
@@ -713,7 +748,7 @@ impl Core {
         let mut entries = self.load_table(&entry.table).await?;
         entries.push(entry.clone());
         self.store_table(&entry.table, &entries).await?;
-        active.router.write().insert(entry, backend);
+        active.router.write().insert(entry, backend, &self.metrics);
         Ok(())
     }
 
@@ -788,7 +823,7 @@ impl Core {
         self.store_table(&table, &entries).await?;
         let mut router = active.router.write();
         if let Some(route) = router.remove(&old_prefix) {
-            router.insert(moved, route.backend);
+            router.insert(moved, route.backend, &self.metrics);
         }
         Ok(())
     }
@@ -813,7 +848,7 @@ impl Core {
         self.store_table(table, &entries).await?;
         let mut router = active.router.write();
         if let Some(route) = router.get(&entry.route_prefix()).cloned() {
-            router.insert(entry, route.backend);
+            router.insert(entry, route.backend, &self.metrics);
         }
         Ok(())
     }
@@ -915,17 +950,45 @@ impl Core {
                 result = Box::pin(crate::sys::wrapping::wrap(self, resp, ttl, &req.path)).await;
             }
         }
-        // A request sent on to the active node is audited there.
+        // A request sent on to the active node is audited (and measured) there.
         let sent_on = matches!(result, Err(Error::Standby(Some(_))));
+        if !sent_on {
+            let took = started.elapsed();
+            let login =
+                req.path.starts_with("auth/") && result.as_ref().is_ok_and(|r| r.auth.is_some());
+            if login {
+                self.metrics.handle_login_request.observe(took);
+            } else {
+                self.metrics.handle_request.observe(took);
+            }
+            if let Some(route) = &ctx.route_metrics {
+                route.observe(req.operation, took);
+            }
+            if let (Ok(resp), Some(mount)) = (&result, &ctx.mount) {
+                if let Some(auth) = &resp.auth {
+                    self.metrics.count_event(
+                        "vault.token.creation",
+                        &[
+                            ("auth_method", &mount.kind),
+                            ("mount_point", &mount.route_prefix()),
+                            (
+                                "creation_ttl",
+                                crate::metrics::ttl_bucket(auth.lease_duration),
+                            ),
+                            ("token_type", &auth.token_type),
+                        ],
+                    );
+                }
+            }
+        }
         if self.audit.is_enabled() && !ctx.seal_api && !sent_on {
             // Fail closed: if no device can record the request or its answer, the client gets
             // a 500 and nothing else.
             let error = result.as_ref().err().map(|e| e.to_string());
             if !ctx.request_logged {
-                self.audit
-                    .log("request", &req, &ctx, None, error.as_deref())?;
+                self.audit_log("request", &req, &ctx, None, error.as_deref())?;
             }
-            self.audit.log(
+            self.audit_log(
                 "response",
                 &req,
                 &ctx,
@@ -941,6 +1004,35 @@ impl Core {
             resp.request_id = req.id.clone();
         }
         Ok(resp)
+    }
+
+    /// Writes an audit entry (`vault.audit.log_request`/`log_response`, and their failures).
+    fn audit_log(
+        &self,
+        kind: &str,
+        req: &Request,
+        ctx: &audit::Context,
+        resp: Option<&Response>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        let written = self.audit.log(kind, req, ctx, resp, error);
+        let (timer, failures) = if kind == "request" {
+            (
+                &self.metrics.audit_log_request,
+                &self.metrics.audit_log_request_failure,
+            )
+        } else {
+            (
+                &self.metrics.audit_log_response,
+                &self.metrics.audit_log_response_failure,
+            )
+        };
+        timer.observe(started.elapsed());
+        if written.is_err() {
+            failures.inc();
+        }
+        written
     }
 
     /// Routes, authenticates, authorizes and runs one request. A request that spends its
@@ -1001,6 +1093,7 @@ impl Core {
             return Err(self.standby_error());
         }
         ctx.mount = Some(route.entry.clone());
+        ctx.route_metrics = Some(route.metrics.clone());
         let view = View::new(self.barrier.clone(), route.storage_prefix.clone());
         let unauthenticated = path_matches_any(backend.unauthenticated_paths(), &rel);
         // Unauthenticated paths (logins) still learn who is calling when a token comes along.
@@ -1041,7 +1134,7 @@ impl Core {
             }
         }
         // The request is on record before anything happens.
-        self.audit.log("request", req, ctx, None, None)?;
+        self.audit_log("request", req, ctx, None, None)?;
         ctx.request_logged = true;
         let mut resp = backend.handle(call).await?;
         if on_standby && (resp.secret.is_some() || resp.login.is_some()) {

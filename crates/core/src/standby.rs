@@ -256,7 +256,10 @@ impl Core {
                 self.standby.write().take();
                 return;
             }
-            state.router.write().insert((*route.entry).clone(), rebuilt);
+            state
+                .router
+                .write()
+                .insert((*route.entry).clone(), rebuilt, &self.metrics);
         }
     }
 }

@@ -135,6 +135,8 @@ pub struct ListenerConfig {
     pub limits: Limits,
     /// Where the cluster listener binds (Vault's `cluster_address`), for HA forwarding.
     pub cluster_address: Option<String>,
+    /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` without a token.
+    pub unauthenticated_metrics_access: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -159,6 +161,31 @@ pub struct ServerConfig {
     pub graceful_shutdown_timeout: Duration,
     /// `snapshot_auto { ... }`: scheduled snapshots (beyond Vault's open-source server).
     pub snapshot_auto: Option<AutoSnapshot>,
+    /// The `telemetry` block.
+    pub telemetry: tresor_core::core::Telemetry,
+}
+
+/// An unlabelled block (`telemetry { ... }`); HCL may give it as a list of one.
+fn unlabelled_block(v: Option<&Value>) -> Option<&serde_json::Map<String, Value>> {
+    match v? {
+        Value::Array(a) if a.len() == 1 => a[0].as_object(),
+        other => other.as_object(),
+    }
+}
+
+/// Vault's `telemetry` block: the settings Tresor acts on.
+fn telemetry_block(v: Option<&Value>) -> Result<tresor_core::core::Telemetry, BoxError> {
+    let mut t = tresor_core::core::Telemetry::default();
+    let Some(body) = unlabelled_block(v) else {
+        return Ok(t);
+    };
+    if let Some(r) = body.get("prometheus_retention_time") {
+        t.prometheus_retention = parse_duration(r).ok_or_else(|| {
+            format!("telemetry: invalid prometheus_retention_time {r} (a duration such as \"24h\"; 0 turns it off)")
+        })?;
+    }
+    t.disable_hostname = body.get("disable_hostname").is_some_and(truthy);
+    Ok(t)
 }
 
 /// Scheduled snapshots: every `interval`, into `path_prefix`, keeping the newest `retain`
@@ -175,13 +202,9 @@ fn snapshot_auto_block(v: Option<&Value>) -> Result<Option<AutoSnapshot>, BoxErr
     let Some(v) = v else {
         return Ok(None);
     };
-    // A block given twice arrives as a list.
-    let body = match v {
-        Value::Array(a) if a.len() == 1 => &a[0],
-        Value::Object(_) => v,
-        _ => return Err("snapshot_auto: one block, e.g. snapshot_auto { interval = \"1h\" retain = 24 path_prefix = \"/var/lib/tresor/snapshots\" }".into()),
-    };
-    let body = body.as_object().ok_or("snapshot_auto must be a block")?;
+    let body = unlabelled_block(Some(v)).ok_or(
+        "snapshot_auto: one block, e.g. snapshot_auto { interval = \"1h\" retain = 24 path_prefix = \"/var/lib/tresor/snapshots\" }",
+    )?;
     if let Some(k) = body
         .keys()
         .find(|k| !["interval", "retain", "path_prefix", "file_prefix"].contains(&k.as_str()))
@@ -232,6 +255,7 @@ impl ServerConfig {
                 max_request_size: DEFAULT_MAX_REQUEST_SIZE,
                 limits: Limits::default(),
                 cluster_address: None,
+                unauthenticated_metrics_access: false,
             }],
             api_addr: None,
             cluster_addr: None,
@@ -244,6 +268,7 @@ impl ServerConfig {
             disable_performance_standby: false,
             graceful_shutdown_timeout: DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
             snapshot_auto: None,
+            telemetry: Default::default(),
         }
     }
 
@@ -262,6 +287,7 @@ impl ServerConfig {
                 c.audit_dir = Some(PathBuf::from(d));
             }
             c.audit_devices = audit_blocks(v.get("audit"))?;
+            c.telemetry = telemetry_block(v.get("telemetry"))?;
         }
         Ok(c)
     }
@@ -342,6 +368,9 @@ impl ServerConfig {
                     .get("cluster_address")
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                unauthenticated_metrics_access: unlabelled_block(body.get("telemetry"))
+                    .and_then(|t| t.get("unauthenticated_metrics_access"))
+                    .is_some_and(truthy),
             });
         }
         if listeners.is_empty() {
@@ -384,6 +413,7 @@ impl ServerConfig {
             graceful_shutdown_timeout: duration_key(obj, "graceful_shutdown_timeout")?
                 .unwrap_or(DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT),
             snapshot_auto: snapshot_auto_block(obj.get("snapshot_auto"))?,
+            telemetry: telemetry_block(obj.get("telemetry"))?,
         })
     }
 }
@@ -427,6 +457,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "disable_performance_standby",
     "graceful_shutdown_timeout",
     "snapshot_auto",
+    "telemetry",
 ];
 /// Vault keys Tresor accepts without acting on them (so Vault configs load unchanged).
 const VAULT_KEYS_WITHOUT_EFFECT: &[&str] = &[
@@ -437,7 +468,6 @@ const VAULT_KEYS_WITHOUT_EFFECT: &[&str] = &[
     "log_file",
     "pid_file",
     "plugin_directory",
-    "telemetry",
     "seal",
     "ha_storage",
     "disable_cache",

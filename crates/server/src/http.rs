@@ -137,6 +137,9 @@ pub struct ListenerContext {
     /// This is the cluster listener: requests come forwarded by a standby (mutual TLS), name
     /// their client's address and certificates, and are never forwarded again.
     pub forwarded: bool,
+    /// The listener's `telemetry { unauthenticated_metrics_access }`: `GET sys/metrics` is
+    /// answered without a token (and while sealed), as in Vault.
+    pub unauthenticated_metrics: bool,
 }
 
 /// Serves one HTTP request.
@@ -191,6 +194,13 @@ pub async fn handle(
             }
         }
     };
+    if ctx.unauthenticated_metrics && path == "sys/metrics" && req.method() == Method::GET {
+        let format = data.get("format").and_then(Value::as_str).unwrap_or("");
+        return match core.metrics_report(format).await {
+            Ok(r) => render(r),
+            Err(e) => core_error(&e),
+        };
+    }
     let (list_query, help_query) = match (flag("list"), flag("help")) {
         (Ok(l), Ok(h)) => (l, h),
         (Err(e), _) | (_, Err(e)) => return error_response(400, vec![e]),

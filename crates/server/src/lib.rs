@@ -82,6 +82,7 @@ pub async fn build_core(cfg: &config::ServerConfig) -> Result<Arc<Core>, BoxErro
         audit_dir: cfg.audit_dir.clone(),
         standby_reads: !cfg.disable_performance_standby,
         audit_devices: cfg.audit_devices.clone(),
+        telemetry: cfg.telemetry.clone(),
         ..CoreConfig::default()
     };
     Ok(Core::new(storage, registry(), core_cfg))

@@ -185,6 +185,7 @@ pub async fn bind(
         },
         cluster,
         forwarded: false,
+        unauthenticated_metrics: cfg.unauthenticated_metrics_access,
     };
     serve_listener(&cfg.address, cfg.limits.clone(), tls, ctx, stop, tracker).await
 }
@@ -207,6 +208,7 @@ pub async fn bind_cluster(
         },
         cluster: None,
         forwarded: true,
+        unauthenticated_metrics: false,
     };
     let tls = ListenerTls::Cluster(cluster);
     serve_listener(address, Limits::default(), tls, ctx, stop, tracker).await

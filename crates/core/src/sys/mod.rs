@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod generate_root;
 pub mod leases;
+pub mod metrics;
 pub mod openapi;
 pub mod password_policies;
 pub mod seal;
@@ -206,6 +207,7 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
     paths.extend(password_policies::paths());
     paths.extend(snapshot::paths());
     paths.extend(generate_root::paths());
+    paths.extend(metrics::paths());
     paths.extend(crate::tools::random_paths("tools/"));
     paths.extend(crate::tools::hash_paths("tools/"));
     PathBackend::new(Sys { core }, paths)
