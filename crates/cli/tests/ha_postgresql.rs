@@ -1150,3 +1150,62 @@ fn a_paused_active_node_acknowledges_nothing_after_it_was_replaced() {
     assert_eq!(st, 404, "a write of the replaced node landed");
     assert_eq!(c.active(5), b);
 }
+
+#[test]
+fn a_snapshot_restored_through_a_standby_reaches_every_node() {
+    let c = Cluster::start(2);
+    c.mount_kv();
+    let a = c.active(10);
+    let s = 1 - a;
+    let root = c.root.clone();
+    write_via(
+        c.node(a),
+        "secret/data/x",
+        &root,
+        json!({"data": {"v": "before"}}),
+    );
+    // Taken and restored through the standby: both forwarded to the active node (once the
+    // standby has learnt which node that is).
+    let standby = c.node(s);
+    wait_until("the standby knows the active node", 10, || {
+        leader(standby)["leader_address"] == c.node(a).addr.as_str()
+    });
+    let r = standby
+        .client
+        .get(format!("{}/v1/sys/storage/raft/snapshot", standby.addr))
+        .header("X-Vault-Token", &root)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let snapshot = r.bytes().unwrap().to_vec();
+    write_via(
+        c.node(a),
+        "secret/data/x",
+        &root,
+        json!({"data": {"v": "after"}}),
+    );
+    write_via(
+        c.node(a),
+        "secret/data/y",
+        &root,
+        json!({"data": {"v": "new"}}),
+    );
+    let r = standby
+        .client
+        .post(format!("{}/v1/sys/storage/raft/snapshot", standby.addr))
+        .header("X-Vault-Token", &root)
+        .body(snapshot)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().unwrap());
+    assert_eq!(c.active(10), a, "the active node stays active");
+    // Every node serves the restored state: the standby from its own copy, rebuilt from the
+    // change log the restore wrote.
+    for i in [a, s] {
+        wait_until("the restored state", 10, || {
+            let (st, x, _) = local(c.node(i), "GET", "secret/data/x", &root, None, None);
+            let (st_y, ..) = local(c.node(i), "GET", "secret/data/y", &root, None, None);
+            st == 200 && x["data"]["data"]["v"] == "before" && st_y == 404
+        });
+    }
+}
