@@ -636,9 +636,14 @@ fn standbys_forward_and_step_down_hands_over() {
     let marked: Vec<&Value> = nodes.iter().filter(|n| n["active_node"] == true).collect();
     assert_eq!(marked.len(), 1);
     assert_eq!(marked[0]["api_address"], active.addr.as_str());
-    // Step-down: another node takes over at once.
-    let (st, _) = active.call("POST", "sys/step-down", Some(&c.root), None);
-    assert_eq!(st, 204);
+    // Step-down (`tresor operator step-down`): another node takes over at once.
+    let out = run_cli(
+        env!("CARGO_BIN_EXE_tresor"),
+        active,
+        &c.root,
+        &["operator", "step-down"],
+    );
+    assert!(out.status.success(), "{out:?}");
     let b = c.active(5);
     assert_ne!(a, b, "the node that stepped down stays out of the contest");
     // Within a standby poll, every node knows the new active node.

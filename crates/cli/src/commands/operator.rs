@@ -22,6 +22,8 @@ pub enum OperatorCommand {
     Unseal(UnsealArgs),
     /// Seal the server
     Seal,
+    /// Make the active node of an HA cluster give up the lease (another node takes over)
+    StepDown,
     /// Rotate the barrier encryption key
     Rotate,
     /// Show the barrier key term and install time
@@ -216,6 +218,12 @@ pub fn run(ctx: &Ctx, cmd: OperatorCommand) -> CliResult {
                 .put("sys/seal", &json!({}))
                 .context("Error sealing")?;
             success("Tresor is sealed.")
+        }
+        OperatorCommand::StepDown => {
+            client
+                .put("sys/step-down", &json!({}))
+                .context("Error stepping down")?;
+            success("Success! Stepped down the active node.")
         }
         OperatorCommand::Rotate => {
             client
