@@ -42,17 +42,7 @@ pub(crate) fn named(group: &str) -> String {
     format!("(?P<{group}>{NAME})")
 }
 
-/// Go's `time.Duration.String()` for whole seconds (`1h0m0s`, `30m0s`, `5s`).
-pub(crate) fn go_duration(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
-}
+pub(crate) use tresor_core::util::go_duration;
 
 /// Vault's `humanDuration`: Go's format without zero minutes/seconds (`1h`, `30m`, `1h5s`).
 pub(crate) fn human_duration(secs: u64) -> String {

@@ -399,6 +399,36 @@ impl Client {
         }
     }
 
+    /// A request whose body and answer are raw bytes, not JSON (snapshots); it may take as
+    /// long as the transfer needs.
+    pub fn request_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> CliResult<Vec<u8>> {
+        let mut rb = self
+            .build(method.clone(), path, &[])
+            .timeout(Duration::from_secs(3600));
+        if let Some(b) = body {
+            rb = rb.header(CONTENT_TYPE, "application/octet-stream").body(b);
+        }
+        let url = self.url(path);
+        let mut resp = rb
+            .send()
+            .map_err(|e| CliError::other(format!("{method} {url}: {}", error_chain(&e))))?;
+        let status = resp.status().as_u16();
+        let mut bytes = Vec::new();
+        resp.read_to_end(&mut bytes)
+            .map_err(|e| CliError::other(format!("{method} {url}: error reading response: {e}")))?;
+        if status >= 400 {
+            let text = String::from_utf8_lossy(&bytes);
+            let parsed = serde_json::from_str::<Value>(&text).ok();
+            return Err(api_error(&method, &url, status, parsed.as_ref(), &text));
+        }
+        Ok(bytes)
+    }
+
     /// `GET path?query`; a 404 is `Ok(None)`.
     pub fn read(&self, path: &str, query: &[(String, String)]) -> CliResult<Option<Value>> {
         self.request(Method::GET, path, query, None, true)

@@ -214,6 +214,33 @@ pub fn read_log_until(
     text
 }
 
+/// Runs a Vault-compatible CLI (`bin`: Tresor's or OpenBao's) against `server` with `token`.
+pub fn run_cli(bin: &str, server: &Server, token: &str, args: &[&str]) -> std::process::Output {
+    Command::new(bin)
+        .args(args)
+        .env("VAULT_ADDR", &server.addr)
+        .env("VAULT_TOKEN", token)
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .unwrap()
+}
+
+/// OpenBao's CLI (`TRESOR_BAO`, else `bao` on PATH), when there is one; required in CI.
+pub fn bao() -> Option<String> {
+    let bin = std::env::var("TRESOR_BAO")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "bao".to_string());
+    let found = Command::new(&bin)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var("TRESOR_CROSSCHECK_REQUIRED").is_ok_and(|v| v == "1") {
+        panic!("the bao CLI is required (TRESOR_CROSSCHECK_REQUIRED=1) but {bin} does not run");
+    }
+    found.then_some(bin)
+}
+
 /// The `tresor server` command, output discarded.
 ///
 /// Each server gets a process group of its own: tests stop servers (SIGSTOP), and the kernel

@@ -633,6 +633,7 @@ fn bao_debug_collects_a_bundle() {
             &format!("-output={}", bundle.display()),
             "-target=config",
             "-target=host",
+            "-target=metrics",
             "-target=requests",
             "-target=server-status",
             "-target=log",
@@ -651,6 +652,7 @@ fn bao_debug_collects_a_bundle() {
     for file in [
         "config.json",
         "host_info.json",
+        "metrics.json",
         "requests.json",
         "server_status.json",
     ] {

@@ -18,6 +18,7 @@
 //! the asymmetric algorithms the transit and PKI engines need; rustls uses it too.
 
 use crate::error::{Error, Result};
+use crate::metrics::BarrierOp;
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use base64::Engine;
 use parking_lot::RwLock;
@@ -96,6 +97,69 @@ pub struct KeyTerm {
     pub key: Zeroizing<Vec<u8>>,
     /// RFC 3339 install time.
     pub install_time: String,
+    /// Encryptions made with this term, as last recorded (the running count is in memory
+    /// and recorded every few minutes: a crash loses at most that much of it).
+    #[serde(default)]
+    pub encryptions: u64,
+}
+
+/// Automatic rotation of the barrier key (`sys/rotate/config`), with Vault's defaults and
+/// limits: after `max_operations` encryptions with one term (AES-GCM's safe bound for random
+/// nonces is far above the default), or once the term is `interval_secs` old.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationConfig {
+    pub max_operations: u64,
+    /// 0: no age limit.
+    pub interval_secs: u64,
+    pub enabled: bool,
+}
+
+impl RotationConfig {
+    pub const MAX_OPERATIONS: u64 = 3_865_470_566;
+    pub const MIN_OPERATIONS: u64 = 1_000_000;
+    pub const MIN_INTERVAL_SECS: u64 = 24 * 3600;
+
+    pub fn validate(&self) -> Result<()> {
+        if self.interval_secs != 0 && self.interval_secs < Self::MIN_INTERVAL_SECS {
+            return Err(Error::bad("interval must be greater or equal to 24h0m0s"));
+        }
+        if !(Self::MIN_OPERATIONS..=Self::MAX_OPERATIONS).contains(&self.max_operations) {
+            return Err(Error::bad(format!(
+                "max_operations must be in the range [{},{}]",
+                Self::MIN_OPERATIONS,
+                Self::MAX_OPERATIONS
+            )));
+        }
+        Ok(())
+    }
+
+    /// Why the active term is due for rotation at `now` (Unix seconds), if it is.
+    pub fn due(&self, term: &KeyTerm, encryptions: u64, now: i64) -> Option<&'static str> {
+        if !self.enabled {
+            return None;
+        }
+        if encryptions > self.max_operations {
+            return Some("reached max operations");
+        }
+        let installed = time::OffsetDateTime::parse(
+            &term.install_time,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()?
+        .unix_timestamp();
+        (self.interval_secs > 0 && now - installed > self.interval_secs as i64)
+            .then_some("rotation interval reached")
+    }
+}
+
+impl Default for RotationConfig {
+    fn default() -> Self {
+        RotationConfig {
+            max_operations: Self::MAX_OPERATIONS,
+            interval_secs: 0,
+            enabled: true,
+        }
+    }
 }
 
 /// The data-encryption keys, by term.
@@ -103,6 +167,8 @@ pub struct KeyTerm {
 pub struct Keyring {
     pub terms: Vec<KeyTerm>,
     pub active_term: u32,
+    #[serde(default)]
+    pub rotation: RotationConfig,
 }
 
 impl Keyring {
@@ -112,8 +178,10 @@ impl Keyring {
                 term: 1,
                 key: Zeroizing::new(random_bytes(32)),
                 install_time: crate::util::now_rfc3339(),
+                encryptions: 0,
             }],
             active_term: 1,
+            rotation: RotationConfig::default(),
         }
     }
     pub fn active(&self) -> &KeyTerm {
@@ -135,7 +203,7 @@ struct Unsealed {
     /// Cipher objects for each term, built once.
     ciphers: Vec<(u32, LessSafeKey)>,
     root_key: Zeroizing<Vec<u8>>,
-    /// Encryptions with the active term since this unseal (or rotation).
+    /// Encryptions with the active term not yet recorded in the keyring.
     encryptions: std::sync::atomic::AtomicU64,
 }
 
@@ -161,6 +229,23 @@ impl Unsealed {
             encryptions: std::sync::atomic::AtomicU64::new(0),
         })
     }
+    /// Encryptions with the active term: recorded plus running.
+    fn term_encryptions(&self) -> u64 {
+        self.keyring.active().encryptions
+            + self.encryptions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The keyring with the running count added to the active term's recorded one.
+    fn keyring_with_counts(&self) -> Keyring {
+        let mut k = self.keyring.clone();
+        let running = self.encryptions.load(std::sync::atomic::Ordering::Relaxed);
+        let active = k.active_term;
+        if let Some(t) = k.terms.iter_mut().find(|t| t.term == active) {
+            t.encryptions += running;
+        }
+        k
+    }
+
     fn cipher(&self, term: u32) -> Option<&LessSafeKey> {
         self.ciphers
             .iter()
@@ -173,13 +258,24 @@ impl Unsealed {
 pub struct Barrier {
     storage: Arc<dyn Storage>,
     state: RwLock<Option<Unsealed>>,
+    /// Serializes changes to the stored keyring (rotation, its config, recorded counts).
+    keyring_write: tokio::sync::Mutex<()>,
+    /// `vault.barrier.*` timings.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Barrier {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self::with_metrics(storage, Default::default())
+    }
+
+    /// A barrier that times its storage operations into `metrics`.
+    pub fn with_metrics(storage: Arc<dyn Storage>, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Barrier {
             storage,
             state: RwLock::new(None),
+            keyring_write: tokio::sync::Mutex::new(()),
+            metrics,
         }
     }
 
@@ -248,15 +344,17 @@ impl Barrier {
 
     /// Adds a new key term and makes it active (`sys/rotate`).
     pub async fn rotate(&self) -> Result<u32> {
+        let _writing = self.keyring_write.lock().await;
         let (keyring, root) = {
             let st = self.state.read();
             let u = st.as_ref().ok_or(Error::Sealed)?;
-            let mut k = u.keyring.clone();
+            let mut k = u.keyring_with_counts();
             let term = k.active_term + 1;
             k.terms.push(KeyTerm {
                 term,
                 key: Zeroizing::new(random_bytes(32)),
                 install_time: crate::util::now_rfc3339(),
+                encryptions: 0,
             });
             k.active_term = term;
             (k, u.root_key.clone())
@@ -267,17 +365,72 @@ impl Barrier {
         Ok(term)
     }
 
-    /// The active term, its install time, and how many encryptions it did since this unseal
-    /// (Vault reports the count in `sys/key-status`).
+    pub fn rotation_config(&self) -> Result<RotationConfig> {
+        let st = self.state.read();
+        Ok(st.as_ref().ok_or(Error::Sealed)?.keyring.rotation.clone())
+    }
+
+    /// Stores a new automatic-rotation config (`sys/rotate/config`).
+    pub async fn set_rotation_config(&self, config: RotationConfig) -> Result<()> {
+        config.validate()?;
+        self.update_keyring(|k| k.rotation = config).await
+    }
+
+    /// Rotates the key if its config says it is due at `now` (Unix seconds); otherwise
+    /// records the running encryption count when `record_count`. The reason, if rotated.
+    pub async fn rotate_if_due(
+        &self,
+        now: i64,
+        record_count: bool,
+    ) -> Result<Option<&'static str>> {
+        let reason = {
+            let st = self.state.read();
+            let u = st.as_ref().ok_or(Error::Sealed)?;
+            let k = &u.keyring;
+            k.rotation.due(k.active(), u.term_encryptions(), now)
+        };
+        if let Some(reason) = reason {
+            self.rotate().await?;
+            return Ok(Some(reason));
+        }
+        let unrecorded = self.state.read().as_ref().map_or(0, |u| {
+            u.encryptions.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        if record_count && unrecorded > 0 {
+            self.update_keyring(|_| {}).await?;
+        }
+        Ok(None)
+    }
+
+    /// Applies `change` to the keyring (with the running encryption count recorded), stores
+    /// it, and installs it.
+    async fn update_keyring(&self, change: impl FnOnce(&mut Keyring)) -> Result<()> {
+        let _writing = self.keyring_write.lock().await;
+        let (keyring, root, counted) = {
+            let st = self.state.read();
+            let u = st.as_ref().ok_or(Error::Sealed)?;
+            let counted = u.encryptions.load(std::sync::atomic::Ordering::Relaxed);
+            let mut k = u.keyring_with_counts();
+            change(&mut k);
+            (k, u.root_key.clone(), counted)
+        };
+        self.store_keyring(&keyring, &root).await?;
+        let mut st = self.state.write();
+        let u = st.as_mut().ok_or(Error::Sealed)?;
+        // Encryptions made meanwhile stay counted.
+        u.encryptions
+            .fetch_sub(counted, std::sync::atomic::Ordering::Relaxed);
+        u.keyring = keyring;
+        Ok(())
+    }
+
+    /// The active term, its install time, and how many encryptions it has made (Vault
+    /// reports the count in `sys/key-status`).
     pub fn key_status(&self) -> Result<(u32, String, u64)> {
         let st = self.state.read();
         let u = st.as_ref().ok_or(Error::Sealed)?;
         let a = u.keyring.active();
-        Ok((
-            a.term,
-            a.install_time.clone(),
-            u.encryptions.load(std::sync::atomic::Ordering::Relaxed),
-        ))
+        Ok((a.term, a.install_time.clone(), u.term_encryptions()))
     }
 
     /// The root key, for rekeying (re-protecting it under new shares).
@@ -342,7 +495,12 @@ impl Barrier {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        match self.storage.get(key).await? {
+        let started = std::time::Instant::now();
+        let stored = self.storage.get(key).await;
+        self.metrics
+            .barrier(BarrierOp::Get)
+            .observe(started.elapsed());
+        match stored? {
             Some(v) => Ok(Some(self.decrypt(key, &v)?)),
             None => Ok(None),
         }
@@ -360,7 +518,12 @@ impl Barrier {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        let raw = self.storage.get(key).await?;
+        let started = std::time::Instant::now();
+        let raw = self.storage.get(key).await;
+        self.metrics
+            .barrier(BarrierOp::Get)
+            .observe(started.elapsed());
+        let raw = raw?;
         let plain = raw.as_ref().map(|r| self.decrypt(key, r)).transpose()?;
         Ok((
             plain,
@@ -387,7 +550,15 @@ impl Barrier {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        match self.storage.write_batch_if(expect, ops).await {
+        let op = if ops.iter().all(|op| matches!(op, WriteOp::Delete(_))) {
+            BarrierOp::Delete
+        } else {
+            BarrierOp::Put
+        };
+        let started = std::time::Instant::now();
+        let written = self.storage.write_batch_if(expect, ops).await;
+        self.metrics.barrier(op).observe(started.elapsed());
+        match written {
             Ok(()) => Ok(true),
             Err(StorageError::Conflict(_)) => Ok(false),
             Err(e) => Err(e.into()),
@@ -398,7 +569,12 @@ impl Barrier {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        Ok(self.storage.list(prefix).await?)
+        let started = std::time::Instant::now();
+        let listed = self.storage.list(prefix).await;
+        self.metrics
+            .barrier(BarrierOp::List)
+            .observe(started.elapsed());
+        Ok(listed?)
     }
 }
 
@@ -627,6 +803,88 @@ pub fn b64_encode(b: &[u8]) -> String {
 mod tests {
     use super::*;
     use tresor_storage::memory::MemoryStorage;
+
+    #[tokio::test]
+    async fn rotates_automatically_by_age_and_by_count_and_keeps_counts() {
+        let storage = Arc::new(MemoryStorage::new());
+        let b = Barrier::new(storage.clone());
+        let root = b.initialize().await.unwrap();
+        b.unseal(root.clone()).await.unwrap();
+        let now = crate::util::unix_now();
+        // Defaults: no age limit; nothing is due.
+        assert_eq!(b.rotation_config().unwrap(), RotationConfig::default());
+        assert_eq!(
+            b.rotate_if_due(now + 400 * 86400, false).await.unwrap(),
+            None
+        );
+        // Out-of-range configs are refused and change nothing.
+        for bad in [
+            RotationConfig {
+                interval_secs: 3600,
+                ..Default::default()
+            },
+            RotationConfig {
+                max_operations: 10,
+                ..Default::default()
+            },
+            RotationConfig {
+                max_operations: RotationConfig::MAX_OPERATIONS + 1,
+                ..Default::default()
+            },
+        ] {
+            assert!(matches!(
+                b.set_rotation_config(bad).await,
+                Err(Error::BadRequest(_))
+            ));
+        }
+        assert_eq!(b.rotation_config().unwrap(), RotationConfig::default());
+        // By age: due once the term is older than the interval.
+        let daily = RotationConfig {
+            interval_secs: 86400,
+            ..Default::default()
+        };
+        b.set_rotation_config(daily.clone()).await.unwrap();
+        assert_eq!(b.rotate_if_due(now + 3600, false).await.unwrap(), None);
+        assert_eq!(
+            b.rotate_if_due(now + 86400 + 60, false).await.unwrap(),
+            Some("rotation interval reached")
+        );
+        assert_eq!(b.key_status().unwrap().0, 2);
+        // Disabled: never due.
+        b.set_rotation_config(RotationConfig {
+            enabled: false,
+            ..daily
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            b.rotate_if_due(now + 10 * 86400, false).await.unwrap(),
+            None
+        );
+        // Counts are recorded in the stored keyring (a reload or another node sees them),
+        // and the config survives rotation and reload.
+        for i in 0..5 {
+            b.encrypt("k", &[i]).unwrap();
+        }
+        b.rotate_if_due(now, true).await.unwrap();
+        b.reload_keyring().await.unwrap();
+        assert_eq!(b.key_status().unwrap().2, 5);
+        assert!(!b.rotation_config().unwrap().enabled);
+        // By count: past max_operations.
+        let term = KeyTerm {
+            encryptions: RotationConfig::MIN_OPERATIONS + 1,
+            ..b.state.read().as_ref().unwrap().keyring.active().clone()
+        };
+        let by_count = RotationConfig {
+            max_operations: RotationConfig::MIN_OPERATIONS,
+            ..Default::default()
+        };
+        assert_eq!(
+            by_count.due(&term, term.encryptions, now),
+            Some("reached max operations")
+        );
+        assert_eq!(by_count.due(&term, 10, now), None);
+    }
 
     #[tokio::test]
     async fn encrypts_at_rest_and_binds_value_to_key() {

@@ -73,6 +73,29 @@ pub struct CoreConfig {
     /// The server running this core: loggers, in-flight requests, its configuration, the
     /// host (`sys/loggers`, `sys/monitor`, `sys/in-flight-req` ...; see `sys::operator`).
     pub server: Option<Arc<dyn crate::sys::operator::ServerOps>>,
+    /// The `telemetry` block.
+    pub telemetry: Telemetry,
+}
+
+/// Leases by mount as counted at some moment (see `sys/metrics.rs`).
+pub(crate) type LeaseCounts = (std::time::Instant, Vec<(String, u64)>);
+
+/// Vault's `telemetry` settings Tresor acts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telemetry {
+    /// `prometheus_retention_time` (default 24h); zero turns `?format=prometheus` off.
+    pub prometheus_retention: std::time::Duration,
+    /// `disable_hostname`: gauge names without the host name in them.
+    pub disable_hostname: bool,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            prometheus_retention: std::time::Duration::from_secs(24 * 3600),
+            disable_hostname: false,
+        }
+    }
 }
 
 impl Default for CoreConfig {
@@ -87,6 +110,7 @@ impl Default for CoreConfig {
             audit_devices: Vec::new(),
             standby_reads: true,
             server: None,
+            telemetry: Telemetry::default(),
             cluster_name: format!("tresor-cluster-{}", &random_alnum(8).to_lowercase()),
         }
     }
@@ -114,6 +138,27 @@ pub struct RekeyState {
     pub config: SealConfig,
     pub nonce: String,
     pub progress: Progress,
+    /// `require_verification`: the new keys take effect only once a threshold of them is
+    /// given back (`sys/rekey/verify`), proving their holders received them.
+    pub require_verification: bool,
+    /// With verification: the new unseal key, handed out and awaiting that proof.
+    pub pending: Option<PendingRekey>,
+}
+
+/// New unseal key shares handed out, not yet in effect (`sys/rekey/verify`).
+pub struct PendingRekey {
+    pub unseal_key: Zeroizing<Vec<u8>>,
+    pub root_key: Zeroizing<Vec<u8>>,
+    pub verification_nonce: String,
+    pub progress: Progress,
+}
+
+/// A root token generation in flight (`sys/generate-root/*`): the OTP the new token will be
+/// encoded with, and the unseal key shares given so far.
+pub struct RootGeneration {
+    pub nonce: String,
+    pub otp: Zeroizing<String>,
+    pub progress: Progress,
 }
 
 pub struct Core {
@@ -122,12 +167,20 @@ pub struct Core {
     pub seal_store: SealStore,
     pub unseal_progress: tokio::sync::Mutex<Progress>,
     pub rekey: tokio::sync::Mutex<Option<RekeyState>>,
+    pub root_generation: tokio::sync::Mutex<Option<RootGeneration>>,
     active: RwLock<Option<Arc<Active>>>,
     registry: Registry,
     pub config: CoreConfig,
     pub cluster_id: String,
     seal_api: Arc<dyn Backend>,
     pub audit: AuditBroker,
+    /// What `sys/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// When this core was made (`vault.core.uptime`-like gauges).
+    pub(crate) started: std::time::Instant,
+    /// `vault.expire.num_leases` by mount, counted at most once a minute (a scan of the
+    /// lease index).
+    pub(crate) lease_counts: tokio::sync::Mutex<Option<LeaseCounts>>,
     /// This node, as it records itself when it becomes the active one.
     pub node: NodeInfo,
     /// The HA lease of a storage several nodes share (`None`: active whenever unsealed).
@@ -215,7 +268,11 @@ impl Core {
             version: crate::sys::seal::VAULT_API_VERSION.to_string(),
         };
         let ha = storage.ha();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         Arc::new_cyclic(|me: &Weak<Core>| Core {
+            metrics: metrics.clone(),
+            started: std::time::Instant::now(),
+            lease_counts: tokio::sync::Mutex::new(None),
             me: me.clone(),
             node,
             ha,
@@ -223,10 +280,11 @@ impl Core {
             standby: RwLock::new(None),
             standby_applied: Default::default(),
             state_lock: tokio::sync::Mutex::new(()),
-            barrier: Arc::new(Barrier::new(storage.clone())),
+            barrier: Arc::new(Barrier::with_metrics(storage.clone(), metrics)),
             seal_store: SealStore::new(storage),
             unseal_progress: tokio::sync::Mutex::new(Progress::default()),
             rekey: tokio::sync::Mutex::new(None),
+            root_generation: tokio::sync::Mutex::new(None),
             active: RwLock::new(None),
             registry,
             config,
@@ -327,11 +385,7 @@ impl Core {
         if !self.is_sealed() {
             return Ok(true);
         }
-        let cfg = self
-            .seal_store
-            .config()
-            .await?
-            .ok_or(Error::NotInitialized)?;
+        let cfg = self.seal_store.required_config().await?;
         let mut progress = self.unseal_progress.lock().await;
         if !self.is_sealed() {
             return Ok(true);
@@ -380,8 +434,10 @@ impl Core {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PERIODIC_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks: u64 = 0;
             loop {
                 tick.tick().await;
+                ticks += 1;
                 let (Some(core), Some(active)) = (core.upgrade(), weak_active.upgrade()) else {
                     return;
                 };
@@ -392,6 +448,16 @@ impl Core {
                     .is_some_and(|a| Arc::ptr_eq(a, &active))
                 {
                     return;
+                }
+                // Automatic key rotation; the running encryption count recorded every 5 min.
+                match core
+                    .barrier
+                    .rotate_if_due(crate::util::unix_now(), ticks.is_multiple_of(300))
+                    .await
+                {
+                    Ok(Some(reason)) => tracing::info!(reason, "barrier key rotated automatically"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "automatic key rotation check failed"),
                 }
                 if let Err(e) = active.tokens.tick().await {
                     tracing::warn!(error = %e, "token expiry failed");
@@ -479,7 +545,7 @@ impl Core {
                 backend
                     .initialize(&View::new(self.barrier.clone(), entry.storage_prefix()))
                     .await?;
-                router.insert(entry, backend);
+                router.insert(entry, backend, &self.metrics);
             }
         }
         self.load_audit_devices(&root).await?;
@@ -686,7 +752,7 @@ impl Core {
         let mut entries = self.load_table(&entry.table).await?;
         entries.push(entry.clone());
         self.store_table(&entry.table, &entries).await?;
-        active.router.write().insert(entry, backend);
+        active.router.write().insert(entry, backend, &self.metrics);
         Ok(())
     }
 
@@ -761,7 +827,7 @@ impl Core {
         self.store_table(&table, &entries).await?;
         let mut router = active.router.write();
         if let Some(route) = router.remove(&old_prefix) {
-            router.insert(moved, route.backend);
+            router.insert(moved, route.backend, &self.metrics);
         }
         Ok(())
     }
@@ -786,7 +852,7 @@ impl Core {
         self.store_table(table, &entries).await?;
         let mut router = active.router.write();
         if let Some(route) = router.get(&entry.route_prefix()).cloned() {
-            router.insert(entry, route.backend);
+            router.insert(entry, route.backend, &self.metrics);
         }
         Ok(())
     }
@@ -888,17 +954,45 @@ impl Core {
                 result = Box::pin(crate::sys::wrapping::wrap(self, resp, ttl, &req.path)).await;
             }
         }
-        // A request sent on to the active node is audited there.
+        // A request sent on to the active node is audited (and measured) there.
         let sent_on = matches!(result, Err(Error::Standby(Some(_))));
+        if !sent_on {
+            let took = started.elapsed();
+            let login =
+                req.path.starts_with("auth/") && result.as_ref().is_ok_and(|r| r.auth.is_some());
+            if login {
+                self.metrics.handle_login_request.observe(took);
+            } else {
+                self.metrics.handle_request.observe(took);
+            }
+            if let Some(route) = &ctx.route_metrics {
+                route.observe(req.operation, took);
+            }
+            if let (Ok(resp), Some(mount)) = (&result, &ctx.mount) {
+                if let Some(auth) = &resp.auth {
+                    self.metrics.count_event(
+                        "vault.token.creation",
+                        &[
+                            ("auth_method", &mount.kind),
+                            ("mount_point", &mount.route_prefix()),
+                            (
+                                "creation_ttl",
+                                crate::metrics::ttl_bucket(auth.lease_duration),
+                            ),
+                            ("token_type", &auth.token_type),
+                        ],
+                    );
+                }
+            }
+        }
         if self.audit.is_enabled() && !ctx.seal_api && !sent_on {
             // Fail closed: if no device can record the request or its answer, the client gets
             // a 500 and nothing else.
             let error = result.as_ref().err().map(|e| e.to_string());
             if !ctx.request_logged {
-                self.audit
-                    .log("request", &req, &ctx, None, error.as_deref())?;
+                self.audit_log("request", &req, &ctx, None, error.as_deref())?;
             }
-            self.audit.log(
+            self.audit_log(
                 "response",
                 &req,
                 &ctx,
@@ -914,6 +1008,35 @@ impl Core {
             resp.request_id = req.id.clone();
         }
         Ok(resp)
+    }
+
+    /// Writes an audit entry (`vault.audit.log_request`/`log_response`, and their failures).
+    fn audit_log(
+        &self,
+        kind: &str,
+        req: &Request,
+        ctx: &audit::Context,
+        resp: Option<&Response>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        let written = self.audit.log(kind, req, ctx, resp, error);
+        let (timer, failures) = if kind == "request" {
+            (
+                &self.metrics.audit_log_request,
+                &self.metrics.audit_log_request_failure,
+            )
+        } else {
+            (
+                &self.metrics.audit_log_response,
+                &self.metrics.audit_log_response_failure,
+            )
+        };
+        timer.observe(started.elapsed());
+        if written.is_err() {
+            failures.inc();
+        }
+        written
     }
 
     /// Routes, authenticates, authorizes and runs one request. A request that spends its
@@ -974,6 +1097,7 @@ impl Core {
             return Err(self.standby_error());
         }
         ctx.mount = Some(route.entry.clone());
+        ctx.route_metrics = Some(route.metrics.clone());
         let view = View::new(self.barrier.clone(), route.storage_prefix.clone());
         let unauthenticated = path_matches_any(backend.unauthenticated_paths(), &rel);
         // Unauthenticated paths (logins) still learn who is calling when a token comes along.
@@ -1014,7 +1138,7 @@ impl Core {
             }
         }
         // The request is on record before anything happens.
-        self.audit.log("request", req, ctx, None, None)?;
+        self.audit_log("request", req, ctx, None, None)?;
         ctx.request_logged = true;
         let mut resp = backend.handle(call).await?;
         if on_standby && (resp.secret.is_some() || resp.login.is_some()) {

@@ -151,6 +151,15 @@ impl LeaseManager {
             ops.push(WriteOp::Put(token_key(token_hash, &lease_id), vec![]));
         }
         self.view.write_batch(ops).await?;
+        if let Ok(core) = self.core() {
+            core.metrics.count_event(
+                "vault.expire.lease.creation",
+                &[
+                    ("mount_point", &entry.mount),
+                    ("creation_ttl", crate::metrics::ttl_bucket(ttl)),
+                ],
+            );
+        }
         Ok(Lease {
             lease_id,
             duration: ttl,
@@ -294,7 +303,34 @@ impl LeaseManager {
                 tracing::warn!(lease_id = %e.lease_id, error = %err, "revoke-force: backend failed, removing the lease anyway");
             }
         }
-        self.remove(e).await
+        self.remove(e).await?;
+        if let Ok(core) = self.core() {
+            core.metrics.expire_revoke.inc();
+        }
+        Ok(())
+    }
+
+    /// How many leases each mount has (`vault.expire.num_leases`): a keys-only scan of the
+    /// lease ids, each counted under the longest of `mounts` it starts with.
+    pub async fn count_by_mount(&self, mounts: &[String]) -> Result<Vec<(String, u64)>> {
+        let mut counts: Vec<(String, u64)> = mounts.iter().map(|m| (m.clone(), 0)).collect();
+        // Longest first, so the first match is the longest prefix.
+        counts.sort_by_key(|c| std::cmp::Reverse(c.0.len()));
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.view.scan("id/", after.as_deref(), 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.clone());
+            for key in &page {
+                let id = &key["id/".len()..];
+                if let Some(c) = counts.iter_mut().find(|(m, _)| id.starts_with(m.as_str())) {
+                    c.1 += 1;
+                }
+            }
+        }
+        counts.retain(|(_, n)| *n > 0);
+        counts.sort();
+        Ok(counts)
     }
 
     /// Every lease id under a prefix (a lease id itself is also a prefix of nothing else).

@@ -17,6 +17,8 @@
 //! * [`ha`]: active and standby nodes on shared storage: election, activation, step-down.
 //! * [`cluster_identity`]: the TLS identity HA nodes forward requests with.
 //! * [`standby`]: standbys serving reads from state kept coherent through the change log.
+//! * [`metrics`]: telemetry for `sys/metrics` (Vault's JSON and the Prometheus format).
+//! * [`snapshot`]: online snapshots of the whole store, and restoring one.
 
 pub mod audit;
 pub mod barrier;
@@ -32,11 +34,13 @@ pub mod ha;
 pub mod identity;
 pub mod locks;
 pub mod logical;
+pub mod metrics;
 pub mod mount;
 pub mod password_policy;
 pub mod policy;
 pub mod policy_store;
 pub mod seal;
+pub mod snapshot;
 pub mod standby;
 pub mod sys;
 pub mod token;

@@ -137,6 +137,8 @@ pub struct Route {
     /// [`MountEntry::storage_prefix`], computed once.
     pub storage_prefix: Arc<str>,
     pub backend: Arc<dyn Backend>,
+    /// This mount's request latencies (`tresor.route.request`).
+    pub metrics: Arc<crate::metrics::RouteMetrics>,
 }
 
 /// Longest-prefix routing over the mounted backends.
@@ -147,10 +149,16 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn insert(&mut self, entry: MountEntry, backend: Arc<dyn Backend>) {
+    pub fn insert(
+        &mut self,
+        entry: MountEntry,
+        backend: Arc<dyn Backend>,
+        metrics: &crate::metrics::Metrics,
+    ) {
         let prefix = entry.route_prefix();
         self.routes.retain(|r| r.prefix != prefix);
         self.routes.push(Route {
+            metrics: metrics.route(&prefix),
             prefix,
             storage_prefix: entry.storage_prefix().into(),
             entry: Arc::new(entry),

@@ -72,6 +72,11 @@ pub fn combine(shares: &[Zeroizing<Vec<u8>>], cfg: &SealConfig) -> Result<Zeroiz
     Ok(Zeroizing::new(secret))
 }
 
+/// A fresh random unseal key.
+pub fn new_unseal_key() -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(random_bytes(32))
+}
+
 /// Decodes an unseal key given as hex or base64 (Vault accepts both).
 pub fn decode_key(key: &str) -> Result<Zeroizing<Vec<u8>>> {
     let key = key.trim();
@@ -94,6 +99,10 @@ impl SealStore {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         SealStore { storage }
     }
+    /// The seal config of an initialized server ([`Error::NotInitialized`] otherwise).
+    pub async fn required_config(&self) -> Result<SealConfig> {
+        self.config().await?.ok_or(Error::NotInitialized)
+    }
     pub async fn config(&self) -> Result<Option<SealConfig>> {
         match self.storage.get(SEAL_CONFIG_PATH).await? {
             Some(b) => Ok(Some(serde_json::from_slice(&b)?)),
@@ -106,15 +115,26 @@ impl SealStore {
         root_key: &[u8],
         cfg: &SealConfig,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
-        let unseal_key = Zeroizing::new(random_bytes(32));
-        let sealed = aead_seal(&unseal_key, ROOT_KEY_PATH.as_bytes(), root_key)?;
+        let unseal_key = new_unseal_key();
+        self.protect_with(root_key, &unseal_key, cfg).await?;
+        Ok(split(&unseal_key, cfg))
+    }
+
+    /// Stores the root key protected by `unseal_key`, with the seal config its shares follow.
+    pub async fn protect_with(
+        &self,
+        root_key: &[u8],
+        unseal_key: &[u8],
+        cfg: &SealConfig,
+    ) -> Result<()> {
+        let sealed = aead_seal(unseal_key, ROOT_KEY_PATH.as_bytes(), root_key)?;
         self.storage
             .write_batch(vec![
                 tresor_storage::WriteOp::Put(ROOT_KEY_PATH.into(), sealed),
                 tresor_storage::WriteOp::Put(SEAL_CONFIG_PATH.into(), serde_json::to_vec(cfg)?),
             ])
             .await?;
-        Ok(split(&unseal_key, cfg))
+        Ok(())
     }
     /// Recovers the root key from the unseal key's shares.
     pub async fn recover_root_key(

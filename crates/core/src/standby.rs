@@ -189,11 +189,21 @@ impl Core {
         if self.has_active_state() || self.barrier.is_sealed() {
             return;
         }
-        // The keyring may have been rotated by the active node.
-        if let Err(e) = self.barrier.reload_keyring().await {
-            tracing::debug!(error = %e, "reloading the keyring failed");
-            self.standby.write().take();
-            return;
+        // The keyring may have been rotated by the active node, or replaced by a forced
+        // snapshot restore with another root key: that one this node cannot open, so it seals
+        // (the snapshot's unseal keys unseal it).
+        match self.barrier.reload_keyring().await {
+            Ok(()) => {}
+            Err(crate::Error::BadRequest(_)) => {
+                tracing::warn!("the stored keyring no longer opens with this node's root key (a snapshot of another cluster was restored); sealing");
+                drop(_building);
+                self.seal_now();
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "reloading the keyring failed");
+                return;
+            }
         }
         match self.build_state(true).await {
             Ok(state) => {
@@ -246,7 +256,10 @@ impl Core {
                 self.standby.write().take();
                 return;
             }
-            state.router.write().insert((*route.entry).clone(), rebuilt);
+            state
+                .router
+                .write()
+                .insert((*route.entry).clone(), rebuilt, &self.metrics);
         }
     }
 }

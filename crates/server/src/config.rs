@@ -139,6 +139,8 @@ pub struct ListenerConfig {
     pub limits: Limits,
     /// Where the cluster listener binds (Vault's `cluster_address`), for HA forwarding.
     pub cluster_address: Option<String>,
+    /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` without a token.
+    pub unauthenticated_metrics_access: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +165,10 @@ pub struct ServerConfig {
     pub graceful_shutdown_timeout: Duration,
     /// `log_level` and `log_format` (flags and environment win over them).
     pub log: LogSettings,
+    /// `snapshot_auto { ... }`: scheduled snapshots (beyond Vault's open-source server).
+    pub snapshot_auto: Option<AutoSnapshot>,
+    /// The `telemetry` block.
+    pub telemetry: tresor_core::core::Telemetry,
 }
 
 /// The log settings of a config file.
@@ -203,6 +209,81 @@ impl LogSettings {
     }
 }
 
+/// An unlabelled block (`telemetry { ... }`); HCL may give it as a list of one.
+fn unlabelled_block(v: Option<&Value>) -> Option<&serde_json::Map<String, Value>> {
+    match v? {
+        Value::Array(a) if a.len() == 1 => a[0].as_object(),
+        other => other.as_object(),
+    }
+}
+
+/// Vault's `telemetry` block: the settings Tresor acts on.
+fn telemetry_block(v: Option<&Value>) -> Result<tresor_core::core::Telemetry, BoxError> {
+    let mut t = tresor_core::core::Telemetry::default();
+    let Some(body) = unlabelled_block(v) else {
+        return Ok(t);
+    };
+    if let Some(r) = body.get("prometheus_retention_time") {
+        t.prometheus_retention = parse_duration(r).ok_or_else(|| {
+            format!("telemetry: invalid prometheus_retention_time {r} (a duration such as \"24h\"; 0 turns it off)")
+        })?;
+    }
+    t.disable_hostname = body.get("disable_hostname").is_some_and(truthy);
+    Ok(t)
+}
+
+/// Scheduled snapshots: every `interval`, into `path_prefix`, keeping the newest `retain`
+/// (Vault Enterprise's names for the same settings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoSnapshot {
+    pub interval: Duration,
+    pub retain: usize,
+    pub path_prefix: PathBuf,
+    pub file_prefix: String,
+}
+
+fn snapshot_auto_block(v: Option<&Value>) -> Result<Option<AutoSnapshot>, BoxError> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    let body = unlabelled_block(Some(v)).ok_or(
+        "snapshot_auto: one block, e.g. snapshot_auto { interval = \"1h\" retain = 24 path_prefix = \"/var/lib/tresor/snapshots\" }",
+    )?;
+    if let Some(k) = body
+        .keys()
+        .find(|k| !["interval", "retain", "path_prefix", "file_prefix"].contains(&k.as_str()))
+    {
+        return Err(format!("snapshot_auto: unknown key {k:?}").into());
+    }
+    let interval = duration_key(body, "interval")?.ok_or("snapshot_auto: interval is required")?;
+    let retain = match body.get("retain") {
+        None => 1,
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .filter(|n| *n > 0)
+            .ok_or("snapshot_auto: retain must be a positive number")? as usize,
+    };
+    let path_prefix = body
+        .get("path_prefix")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .ok_or("snapshot_auto: path_prefix (the directory snapshots go to) is required")?;
+    let file_prefix = body
+        .get("file_prefix")
+        .and_then(Value::as_str)
+        .unwrap_or("tresor-snapshot");
+    if file_prefix.is_empty() || file_prefix.contains('/') {
+        return Err("snapshot_auto: file_prefix must be a non-empty file name".into());
+    }
+    Ok(Some(AutoSnapshot {
+        interval,
+        retain,
+        path_prefix: PathBuf::from(path_prefix),
+        file_prefix: file_prefix.to_string(),
+    }))
+}
+
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 pub const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 const DEFAULT_TTL: u64 = 768 * 3600;
@@ -218,6 +299,7 @@ impl ServerConfig {
                 max_request_size: DEFAULT_MAX_REQUEST_SIZE,
                 limits: Limits::default(),
                 cluster_address: None,
+                unauthenticated_metrics_access: false,
             }],
             api_addr: None,
             cluster_addr: None,
@@ -230,6 +312,8 @@ impl ServerConfig {
             disable_performance_standby: false,
             graceful_shutdown_timeout: DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
             log: LogSettings::default(),
+            snapshot_auto: None,
+            telemetry: Default::default(),
         }
     }
 
@@ -249,6 +333,7 @@ impl ServerConfig {
             }
             c.audit_devices = audit_blocks(v.get("audit"))?;
             c.log = LogSettings::of(&v)?;
+            c.telemetry = telemetry_block(v.get("telemetry"))?;
         }
         Ok(c)
     }
@@ -329,6 +414,9 @@ impl ServerConfig {
                     .get("cluster_address")
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                unauthenticated_metrics_access: unlabelled_block(body.get("telemetry"))
+                    .and_then(|t| t.get("unauthenticated_metrics_access"))
+                    .is_some_and(truthy),
             });
         }
         if listeners.is_empty() {
@@ -371,6 +459,8 @@ impl ServerConfig {
             graceful_shutdown_timeout: duration_key(obj, "graceful_shutdown_timeout")?
                 .unwrap_or(DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT),
             log: LogSettings::of(v)?,
+            snapshot_auto: snapshot_auto_block(obj.get("snapshot_auto"))?,
+            telemetry: telemetry_block(obj.get("telemetry"))?,
         })
     }
 }
@@ -428,6 +518,10 @@ impl ServerConfig {
                 "disable_clustering": self.cluster_addr.is_none(),
             },
             "seals": [{ "type": "shamir", "disabled": false }],
+            "telemetry": {
+                "prometheus_retention_time": self.telemetry.prometheus_retention.as_secs(),
+                "disable_hostname": self.telemetry.disable_hostname,
+            },
             "audit_dir": self.audit_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
             "audit": audit,
         });
@@ -478,6 +572,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "graceful_shutdown_timeout",
     "log_level",
     "log_format",
+    "snapshot_auto",
+    "telemetry",
 ];
 /// Vault keys Tresor accepts without acting on them (so Vault configs load unchanged).
 const VAULT_KEYS_WITHOUT_EFFECT: &[&str] = &[
@@ -486,7 +582,6 @@ const VAULT_KEYS_WITHOUT_EFFECT: &[&str] = &[
     "log_file",
     "pid_file",
     "plugin_directory",
-    "telemetry",
     "seal",
     "ha_storage",
     "disable_cache",
@@ -871,6 +966,56 @@ mod tests {
             e.contains("connection_url") || e.contains("max_parallel"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn parses_scheduled_snapshots() {
+        let base = "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\n";
+        let c = ServerConfig::parse(
+            &format!("{base}snapshot_auto {{\n interval = \"1h\"\n retain = 24\n path_prefix = \"/backups\"\n}}\n"),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(
+            c.snapshot_auto,
+            Some(AutoSnapshot {
+                interval: Duration::from_secs(3600),
+                retain: 24,
+                path_prefix: PathBuf::from("/backups"),
+                file_prefix: "tresor-snapshot".into(),
+            })
+        );
+        assert_eq!(
+            ServerConfig::parse(base, Path::new("."))
+                .unwrap()
+                .snapshot_auto,
+            None
+        );
+        for (bad, says) in [
+            ("retain = 2\npath_prefix = \"/b\"", "interval is required"),
+            ("interval = \"1h\"", "path_prefix"),
+            ("interval = \"0s\"\npath_prefix = \"/b\"", "interval"),
+            (
+                "interval = \"1h\"\nretain = 0\npath_prefix = \"/b\"",
+                "retain",
+            ),
+            (
+                "interval = \"1h\"\npath_prefix = \"/b\"\nfile_prefix = \"a/b\"",
+                "file_prefix",
+            ),
+            (
+                "interval = \"1h\"\npath_prefix = \"/b\"\nretention = 3",
+                "unknown key \"retention\"",
+            ),
+        ] {
+            let err = ServerConfig::parse(
+                &format!("{base}snapshot_auto {{\n{bad}\n}}\n"),
+                Path::new("."),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -149,6 +149,9 @@ pub struct ListenerContext {
     pub forwarded: bool,
     /// The server's log, requests in flight and shutdown signal.
     pub ops: Arc<crate::ops::Operations>,
+    /// The listener's `telemetry { unauthenticated_metrics_access }`: `GET sys/metrics` is
+    /// answered without a token (and while sealed), as in Vault.
+    pub unauthenticated_metrics: bool,
 }
 
 /// Serves one HTTP request; `id` becomes its request id.
@@ -204,6 +207,13 @@ pub async fn handle(
             }
         }
     };
+    if ctx.unauthenticated_metrics && path == "sys/metrics" && req.method() == Method::GET {
+        let format = data.get("format").and_then(Value::as_str).unwrap_or("");
+        return match core.metrics_report(format).await {
+            Ok(r) => render(r),
+            Err(e) => core_error(&e),
+        };
+    }
     let (list_query, help_query) = match (flag("list"), flag("help")) {
         (Ok(l), Ok(h)) => (l, h),
         (Err(e), _) | (_, Err(e)) => return error_response(400, vec![e]),
@@ -238,8 +248,10 @@ pub async fn handle(
     // Streamed to a client, never to a standby that forwarded the request (it reads whole
     // answers).
     let monitor = req.method() == Method::GET && path == "sys/monitor" && !ctx.forwarded;
-    let binary_body =
-        header(&req, "content-type").is_some_and(|ct| ct.starts_with("application/ocsp-request"));
+    // Binary bodies: OCSP requests, and snapshots to restore (sent with no content type).
+    let binary_body = header(&req, "content-type")
+        .is_some_and(|ct| ct.starts_with("application/ocsp-request"))
+        || is_snapshot_restore(&path);
     // Browsers and identity providers post forms (OIDC `form_post`); Vault accepts those too.
     // As in Vault, a form content type only counts when the body does not open like JSON:
     // `curl -d '{...}'` sends JSON labelled as a form.
@@ -257,8 +269,8 @@ pub async fn handle(
         };
         raw_body = body.clone();
         if binary_body {
-            // Binary protocols tunnelled through the API (OCSP): the body goes to the backend
-            // as base64 in `http_raw_body`.
+            // Binary protocols tunnelled through the API: the body goes to the backend as
+            // base64 in `http_raw_body`.
             use base64::Engine;
             data.insert(
                 "http_raw_body".into(),
@@ -389,6 +401,14 @@ fn with_state_index(mut resp: HttpResponse, core: &Core) -> HttpResponse {
             .insert("x-vault-index", hyper::header::HeaderValue::from(index));
     }
     resp
+}
+
+/// Vault's raft snapshot restore paths: their body is the snapshot itself.
+fn is_snapshot_restore(path: &str) -> bool {
+    matches!(
+        path.trim_end_matches('/'),
+        "sys/storage/raft/snapshot" | "sys/storage/raft/snapshot-force"
+    )
 }
 
 /// Reads a request body within the listener's limits. A body announced larger than the limit

@@ -17,6 +17,7 @@
 //!   SIGHUP (TLS certificates, log level, audit files) and shuts it down gracefully on
 //!   SIGTERM/SIGINT.
 
+pub mod auto_snapshot;
 pub mod cluster;
 pub mod config;
 pub mod connections;
@@ -98,6 +99,7 @@ pub async fn build_core(
         standby_reads: !cfg.disable_performance_standby,
         audit_devices: cfg.audit_devices.clone(),
         server,
+        telemetry: cfg.telemetry.clone(),
         ..CoreConfig::default()
     };
     Ok(Core::new(storage, registry(), core_cfg))
@@ -163,6 +165,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
     let stop = CancellationToken::new();
     let ops = ops::Operations::new(logging.clone(), &cfg, stop.clone());
     let core = build_core(&cfg, Some(ops.clone())).await?;
+    if let Some(schedule) = &cfg.snapshot_auto {
+        auto_snapshot::spawn(core.clone(), schedule.clone(), stop.clone());
+    }
     let connections = TaskTracker::new();
     // HA with a cluster address: standbys forward to the active node's cluster listener.
     let cluster = match (&cfg.cluster_addr, core.ha_enabled()) {

@@ -251,6 +251,7 @@ pub async fn bind(
         cluster,
         forwarded: false,
         ops,
+        unauthenticated_metrics: cfg.unauthenticated_metrics_access,
     };
     let mut bound = serve_listener(&cfg.address, cfg.limits.clone(), tls, ctx, tracker).await?;
     bound.certificate = certificate;
@@ -276,6 +277,7 @@ pub async fn bind_cluster(
         cluster: None,
         forwarded: true,
         ops,
+        unauthenticated_metrics: false,
     };
     let tls = ListenerTls::Cluster(cluster);
     serve_listener(address, Limits::default(), tls, ctx, tracker).await

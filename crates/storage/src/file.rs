@@ -206,6 +206,24 @@ impl Storage for FileStorage {
         }
         Ok(keys)
     }
+
+    async fn export(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        // One read transaction: redb's copy-on-write gives it the state of one commit,
+        // however many commits land meanwhile.
+        let db = self.db()?;
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(io)?;
+            let table = txn.open_table(TABLE).map_err(io)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(io)? {
+                let (k, v) = entry.map_err(io)?;
+                out.push((k.value().to_string(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(io)?
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +241,15 @@ mod tests {
         crate::conformance::scan_pages_in_order(&FileStorage::open(dir.path()).unwrap()).await;
         let dir = tempfile::tempdir().unwrap();
         crate::conformance::conditional_batches(&FileStorage::open(dir.path()).unwrap()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn export_and_replace_all() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::conformance::export_is_consistent_and_replace_all_replaces(Arc::new(
+            FileStorage::open(dir.path()).unwrap(),
+        ))
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

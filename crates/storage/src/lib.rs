@@ -156,6 +156,27 @@ pub trait Storage: Send + Sync + 'static {
     /// order, without folding folders: a paginated range scan (time-ordered indexes use it to
     /// read only what is due, never everything).
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
+    /// Every entry, in key order, as of one moment: a commit is in it whole or not at all
+    /// (what a snapshot saves while the server keeps writing). Held in memory.
+    async fn export(&self) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Makes `entries` the whole content of the store, in one atomic batch: every key not
+    /// among them is deleted (what a snapshot restore writes). Through [`Storage::write_batch`],
+    /// so it is fenced and logged for standbys like any other write.
+    async fn replace_all(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let keep: std::collections::HashSet<&str> =
+            entries.iter().map(|(k, _)| k.as_str()).collect();
+        let mut ops: Vec<WriteOp> = self
+            .export()
+            .await?
+            .into_iter()
+            .filter(|(k, _)| !keep.contains(k.as_str()))
+            .map(|(k, _)| WriteOp::Delete(k))
+            .collect();
+        drop(keep);
+        ops.extend(entries.into_iter().map(|(k, v)| WriteOp::Put(k, v)));
+        self.write_batch(ops).await
+    }
 
     /// Applies every op or none; returns once the batch is durable (for durable backends).
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
@@ -300,6 +321,57 @@ pub(crate) mod conformance {
                 .await,
             Err(StorageError::Conflict(_))
         ));
+    }
+
+    /// `export` sees whole commits only, however many land meanwhile, and `replace_all`
+    /// leaves exactly what it was given.
+    pub async fn export_is_consistent_and_replace_all_replaces(s: std::sync::Arc<dyn Storage>) {
+        s.put("old/gone", b"x".to_vec()).await.unwrap();
+        let writer = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for n in 0..200u32 {
+                    let v = n.to_be_bytes().to_vec();
+                    s.write_batch(vec![
+                        WriteOp::Put("pair/a".into(), v.clone()),
+                        WriteOp::Put("pair/b".into(), v),
+                    ])
+                    .await
+                    .unwrap();
+                }
+            })
+        };
+        let mut seen = 0;
+        while !writer.is_finished() || seen == 0 {
+            let all = s.export().await.unwrap();
+            let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            assert_eq!(keys, sorted, "export is in key order");
+            let get = |k: &str| all.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+            assert_eq!(
+                get("pair/a"),
+                get("pair/b"),
+                "a commit is whole in an export"
+            );
+            seen += 1;
+        }
+        writer.await.unwrap();
+        s.replace_all(vec![
+            ("new/one".into(), b"1".to_vec()),
+            ("pair/a".into(), b"2".to_vec()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(
+            s.export().await.unwrap(),
+            vec![
+                ("new/one".to_string(), b"1".to_vec()),
+                ("pair/a".to_string(), b"2".to_vec()),
+            ]
+        );
+        assert_eq!(s.get("old/gone").await.unwrap(), None);
+        assert_eq!(s.list("").await.unwrap(), vec!["new/", "pair/"]);
     }
 
     /// Many concurrent read-increment-write loops on one counter: with compare-and-swap no

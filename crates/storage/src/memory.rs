@@ -66,6 +66,11 @@ impl Storage for MemoryStorage {
             .cloned()
             .collect())
     }
+
+    async fn export(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let map = self.map.read();
+        Ok(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
 }
 
 #[cfg(test)]
@@ -78,6 +83,14 @@ mod tests {
         crate::conformance::batch_is_atomic_and_ordered(&MemoryStorage::new()).await;
         crate::conformance::scan_pages_in_order(&MemoryStorage::new()).await;
         crate::conformance::conditional_batches(&MemoryStorage::new()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn export_and_replace_all() {
+        crate::conformance::export_is_consistent_and_replace_all_replaces(std::sync::Arc::new(
+            MemoryStorage::new(),
+        ))
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -275,6 +275,7 @@ struct Sql {
     take_lock_fenced: String,
     scan: String,
     list: String,
+    export: String,
     log_change: String,
     trim_changes: String,
 }
@@ -299,6 +300,8 @@ impl Sql {
                 "UPDATE {ha} SET last_idx = last_idx + 1 \
                  WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp() RETURNING last_idx"
             ),
+            // One statement: PostgreSQL runs it on one snapshot of committed data.
+            export: format!("SELECT k, v FROM {table} ORDER BY k"),
             scan: format!(
                 "SELECT k FROM {table} WHERE k > $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3) ORDER BY k LIMIT $4"
             ),
@@ -687,6 +690,20 @@ impl Storage for PostgresStorage {
             .collect())
     }
 
+    async fn export(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let client = self.client().await?;
+        let rows = client.query(&self.sql.export, &[]).await.map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    String::from_utf8_lossy(r.get::<_, &[u8]>(0)).into_owned(),
+                    r.get::<_, Vec<u8>>(1),
+                )
+            })
+            .collect())
+    }
+
     fn ha(&self) -> Option<Arc<dyn HaLock>> {
         self.ha.clone().map(|h| h as Arc<dyn HaLock>)
     }
@@ -1008,6 +1025,14 @@ mod tests {
         crate::conformance::batch_is_atomic_and_ordered(&s).await;
         crate::conformance::scan_pages_in_order(&s).await;
         crate::conformance::conditional_batches(&s).await;
+        drop_tables(&s, &cfg).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn export_and_replace_all() {
+        let (s, cfg) = fresh().await;
+        let s = Arc::new(s);
+        crate::conformance::export_is_consistent_and_replace_all_replaces(s.clone()).await;
         drop_tables(&s, &cfg).await;
     }
 

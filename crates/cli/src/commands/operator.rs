@@ -22,14 +22,54 @@ pub enum OperatorCommand {
     Unseal(UnsealArgs),
     /// Seal the server
     Seal,
+    /// Make the active node of an HA cluster give up the lease (another node takes over)
+    StepDown,
     /// Rotate the barrier encryption key
     Rotate,
     /// Show the barrier key term and install time
     KeyStatus,
     /// Generate new unseal keys (-init, then provide keys with -nonce; -status, -cancel)
     Rekey(RekeyArgs),
+    /// Make a new root token from a threshold of unseal keys (-generate-otp, -init, keys,
+    /// -decode; -status, -cancel)
+    GenerateRoot(GenerateRootArgs),
     /// Copy all data between storage backends, offline (storage_source -> storage_destination)
     Migrate(MigrateArgs),
+    /// Save, restore or inspect a snapshot of all data (also `operator raft snapshot`)
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Vault's name for the snapshot commands: `operator raft snapshot save|restore|inspect`
+    #[command(subcommand)]
+    Raft(RaftCommand),
+}
+
+/// `operator raft ...` (only its `snapshot` commands: Tresor has no raft peers).
+#[derive(Subcommand, Debug)]
+pub enum RaftCommand {
+    /// Save, restore or inspect a snapshot of all data
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+/// `operator snapshot ...`.
+#[derive(Subcommand, Debug)]
+pub enum SnapshotCommand {
+    /// Save a snapshot of all data, taken online, to FILE
+    Save {
+        /// Where to write it (replaced atomically)
+        file: std::path::PathBuf,
+    },
+    /// Restore the snapshot in FILE: replaces all data
+    Restore {
+        /// Restore even if the snapshot was taken with other unseal keys (the server then
+        /// seals; the snapshot's keys unseal it)
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+              default_value = "false", action = ArgAction::Set)]
+        force: bool,
+        file: std::path::PathBuf,
+    },
+    /// Check the snapshot in FILE and show what it holds (offline, no server involved)
+    Inspect { file: std::path::PathBuf },
 }
 
 /// Flags of `operator migrate`.
@@ -79,6 +119,41 @@ pub struct UnsealArgs {
     pub key: Option<String>,
 }
 
+/// Flags of `operator generate-root`.
+#[derive(Args, Debug)]
+pub struct GenerateRootArgs {
+    /// Start a root token generation (with -otp, or the server makes and prints one)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub init: bool,
+    /// Cancel the generation in progress
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub cancel: bool,
+    /// Show the progress of the generation
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub status: bool,
+    /// Print a new one-time password (OTP) to start a generation with
+    #[arg(long = "generate-otp", num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub generate_otp: bool,
+    /// Decode this encoded root token with -otp
+    #[arg(long, value_name = "ENCODED")]
+    pub decode: Option<String>,
+    /// The one-time password (with -init or -decode)
+    #[arg(long, value_name = "OTP")]
+    pub otp: Option<String>,
+    /// Not supported: PGP-encrypted root tokens
+    #[arg(long = "pgp-key", value_name = "KEY")]
+    pub pgp_key: Option<String>,
+    /// Nonce of the generation (read from the status when omitted)
+    #[arg(long, value_name = "NONCE")]
+    pub nonce: Option<String>,
+    /// An unseal key (prompted for when omitted; `-` reads stdin)
+    pub key: Option<String>,
+}
+
 /// Flags of `operator rekey`.
 #[derive(Args, Debug)]
 pub struct RekeyArgs {
@@ -119,8 +194,20 @@ pub struct RekeyArgs {
 
 /// Runs an operator subcommand.
 pub fn run(ctx: &Ctx, cmd: OperatorCommand) -> CliResult {
-    if let OperatorCommand::Migrate(a) = cmd {
-        return migrate(a);
+    let cmd = match cmd {
+        OperatorCommand::Migrate(a) => return migrate(a),
+        OperatorCommand::Raft(RaftCommand::Snapshot(s)) => OperatorCommand::Snapshot(s),
+        other => other,
+    };
+    match &cmd {
+        OperatorCommand::Snapshot(SnapshotCommand::Inspect { file }) => {
+            return snapshot_inspect(ctx, file)
+        }
+        // Offline: no server involved.
+        OperatorCommand::GenerateRoot(a) if a.generate_otp || a.decode.is_some() => {
+            return generate_root_offline(ctx, a)
+        }
+        _ => {}
     }
     let client = ctx.client()?;
     match cmd {
@@ -131,6 +218,12 @@ pub fn run(ctx: &Ctx, cmd: OperatorCommand) -> CliResult {
                 .put("sys/seal", &json!({}))
                 .context("Error sealing")?;
             success("Tresor is sealed.")
+        }
+        OperatorCommand::StepDown => {
+            client
+                .put("sys/step-down", &json!({}))
+                .context("Error stepping down")?;
+            success("Success! Stepped down the active node.")
         }
         OperatorCommand::Rotate => {
             client
@@ -148,8 +241,79 @@ pub fn run(ctx: &Ctx, cmd: OperatorCommand) -> CliResult {
             ctx.out.rows_or_json(&key_status_rows(&st), &st)
         }
         OperatorCommand::Rekey(a) => rekey(ctx, &client, a),
-        OperatorCommand::Migrate(_) => unreachable!("handled above"),
+        OperatorCommand::GenerateRoot(a) => generate_root(ctx, &client, a),
+        OperatorCommand::Snapshot(s) => snapshot(&client, s),
+        OperatorCommand::Migrate(_) | OperatorCommand::Raft(_) => unreachable!("handled above"),
     }
+}
+
+fn read_snapshot_file(file: &std::path::Path) -> CliResult<Vec<u8>> {
+    std::fs::read(file)
+        .map_err(|e| CliError::other(format!("Error reading {}: {e}", file.display())))
+}
+
+/// `operator snapshot save|restore`.
+fn snapshot(client: &Client, cmd: SnapshotCommand) -> CliResult {
+    const PATH: &str = "sys/storage/raft/snapshot";
+    match cmd {
+        SnapshotCommand::Save { file } => {
+            let bytes = client
+                .request_bytes(reqwest::Method::GET, PATH, None)
+                .context("Error taking the snapshot")?;
+            // Checked before it is kept: a truncated transfer must not pass for a backup.
+            let snap = tresor_core::snapshot::Snapshot::decode(&bytes)
+                .map_err(|e| CliError::other(format!("Error checking the snapshot: {e}")))?;
+            tresor_core::snapshot::write_file_durably(&file, &bytes)
+                .map_err(|e| CliError::other(format!("Error writing {}: {e}", file.display())))?;
+            success(format!(
+                "Snapshot saved to {} ({} entries, {} bytes).",
+                file.display(),
+                snap.meta.entries,
+                bytes.len()
+            ))
+        }
+        SnapshotCommand::Restore { force, file } => {
+            let bytes = read_snapshot_file(&file)?;
+            let path = if force {
+                "sys/storage/raft/snapshot-force"
+            } else {
+                PATH
+            };
+            client
+                .request_bytes(reqwest::Method::POST, path, Some(bytes))
+                .context("Error restoring the snapshot")?;
+            success("Snapshot restored.")
+        }
+        SnapshotCommand::Inspect { .. } => unreachable!("offline, handled by run"),
+    }
+}
+
+/// `operator snapshot inspect FILE`: checks the checksums and sums up the content.
+fn snapshot_inspect(ctx: &Ctx, file: &std::path::Path) -> CliResult {
+    let bytes = read_snapshot_file(file)?;
+    let snap = tresor_core::snapshot::Snapshot::decode(&bytes)
+        .map_err(|e| CliError::other(format!("Error inspecting {}: {e}", file.display())))?;
+    let summary = snap.summary();
+    let mut rows: Vec<(String, String)> = [
+        "created",
+        "entries",
+        "key_term",
+        "storage_type",
+        "checksums",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), format_value(&summary[*k])))
+    .collect();
+    rows.push(("size".into(), bytes.len().to_string()));
+    if let Some(areas) = summary["areas"].as_object() {
+        for (area, a) in areas {
+            rows.push((
+                format!("entries under {area}/"),
+                format!("{} ({} bytes)", a["entries"], a["bytes"]),
+            ));
+        }
+    }
+    ctx.out.rows_or_json(&rows, &summary)
 }
 
 /// `operator migrate`: talks to the two storages directly, not to a server.
@@ -344,8 +508,17 @@ fn unwrap_data(v: Value) -> Value {
 }
 
 fn rekey_call_raw(op: impl Fn(&str) -> CliResult<Option<Value>>) -> CliResult<Option<Value>> {
-    match op("sys/rekey") {
-        Err(e) if matches!(e.status, Some(404 | 405)) => op("sys/rotate/root").map_err(|e2| {
+    call_with_fallback("sys/rekey", "sys/rotate/root", op)
+}
+
+/// Calls `op` with `legacy`, or with `authenticated` when the server answers 404/405 there.
+fn call_with_fallback(
+    legacy: &str,
+    authenticated: &str,
+    op: impl Fn(&str) -> CliResult<Option<Value>>,
+) -> CliResult<Option<Value>> {
+    match op(legacy) {
+        Err(e) if matches!(e.status, Some(404 | 405)) => op(authenticated).map_err(|e2| {
             if matches!(e2.status, Some(404 | 405)) {
                 e
             } else {
@@ -450,6 +623,114 @@ fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> CliResult {
     ));
     emit(&s);
     Ok(0)
+}
+
+/// Calls `op` with `sys/generate-root` (Vault's), or OpenBao's authenticated
+/// `sys/generate-root-token`; answers unwrapped from `data`.
+fn generate_root_call(op: impl Fn(&str) -> CliResult<Option<Value>>) -> CliResult<Option<Value>> {
+    Ok(call_with_fallback("sys/generate-root", "sys/generate-root-token", op)?.map(unwrap_data))
+}
+
+fn generate_root_status(client: &Client) -> CliResult<Value> {
+    generate_root_call(|base| client.read(&format!("{base}/attempt"), &[]))
+        .context("Error reading root generation status")?
+        .ok_or_else(|| CliError::other("Error reading root generation status: empty response"))
+}
+
+fn generate_root_rows(st: &Value) -> Vec<(String, String)> {
+    let g = |k: &str| st.get(k).map(format_value).unwrap_or_default();
+    let mut rows = vec![
+        ("Nonce".to_string(), g("nonce")),
+        ("Started".to_string(), g("started")),
+        (
+            "Progress".to_string(),
+            format!("{}/{}", g("progress"), g("required")),
+        ),
+        ("Complete".to_string(), g("complete")),
+    ];
+    for (key, label) in [("encoded_root_token", "Encoded Token"), ("otp", "OTP")] {
+        if st
+            .get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+        {
+            rows.push((label.to_string(), g(key)));
+        }
+    }
+    rows.push(("OTP Length".to_string(), g("otp_length")));
+    rows
+}
+
+/// `-generate-otp` and `-decode`: no server needed.
+fn generate_root_offline(ctx: &Ctx, a: &GenerateRootArgs) -> CliResult {
+    if a.generate_otp {
+        let otp = json!({ "otp": tresor_core::sys::generate_root::new_otp().as_str() });
+        return ctx.out.field_of_map(&otp, "otp");
+    }
+    let encoded = a.decode.as_deref().unwrap_or_default();
+    let otp = a
+        .otp
+        .as_deref()
+        .ok_or_else(|| CliError::usage("Missing otp: use -otp to supply it"))?;
+    let token = tresor_core::sys::generate_root::decode(encoded, otp)
+        .map_err(|e| CliError::other(format!("Error decoding root token: {e}")))?;
+    // The token alone, as Vault's CLI prints it; `{"token": ...}` with -format=json.
+    let root = json!({ "token": token.as_str() });
+    if ctx.out.is_json() {
+        ctx.out.json(&root);
+        return Ok(0);
+    }
+    ctx.out.field_of_map(&root, "token")
+}
+
+fn generate_root(ctx: &Ctx, client: &Client, a: GenerateRootArgs) -> CliResult {
+    if [a.init, a.cancel, a.status].iter().filter(|b| **b).count() > 1 {
+        return Err(CliError::usage(
+            "Only one of -init, -cancel and -status can be given",
+        ));
+    }
+    if a.pgp_key.is_some() {
+        return Err(CliError::usage(
+            "PGP-encrypted root tokens are not supported: use -otp",
+        ));
+    }
+    if a.init {
+        let body = match &a.otp {
+            Some(otp) => json!({ "otp": otp }),
+            None => json!({}),
+        };
+        let st = generate_root_call(|base| client.put(&format!("{base}/attempt"), &body))
+            .context("Error initializing root generation")?
+            .unwrap_or(Value::Null);
+        return ctx.out.rows_or_json(&generate_root_rows(&st), &st);
+    }
+    if a.cancel {
+        generate_root_call(|base| client.delete(&format!("{base}/attempt"), &[]))
+            .context("Error canceling root token generation")?;
+        return success("Success! Root token generation canceled (if it was started)");
+    }
+    let st = generate_root_status(client)?;
+    if a.status {
+        return ctx.out.rows_or_json(&generate_root_rows(&st), &st);
+    }
+    if st.get("started").and_then(Value::as_bool) != Some(true) {
+        return Err(CliError::usage(
+            "No root generation is in progress; start one with `tresor operator generate-root -init`",
+        ));
+    }
+    let nonce = a
+        .nonce
+        .unwrap_or_else(|| st.get("nonce").map(format_value).unwrap_or_default());
+    let key = match a.key {
+        Some(k) if k == "-" => crate::input::read_file_or_stdin("-")?.trim().to_string(),
+        Some(k) => k,
+        None => prompt_hidden("Unseal Key (will be hidden): ")?,
+    };
+    let body = json!({"key": key, "nonce": nonce});
+    let st = generate_root_call(|base| client.put(&format!("{base}/update"), &body))
+        .context("Error posting unseal key")?
+        .unwrap_or(Value::Null);
+    ctx.out.rows_or_json(&generate_root_rows(&st), &st)
 }
 
 #[cfg(test)]

@@ -159,6 +159,8 @@ pub struct Context {
     pub request_logged: bool,
     /// The seal API (health, unseal ...) is not audited, as in Vault.
     pub seal_api: bool,
+    /// The mount's latency metrics, once routed.
+    pub route_metrics: Option<std::sync::Arc<crate::metrics::RouteMetrics>>,
 }
 
 pub struct AuditBroker {

@@ -3,11 +3,14 @@
 //! health ...) is in [`seal`], because it must answer while sealed.
 
 pub mod audit;
+pub mod generate_root;
 pub mod leases;
+pub mod metrics;
 pub mod openapi;
 pub mod operator;
 pub mod password_policies;
 pub mod seal;
+pub mod snapshot;
 pub mod wrapping;
 
 use crate::core::Core;
@@ -57,6 +60,23 @@ fn tune_fields(p: Path<Sys>) -> Path<Sys> {
     .field("allowed_response_headers", Field::list(""))
     .field("token_type", Field::string(""))
     .field("force_no_cache", Field::bool(""))
+}
+
+/// `sys/rotate/config` (Vault's name) and `sys/rotate/keyring/config` (OpenBao's).
+fn rotation_config_path(pattern: &str) -> Path<Sys> {
+    Path::new(pattern)
+        .field(
+            "max_operations",
+            Field::int("rotate after this many encryptions with one term"),
+        )
+        .field(
+            "interval",
+            Field::duration("rotate once a term is this old (at least 24h; 0: never)"),
+        )
+        .field("enabled", Field::bool("whether automatic rotation is on"))
+        .op(Read, Sys::rotation_config)
+        .op(Update, Sys::set_rotation_config)
+        .help("Automatic barrier key rotation, by encryption count and by age.")
 }
 
 pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
@@ -142,6 +162,11 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
         Path::new("rotate")
             .op(Update, Sys::rotate)
             .help("Add a new barrier key term."),
+        Path::new("rotate/keyring")
+            .op(Update, Sys::rotate)
+            .help("Add a new barrier key term (OpenBao's name for sys/rotate)."),
+        rotation_config_path("rotate/config"),
+        rotation_config_path("rotate/keyring/config"),
         Path::new("key-status")
             .op(Read, Sys::key_status)
             .help("The active barrier key term."),
@@ -182,6 +207,9 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
     paths.extend(audit::paths());
     paths.extend(password_policies::paths());
     paths.extend(operator::paths());
+    paths.extend(snapshot::paths());
+    paths.extend(generate_root::paths());
+    paths.extend(metrics::paths());
     paths.extend(crate::tools::random_paths("tools/"));
     paths.extend(crate::tools::hash_paths("tools/"));
     PathBackend::new(Sys { core }, paths)
@@ -190,9 +218,14 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             "internal/ui/mounts/*",
             "wrapping/lookup",
             "wrapping/unwrap",
+            // Vault's: a threshold of unseal key shares is the authorization.
+            "generate-root/attempt",
+            "generate-root/update",
+            "decode-token",
         ])
         .sudo(&[
             "rotate",
+            "rotate/keyring",
             "seal",
             "step-down",
             "auth/*",
@@ -215,6 +248,8 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             "monitor",
             "host-info",
             "in-flight-req",
+            "storage/raft/snapshot",
+            "storage/raft/snapshot-force",
         ])
         .help("The system backend: mounts, policies, seal and server control.")
 }
@@ -643,6 +678,37 @@ impl Sys {
 
     async fn rotate(self: Arc<Self>, _c: Call) -> Result<Response> {
         self.core()?.barrier.rotate().await?;
+        Ok(Response::default())
+    }
+
+    async fn rotation_config(self: Arc<Self>, _c: Call) -> Result<Response> {
+        let cfg = self.core()?.barrier.rotation_config()?;
+        let interval = if cfg.interval_secs > 0 {
+            json!(crate::util::go_duration(cfg.interval_secs))
+        } else {
+            json!(0)
+        };
+        Ok(Response::data(json!({
+            "max_operations": cfg.max_operations,
+            "interval": interval,
+            "enabled": cfg.enabled,
+        })))
+    }
+
+    async fn set_rotation_config(self: Arc<Self>, c: Call) -> Result<Response> {
+        let core = self.core()?;
+        let mut cfg = core.barrier.rotation_config()?;
+        if c.fields.has("max_operations") {
+            cfg.max_operations = u64::try_from(c.fields.int("max_operations"))
+                .map_err(|_| Error::bad("max_operations must not be negative"))?;
+        }
+        if c.fields.has("interval") {
+            cfg.interval_secs = c.fields.duration("interval").as_secs();
+        }
+        if c.fields.has("enabled") {
+            cfg.enabled = c.fields.bool("enabled");
+        }
+        core.barrier.set_rotation_config(cfg).await?;
         Ok(Response::default())
     }
 

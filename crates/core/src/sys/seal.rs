@@ -3,11 +3,11 @@
 //! Vault (rekey is protected by needing a threshold of the current unseal keys).
 
 use crate::barrier::b64_encode;
-use crate::core::{Core, RekeyState};
+use crate::core::{Core, PendingRekey, RekeyState};
 use crate::error::{Error, Result};
 use crate::framework::{Call, Field, Path, PathBackend};
 use crate::logical::{Operation::*, Response};
-use crate::seal::{decode_key, Progress, SealConfig};
+use crate::seal::{combine, decode_key, new_unseal_key, split, Progress, SealConfig};
 use serde_json::{json, Value};
 use std::sync::{Arc, Weak};
 
@@ -68,7 +68,7 @@ pub fn backend(core: Weak<Core>) -> PathBackend<SealApi> {
                 .field("secret_threshold", Field::int("new threshold"))
                 .field("pgp_keys", Field::list("not supported"))
                 .field("backup", Field::bool("not supported"))
-                .field("require_verification", Field::bool("not supported"))
+                .field("require_verification", Field::bool("the new keys take effect only once a threshold of them is given to rekey/verify"))
                 .op(Read, SealApi::rekey_status)
                 .op(Update, SealApi::rekey_init)
                 .op(Delete, SealApi::rekey_cancel)
@@ -77,6 +77,19 @@ pub fn backend(core: Weak<Core>) -> PathBackend<SealApi> {
                 .field("key", Field::string("a current unseal key share"))
                 .field("nonce", Field::string("the rekey nonce"))
                 .op(Update, SealApi::rekey_update),
+            Path::new("rekey/verify")
+                .field("key", Field::string("a new unseal key share"))
+                .field("nonce", Field::string("the verification nonce"))
+                .op(Read, SealApi::rekey_verify_status)
+                .op(Update, SealApi::rekey_verify)
+                .op(Delete, SealApi::rekey_verify_restart)
+                .help("Prove receipt of the new key shares of a rekey started with require_verification: they take effect once a threshold is given back."),
+            Path::new("rekey/backup")
+                .op(Read, |_s: Arc<SealApi>, _c| async move {
+                    Err::<Response, _>(Error::bad("no backed-up keys found"))
+                })
+                .op(Delete, |_s: Arc<SealApi>, _c| async move { Ok(Response::default()) })
+                .help("PGP-encrypted key backups: Tresor takes no PGP keys, so there is never one."),
         ],
     )
 }
@@ -205,11 +218,7 @@ impl SealApi {
 
     async fn rekey_status(self: Arc<Self>, _c: Call) -> Result<Response> {
         let core = self.core()?;
-        let seal = core
-            .seal_store
-            .config()
-            .await?
-            .ok_or(Error::NotInitialized)?;
+        let seal = core.seal_store.required_config().await?;
         let st = core.rekey.lock().await;
         Ok(Response::raw_json(200, &rekey_status_json(&st, &seal)))
     }
@@ -218,11 +227,7 @@ impl SealApi {
         let core = self.core()?;
         // Rekeying writes: only the active node does it (a standby redirects).
         core.active()?;
-        let seal = core
-            .seal_store
-            .config()
-            .await?
-            .ok_or(Error::NotInitialized)?;
+        let seal = core.seal_store.required_config().await?;
         if !c.fields.strings("pgp_keys").is_empty() {
             return Err(Error::bad("PGP-encrypted key shares are not supported"));
         }
@@ -239,6 +244,8 @@ impl SealApi {
             config: cfg,
             nonce: crate::util::uuid(),
             progress: Progress::default(),
+            require_verification: c.fields.bool("require_verification"),
+            pending: None,
         });
         Ok(Response::raw_json(200, &rekey_status_json(&st, &seal)))
     }
@@ -250,15 +257,16 @@ impl SealApi {
 
     async fn rekey_update(self: Arc<Self>, c: Call) -> Result<Response> {
         let core = self.core()?;
-        let seal = core
-            .seal_store
-            .config()
-            .await?
-            .ok_or(Error::NotInitialized)?;
+        let seal = core.seal_store.required_config().await?;
         let mut st = core.rekey.lock().await;
         let state = st
             .as_mut()
             .ok_or_else(|| Error::bad("no rekey in progress"))?;
+        if state.pending.is_some() {
+            return Err(Error::bad(
+                "rekey complete; the new keys await verification (sys/rekey/verify)",
+            ));
+        }
         if c.fields.str("nonce") != state.nonce {
             return Err(Error::bad(format!(
                 "incorrect nonce; expected {:?}",
@@ -278,25 +286,131 @@ impl SealApi {
         let shares = std::mem::take(&mut state.progress.shares);
         let new_cfg = state.config.clone();
         let nonce = state.nonce.clone();
-        *st = None;
-        let root_key = core.seal_store.recover_root_key(&shares, &seal).await?;
-        let keys = core
-            .seal_store
-            .protect_root_key(&root_key, &new_cfg)
+        let root_key = match core.seal_store.recover_root_key(&shares, &seal).await {
+            Ok(k) => k,
+            Err(e) => {
+                // As Vault: wrong shares end the attempt.
+                *st = None;
+                return Err(e);
+            }
+        };
+        let unseal_key = new_unseal_key();
+        let keys = split(&unseal_key, &new_cfg);
+        let mut body = json!({
+            "nonce": nonce,
+            "complete": true,
+            "keys": keys.iter().map(|k| hex::encode(k.as_slice())).collect::<Vec<_>>(),
+            "keys_base64": keys.iter().map(|k| b64_encode(k)).collect::<Vec<_>>(),
+            "pgp_fingerprints": Value::Null,
+            "backup": false,
+            "verification_required": state.require_verification,
+        });
+        if state.require_verification {
+            let verification_nonce = crate::util::uuid();
+            body["verification_nonce"] = json!(verification_nonce);
+            state.pending = Some(PendingRekey {
+                unseal_key,
+                root_key,
+                verification_nonce,
+                progress: Progress::default(),
+            });
+        } else {
+            *st = None;
+            core.seal_store
+                .protect_with(&root_key, &unseal_key, &new_cfg)
+                .await?;
+        }
+        Ok(Response::raw_json(200, &body))
+    }
+
+    async fn rekey_verify_status(self: Arc<Self>, _c: Call) -> Result<Response> {
+        let core = self.core()?;
+        let st = core.rekey.lock().await;
+        let (state, pending) = pending_rekey(&st)?;
+        Ok(Response::raw_json(200, &verify_status_json(state, pending)))
+    }
+
+    /// Starts the verification over: progress dropped, a new nonce (the new keys stay).
+    async fn rekey_verify_restart(self: Arc<Self>, _c: Call) -> Result<Response> {
+        let core = self.core()?;
+        let mut st = core.rekey.lock().await;
+        pending_rekey(&st)?;
+        let state = st.as_mut().expect("checked");
+        let pending = state.pending.as_mut().expect("checked");
+        pending.progress.reset();
+        pending.verification_nonce = crate::util::uuid();
+        let (state, pending) = pending_rekey(&st)?;
+        Ok(Response::raw_json(200, &verify_status_json(state, pending)))
+    }
+
+    /// One new key share back; at the threshold, the new keys take effect.
+    async fn rekey_verify(self: Arc<Self>, c: Call) -> Result<Response> {
+        let core = self.core()?;
+        core.active()?;
+        let mut st = core.rekey.lock().await;
+        pending_rekey(&st)?;
+        let state = st.as_mut().expect("checked");
+        let cfg = state.config.clone();
+        let pending = state.pending.as_mut().expect("checked");
+        if c.fields.str("nonce") != pending.verification_nonce {
+            return Err(Error::bad(format!(
+                "incorrect nonce supplied; nonce for this verify operation is {:?}",
+                pending.verification_nonce
+            )));
+        }
+        let key = c.fields.str("key");
+        if key.is_empty() {
+            return Err(Error::bad(
+                "'key' must be specified in request body as JSON",
+            ));
+        }
+        pending.progress.add(decode_key(key)?);
+        if pending.progress.shares.len() < cfg.secret_threshold as usize {
+            let (state, pending) = pending_rekey(&st)?;
+            return Ok(Response::raw_json(200, &verify_status_json(state, pending)));
+        }
+        let shares = std::mem::take(&mut pending.progress.shares);
+        let given = combine(&shares, &cfg);
+        if !given
+            .as_ref()
+            .is_ok_and(|k| crate::util::ct_eq(k, &pending.unseal_key))
+        {
+            pending.progress.reset();
+            return Err(Error::bad(
+                "the given keys are not the new ones; verification progress was reset",
+            ));
+        }
+        let nonce = pending.verification_nonce.clone();
+        core.seal_store
+            .protect_with(&pending.root_key, &pending.unseal_key, &cfg)
             .await?;
+        *st = None;
         Ok(Response::raw_json(
             200,
-            &json!({
-                "nonce": nonce,
-                "complete": true,
-                "keys": keys.iter().map(|k| hex::encode(k.as_slice())).collect::<Vec<_>>(),
-                "keys_base64": keys.iter().map(|k| b64_encode(k)).collect::<Vec<_>>(),
-                "pgp_fingerprints": Value::Null,
-                "backup": false,
-                "verification_required": false,
-            }),
+            &json!({ "nonce": nonce, "complete": true }),
         ))
     }
+}
+
+/// The rekey in flight and its keys awaiting verification, or the error saying there are none.
+fn pending_rekey(st: &Option<RekeyState>) -> Result<(&RekeyState, &PendingRekey)> {
+    match st {
+        Some(state) => match &state.pending {
+            Some(p) => Ok((state, p)),
+            None => Err(Error::bad("no rekey verification in progress")),
+        },
+        None => Err(Error::bad("no rekey configuration found")),
+    }
+}
+
+fn verify_status_json(state: &RekeyState, pending: &PendingRekey) -> Value {
+    json!({
+        "nonce": pending.verification_nonce,
+        "started": true,
+        "t": state.config.secret_threshold,
+        "n": state.config.secret_shares,
+        "progress": pending.progress.shares.len(),
+    })
 }
 
 fn rekey_status_json(st: &Option<RekeyState>, seal: &SealConfig) -> Value {
@@ -304,7 +418,8 @@ fn rekey_status_json(st: &Option<RekeyState>, seal: &SealConfig) -> Value {
         Some(s) => json!({
             "nonce": s.nonce, "started": true, "t": s.config.secret_threshold, "n": s.config.secret_shares,
             "progress": s.progress.shares.len(), "required": seal.secret_threshold, "pgp_fingerprints": Value::Null,
-            "backup": false, "verification_required": false, "verification_nonce": "",
+            "backup": false, "verification_required": s.require_verification,
+            "verification_nonce": s.pending.as_ref().map(|p| p.verification_nonce.as_str()).unwrap_or(""),
         }),
         None => json!({
             "nonce": "", "started": false, "t": 0, "n": 0, "progress": 0, "required": seal.secret_threshold,

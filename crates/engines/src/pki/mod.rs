@@ -238,14 +238,4 @@ pub fn mount_default_ttl(c: &Call) -> u64 {
     }
 }
 
-/// Formats seconds the way Go prints a `time.Duration` (`72h0m0s`, `1h30m0s`, `45s`).
-pub fn go_duration(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
-}
+pub use tresor_core::util::go_duration;
