@@ -491,6 +491,9 @@ impl ServerConfig {
                 if let Some(a) = &l.cluster_address {
                     c["cluster_address"] = a.clone().into();
                 }
+                c["telemetry"] = serde_json::json!({
+                    "unauthenticated_metrics_access": l.unauthenticated_metrics_access,
+                });
                 serde_json::json!({ "type": "tcp", "config": c })
             })
             .collect();
