@@ -115,6 +115,33 @@ fn log_format_json_from_flag_env_or_config_in_that_order() {
 }
 
 #[test]
+fn log_level_from_flag_env_or_config_in_that_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("level.hcl");
+    std::fs::write(&cfg, "log_level = \"debug\"\n").unwrap();
+    let cfg_arg = format!("-config={}", cfg.display());
+    for (args, env, want) in [
+        (vec![cfg_arg.as_str()], vec![], "debug"),
+        (
+            vec![cfg_arg.as_str()],
+            vec![("VAULT_LOG_LEVEL", "warn")],
+            "warn",
+        ),
+        (
+            vec![cfg_arg.as_str(), "-log-level=error"],
+            vec![("VAULT_LOG_LEVEL", "warn")],
+            "error",
+        ),
+        (vec![], vec![], "info"),
+    ] {
+        let (server, _log) = dev_with_log(&args, &env);
+        let (st, loggers) = server.root("GET", "sys/loggers/core", None);
+        assert_eq!(st, 200, "{loggers}");
+        assert_eq!(loggers["data"]["core"], want, "{args:?} {env:?}");
+    }
+}
+
+#[test]
 fn bad_log_settings_are_refused_at_start() {
     let out = Command::new(env!("CARGO_BIN_EXE_tresor"))
         .args(["server", "-dev", "-log-format=xml"])
