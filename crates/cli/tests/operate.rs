@@ -32,14 +32,36 @@ fn dev_with_log(args: &[&str], env: &[(&str, &str)]) -> (Server, Receiver<String
     (server, log)
 }
 
-/// A token whose policy grants everything on `sys/*` but `sudo` (made with `root`).
+/// A token whose policy grants everything on `sys/*` but `sudo` (made with `root`): as in
+/// Vault, enough for the operator endpoints.
 fn non_sudo_token(server: &Server, root: &str) -> String {
-    let policy =
-        r#"path "sys/*" { capabilities = ["create", "read", "update", "delete", "list"] }"#;
+    token_with(
+        server,
+        root,
+        r#"path "sys/*" { capabilities = ["create", "read", "update", "delete", "list"] }"#,
+    )
+}
+
+/// A token with only the default policy: no access to the operator endpoints.
+fn default_token(server: &Server, root: &str) -> String {
+    token_with(
+        server,
+        root,
+        r#"path "secret/*" { capabilities = ["read"] }"#,
+    )
+}
+
+fn token_with(server: &Server, root: &str, policy: &str) -> String {
+    let name = format!("p{}", free_port());
     let put = json!({ "policy": policy });
-    let (st, _) = server.call("PUT", "sys/policies/acl/no-sudo", Some(root), Some(put));
+    let (st, _) = server.call(
+        "PUT",
+        &format!("sys/policies/acl/{name}"),
+        Some(root),
+        Some(put),
+    );
     assert_eq!(st, 204);
-    let create = json!({ "policies": ["no-sudo"] });
+    let create = json!({ "policies": [name] });
     let (st, t) = server.call("POST", "auth/token/create", Some(root), Some(create));
     assert_eq!(st, 200, "{t}");
     t["auth"]["client_token"].as_str().unwrap().to_string()
@@ -257,7 +279,7 @@ fn loggers_change_levels_at_run_time() {
 }
 
 #[test]
-fn loggers_refuse_bad_input_and_tokens_without_sudo() {
+fn loggers_refuse_bad_input_and_tokens_without_access() {
     let server = dev_server();
     for (path, body, status, message) in [
         (
@@ -292,7 +314,7 @@ fn loggers_refuse_bad_input_and_tokens_without_sudo() {
     // Reading a logger that does not exist names none (as Vault).
     let (st, body) = server.root("GET", "sys/loggers/nope", None);
     assert_eq!((st, &body["data"]), (200, &json!({})), "{body}");
-    let token = non_sudo_token(&server, "root");
+    let token = default_token(&server, "root");
     for (method, path, body) in [
         ("GET", "sys/loggers", None),
         ("POST", "sys/loggers", Some(json!({"level": "debug"}))),
@@ -307,6 +329,10 @@ fn loggers_refuse_bad_input_and_tokens_without_sudo() {
     // Nothing changed.
     let (_, all) = server.root("GET", "sys/loggers", None);
     assert_eq!(all["data"]["core"], "info");
+    // As in Vault, the path's capabilities are enough: no sudo.
+    let operator = non_sudo_token(&server, "root");
+    let (st, body) = server.call("GET", "sys/loggers/core", Some(&operator), None);
+    assert_eq!((st, &body["data"]["core"]), (200, &json!("info")), "{body}");
 }
 
 /// A `GET sys/monitor` stream over a plain TCP connection, read line by line in a thread.
@@ -451,7 +477,7 @@ fn monitor_streams_the_log_at_its_own_level_until_the_client_leaves() {
 }
 
 #[test]
-fn monitor_refuses_bad_parameters_and_tokens_without_sudo() {
+fn monitor_refuses_bad_parameters_and_tokens_without_access() {
     let server = dev_server();
     for (query, message) in [
         ("log_level=loud", "unknown log level"),
@@ -460,7 +486,7 @@ fn monitor_refuses_bad_parameters_and_tokens_without_sudo() {
         let (st, body) = server.root("GET", &format!("sys/monitor?{query}"), None);
         assert_eq!((st, body), (400, json!({ "errors": [message] })), "{query}");
     }
-    let token = non_sudo_token(&server, "root");
+    let token = default_token(&server, "root");
     let (st, body) = server.call("GET", "sys/monitor", Some(&token), None);
     assert_eq!(st, 403, "{body}");
     assert_eq!(server.call("GET", "sys/monitor", None, None).0, 403);
@@ -558,7 +584,7 @@ fn bao_monitor_streams_the_log() {
 }
 
 #[test]
-fn diagnostics_have_vaults_shapes_and_need_sudo() {
+fn diagnostics_have_vaults_shapes_and_need_read_access() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     // Secrets in parts of the config Tresor does not act on, or must not show.
@@ -610,7 +636,8 @@ fn diagnostics_have_vaults_shapes_and_need_sudo() {
     assert!(me["start_time"].as_str().unwrap().ends_with('Z'));
     assert!(!req.to_string().contains(&root));
 
-    let token = non_sudo_token(&server, &root);
+    let token = default_token(&server, &root);
+    let operator = non_sudo_token(&server, &root);
     for path in [
         "sys/config/state/sanitized",
         "sys/host-info",
@@ -622,6 +649,12 @@ fn diagnostics_have_vaults_shapes_and_need_sudo() {
             "{path}"
         );
         assert_eq!(server.call("GET", path, None, None).0, 403, "{path}");
+        // As in Vault, `read` on the path is enough: no sudo.
+        assert_eq!(
+            server.call("GET", path, Some(&operator), None).0,
+            200,
+            "{path}"
+        );
     }
     // Neither the log holds the config's secrets or the root token.
     let text = log_for(&log, Duration::from_millis(500)).join("\n");

@@ -259,8 +259,10 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
             reload.run();
         }
     });
+    // Every handler is in place before systemd hears READY (it may signal at once).
+    let mut shutdown = ShutdownSignals::listen()?;
     systemd::notify("READY=1");
-    shutdown_signal().await;
+    shutdown.recv().await;
     systemd::notify("STOPPING=1");
     let in_flight: usize = servers.iter().map(|s| s.connections.len()).sum();
     tracing::info!(
@@ -368,14 +370,22 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+/// SIGTERM and SIGINT, listened for from the moment this is made.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn recv(&mut self) {
+        tokio::select! { _ = self.term.recv() => {}, _ = self.int.recv() => {} }
+    }
 }

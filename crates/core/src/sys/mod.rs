@@ -235,19 +235,17 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             "raw",
             "raw/*",
             "remount",
-            "config/*",
+            // Vault's: not `config/state/sanitized`, which `read` is enough for (as the
+            // operator endpoints: sys/loggers, monitor, host-info, in-flight-req).
+            "config/cors",
+            "config/auditing/*",
+            "config/ui/headers/*",
             "leases/revoke-prefix/*",
             "revoke-prefix/*",
             "revoke-force/*",
             "leases/lookup/*",
             "leases/revoke-force/*",
             "plugins/catalog/*",
-            // Operator endpoints (`operator.rs`; `config/state/sanitized` is under `config/*`).
-            "loggers",
-            "loggers/*",
-            "monitor",
-            "host-info",
-            "in-flight-req",
             "storage/raft/snapshot",
             "storage/raft/snapshot-force",
         ])

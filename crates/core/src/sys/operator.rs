@@ -3,8 +3,8 @@
 //! `sys/in-flight-req` and `sys/config/state/sanitized` (what `bao debug` collects).
 //!
 //! The facts and controls belong to the process that runs the core (the HTTP server): it
-//! hands the core a [`ServerOps`] in `CoreConfig::server`. Authentication, ACLs (all of these
-//! are sudo paths here) and auditing stay in the core, as for every other path. `sys/monitor`
+//! hands the core a [`ServerOps`] in `CoreConfig::server`. Authentication, ACLs (as in Vault,
+//! the path's capabilities, no `sudo`) and auditing stay in the core, as for every other path. `sys/monitor`
 //! is only validated and authorized here: the server streams the log once the core said yes.
 
 use super::Sys;
