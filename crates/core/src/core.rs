@@ -223,9 +223,9 @@ fn log_request(
     );
 }
 
-/// A request path fit for a log: Vault's legacy token endpoints carry the token in the path
-/// (`auth/token/lookup/<token>`), which is cut off.
-fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+/// A request path fit for a log or a report: Vault's legacy token endpoints carry the token in
+/// the path (`auth/token/lookup/<token>`), which is cut off.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     const TOKEN_IN_PATH: [&str; 4] = ["lookup/", "renew/", "revoke/", "revoke-orphan/"];
     if let Some(rest) = path.strip_prefix("auth/token/") {
         if let Some(op) = TOKEN_IN_PATH.iter().find(|op| rest.starts_with(*op)) {

@@ -91,7 +91,11 @@ impl InFlight {
             at: SystemTime::now(),
             remote,
             method: method.clone(),
-            path: path.to_string(),
+            // A legacy token endpoint's path holds a token: cut off, as in the request log.
+            path: match path.strip_prefix("/v1/") {
+                Some(rest) => format!("/v1/{}", tresor_core::core::loggable_path(rest)),
+                None => path.to_string(),
+            },
         };
         self.requests.lock().insert(key, started);
         Tracked {
@@ -131,5 +135,28 @@ pub struct Tracked {
 impl Drop for Tracked {
     fn drop(&mut self) {
         self.table.requests.lock().remove(&self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_records_end_with_their_guard_and_never_hold_a_token() {
+        let table = Arc::new(InFlight::default());
+        let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let get = hyper::Method::GET;
+        let lookup = table.track("r1", peer, &get, "/v1/auth/token/lookup/hvs.secret-token");
+        let read = table.track("r2", peer, &get, "/v1/secret/data/app");
+        let now = Value::Object(table.describe());
+        assert_eq!(
+            now["r1"]["request_path"],
+            "/v1/auth/token/lookup/<redacted>"
+        );
+        assert_eq!(now["r2"]["request_path"], "/v1/secret/data/app");
+        assert!(!now.to_string().contains("hvs.secret-token"));
+        drop((lookup, read));
+        assert!(table.describe().is_empty());
     }
 }
