@@ -168,6 +168,9 @@ pub struct Core {
     pub unseal_progress: tokio::sync::Mutex<Progress>,
     pub rekey: tokio::sync::Mutex<Option<RekeyState>>,
     pub root_generation: tokio::sync::Mutex<Option<RootGeneration>>,
+    /// The latest mount moves (`sys/remount/status/:id`): id and outcome, oldest first.
+    pub(crate) remounts:
+        parking_lot::Mutex<std::collections::VecDeque<(String, serde_json::Value)>>,
     active: RwLock<Option<Arc<Active>>>,
     registry: Registry,
     pub config: CoreConfig,
@@ -285,6 +288,7 @@ impl Core {
             unseal_progress: tokio::sync::Mutex::new(Progress::default()),
             rekey: tokio::sync::Mutex::new(None),
             root_generation: tokio::sync::Mutex::new(None),
+            remounts: Default::default(),
             active: RwLock::new(None),
             registry,
             config,

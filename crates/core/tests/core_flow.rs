@@ -1270,3 +1270,92 @@ async fn logins_resolve_to_entities_whose_groups_grant_templated_policies() {
         403
     );
 }
+
+#[tokio::test]
+async fn auth_methods_tune_through_sys_mounts_and_moves_report_their_status() {
+    let (core, root) = door_core(|user| tresor_core::logical::LoginGrant {
+        display_name: user.into(),
+        ..Default::default()
+    })
+    .await;
+    // As Vault: `sys/mounts/auth/<path>/tune` is the auth method's tune.
+    let up = |path: &'static str, body: Value| {
+        let core = core.clone();
+        let root = root.clone();
+        async move { call(&core, Operation::Update, path, &root, body).await }
+    };
+    up(
+        "sys/mounts/auth/door/tune",
+        json!({ "default_lease_ttl": "1h" }),
+    )
+    .await
+    .unwrap();
+    let t = call(
+        &core,
+        Operation::Read,
+        "sys/auth/door/tune",
+        &root,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&t)["default_lease_ttl"], 3600);
+    let t = call(
+        &core,
+        Operation::Read,
+        "sys/mounts/auth/door/tune",
+        &root,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&t)["default_lease_ttl"], 3600);
+    let e = up(
+        "sys/mounts/auth/nothing/tune",
+        json!({ "default_lease_ttl": "1h" }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.status(), 400);
+    // A move answers a migration id whose status says where it went.
+    let moved = up(
+        "sys/remount",
+        json!({ "from": "auth/door", "to": "auth/door2" }),
+    )
+    .await
+    .unwrap();
+    let id = data(&moved)["migration_id"].as_str().unwrap().to_string();
+    let st = call(
+        &core,
+        Operation::Read,
+        &format!("sys/remount/status/{id}"),
+        &root,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&st)["migration_id"], id.as_str());
+    let info = &data(&st)["migration_info"];
+    assert_eq!(
+        (
+            &info["source_mount"],
+            &info["target_mount"],
+            &info["status"]
+        ),
+        (
+            &json!("auth/door/"),
+            &json!("auth/door2/"),
+            &json!("success")
+        )
+    );
+    let e = call(
+        &core,
+        Operation::Read,
+        "sys/remount/status/nope",
+        &root,
+        json!({}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.status(), 404);
+}

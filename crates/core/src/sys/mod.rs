@@ -92,13 +92,16 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
                 s.read_mount(table, c).await
             })
     };
+    // As Vault, `sys/mounts/auth/<path>/tune` tunes the auth method at `<path>`.
     let tune_path = |table: &'static str, prefix: &'static str| {
         tune_fields(Path::new(&format!("{prefix}/(?P<path>.+)/tune")))
             .op(Read, move |s: Arc<Sys>, c| async move {
-                s.read_tune(table, c).await
+                let (table, path) = tune_target(table, c.fields.str("path"));
+                s.read_tune(table, &path).await
             })
             .op(Update, move |s: Arc<Sys>, c| async move {
-                s.write_tune(table, c).await
+                let (table, path) = tune_target(table, c.fields.str("path"));
+                s.write_tune(table, &path, c).await
             })
     };
     let mut paths = vec![
@@ -107,6 +110,9 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             .field("to", Field::string("new mount path"))
             .op(Update, Sys::remount)
             .help("Move a mount to a new path, keeping its data."),
+        Path::new("remount/status/(?P<migration_id>.+)")
+            .op(Read, Sys::remount_status)
+            .help("The outcome of a move (moves complete before sys/remount answers)."),
         Path::new("mounts")
             .op(
                 Read,
@@ -250,6 +256,15 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
             "storage/raft/snapshot-force",
         ])
         .help("The system backend: mounts, policies, seal and server control.")
+}
+
+/// Which mount table and path a tune path names: `sys/mounts/auth/x/tune` is the auth method
+/// `x`, as in Vault.
+fn tune_target(table: &'static str, path: &str) -> (&'static str, String) {
+    match path.strip_prefix("auth/") {
+        Some(rest) if table == "mounts" => ("auth", rest.to_string()),
+        _ => (table, path.to_string()),
+    }
 }
 
 /// `kv-v2` is `kv` with `options.version = 2`, as in Vault.
@@ -402,9 +417,37 @@ impl Sys {
         if from.is_empty() || to.is_empty() {
             return Err(Error::bad("both 'from' and 'to' must be given"));
         }
-        self.core()?.remount(from, to).await?;
+        let core = self.core()?;
+        let start_time = crate::util::now_rfc3339();
+        core.remount(from, to).await?;
+        let migration_id = crate::util::uuid();
+        // Vault moves a mount in the background and reports its progress here; Tresor's
+        // move is done when `sys/remount` answers, so its record says so at once.
+        let info = json!({
+            "source_mount": format!("{}/", from.trim_matches('/')),
+            "target_mount": format!("{}/", to.trim_matches('/')),
+            "status": "success",
+            "start_time": start_time,
+            "end_time": crate::util::now_rfc3339(),
+        });
+        let mut moves = core.remounts.lock();
+        if moves.len() >= 100 {
+            moves.pop_front();
+        }
+        moves.push_back((migration_id.clone(), info));
+        Ok(Response::data(json!({ "migration_id": migration_id })))
+    }
+
+    async fn remount_status(self: Arc<Self>, c: Call) -> Result<Response> {
+        let id = c.fields.str("migration_id");
+        let core = self.core()?;
+        let moves = core.remounts.lock();
+        let (_, info) = moves
+            .iter()
+            .find(|(m, _)| m == id)
+            .ok_or_else(|| Error::NotFoundMsg(format!("no migration with id {id:?}")))?;
         Ok(Response::data(
-            json!({ "migration_id": crate::util::uuid() }),
+            json!({ "migration_id": id, "migration_info": info }),
         ))
     }
 
@@ -431,9 +474,9 @@ impl Sys {
         })
     }
 
-    async fn read_tune(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
+    async fn read_tune(self: Arc<Self>, table: &str, path: &str) -> Result<Response> {
         let core = self.core()?;
-        let m = self.find_mount(table, c.fields.str("path"))?;
+        let m = self.find_mount(table, path)?;
         let or_sys = |v: u64, sys: u64| if v == 0 { sys } else { v };
         let mut data = json!({
             "default_lease_ttl": or_sys(m.config.default_lease_ttl, core.config.default_lease_ttl),
@@ -487,12 +530,11 @@ impl Sys {
         })
     }
 
-    async fn write_tune(self: Arc<Self>, table: &str, c: Call) -> Result<Response> {
+    async fn write_tune(self: Arc<Self>, table: &str, path: &str, c: Call) -> Result<Response> {
         let core = self.core()?;
         let f = c.fields.clone();
-        let path = f.str("path").to_string();
         let limits = core.system_ttl_limits();
-        core.tune(table, &path, |m| {
+        core.tune(table, path, |m| {
             if let Some(v) = ttl_setting(f.get("default_lease_ttl"))? {
                 m.config.default_lease_ttl = v;
             }
