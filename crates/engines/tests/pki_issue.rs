@@ -561,12 +561,24 @@ async fn pki_intermediate_chain_sign_csr_and_verbatim() {
     let (ok, out) = env.openssl(&["verify", "-CAfile", "root.pem", "leaf.pem"]);
     assert!(!ok, "the leaf must need the intermediate: {out}");
 
-    // Importing the root into the intermediate's mount completes its chain.
-    env.write(
-        "int/config/ca",
-        json!({ "pem_bundle": root["certificate"] }),
-    )
-    .await;
+    // Importing the root into the intermediate's mount completes its chain (Vault's
+    // `issuers/import/cert`, which takes certificates only).
+    let e = env
+        .call(
+            Operation::Update,
+            "int/issuers/import/cert",
+            json!({ "pem_bundle": format!("{}\n{}", root["certificate"].as_str().unwrap(), rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap().serialize_pem()) }),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("use /issuers/import/bundle"), "{e}");
+    let imported = env
+        .write(
+            "int/issuers/import/cert",
+            json!({ "pem_bundle": root["certificate"] }),
+        )
+        .await;
+    assert_eq!(imported["imported_issuers"].as_array().unwrap().len(), 1);
     let leaf2 = env
         .write(
             "int/issue/svc",
@@ -781,7 +793,7 @@ async fn pki_import_ca_bundle_and_sign_self_issued() {
     assert_eq!(r["imported_keys"].as_array().unwrap().len(), 1);
     let again = env
         .write(
-            "imp/config/ca",
+            "imp/issuers/import/bundle",
             json!({ "pem_bundle": format!("{key}{cert}") }),
         )
         .await;

@@ -1,6 +1,7 @@
 //! Mount configuration: `config/urls` (the AIA URLs put in issued certificates: CA issuers,
-//! CRL distribution points, OCSP servers) and `config/ca` (import a PEM bundle of CA
-//! certificates and keys; `intermediate/set-signed` uses the same import).
+//! CRL distribution points, OCSP servers) and `config/ca` = `issuers/import/bundle` (import a
+//! PEM bundle of CA certificates and keys; `issuers/import/cert` takes certificates only;
+//! `intermediate/set-signed` uses the same import).
 
 use super::issuers::{self, ImportResult};
 use super::keys::PrivKey;
@@ -103,6 +104,17 @@ pub fn paths() -> Vec<Path<Pki>> {
             )
             .op(Update, write_ca)
             .help("Import CA certificates and private keys."),
+        Path::new("issuers/import/bundle")
+            .field(
+                "pem_bundle",
+                Field::string("PEM bundle of CA certificates and keys"),
+            )
+            .op(Update, write_ca)
+            .help("Import CA certificates and private keys (as config/ca)."),
+        Path::new("issuers/import/cert")
+            .field("pem_bundle", Field::string("PEM bundle of CA certificates"))
+            .op(Update, import_certs)
+            .help("Import CA certificates only; a bundle with a private key is refused."),
     ]
 }
 
@@ -186,6 +198,17 @@ pub async fn import_response(
         resp = resp.with_warning(AIA_WARNING);
     }
     Ok(resp)
+}
+
+async fn import_certs(b: Arc<Pki>, c: Call) -> Result<Response> {
+    let (certs, keys) = parse_bundle(c.fields.str("pem_bundle"))?;
+    if !keys.is_empty() {
+        return Err(bad(
+            "private keys found in the PEM bundle but not allowed by the path; use /issuers/import/bundle",
+        ));
+    }
+    let _guard = b.write_lock.lock().await;
+    import_response(&b, &c.storage, certs, keys).await
 }
 
 async fn write_ca(b: Arc<Pki>, c: Call) -> Result<Response> {
