@@ -711,6 +711,7 @@ impl Core {
                 TokenBackend {
                     store: tokens.clone(),
                     limits: self.system_ttl_limits(),
+                    identity: identity.clone(),
                 }
                 .backend(),
             )),

@@ -821,11 +821,16 @@ async fn group_aliases_attach_to_external_groups() {
     assert_eq!(store.policies(&entity).await.unwrap(), ["xp"]);
     let me = ok(&env.core, Read, "auth/token/lookup-self", &token, json!({})).await;
     assert_eq!(me["entity_id"], entity.as_str());
+    // As Vault, a lookup names the policies the entity brings (here its group's).
+    assert_eq!(me["identity_policies"], json!(["xp"]));
+    assert_eq!(me["policies"], json!(["default"]));
     let (_, again) = env
         .login(json!({"user": "ann", "groups": []}))
         .await
         .unwrap();
     assert_eq!(again, entity);
+    let me = ok(&env.core, Read, "auth/token/lookup-self", &token, json!({})).await;
+    assert!(me.get("identity_policies").is_none(), "none left: {me}");
     let g = env
         .ok(Read, &format!("identity/group/id/{ext}"), json!({}))
         .await;

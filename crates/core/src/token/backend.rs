@@ -15,6 +15,8 @@ pub struct TokenBackend {
     pub store: Arc<TokenStore>,
     /// The system's limits; the token mount's tuning applies on top ([`TtlLimits::for_mount`]).
     pub limits: TtlLimits,
+    /// Where a token's entity gets its policies (`identity_policies` in lookups).
+    pub identity: Arc<crate::identity::IdentityStore>,
 }
 
 /// A token role: constraints on tokens created through `create/:role`.
@@ -468,12 +470,25 @@ impl TokenBackend {
             .lookup(&t)
             .await?
             .ok_or_else(|| Error::Forbidden("bad token".into()))?;
-        Ok(Response::data(e.lookup_json(&t)))
+        self.lookup_answer(&e, &t).await
     }
 
     async fn lookup_self(self: Arc<Self>, c: Call) -> Result<Response> {
         let me = caller(&c)?;
-        Ok(Response::data(me.entry.lookup_json(&me.token)))
+        self.lookup_answer(&me.entry, &me.token).await
+    }
+
+    /// A lookup's answer: the token, and as Vault the policies its entity brings, its own and
+    /// its groups' (`identity_policies`, only when there are any).
+    async fn lookup_answer(&self, e: &TokenEntry, token: &str) -> Result<Response> {
+        let mut data = e.lookup_json(token);
+        if !e.entity_id.is_empty() {
+            let policies = self.identity.policies(&e.entity_id).await?;
+            if !policies.is_empty() {
+                data["identity_policies"] = serde_json::json!(policies);
+            }
+        }
+        Ok(Response::data(data))
     }
 
     async fn lookup_accessor(self: Arc<Self>, c: Call) -> Result<Response> {
@@ -483,7 +498,7 @@ impl TokenBackend {
             .lookup_accessor(&a)
             .await?
             .ok_or_else(|| Error::bad("invalid accessor"))?;
-        Ok(Response::data(e.lookup_json("")))
+        self.lookup_answer(&e, "").await
     }
 
     async fn renew(self: Arc<Self>, c: Call) -> Result<Response> {
