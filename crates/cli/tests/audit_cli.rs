@@ -1,4 +1,5 @@
-//! Audit devices through the real binary: a device declared in the config file, log rotation
+//! Audit devices through the real binary: a device declared in the config file (OpenBao's
+//! syntax), log rotation
 //! with SIGHUP, `tresor audit verify` on the result, and both unwrap attempts on record.
 
 mod common;
@@ -16,7 +17,8 @@ fn config_declared_device_rotation_verify_and_unwrap_attempts_on_record() {
     std::fs::write(
         &extra,
         format!(
-            "audit_dir = \"{}\"\naudit \"file\" \"main\" {{\n  file_path = \"{}\"\n}}\n",
+            // OpenBao's form (the options in their own block); the flat one is parsed too.
+            "audit_dir = \"{}\"\naudit \"file\" \"main\" {{\n  description = \"main\"\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
             dir.path().display(),
             log.display()
         ),

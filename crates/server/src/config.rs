@@ -707,17 +707,30 @@ fn audit_blocks(v: Option<&Value>) -> Result<Vec<AuditEntry>, BoxError> {
             let Value::Object(body) = body else {
                 return Err(format!("audit \"{kind}\" \"{path}\" must be a block").into());
             };
+            // Options flat in the block (Tresor's first form) or in an `options { ... }`
+            // block (OpenBao's), with `description` and `local` beside them.
+            let as_string = |v: Value| match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
             let mut options = serde_json::Map::new();
             let mut description = String::new();
+            let mut local = false;
             for (k, v) in body {
-                let s = match v {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                if k == "description" {
-                    description = s;
-                } else {
-                    options.insert(k, Value::String(s));
+                match (k.as_str(), v) {
+                    ("description", v) => description = as_string(v),
+                    ("local", v) => local = truthy(&v),
+                    ("options", v) => {
+                        let nested = unlabelled_block(Some(&v)).ok_or_else(|| {
+                            format!("audit \"{kind}\" \"{path}\": options must be a block")
+                        })?;
+                        for (k, v) in nested.clone() {
+                            options.insert(k, Value::String(as_string(v)));
+                        }
+                    }
+                    (_, v) => {
+                        options.insert(k, Value::String(as_string(v)));
+                    }
                 }
             }
             out.push(AuditEntry {
@@ -725,7 +738,7 @@ fn audit_blocks(v: Option<&Value>) -> Result<Vec<AuditEntry>, BoxError> {
                 kind: kind.clone(),
                 description,
                 options,
-                local: false,
+                local,
                 from_config: true,
             });
         }
@@ -1081,6 +1094,33 @@ mod tests {
             ("file", "main/", "primary")
         );
         assert_eq!(d.options["file_path"], "/var/log/tresor/audit.log");
+        // OpenBao's form: the options in a block of their own.
+        let c = ServerConfig::parse(
+            r#"
+            storage "inmem" {}
+            listener "tcp" { tls_disable = true }
+            audit "file" "main" {
+              description = "primary"
+              local = true
+              options {
+                file_path = "/var/log/tresor/audit.log"
+                mode = "0600"
+              }
+            }
+            "#,
+            Path::new("."),
+        )
+        .unwrap();
+        let d = &c.audit_devices[0];
+        assert_eq!((d.description.as_str(), d.local), ("primary", true));
+        assert_eq!(d.options["file_path"], "/var/log/tresor/audit.log");
+        assert_eq!(d.options["mode"], "0600");
+        assert!(!d.options.contains_key("options"));
+        let bad = "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\naudit \"file\" \"m\" {\n options = \"x\"\n}\n";
+        assert!(ServerConfig::parse(bad, Path::new("."))
+            .unwrap_err()
+            .to_string()
+            .contains("options must be a block"));
     }
 
     #[test]
