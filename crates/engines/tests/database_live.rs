@@ -1297,3 +1297,40 @@ async fn mysql_static_rotation_and_rotate_root() {
     my_drop(&pool, &app).await;
     my_drop(&pool, &admin).await;
 }
+
+#[tokio::test]
+async fn mysql_admin_without_a_password_connects() {
+    // As `root` with an empty password on a fresh MariaDB: an empty password is no password
+    // (sending one, even empty, is refused with "Access denied (using password: YES)").
+    let pool = my().await;
+    let admin = format!("tnopw_{}", suffix());
+    pool.execute(format!("CREATE USER '{admin}'@'%'").as_str())
+        .await
+        .unwrap();
+    pool.execute(
+        format!("GRANT ALL PRIVILEGES ON *.* TO '{admin}'@'%' WITH GRANT OPTION").as_str(),
+    )
+    .await
+    .unwrap();
+    let env = setup().await;
+    my_config(&env, "nopw", "mysql-database-plugin", &admin, "").await;
+    env.write(
+        "database/roles/app-nopw",
+        json!({
+            "db_name": "nopw",
+            "creation_statements": "CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}';",
+            "default_ttl": "1h",
+        }),
+    )
+    .await;
+    let r = env
+        .ok(Operation::Read, "database/creds/app-nopw", json!({}))
+        .await;
+    let d = data(&r);
+    let user = d["username"].as_str().unwrap().to_string();
+    my_login(&user, d["password"].as_str().unwrap())
+        .await
+        .expect("issued credentials log in");
+    my_drop(&pool, &user).await;
+    my_drop(&pool, &admin).await;
+}

@@ -211,7 +211,10 @@ impl ConnSpec {
             let filled = self.url_filled().replacen("mariadb://", "mysql://", 1);
             let mut o = MySqlConnectOptions::from_str(&filled).map_err(|e| self.bad_url(e))?;
             if !t.contains('@') && !self.username.is_empty() {
-                o = o.username(&self.username).password(&self.password);
+                o = o.username(&self.username);
+                if !self.password.is_empty() {
+                    o = o.password(&self.password);
+                }
             }
             return Ok(o);
         }
@@ -228,8 +231,10 @@ impl ConnSpec {
         if let Some(u) = &dsn.user {
             o = o.username(&fill(u));
         }
-        if let Some(p) = &dsn.password {
-            o = o.password(&fill(p));
+        // An empty password is none (as Go's driver): a MySQL account without a password
+        // refuses a login that sends one, even an empty one.
+        if let Some(p) = dsn.password.as_deref().map(fill).filter(|p| !p.is_empty()) {
+            o = o.password(&p);
         }
         match dsn.net.as_str() {
             "unix" => o = o.socket(dsn.addr.clone()),
