@@ -596,7 +596,7 @@ const VAULT_KEYS_WITHOUT_EFFECT: &[&str] = &[
     "license_path",
     "service_registration",
 ];
-/// Listener keys Tresor reads (and Vault ones it accepts without effect).
+/// Listener keys Tresor reads.
 const LISTENER_KEYS: &[&str] = &[
     "address",
     "cluster_address",
@@ -608,6 +608,10 @@ const LISTENER_KEYS: &[&str] = &[
     "http_read_timeout",
     "http_idle_timeout",
     "max_connections",
+    "telemetry",
+];
+/// Vault listener keys Tresor accepts without acting on them.
+const LISTENER_KEYS_WITHOUT_EFFECT: &[&str] = &[
     "tls_min_version",
     "tls_client_ca_file",
     "tls_disable_client_certs",
@@ -615,7 +619,6 @@ const LISTENER_KEYS: &[&str] = &[
     "x_forwarded_for_authorized_addrs",
     "x_forwarded_for_reject_not_authorized",
     "x_forwarded_for_reject_not_present",
-    "telemetry",
     "profiling",
     "proxy_protocol_behavior",
 ];
@@ -636,7 +639,9 @@ pub fn unused_keys(v: &Value) -> Vec<String> {
     }
     for (_, body) in blocks(obj.get("listener")) {
         for key in body.keys() {
-            if !LISTENER_KEYS.contains(&key.as_str()) {
+            if LISTENER_KEYS_WITHOUT_EFFECT.contains(&key.as_str()) {
+                out.push(format!("listener key {key:?} has no effect in Tresor"));
+            } else if !LISTENER_KEYS.contains(&key.as_str()) {
                 out.push(format!("unknown listener key {key:?} (ignored)"));
             }
         }
@@ -800,6 +805,7 @@ mod key_and_directory_tests {
               address = "127.0.0.1:8200"
               tls_disable = true
               tls_cert_fiel = "typo.pem"
+              tls_min_version = "tls13"
             }
             ui = true
             max_lease_tll = "1h"
@@ -812,6 +818,7 @@ mod key_and_directory_tests {
             w,
             [
                 "configuration key \"ui\" has no effect in Tresor",
+                "listener key \"tls_min_version\" has no effect in Tresor",
                 "unknown configuration key \"max_lease_tll\" (ignored)",
                 "unknown listener key \"tls_cert_fiel\" (ignored)",
             ]
