@@ -245,39 +245,52 @@ impl Client {
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("tresor-cli/", env!("CARGO_PKG_VERSION")))
             .danger_accept_invalid_certs(cfg.tls_skip_verify);
-        if let Some(ca) = &cfg.ca_cert {
-            let pem = read_file(ca, "CA certificate")?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                CliError::other(format!(
-                    "Error parsing CA certificate {}: {e}",
-                    ca.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(CliError::other(format!(
-                    "No certificate found in {}",
-                    ca.display()
-                )));
-            }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
-        }
-        match (&cfg.client_cert, &cfg.client_key) {
-            (Some(cert), Some(key)) => {
-                let mut pem = read_file(cert, "client certificate")?;
-                pem.push(b'\n');
-                pem.extend(read_file(key, "client key")?);
-                let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                    CliError::other(format!("Error loading client certificate: {e}"))
-                })?;
-                builder = builder.identity(id);
-            }
-            (None, None) => {}
+        let identity = match (&cfg.client_cert, &cfg.client_key) {
+            (Some(cert), Some(key)) => Some((
+                read_file(cert, "client certificate")?,
+                read_file(key, "client key")?,
+            )),
+            (None, None) => None,
             _ => {
                 return Err(CliError::usage(
                     "-client-cert and -client-key must be given together",
                 ))
+            }
+        };
+        let identity_error = |e: &dyn std::fmt::Display| {
+            CliError::other(format!("Error loading client certificate: {e}"))
+        };
+        match &cfg.ca_cert {
+            // Our own verifier: it also accepts a server certificate that is itself one of
+            // the given CA certificates, as Vault's CLI does (see `tls.rs`).
+            Some(ca) if !cfg.tls_skip_verify => {
+                let pem = read_file(ca, "CA certificate")?;
+                let identity = identity
+                    .map(|(cert, key)| {
+                        let chain = rustls_pemfile::certs(&mut &cert[..])
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| identity_error(&e))?;
+                        let key = rustls_pemfile::private_key(&mut &key[..])
+                            .map_err(|e| identity_error(&e))?
+                            .ok_or_else(|| identity_error(&"no private key found"))?;
+                        Ok::<_, CliError>((chain, key))
+                    })
+                    .transpose()?;
+                let tls = crate::tls::client_config(&pem, identity).map_err(|e| {
+                    CliError::other(format!(
+                        "Error loading CA certificate {}: {e}",
+                        ca.display()
+                    ))
+                })?;
+                builder = builder.use_preconfigured_tls(tls);
+            }
+            _ => {
+                if let Some((mut pem, key)) = identity {
+                    pem.push(b'\n');
+                    pem.extend(key);
+                    let id = reqwest::Identity::from_pem(&pem).map_err(|e| identity_error(&e))?;
+                    builder = builder.identity(id);
+                }
             }
         }
         let http = builder.build().map_err(|e| {

@@ -26,6 +26,7 @@ mod commands;
 mod error;
 mod input;
 mod output;
+mod tls;
 
 use std::ffi::OsString;
 
