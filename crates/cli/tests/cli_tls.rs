@@ -4,39 +4,14 @@
 
 mod common;
 
-use common::free_port;
+use common::{free_port, self_signed_cert};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// `openssl req -x509`: a self-signed certificate (CA:TRUE, as openssl makes it) for `san`.
+/// A self-signed certificate as `openssl req -x509` makes it: marked a CA.
 fn self_signed(dir: &Path, name: &str, san: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (
-        dir.join(format!("{name}.pem")),
-        dir.join(format!("{name}.key")),
-    );
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=tresor-test"])
-        .args(["-addext", &format!("subjectAltName={san}")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (cert, key) = self_signed_cert(dir, name, san, false);
     let text = Command::new("openssl")
         .args(["x509", "-noout", "-text", "-in"])
         .arg(&cert)

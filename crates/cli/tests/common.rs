@@ -214,6 +214,40 @@ pub fn read_log_until(
     text
 }
 
+/// `openssl req -x509`: a self-signed certificate and key in `dir`, named `cn`, for the
+/// subject alternative names `san` (`IP:127.0.0.1`, `DNS:localhost`). openssl marks it a CA
+/// unless `end_entity` (then `CA:FALSE`).
+pub fn self_signed_cert(dir: &Path, cn: &str, san: &str, end_entity: bool) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+    ])
+    .args(["-nodes", "-days", "1", "-subj", &format!("/CN={cn}")])
+    .args(["-addext", &format!("subjectAltName={san}")]);
+    if end_entity {
+        cmd.args(["-addext", "basicConstraints=critical,CA:FALSE"]);
+    }
+    let out = cmd
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
 /// Runs a Vault-compatible CLI (`bin`: Tresor's or OpenBao's) against `server` with `token`.
 pub fn run_cli(bin: &str, server: &Server, token: &str, args: &[&str]) -> std::process::Output {
     Command::new(bin)

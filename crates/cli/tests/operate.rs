@@ -724,32 +724,6 @@ fn bao_debug_collects_a_bundle() {
     assert!(config.contains("\"storage\""), "{config}");
 }
 
-/// `openssl req` makes a self-signed certificate for 127.0.0.1 named `cn`.
-fn self_signed(dir: &Path, cn: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={cn}")])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(st.success());
-    (cert, key)
-}
-
 /// Whether a new client that trusts only `ca` (no session to resume, which would skip the
 /// certificate) gets an answer from `url`.
 fn trusted_by(ca: &Path, url: &str) -> bool {
@@ -772,8 +746,8 @@ fn sighup(server: &Server) {
 #[test]
 fn sighup_reloads_the_tls_certificate_and_keeps_it_when_the_new_one_is_bad() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert_a, key_a) = self_signed(dir.path(), "first");
-    let (cert_b, key_b) = self_signed(dir.path(), "second");
+    let (cert_a, key_a) = self_signed_cert(dir.path(), "first", "IP:127.0.0.1", true);
+    let (cert_b, key_b) = self_signed_cert(dir.path(), "second", "IP:127.0.0.1", true);
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     std::fs::copy(&cert_a, &cert).unwrap();
     std::fs::copy(&key_a, &key).unwrap();
