@@ -44,7 +44,7 @@ use clap::{Parser, Subcommand};
 
 use crate::client::ConnectionFlags;
 use crate::commands::{
-    audit, generic, kv, login, operator, policy, secrets, server, status, token, Ctx,
+    audit, generic, kv, lease, login, operator, policy, secrets, server, status, token, Ctx,
 };
 use crate::error::CliResult;
 use crate::output::OutputFlags;
@@ -105,6 +105,13 @@ enum Command {
     List(generic::ListArgs),
     /// Delete data at a path
     Delete(generic::DeleteArgs),
+    /// Look up, renew and revoke leases
+    #[command(subcommand)]
+    Lease(lease::LeaseCommand),
+    /// Unwrap a response-wrapping token (once)
+    Unwrap(lease::UnwrapArgs),
+    /// Show what an API path does and its fields
+    PathHelp(lease::PathHelpArgs),
     /// Print the CLI version
     Version,
 }
@@ -179,6 +186,9 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Write(a) => generic::write(&ctx, a),
         Command::List(a) => generic::list(&ctx, a),
         Command::Delete(a) => generic::delete(&ctx, a),
+        Command::Lease(c) => lease::run(&ctx, c),
+        Command::Unwrap(a) => lease::unwrap(&ctx, a),
+        Command::PathHelp(a) => lease::path_help(&ctx, a),
     }
 }
 

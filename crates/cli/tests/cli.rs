@@ -367,3 +367,113 @@ fn cli_round_trip_against_dev_server() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("Code: 403"), "{}", stderr(&o));
 }
+
+#[test]
+fn lease_unwrap_path_help_and_kv_rollback_against_dev_server() {
+    let s = common::dev_server();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let addr = format!("-address={}", s.addr);
+    let run = |args: &[&str]| {
+        let mut all = vec![addr.as_str()];
+        all.extend_from_slice(args);
+        tresor(h, &all, None)
+    };
+    let ok = |args: &[&str]| {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    ok(&["login", "root"]);
+
+    // kv rollback: version 1's data becomes version 3.
+    ok(&["kv", "put", "secret/app", "v=1"]);
+    ok(&["kv", "put", "secret/app", "v=2"]);
+    ok(&["kv", "rollback", "-version=1", "secret/app"]);
+    assert_eq!(ok(&["kv", "get", "-field=v", "secret/app"]), "1");
+    let meta: Value = serde_json::from_str(&ok(&[
+        "kv",
+        "metadata",
+        "get",
+        "-format=json",
+        "secret/app",
+    ]))
+    .unwrap();
+    assert_eq!(meta["data"]["current_version"], 3);
+    let o = run(&["kv", "rollback", "-version=9", "secret/app"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    ok(&["kv", "delete", "-versions=2", "secret/app"]);
+    let o = run(&["kv", "rollback", "-version=2", "secret/app"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("deleted"), "{}", stderr(&o));
+
+    // unwrap: once.
+    let wrapped: Value = serde_json::from_str(&ok(&[
+        "write",
+        "-wrap-ttl=5m",
+        "-format=json",
+        "sys/wrapping/wrap",
+        "k=wrapped-value",
+    ]))
+    .unwrap();
+    let wt = wrapped["wrap_info"]["token"].as_str().unwrap().to_string();
+    let un: Value = serde_json::from_str(&ok(&["unwrap", "-format=json", &wt])).unwrap();
+    assert_eq!(un["data"]["k"], "wrapped-value");
+    assert_ne!(
+        run(&["unwrap", &wt]).status.code(),
+        Some(0),
+        "a wrapping token works once"
+    );
+
+    // lease lookup / renew / revoke, and revoke -prefix.
+    ok(&["secrets", "enable", "pki"]);
+    ok(&[
+        "write",
+        "pki/root/generate/internal",
+        "common_name=example.test",
+        "key_type=ec",
+    ]);
+    ok(&[
+        "write",
+        "pki/roles/web",
+        "allowed_domains=example.test",
+        "allow_subdomains=true",
+        "generate_lease=true",
+        "key_type=ec",
+    ]);
+    let issue = |cn: &str| -> String {
+        let v: Value = serde_json::from_str(&ok(&[
+            "write",
+            "-format=json",
+            "pki/issue/web",
+            &format!("common_name={cn}"),
+            "ttl=1h",
+        ]))
+        .unwrap();
+        v["lease_id"].as_str().unwrap().to_string()
+    };
+    let lease = issue("a.example.test");
+    let looked: Value =
+        serde_json::from_str(&ok(&["lease", "lookup", "-format=json", &lease])).unwrap();
+    assert_eq!(looked["data"]["id"], lease.as_str());
+    // A certificate's lease is not renewable (as Vault's): the server's error is shown.
+    let o = run(&["lease", "renew", "-increment=30m", &lease]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("lease is not renewable"), "{}", stderr(&o));
+    assert!(ok(&["lease", "revoke", &lease]).contains("Revoked lease"));
+    assert_ne!(run(&["lease", "lookup", &lease]).status.code(), Some(0));
+    let (l1, l2) = (issue("b.example.test"), issue("c.example.test"));
+    ok(&["lease", "revoke", "-prefix", "pki/issue/web"]);
+    for l in [l1, l2] {
+        assert_ne!(run(&["lease", "lookup", &l]).status.code(), Some(0), "{l}");
+    }
+    assert_eq!(
+        run(&["lease", "revoke", "-force", "x"]).status.code(),
+        Some(2)
+    );
+
+    // path-help: the server's help for a path.
+    assert!(ok(&["path-help", "sys/mounts"]).contains("List mounted secrets engines"));
+    assert_ne!(run(&["path-help", "nope/x"]).status.code(), Some(0));
+}

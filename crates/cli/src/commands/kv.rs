@@ -42,6 +42,21 @@ pub enum KvCommand {
     /// Work with a secret's metadata (version 2 only)
     #[command(subcommand)]
     Metadata(MetadataCommand),
+    /// Make an earlier version the current one again, as a new version (version 2 only)
+    Rollback(RollbackArgs),
+}
+
+/// Flags of `kv rollback`.
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    /// Mount of the kv engine; PATH is then relative to it
+    #[arg(long, value_name = "MOUNT")]
+    pub mount: Option<String>,
+    /// The version whose data becomes the new version
+    #[arg(long, value_name = "N")]
+    pub version: u64,
+    /// Secret path
+    pub path: String,
 }
 
 /// `tresor kv metadata` subcommands.
@@ -304,6 +319,7 @@ pub fn run(ctx: &Ctx, cmd: KvCommand) -> CliResult {
         KvCommand::Undelete(a) => versions_op(&client, a, "undelete"),
         KvCommand::Destroy(a) => versions_op(&client, a, "destroy"),
         KvCommand::List(a) => list(ctx, &client, a),
+        KvCommand::Rollback(a) => rollback(ctx, &client, a),
         KvCommand::Metadata(MetadataCommand::Get(a)) => metadata_get(ctx, &client, a),
         KvCommand::Metadata(MetadataCommand::Put(a)) => metadata_put(&client, a),
         KvCommand::Metadata(MetadataCommand::Delete(a)) => {
@@ -480,6 +496,51 @@ fn patch(ctx: &Ctx, client: &Client, a: PatchArgs) -> CliResult {
     });
     let resp = client
         .put(&p, &v2_body(merged, cas))
+        .context(format!("Error writing data to {p}"))?;
+    print_v2_write(ctx, &p, resp)
+}
+
+/// `kv rollback -version=N`: version N's data written as a new version, with check-and-set
+/// on the current version (a concurrent write makes it fail rather than be lost).
+fn rollback(ctx: &Ctx, client: &Client, a: RollbackArgs) -> CliResult {
+    let t = resolve(client, a.mount.as_deref(), &a.path)?;
+    t.require_v2("Rollback")?;
+    let meta_path = t.api_path("metadata");
+    let Some(meta) = client
+        .read(&meta_path, &[])
+        .context(format!("Error reading {meta_path}"))?
+    else {
+        return no_value(&meta_path);
+    };
+    let meta = data_of(&meta);
+    let n = a.version.to_string();
+    let Some(version) = meta.get("versions").and_then(|v| v.get(&n)) else {
+        return Err(CliError::other(format!(
+            "Version {n} does not exist at {meta_path}"
+        )));
+    };
+    let deleted = version
+        .get("deletion_time")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty());
+    if deleted || version.get("destroyed") == Some(&Value::Bool(true)) {
+        return Err(CliError::other(format!(
+            "Cannot roll back to version {n}: it was deleted or destroyed"
+        )));
+    }
+    let current = meta.get("current_version").and_then(Value::as_i64);
+    let p = t.api_path("data");
+    let old = client
+        .read(&p, &[("version".to_string(), n.clone())])
+        .context(format!("Error reading version {n} of {p}"))?
+        .ok_or_else(|| CliError::other(format!("No data at version {n} of {p}")))?;
+    let data = data_of(&old)
+        .get("data")
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(|| CliError::other(format!("No data at version {n} of {p}")))?;
+    let resp = client
+        .put(&p, &v2_body(data, current))
         .context(format!("Error writing data to {p}"))?;
     print_v2_write(ctx, &p, resp)
 }

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod generic;
 pub mod kv;
+pub mod lease;
 pub mod login;
 pub mod operator;
 pub mod policy;
