@@ -82,7 +82,8 @@ path "sys/auth/token*" { capabilities = ["deny"] }
 path "sys/audit/*" { capabilities = ["read", "list"] }
 path "sys/monitor" { capabilities = ["deny"] }
 path "sys/loggers" { capabilities = ["read", "delete", "sudo"] }
-path "sys/loggers/*" { capabilities = ["read", "delete", "sudo"] }'
+path "sys/loggers/*" { capabilities = ["read", "delete", "sudo"] }
+path "sys/quotas/*" { capabilities = ["read", "list"] }'
 req POST sys/policies/acl/fuzz "$("$PYTHON" -c 'import json,sys; print(json.dumps({"policy": sys.argv[1]}))' "$policy")"
 req POST auth/token/create '{"policies":["fuzz"],"no_default_policy":true,"ttl":"2h"}'
 token="$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["auth"]["client_token"])' "$WORK/api-fuzz-last.json")"

@@ -460,7 +460,11 @@ fn lease_unwrap_path_help_and_kv_rollback_against_dev_server() {
     // A certificate's lease is not renewable (as Vault's): the server's error is shown.
     let o = run(&["lease", "renew", "-increment=30m", &lease]);
     assert_ne!(o.status.code(), Some(0));
-    assert!(stderr(&o).contains("lease is not renewable"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("lease is not renewable"),
+        "{}",
+        stderr(&o)
+    );
     assert!(ok(&["lease", "revoke", &lease]).contains("Revoked lease"));
     assert_ne!(run(&["lease", "lookup", &lease]).status.code(), Some(0));
     let (l1, l2) = (issue("b.example.test"), issue("c.example.test"));

@@ -123,6 +123,8 @@ pub struct Active {
     pub leases: Arc<LeaseManager>,
     pub policies: Arc<PolicyStore>,
     pub identity: Arc<IdentityStore>,
+    /// Rate-limit quotas (`sys/quotas/*`).
+    pub quotas: Arc<crate::quotas::Quotas>,
     /// Serializes changes to the mount tables.
     pub mount_lock: tokio::sync::Mutex<()>,
 }
@@ -195,6 +197,12 @@ pub struct Core {
     pub(crate) standby_applied: std::sync::atomic::AtomicI64,
     /// Serializes building unsealed state (active or standby): both (re)load the audit devices.
     pub(crate) state_lock: tokio::sync::Mutex<()>,
+}
+
+/// Whether answers carry `X-Ratelimit-*` headers (`sys/quotas/config`).
+fn active_quota_headers(core: &Core) -> bool {
+    core.active_or_standby()
+        .is_ok_and(|a| a.quotas.config().enable_rate_limit_response_headers)
 }
 
 /// One debug line per request: what was asked, by which token accessor (never the token),
@@ -553,12 +561,14 @@ impl Core {
             }
         }
         self.load_audit_devices(&root).await?;
+        let quotas = Arc::new(crate::quotas::Quotas::load(&root).await?);
         let active = Arc::new(Active {
             router: RwLock::new(router),
             tokens,
             leases,
             policies,
             identity,
+            quotas,
             mount_lock: tokio::sync::Mutex::new(()),
         });
         // The identity store names auth mounts by accessor, as the mount table says now.
@@ -990,7 +1000,7 @@ impl Core {
                 }
             }
         }
-        if self.audit.is_enabled() && !ctx.seal_api && !sent_on {
+        if self.audit.is_enabled() && !ctx.seal_api && !sent_on && !ctx.unaudited {
             // Fail closed: if no device can record the request or its answer, the client gets
             // a 500 and nothing else.
             let error = result.as_ref().err().map(|e| e.to_string());
@@ -1011,6 +1021,11 @@ impl Core {
         let mut resp = result?;
         if resp.request_id.is_empty() {
             resp.request_id = req.id.clone();
+        }
+        if let Some(a) = ctx.rate_limit {
+            if active_quota_headers(self) {
+                resp.rate_limit = Some(Box::new(a));
+            }
         }
         Ok(resp)
     }
@@ -1087,6 +1102,17 @@ impl Core {
             Err(e) => return Err(e),
         };
         let on_standby = *on_standby;
+        // Rate-limit quotas, per client address, before anything else is spent on it.
+        match active
+            .quotas
+            .check(&req.path, req.remote_addr.as_deref().unwrap_or(""))
+        {
+            Ok(allowance) => ctx.rate_limit = allowance,
+            Err(e) => {
+                ctx.unaudited = !active.quotas.config().enable_rate_limit_audit_logging;
+                return Err(e);
+            }
+        }
         let (route, rel) = {
             let router = active.router.read();
             let (route, rel) = router.route(&req.path).ok_or_else(|| {

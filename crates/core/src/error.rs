@@ -42,6 +42,10 @@ pub enum Error {
     /// 500: an internal failure (storage, crypto). The message names no secret.
     #[error("{0}")]
     Internal(String),
+    /// 429: a rate-limit quota refused the request; the client may retry after this many
+    /// seconds (`Retry-After`).
+    #[error("request path {path:?}: rate limit quota exceeded")]
+    RateLimited { path: String, retry_after: u64 },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -63,6 +67,7 @@ impl Error {
             Error::Precondition(_) => 412,
             Error::Sealed | Error::Standby(_) => 503,
             Error::Internal(_) => 500,
+            Error::RateLimited { .. } => 429,
         }
     }
     /// The `errors` array of Vault's error body.

@@ -17,6 +17,7 @@
 //! * [`ha`]: active and standby nodes on shared storage: election, activation, step-down.
 //! * [`cluster_identity`]: the TLS identity HA nodes forward requests with.
 //! * [`standby`]: standbys serving reads from state kept coherent through the change log.
+//! * [`quotas`]: rate-limit quotas (`sys/quotas/*`): a token bucket per quota and client.
 //! * [`metrics`]: telemetry for `sys/metrics` (Vault's JSON and the Prometheus format).
 //! * [`snapshot`]: online snapshots of the whole store, and restoring one.
 
@@ -39,6 +40,7 @@ pub mod mount;
 pub mod password_policy;
 pub mod policy;
 pub mod policy_store;
+pub mod quotas;
 pub mod seal;
 pub mod snapshot;
 pub mod standby;

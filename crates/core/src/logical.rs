@@ -177,6 +177,8 @@ pub struct Response {
     pub request_id: String,
     /// Vault's legacy sys answers repeat `data`'s keys at the top level of the body.
     pub top_level_data: bool,
+    /// The `X-Ratelimit-*` headers' values, when `sys/quotas/config` asks for them.
+    pub rate_limit: Option<Box<crate::quotas::Allowance>>,
 }
 
 impl Response {

@@ -65,7 +65,26 @@ fn core_error(e: &Error) -> HttpResponse {
     if let Error::Internal(msg) = e {
         tracing::error!(error = %msg, "internal error");
     }
-    error_response(e.status(), e.messages())
+    let mut r = error_response(e.status(), e.messages());
+    if let Error::RateLimited { retry_after, .. } = e {
+        r.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    }
+    r
+}
+
+/// `X-Ratelimit-*` (`sys/quotas/config` `enable_rate_limit_response_headers`).
+fn with_rate_limit(
+    mut resp: HttpResponse,
+    a: Option<&tresor_core::quotas::Allowance>,
+) -> HttpResponse {
+    if let Some(a) = a {
+        let h = resp.headers_mut();
+        h.insert("x-ratelimit-limit", HeaderValue::from(a.limit));
+        h.insert("x-ratelimit-remaining", HeaderValue::from(a.remaining));
+        h.insert("x-ratelimit-reset", HeaderValue::from(a.reset));
+    }
+    resp
 }
 
 /// 307 to the same path and query on the active node (method and body are kept by clients).
@@ -466,7 +485,12 @@ fn opens_like_json(body: &[u8]) -> bool {
 }
 
 /// The core's answer in Vault's envelope.
-pub fn render(r: Response) -> HttpResponse {
+pub fn render(mut r: Response) -> HttpResponse {
+    let rate_limit = r.rate_limit.take();
+    with_rate_limit(render_body(r), rate_limit.as_deref())
+}
+
+fn render_body(r: Response) -> HttpResponse {
     if let Some(raw) = r.raw {
         let mut resp = hyper::Response::new(full(raw.body));
         *resp.status_mut() = StatusCode::from_u16(raw.status).unwrap_or(StatusCode::OK);

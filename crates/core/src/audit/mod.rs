@@ -161,6 +161,10 @@ pub struct Context {
     pub seal_api: bool,
     /// The mount's latency metrics, once routed.
     pub route_metrics: Option<std::sync::Arc<crate::metrics::RouteMetrics>>,
+    /// What a rate-limit quota left the client (for the `X-Ratelimit-*` headers).
+    pub rate_limit: Option<crate::quotas::Allowance>,
+    /// Not audited: refused by a quota while `enable_rate_limit_audit_logging` is off.
+    pub unaudited: bool,
 }
 
 pub struct AuditBroker {

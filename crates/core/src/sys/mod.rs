@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod operator;
 pub mod password_policies;
+pub mod quotas;
 pub mod seal;
 pub mod snapshot;
 pub mod wrapping;
@@ -216,6 +217,7 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
     paths.extend(snapshot::paths());
     paths.extend(generate_root::paths());
     paths.extend(metrics::paths());
+    paths.extend(quotas::paths());
     paths.extend(crate::tools::random_paths("tools/"));
     paths.extend(crate::tools::hash_paths("tools/"));
     PathBackend::new(Sys { core }, paths)

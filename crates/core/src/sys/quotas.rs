@@ -1,0 +1,199 @@
+//! `sys/quotas/rate-limit/:name` and `sys/quotas/config` (Vault CE's rate-limit quotas; the
+//! limiting itself is [`crate::quotas`]).
+
+use super::Sys;
+use crate::error::{Error, Result};
+use crate::framework::{Call, Field, Path};
+use crate::logical::{Operation::*, Response};
+use crate::quotas::RateLimit;
+use serde_json::json;
+use std::sync::Arc;
+
+pub fn paths() -> Vec<Path<Sys>> {
+    vec![
+        Path::new("quotas/config")
+            .field(
+                "enable_rate_limit_audit_logging",
+                Field::bool("audit the requests a quota refuses"),
+            )
+            .field(
+                "enable_rate_limit_response_headers",
+                Field::bool("send X-Ratelimit-* headers"),
+            )
+            .field(
+                "rate_limit_exempt_paths",
+                Field::list("paths no quota applies to (a trailing * matches a prefix)"),
+            )
+            .field(
+                "absolute_rate_limit_exempt_paths",
+                Field::list("accepted; Tresor has no namespaces"),
+            )
+            .op(Read, Sys::quota_config)
+            .op(Update, Sys::set_quota_config)
+            .help("Settings of all rate-limit quotas."),
+        Path::new("quotas/rate-limit/?")
+            .op(List, |s: Arc<Sys>, _c| async move {
+                Response::list_or_not_found(s.core()?.active_or_standby()?.quotas.names())
+            })
+            .help("The rate-limit quotas."),
+        Path::new("quotas/rate-limit/(?P<name>[^/]+)")
+            .field(
+                "path",
+                Field::string("a mount, or a path under one; empty: every request"),
+            )
+            .field("rate", Field::raw("requests allowed per interval (> 0)"))
+            .field(
+                "interval",
+                Field::duration("the interval rate counts over (default 1s)"),
+            )
+            .field(
+                "block_interval",
+                Field::duration("how long a client over the limit is refused"),
+            )
+            .field(
+                "role",
+                Field::string("not supported: quotas apply to paths"),
+            )
+            .field("type", Field::string("rate-limit"))
+            .field(
+                "inheritable",
+                Field::bool("accepted; Tresor has no namespaces"),
+            )
+            .op(Read, Sys::read_quota)
+            .op(Update, Sys::write_quota)
+            .op(Delete, Sys::delete_quota)
+            .help("A rate-limit quota: rate requests per interval, per client address."),
+    ]
+}
+
+fn quota_json(q: &RateLimit) -> serde_json::Value {
+    json!({
+        "name": q.name,
+        "path": q.path,
+        "role": "",
+        "rate": q.rate,
+        "interval": q.interval_secs,
+        "block_interval": q.block_interval_secs,
+        "type": "rate-limit",
+        "inheritable": false,
+    })
+}
+
+impl Sys {
+    async fn quota_config(self: Arc<Self>, _c: Call) -> Result<Response> {
+        let cfg = self.core()?.active_or_standby()?.quotas.config();
+        let mut data = serde_json::to_value(&cfg)?;
+        data["absolute_rate_limit_exempt_paths"] = json!([]);
+        Ok(Response::data(data))
+    }
+
+    async fn set_quota_config(self: Arc<Self>, c: Call) -> Result<Response> {
+        let active = self.core()?.active()?;
+        let f = &c.fields;
+        let mut cfg = active.quotas.config();
+        if f.has("enable_rate_limit_audit_logging") {
+            cfg.enable_rate_limit_audit_logging = f.bool("enable_rate_limit_audit_logging");
+        }
+        if f.has("enable_rate_limit_response_headers") {
+            cfg.enable_rate_limit_response_headers = f.bool("enable_rate_limit_response_headers");
+        }
+        if f.has("rate_limit_exempt_paths") {
+            cfg.rate_limit_exempt_paths = f.strings("rate_limit_exempt_paths");
+        }
+        active.quotas.set_config(cfg).await?;
+        Ok(Response::default())
+    }
+
+    async fn read_quota(self: Arc<Self>, c: Call) -> Result<Response> {
+        let name = c.fields.str("name");
+        let q = self
+            .core()?
+            .active_or_standby()?
+            .quotas
+            .get(name)
+            .ok_or(Error::NotFound)?;
+        Ok(Response::data(quota_json(&q)))
+    }
+
+    async fn write_quota(self: Arc<Self>, c: Call) -> Result<Response> {
+        let core = self.core()?;
+        let active = core.active()?;
+        let f = &c.fields;
+        let name = f.str("name").to_string();
+        let existing = active.quotas.get(&name);
+        if !f.str("role").is_empty() {
+            return Err(Error::bad(
+                "role-based quotas are not supported: give the login path instead",
+            ));
+        }
+        if !matches!(f.str("type"), "" | "rate-limit") {
+            return Err(Error::bad("only rate-limit quotas are supported"));
+        }
+        let rate = match f.has("rate").then(|| f.get("rate")) {
+            Some(v) => v
+                .as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or_else(|| Error::bad("rate must be a number"))?,
+            None => existing
+                .as_ref()
+                .map(|q| q.rate)
+                .ok_or_else(|| Error::bad("missing rate"))?,
+        };
+        if !(rate > 0.0 && rate.is_finite()) {
+            return Err(Error::bad("'rate' is invalid: must be positive"));
+        }
+        let path = if f.has("path") {
+            let path = f.str("path").trim_start_matches('/').to_string();
+            if path.is_empty() {
+                path
+            } else {
+                let router = active.router.read();
+                let (route, rest) = router.route(&path).ok_or_else(|| {
+                    Error::bad(format!(
+                        "invalid mount path {path:?}: no mount exists there"
+                    ))
+                })?;
+                if rest.is_empty() {
+                    route.prefix.clone()
+                } else {
+                    path.trim_end_matches('/').to_string()
+                }
+            }
+        } else {
+            existing
+                .as_ref()
+                .map(|q| q.path.clone())
+                .unwrap_or_default()
+        };
+        let secs = |field: &str, default: u64| {
+            if f.has(field) {
+                f.duration(field).as_secs()
+            } else {
+                default
+            }
+        };
+        let interval_secs =
+            secs("interval", existing.as_ref().map_or(1, |q| q.interval_secs)).max(1);
+        let block_interval_secs = secs(
+            "block_interval",
+            existing.as_ref().map_or(0, |q| q.block_interval_secs),
+        );
+        active
+            .quotas
+            .put(RateLimit {
+                name,
+                path,
+                rate,
+                interval_secs,
+                block_interval_secs,
+            })
+            .await?;
+        Ok(Response::default())
+    }
+
+    async fn delete_quota(self: Arc<Self>, c: Call) -> Result<Response> {
+        let active = self.core()?.active()?;
+        active.quotas.delete(c.fields.str("name")).await?;
+        Ok(Response::default())
+    }
+}
