@@ -884,3 +884,98 @@ fn systemd_hears_ready_reloading_and_stopping() {
     unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
     assert_eq!(next(), "STOPPING=1");
 }
+
+#[test]
+fn a_monitor_over_http2_streams_only_tresors_log() {
+    // At trace, the HTTP/2 library logs every frame it sends: a monitor streaming other
+    // crates' events over HTTP/2 would feed on its own frames. curl speaks HTTP/2 over TLS.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_cert(dir.path(), "monitor", "IP:127.0.0.1", true);
+    let port = free_port();
+    let cfg = dir.path().join("tls.hcl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\ndisable_mlock = true\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .args(["server", &format!("-config={}", cfg.display())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args(["-sk", "--http2", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let base = format!("https://127.0.0.1:{port}/v1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !curl(&[&format!("{base}/sys/seal-status")]).status.success() {
+        assert!(Instant::now() < deadline, "the TLS server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let init = curl(&[
+        "-X",
+        "PUT",
+        "-d",
+        r#"{"secret_shares":1,"secret_threshold":1}"#,
+        &format!("{base}/sys/init"),
+    ]);
+    let init: Value = serde_json::from_slice(&init.stdout).unwrap();
+    let key_share = init["keys"][0].as_str().unwrap();
+    let root = init["root_token"].as_str().unwrap().to_string();
+    curl(&[
+        "-X",
+        "PUT",
+        "-d",
+        &json!({ "key": key_share }).to_string(),
+        &format!("{base}/sys/unseal"),
+    ]);
+    let token = format!("X-Vault-Token: {root}");
+    // Two seconds of a trace monitor, with a request of ours in the middle.
+    let monitor = {
+        let (cert, token, url) = (
+            cert.clone(),
+            token.clone(),
+            format!("{base}/sys/monitor?log_level=trace"),
+        );
+        std::thread::spawn(move || {
+            Command::new("curl")
+                .args(["-skN", "--http2", "--max-time", "2", "--cacert"])
+                .arg(&cert)
+                .args(["-H", &token, &url, "-w", "%{http_version}"])
+                .output()
+                .unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    curl(&["-H", &token, &format!("{base}/sys/mounts")]);
+    let out = monitor.join().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with('2'), "HTTP/2 was used: {text}");
+    assert!(
+        text.contains("sys/mounts"),
+        "our request is in the stream: {text}"
+    );
+    for line in text.lines() {
+        assert!(
+            line.contains("tresor") || line.trim() == "2" || line.starts_with("Monitor dropped"),
+            "only Tresor's own events: {line}"
+        );
+    }
+    assert!(
+        text.lines().count() < 200,
+        "no feedback: {} lines",
+        text.lines().count()
+    );
+}

@@ -300,6 +300,16 @@ impl Logging {
         tokio::spawn(async move {
             let _registration = registration;
             loop {
+                // However busy the log, shutdown is seen at every line; what was logged
+                // before it still goes out, if the client takes it at once.
+                if stop.is_cancelled() {
+                    while let Ok(l) = lines.try_recv() {
+                        if l.format == format && l.level <= level && tx.try_send(l.text).is_err() {
+                            break;
+                        }
+                    }
+                    return;
+                }
                 // Lines first: what was logged before shutdown still goes out.
                 let line = tokio::select! {
                     biased;
@@ -445,13 +455,25 @@ struct MonitorFilter {
     format: LogFormat,
 }
 
+/// Whether an event is Tresor's own (what `sys/monitor` streams, as Vault's monitor sees only
+/// Vault's logger). Other crates' events stay out: at debug, the HTTP/2 library logs every
+/// frame it sends, and a monitor over HTTP/2 would stream its own frames forever.
+fn tresor_target(target: &str) -> bool {
+    target == "tresor" || target.starts_with("tresor::") || target.starts_with("tresor_")
+}
+
 impl<S> tracing_subscriber::layer::Filter<S> for MonitorFilter {
     fn enabled(&self, meta: &Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>) -> bool {
-        *meta.level() <= decode(self.monitors.max(self.format).load(Relaxed))
+        tresor_target(meta.target())
+            && *meta.level() <= decode(self.monitors.max(self.format).load(Relaxed))
     }
-    /// Asked per event: monitors come and go.
-    fn callsite_enabled(&self, _: &'static Metadata<'static>) -> tracing::subscriber::Interest {
-        tracing::subscriber::Interest::sometimes()
+    /// Asked per event for Tresor's own callsites (monitors come and go); never for others.
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        if tresor_target(meta.target()) {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
     }
     fn max_level_hint(&self) -> Option<LevelFilter> {
         Some(decode(self.monitors.max(self.format).load(Relaxed)))
