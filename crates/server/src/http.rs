@@ -117,7 +117,7 @@ fn query_data(query: Option<&str>) -> Option<Map<String, Value>> {
 
 /// Decodes `%XX` escapes and `+`; `None` if the result is not UTF-8 (a malformed escape is
 /// kept as it is, as Go's lenient decoders do).
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -91,11 +91,7 @@ impl InFlight {
             at: SystemTime::now(),
             remote,
             method: method.clone(),
-            // A legacy token endpoint's path holds a token: cut off, as in the request log.
-            path: match path.strip_prefix("/v1/") {
-                Some(rest) => format!("/v1/{}", tresor_core::core::loggable_path(rest)),
-                None => path.to_string(),
-            },
+            path: reportable_path(path),
         };
         self.requests.lock().insert(key, started);
         Tracked {
@@ -126,6 +122,20 @@ impl InFlight {
     }
 }
 
+/// A request's URL path as the core routes it (percent-decoded, no leading slashes), with
+/// a legacy token endpoint's token cut off, as in the request log: `/v1//auth/token/lookup/t`
+/// and `/v1/auth/token/renew%2Ft` name a token too.
+fn reportable_path(path: &str) -> String {
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return path.to_string();
+    };
+    let decoded = crate::http::percent_decode(rest).unwrap_or_else(|| rest.to_string());
+    format!(
+        "/v1/{}",
+        tresor_core::core::loggable_path(decoded.trim_start_matches('/'))
+    )
+}
+
 /// A request in flight; dropping it ends the record.
 pub struct Tracked {
     table: Arc<InFlight>,
@@ -148,6 +158,7 @@ mod tests {
         let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let get = hyper::Method::GET;
         let lookup = table.track("r1", peer, &get, "/v1/auth/token/lookup/hvs.secret-token");
+        let sneaky = table.track("r3", peer, &get, "/v1//auth/token/renew%2Fhvs.secret-token");
         let read = table.track("r2", peer, &get, "/v1/secret/data/app");
         let now = Value::Object(table.describe());
         assert_eq!(
@@ -155,8 +166,9 @@ mod tests {
             "/v1/auth/token/lookup/<redacted>"
         );
         assert_eq!(now["r2"]["request_path"], "/v1/secret/data/app");
+        assert_eq!(now["r3"]["request_path"], "/v1/auth/token/renew/<redacted>");
         assert!(!now.to_string().contains("hvs.secret-token"));
-        drop((lookup, read));
+        drop((lookup, read, sneaky));
         assert!(table.describe().is_empty());
     }
 }
