@@ -1214,3 +1214,46 @@ fn a_snapshot_restored_through_a_standby_reaches_every_node() {
         });
     }
 }
+
+#[test]
+fn operator_endpoints_answer_for_the_node_asked() {
+    // Vault's local-only requests: a standby answers them itself, never forwarding.
+    let c = Cluster::start(2);
+    let a = c.active(10);
+    let s = 1 - a;
+    let root = c.root.clone();
+    wait_until("the standby serves", 10, || {
+        c.node(s)
+            .call("GET", "sys/loggers/core", Some(&root), None)
+            .0
+            == 200
+    });
+    let (st, body) = c.node(s).call(
+        "POST",
+        "sys/loggers/core",
+        Some(&root),
+        Some(json!({"level": "debug"})),
+    );
+    assert_eq!(st, 204, "{body}");
+    let level = |i: usize| {
+        c.node(i)
+            .call("GET", "sys/loggers/core", Some(&root), None)
+            .1["data"]["core"]
+            .clone()
+    };
+    assert_eq!(level(s), "debug", "the standby's own logger changed");
+    assert_eq!(level(a), "info", "not the active node's");
+    let (st, m) = c.node(s).call("GET", "sys/metrics", Some(&root), None);
+    assert_eq!(st, 200);
+    let standby_gauge = m["Gauges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["Name"].as_str().unwrap().ends_with("core.standby"))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        standby_gauge["Value"], 1.0,
+        "the standby's own metrics: {m}"
+    );
+}

@@ -199,6 +199,20 @@ pub struct Core {
     pub(crate) state_lock: tokio::sync::Mutex<()>,
 }
 
+/// Paths about the node asked (its log, loggers, host, requests in flight, configuration,
+/// metrics): answered by that node, never forwarded (Vault's `handleLogicalNoForward`).
+fn local_only(path: &str) -> bool {
+    matches!(
+        path,
+        "sys/monitor"
+            | "sys/loggers"
+            | "sys/host-info"
+            | "sys/in-flight-req"
+            | "sys/config/state/sanitized"
+            | "sys/metrics"
+    ) || path.starts_with("sys/loggers/")
+}
+
 /// Whether answers carry `X-Ratelimit-*` headers (`sys/quotas/config`).
 fn active_quota_headers(core: &Core) -> bool {
     core.active_or_standby()
@@ -1093,6 +1107,15 @@ impl Core {
                 return Err(Error::bad(
                     "vault cannot seal when in standby mode; please restart instead",
                 ))
+            }
+            // About this node, never another's (Vault's local-only requests): served from
+            // the standby's own state, whatever the operation.
+            Err(Error::Standby(_)) if local_only(&req.path) => {
+                let state = self.standby.read().clone().ok_or_else(|| {
+                    Error::bad("cannot forward local-only request: this standby serves no requests itself (performance standby disabled or not ready)")
+                })?;
+                *on_standby = true;
+                state
             }
             Err(e @ Error::Standby(_)) => {
                 let state = self.standby_state_for(req).await.ok_or(e)?;
