@@ -491,6 +491,48 @@ fn monitor_refuses_bad_parameters_and_tokens_without_access() {
     assert_eq!(st, 403, "{body}");
     assert_eq!(server.call("GET", "sys/monitor", None, None).0, 403);
     assert_eq!(server.root("POST", "sys/monitor", None).0, 405);
+    let wrapped = server
+        .client
+        .get(format!("{}/v1/sys/monitor", server.addr))
+        .header("X-Vault-Token", "root")
+        .header("X-Vault-Wrap-TTL", "60")
+        .send()
+        .unwrap();
+    assert_eq!(wrapped.status(), 400);
+}
+
+#[test]
+fn sealing_ends_monitor_streams() {
+    // As Vault's: a stream authorized before a seal does not outlive it.
+    let dir = tempfile::tempdir().unwrap();
+    let server = durable_server(dir.path(), free_port());
+    let (key, root) = server.init_and_unseal();
+    let monitor = Monitor::open(&server, &root, "log_level=info");
+    assert_eq!(monitor.status, 200);
+    let in_flight = |server: &Server| -> Vec<String> {
+        let (st, body) = server.call("GET", "sys/in-flight-req", Some(&root), None);
+        assert_eq!(st, 200, "{body}");
+        body.as_object()
+            .unwrap()
+            .values()
+            .map(|r| r["request_path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(in_flight(&server).contains(&"/v1/sys/monitor".to_string()));
+    let (st, _) = server.call("PUT", "sys/seal", Some(&root), None);
+    assert_eq!(st, 204);
+    // Checked every second while sealed; then unsealed to look.
+    std::thread::sleep(Duration::from_millis(1500));
+    server.unseal(&key);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while in_flight(&server).contains(&"/v1/sys/monitor".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "the monitor stream outlived the seal"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(monitor);
 }
 
 #[test]

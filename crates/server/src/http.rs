@@ -267,6 +267,11 @@ pub async fn handle(
     // Streamed to a client, never to a standby that forwarded the request (it reads whole
     // answers).
     let monitor = req.method() == Method::GET && path == "sys/monitor" && !ctx.forwarded;
+    if monitor && wrap_ttl.is_some() {
+        // A stream cannot be wrapped (the core would wrap its parameters, and nobody would
+        // ever get the wrapping token).
+        return error_response(400, vec!["sys/monitor cannot be response-wrapped".into()]);
+    }
     // Binary bodies: OCSP requests, and snapshots to restore (sent with no content type).
     let binary_body = header(&req, "content-type")
         .is_some_and(|ct| ct.starts_with("application/ocsp-request"))
@@ -390,7 +395,7 @@ pub async fn handle(
 }
 
 /// The answer to a `sys/monitor` request the core allowed: the log, at the level and in the
-/// format the core checked, until the client leaves or the server shuts down.
+/// format the core checked, until the client leaves, the node seals or the server shuts down.
 fn monitor_stream(ctx: &ListenerContext, allowed: &Response) -> HttpResponse {
     let param = |k: &str| {
         allowed
@@ -403,7 +408,13 @@ fn monitor_stream(ctx: &ListenerContext, allowed: &Response) -> HttpResponse {
     let level = tresor_core::sys::operator::LogLevel::parse(param("log_level"))
         .unwrap_or(tresor_core::sys::operator::LogLevel::Info);
     let format = crate::logging::LogFormat::parse(param("log_format")).unwrap_or_default();
-    let body = ctx.ops.logging.monitor(level, format, ctx.ops.stop.clone());
+    // As Vault's, the stream ends when the node seals (checked every second).
+    let core = Arc::downgrade(&ctx.core);
+    let sealed = move || core.upgrade().is_none_or(|c| c.is_sealed());
+    let body = ctx
+        .ops
+        .logging
+        .monitor(level, format, ctx.ops.stop.clone(), sealed);
     let mut r = hyper::Response::new(Either::Right(body));
     r.headers_mut().insert(
         hyper::header::CACHE_CONTROL,

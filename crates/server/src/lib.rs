@@ -133,6 +133,11 @@ pub async fn dev_setup(
 /// requests in flight finish (within `graceful_shutdown_timeout`), the core seals (keys are
 /// dropped and zeroized) and storage closes.
 pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
+    // Signals are caught from the start: a SIGHUP (logrotate) or SIGTERM while storage is
+    // still opening must not kill the process with the default action. Acted on once the
+    // server runs.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut shutdown = ShutdownSignals::listen()?;
     // The log first (so the configuration's warnings are logged as configured): flag or
     // environment, else the config file, else info / standard.
     let file_log = config::LogSettings::load(&opts.config)?;
@@ -253,14 +258,11 @@ pub async fn run(opts: ServeOptions) -> Result<(), BoxError> {
         config: opts.config.clone(),
         flag_level,
     };
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             reload.run();
         }
     });
-    // Every handler is in place before systemd hears READY (it may signal at once).
-    let mut shutdown = ShutdownSignals::listen()?;
     systemd::notify("READY=1");
     shutdown.recv().await;
     systemd::notify("STOPPING=1");

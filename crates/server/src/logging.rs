@@ -281,12 +281,14 @@ impl Logging {
     }
 
     /// Streams the log at `level` in `format` (JSON too when the server logs JSON, as Vault)
-    /// until the body is dropped (the client left) or `stop` is cancelled (shutdown).
+    /// until the body is dropped (the client left), `stop` is cancelled (shutdown) or `ended`
+    /// says so (asked every second: the node sealed).
     pub fn monitor(
         &self,
         level: LogLevel,
         format: LogFormat,
         stop: CancellationToken,
+        ended: impl Fn() -> bool + Send + 'static,
     ) -> MonitorBody {
         let format = if self.format == LogFormat::Json {
             LogFormat::Json
@@ -299,6 +301,7 @@ impl Logging {
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         tokio::spawn(async move {
             let _registration = registration;
+            let mut every_second = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 // However busy the log, shutdown is seen at every line; what was logged
                 // before it still goes out, if the client takes it at once.
@@ -316,6 +319,12 @@ impl Logging {
                     line = lines.recv() => line,
                     _ = stop.cancelled() => return,
                     _ = tx.closed() => return,
+                    _ = every_second.tick() => {
+                        if ended() {
+                            return;
+                        }
+                        continue;
+                    }
                 };
                 let text = match line {
                     Ok(l) if l.format == format && l.level <= level => l.text,

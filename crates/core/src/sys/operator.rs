@@ -177,7 +177,11 @@ impl Sys {
     }
 
     async fn host_info(self: Arc<Self>, _c: Call) -> Result<Response> {
-        let (data, warnings) = self.server_ops()?.host_info();
+        let ops = self.server_ops()?;
+        // /proc reads and statvfs on every mount: blocking work, off the async workers.
+        let (data, warnings) = tokio::task::spawn_blocking(move || ops.host_info())
+            .await
+            .map_err(|e| Error::internal(format!("host information: {e}")))?;
         Ok(Response {
             data: Some(data),
             warnings,
