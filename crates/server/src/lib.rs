@@ -301,8 +301,8 @@ struct Reload {
 
 impl Reload {
     /// Reopens file audit devices (log rotation), reads the TLS certificates and keys again
-    /// (a file that does not load keeps the certificate in use) and sets the configured log
-    /// level again (dropping `sys/loggers` changes).
+    /// (a file that does not load keeps the certificate in use) and, when the flag or the
+    /// file names one, sets the log level again (dropping `sys/loggers` changes).
     fn run(&self) {
         systemd::notify("RELOADING=1");
         tracing::info!("SIGHUP: reloading");
@@ -320,7 +320,8 @@ impl Reload {
         let level = match self.flag_level {
             Some(l) => Some(l),
             None => match config::LogSettings::load(&self.config) {
-                Ok(s) => Some(s.level.unwrap_or(LevelFilter::INFO)),
+                // As OpenBao: a file without `log_level` leaves the levels as they are.
+                Ok(s) => s.level,
                 Err(e) => {
                     tracing::error!(error = %e, "log level not reloaded: the configuration does not load");
                     None
