@@ -114,6 +114,12 @@ enum Command {
     PathHelp(lease::PathHelpArgs),
     /// Print the CLI version
     Version,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell), e.g.
+    /// `tresor completion bash > /etc/bash_completion.d/tresor`
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Whether `arg` is a Go-style single-dash long flag:
@@ -170,9 +176,19 @@ fn dispatch(cli: Cli) -> CliResult {
         println!("Tresor v{}", env!("CARGO_PKG_VERSION"));
         return Ok(0);
     }
+    if let Command::Completion { shell } = cli.command {
+        use clap::CommandFactory;
+        // Into a buffer first: the generator panics on a closed stdout (`| head`).
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "tresor", &mut script);
+        crate::output::emit(&String::from_utf8_lossy(&script));
+        return Ok(0);
+    }
     let ctx = Ctx::new(cli.conn, &cli.out)?;
     match cli.command {
-        Command::Server(_) | Command::Version => unreachable!("handled above"),
+        Command::Server(_) | Command::Version | Command::Completion { .. } => {
+            unreachable!("handled above")
+        }
         Command::Status => status::run(&ctx),
         Command::Operator(c) => operator::run(&ctx, c),
         Command::Login(a) => login::run(&ctx, a),

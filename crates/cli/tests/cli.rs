@@ -481,3 +481,40 @@ fn lease_unwrap_path_help_and_kv_rollback_against_dev_server() {
     assert!(ok(&["path-help", "sys/mounts"]).contains("List mounted secrets engines"));
     assert_ne!(run(&["path-help", "nope/x"]).status.code(), Some(0));
 }
+
+#[test]
+fn shell_completion_scripts_cover_the_commands() {
+    let home = tempfile::tempdir().unwrap();
+    let o = tresor(home.path(), &["completion", "bash"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let script = stdout(&o);
+    for word in ["_tresor", "snapshot", "generate-root", "rollback", "lease"] {
+        assert!(
+            script.contains(word),
+            "{word} missing from the bash completion"
+        );
+    }
+    let path = home.path().join("tresor.bash");
+    std::fs::write(&path, &script).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let o = tresor(home.path(), &["completion", shell], None);
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", stderr(&o));
+        assert!(stdout(&o).contains("tresor"), "{shell}");
+    }
+    assert_eq!(
+        tresor(home.path(), &["completion", "tcsh"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+}

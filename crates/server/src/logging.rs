@@ -610,6 +610,7 @@ mod tests {
     fn levels_and_formats_parse() {
         assert_eq!(parse_level("OFF"), Some(LevelFilter::OFF));
         assert_eq!(parse_level("warning"), Some(LevelFilter::WARN));
+        assert_eq!(parse_level("notice"), Some(LevelFilter::INFO));
         assert_eq!(parse_level("loud"), None);
         assert_eq!(LogFormat::parse("JSON"), Some(LogFormat::Json));
         assert_eq!(LogFormat::parse("xml"), None);

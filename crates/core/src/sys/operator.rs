@@ -30,7 +30,8 @@ impl LogLevel {
         Some(match s.trim().to_ascii_lowercase().as_str() {
             "trace" => LogLevel::Trace,
             "debug" => LogLevel::Debug,
-            "info" => LogLevel::Info,
+            // Vault's ParseLogLevel takes `notice` for info.
+            "info" | "notice" => LogLevel::Info,
             "warn" | "warning" => LogLevel::Warn,
             "error" | "err" => LogLevel::Error,
             _ => return None,
