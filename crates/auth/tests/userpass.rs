@@ -661,21 +661,21 @@ async fn unknown_users_cost_as_much_as_wrong_passwords() {
     let time = |user: &'static str| {
         let e = &e;
         async move {
-            let mut best = Duration::MAX;
-            for _ in 0..3 {
-                let t = Instant::now();
-                assert_eq!(err(login(e, user, "bad", Some("127.0.0.1")).await).0, 400);
-                best = best.min(t.elapsed());
-            }
-            best
+            let t = Instant::now();
+            assert_eq!(err(login(e, user, "bad", Some("127.0.0.1")).await).0, 400);
+            t.elapsed()
         }
     };
-    let known = time("alice").await;
-    let unknown = time("nobody").await;
-    // Without the dummy hash an unknown user would answer in microseconds, orders of magnitude
-    // faster; the bound is loose so a busy machine cannot make it flaky.
+    // Interleaved, best of five each: a busy moment slows both alike.
+    let (mut known, mut unknown) = (Duration::MAX, Duration::MAX);
+    for _ in 0..5 {
+        known = known.min(time("alice").await);
+        unknown = unknown.min(time("nobody").await);
+    }
+    // Without the dummy hash an unknown user would answer in microseconds, three orders of
+    // magnitude faster; the bound is loose so a busy machine cannot make it flaky.
     assert!(
-        unknown * 3 >= known,
+        unknown * 10 >= known,
         "unknown {unknown:?} vs known {known:?}"
     );
     assert!(unknown >= Duration::from_millis(1), "{unknown:?}");
