@@ -166,13 +166,21 @@ pub trait Storage: Send + Sync + 'static {
     async fn replace_all(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
         let keep: std::collections::HashSet<&str> =
             entries.iter().map(|(k, _)| k.as_str()).collect();
-        let mut ops: Vec<WriteOp> = self
-            .export()
-            .await?
-            .into_iter()
-            .filter(|(k, _)| !keep.contains(k.as_str()))
-            .map(|(k, _)| WriteOp::Delete(k))
-            .collect();
+        // Only the keys of what is there now: a key-only scan, page by page.
+        let mut ops = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.scan("", after.as_deref(), 1000).await?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            ops.extend(
+                page.into_iter()
+                    .filter(|k| !keep.contains(k.as_str()))
+                    .map(WriteOp::Delete),
+            );
+            after = Some(last);
+        }
         drop(keep);
         ops.extend(entries.into_iter().map(|(k, v)| WriteOp::Put(k, v)));
         self.write_batch(ops).await
