@@ -213,12 +213,6 @@ fn local_only(path: &str) -> bool {
     ) || path.starts_with("sys/loggers/")
 }
 
-/// Whether answers carry `X-Ratelimit-*` headers (`sys/quotas/config`).
-fn active_quota_headers(core: &Core) -> bool {
-    core.active_or_standby()
-        .is_ok_and(|a| a.quotas.config().enable_rate_limit_response_headers)
-}
-
 /// One debug line per request: what was asked, by which token accessor (never the token),
 /// the answer's status and how long it took. Never request or response data.
 fn log_request(
@@ -1037,9 +1031,7 @@ impl Core {
             resp.request_id = req.id.clone();
         }
         if let Some(a) = ctx.rate_limit {
-            if active_quota_headers(self) {
-                resp.rate_limit = Some(Box::new(a));
-            }
+            resp.rate_limit = Some(Box::new(a));
         }
         Ok(resp)
     }
@@ -1130,9 +1122,12 @@ impl Core {
             .quotas
             .check(&req.path, req.remote_addr.as_deref().unwrap_or(""))
         {
-            Ok(allowance) => ctx.rate_limit = allowance,
+            // Headers only when `sys/quotas/config` asks for them.
+            Ok(allowance) => {
+                ctx.rate_limit = allowance.filter(|_| active.quotas.response_headers())
+            }
             Err(e) => {
-                ctx.unaudited = !active.quotas.config().enable_rate_limit_audit_logging;
+                ctx.unaudited = !active.quotas.audit_refused();
                 return Err(e);
             }
         }

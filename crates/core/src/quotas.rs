@@ -184,6 +184,16 @@ impl Quotas {
         self.config.read().clone()
     }
 
+    /// Whether answers carry `X-Ratelimit-*` headers.
+    pub fn response_headers(&self) -> bool {
+        self.config.read().enable_rate_limit_response_headers
+    }
+
+    /// Whether the requests a quota refuses are audited.
+    pub fn audit_refused(&self) -> bool {
+        self.config.read().enable_rate_limit_audit_logging
+    }
+
     pub async fn set_config(&self, config: QuotaConfig) -> Result<()> {
         self.view.put_json(CONFIG, &config).await?;
         *self.config.write() = config;

@@ -161,7 +161,7 @@ pub struct Context {
     pub seal_api: bool,
     /// The mount's latency metrics, once routed.
     pub route_metrics: Option<std::sync::Arc<crate::metrics::RouteMetrics>>,
-    /// What a rate-limit quota left the client (for the `X-Ratelimit-*` headers).
+    /// What a rate-limit quota left the client, when the `X-Ratelimit-*` headers are on.
     pub rate_limit: Option<crate::quotas::Allowance>,
     /// Not audited: refused by a quota while `enable_rate_limit_audit_logging` is off.
     pub unaudited: bool,
