@@ -325,22 +325,19 @@ impl SealApi {
 
     async fn rekey_verify_status(self: Arc<Self>, _c: Call) -> Result<Response> {
         let core = self.core()?;
-        let st = core.rekey.lock().await;
-        let (state, pending) = pending_rekey(&st)?;
-        Ok(Response::raw_json(200, &verify_status_json(state, pending)))
+        let mut st = core.rekey.lock().await;
+        let (cfg, pending) = pending_rekey(&mut st)?;
+        Ok(Response::raw_json(200, &verify_status_json(cfg, pending)))
     }
 
     /// Starts the verification over: progress dropped, a new nonce (the new keys stay).
     async fn rekey_verify_restart(self: Arc<Self>, _c: Call) -> Result<Response> {
         let core = self.core()?;
         let mut st = core.rekey.lock().await;
-        pending_rekey(&st)?;
-        let state = st.as_mut().expect("checked");
-        let pending = state.pending.as_mut().expect("checked");
+        let (cfg, pending) = pending_rekey(&mut st)?;
         pending.progress.reset();
         pending.verification_nonce = crate::util::uuid();
-        let (state, pending) = pending_rekey(&st)?;
-        Ok(Response::raw_json(200, &verify_status_json(state, pending)))
+        Ok(Response::raw_json(200, &verify_status_json(cfg, pending)))
     }
 
     /// One new key share back; at the threshold, the new keys take effect.
@@ -348,10 +345,8 @@ impl SealApi {
         let core = self.core()?;
         core.active()?;
         let mut st = core.rekey.lock().await;
-        pending_rekey(&st)?;
-        let state = st.as_mut().expect("checked");
-        let cfg = state.config.clone();
-        let pending = state.pending.as_mut().expect("checked");
+        let (cfg, pending) = pending_rekey(&mut st)?;
+        let cfg = cfg.clone();
         if c.fields.str("nonce") != pending.verification_nonce {
             return Err(Error::bad(format!(
                 "incorrect nonce supplied; nonce for this verify operation is {:?}",
@@ -366,8 +361,7 @@ impl SealApi {
         }
         pending.progress.add(decode_key(key)?);
         if pending.progress.shares.len() < cfg.secret_threshold as usize {
-            let (state, pending) = pending_rekey(&st)?;
-            return Ok(Response::raw_json(200, &verify_status_json(state, pending)));
+            return Ok(Response::raw_json(200, &verify_status_json(&cfg, pending)));
         }
         let shares = std::mem::take(&mut pending.progress.shares);
         let given = combine(&shares, &cfg);
@@ -392,23 +386,26 @@ impl SealApi {
     }
 }
 
-/// The rekey in flight and its keys awaiting verification, or the error saying there are none.
-fn pending_rekey(st: &Option<RekeyState>) -> Result<(&RekeyState, &PendingRekey)> {
+/// The new seal config and the keys awaiting verification of the rekey in flight, or the
+/// error saying there are none.
+fn pending_rekey(st: &mut Option<RekeyState>) -> Result<(&SealConfig, &mut PendingRekey)> {
     match st {
-        Some(state) => match &state.pending {
-            Some(p) => Ok((state, p)),
-            None => Err(Error::bad("no rekey verification in progress")),
-        },
+        Some(RekeyState {
+            config,
+            pending: Some(p),
+            ..
+        }) => Ok((config, p)),
+        Some(_) => Err(Error::bad("no rekey verification in progress")),
         None => Err(Error::bad("no rekey configuration found")),
     }
 }
 
-fn verify_status_json(state: &RekeyState, pending: &PendingRekey) -> Value {
+fn verify_status_json(cfg: &SealConfig, pending: &PendingRekey) -> Value {
     json!({
         "nonce": pending.verification_nonce,
         "started": true,
-        "t": state.config.secret_threshold,
-        "n": state.config.secret_shares,
+        "t": cfg.secret_threshold,
+        "n": cfg.secret_shares,
         "progress": pending.progress.shares.len(),
     })
 }
