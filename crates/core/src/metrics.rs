@@ -65,9 +65,30 @@ impl Timer {
         }
     }
 
-    fn count(&self) -> u64 {
-        self.count.load(Relaxed)
+    /// Its values as of now (milliseconds), for a report.
+    fn read(&self) -> TimerValues {
+        let count = self.count.load(Relaxed);
+        TimerValues {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Relaxed)),
+            count,
+            sum_ms: self.sum_ns.load(Relaxed) as f64 / 1e6,
+            min_ms: if count > 0 {
+                self.min_ns.load(Relaxed) as f64 / 1e6
+            } else {
+                0.0
+            },
+            max_ms: self.max_ns.load(Relaxed) as f64 / 1e6,
+        }
     }
+}
+
+/// A [`Timer`] read for a report.
+struct TimerValues {
+    buckets: [u64; BUCKETS_MS.len()],
+    count: u64,
+    sum_ms: f64,
+    min_ms: f64,
+    max_ms: f64,
 }
 
 /// A monotonically increasing count.
@@ -199,50 +220,36 @@ impl Metrics {
         *self.events.lock().entry((name, labels)).or_default() += 1;
     }
 
-    fn timers(&self) -> Vec<(String, Labels, &Timer)> {
-        let mut out: Vec<(String, Labels, &Timer)> = vec![
+    /// Every timer that has observed something, read now: the fixed ones, then each
+    /// mount's by operation (`tresor.route.request{mount, operation}`).
+    fn timers(&self) -> Vec<(String, Labels, TimerValues)> {
+        let fixed: [(&str, &Timer); 8] = [
+            ("vault.core.handle_request", &self.handle_request),
             (
-                "vault.core.handle_request".into(),
-                vec![],
-                &self.handle_request,
-            ),
-            (
-                "vault.core.handle_login_request".into(),
-                vec![],
+                "vault.core.handle_login_request",
                 &self.handle_login_request,
             ),
-            (
-                "vault.barrier.get".into(),
-                vec![],
-                self.barrier(BarrierOp::Get),
-            ),
-            (
-                "vault.barrier.put".into(),
-                vec![],
-                self.barrier(BarrierOp::Put),
-            ),
-            (
-                "vault.barrier.delete".into(),
-                vec![],
-                self.barrier(BarrierOp::Delete),
-            ),
-            (
-                "vault.barrier.list".into(),
-                vec![],
-                self.barrier(BarrierOp::List),
-            ),
-            (
-                "vault.audit.log_request".into(),
-                vec![],
-                &self.audit_log_request,
-            ),
-            (
-                "vault.audit.log_response".into(),
-                vec![],
-                &self.audit_log_response,
-            ),
+            ("vault.barrier.get", self.barrier(BarrierOp::Get)),
+            ("vault.barrier.put", self.barrier(BarrierOp::Put)),
+            ("vault.barrier.delete", self.barrier(BarrierOp::Delete)),
+            ("vault.barrier.list", self.barrier(BarrierOp::List)),
+            ("vault.audit.log_request", &self.audit_log_request),
+            ("vault.audit.log_response", &self.audit_log_response),
         ];
-        out.retain(|(_, _, t)| t.count() > 0);
+        let mut out: Vec<(String, Labels, TimerValues)> = fixed
+            .into_iter()
+            .map(|(name, t)| (name.to_string(), Vec::new(), t.read()))
+            .collect();
+        for (prefix, route) in self.routes.lock().iter() {
+            for (op, t) in OPERATIONS.iter().zip(&route.by_operation) {
+                let labels = vec![
+                    ("mount".to_string(), prefix.clone()),
+                    ("operation".to_string(), op.as_str().to_string()),
+                ];
+                out.push(("tresor.route.request".to_string(), labels, t.read()));
+            }
+        }
+        out.retain(|(_, _, t)| t.count > 0);
         out
     }
 
@@ -278,19 +285,11 @@ impl Metrics {
         let labels = |l: &Labels| -> Value {
             Value::Object(l.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
         };
-        let mut samples: Vec<Value> = self
+        let samples: Vec<Value> = self
             .timers()
             .into_iter()
-            .map(|(name, l, t)| timer_json(&name, labels(&l), t))
+            .map(|(name, l, t)| timer_json(&name, labels(&l), &t))
             .collect();
-        for (prefix, route) in self.routes.lock().iter() {
-            for (op, t) in OPERATIONS.iter().zip(&route.by_operation) {
-                if t.count() > 0 {
-                    let l = json!({ "mount": prefix, "operation": op.as_str() });
-                    samples.push(timer_json("tresor.route.request", l, t));
-                }
-            }
-        }
         json!({
             "Timestamp": time::OffsetDateTime::now_utc()
                 .format(&time::macros::format_description!(
@@ -340,23 +339,8 @@ impl Metrics {
             add(
                 &name,
                 "histogram",
-                histogram_lines(&prom_name(&name), &l, t),
+                histogram_lines(&prom_name(&name), &l, &t),
             );
-        }
-        for (prefix, route) in self.routes.lock().iter() {
-            for (op, t) in OPERATIONS.iter().zip(&route.by_operation) {
-                if t.count() > 0 {
-                    let l = vec![
-                        ("mount".to_string(), prefix.clone()),
-                        ("operation".to_string(), op.as_str().to_string()),
-                    ];
-                    add(
-                        "tresor.route.request",
-                        "histogram",
-                        histogram_lines(&prom_name("tresor.route.request"), &l, t),
-                    );
-                }
-            }
         }
         for (name, (kind, lines)) in families {
             out.push_str(&format!("# TYPE {name} {kind}\n"));
@@ -369,44 +353,50 @@ impl Metrics {
     }
 }
 
-fn timer_json(name: &str, labels: Value, t: &Timer) -> Value {
-    let count = t.count.load(Relaxed);
-    let sum = t.sum_ns.load(Relaxed) as f64 / 1e6;
-    let mean = if count > 0 { sum / count as f64 } else { 0.0 };
+fn timer_json(name: &str, labels: Value, t: &TimerValues) -> Value {
+    let mean = if t.count > 0 {
+        t.sum_ms / t.count as f64
+    } else {
+        0.0
+    };
     json!({
         "Name": name,
-        "Count": count,
+        "Count": t.count,
         "Rate": 0.0,
-        "Sum": sum,
-        "Min": if count > 0 { t.min_ns.load(Relaxed) as f64 / 1e6 } else { 0.0 },
-        "Max": t.max_ns.load(Relaxed) as f64 / 1e6,
+        "Sum": t.sum_ms,
+        "Min": t.min_ms,
+        "Max": t.max_ms,
         "Mean": mean,
         "Stddev": 0.0,
         "Labels": labels,
     })
 }
 
-fn histogram_lines(name: &str, labels: &Labels, t: &Timer) -> Vec<String> {
+fn histogram_lines(name: &str, labels: &Labels, t: &TimerValues) -> Vec<String> {
     let mut lines = Vec::with_capacity(BUCKETS_MS.len() + 3);
     let mut cumulative = 0;
     for (bound, n) in BUCKETS_MS.iter().zip(&t.buckets) {
-        cumulative += n.load(Relaxed);
+        cumulative += n;
         lines.push(format!(
             "{name}_bucket{} {cumulative}",
             prom_labels(labels, Some(&bound.to_string()))
         ));
     }
-    let count = t.count.load(Relaxed);
     lines.push(format!(
-        "{name}_bucket{} {count}",
-        prom_labels(labels, Some("+Inf"))
+        "{name}_bucket{} {}",
+        prom_labels(labels, Some("+Inf")),
+        t.count
     ));
     lines.push(format!(
         "{name}_sum{} {}",
         prom_labels(labels, None),
-        t.sum_ns.load(Relaxed) as f64 / 1e6
+        t.sum_ms
     ));
-    lines.push(format!("{name}_count{} {count}", prom_labels(labels, None)));
+    lines.push(format!(
+        "{name}_count{} {}",
+        prom_labels(labels, None),
+        t.count
+    ));
     lines
 }
 
