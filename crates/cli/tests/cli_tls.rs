@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{free_port, self_signed_cert};
+use common::{free_port, self_signed_cert, tls_config};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -48,17 +48,7 @@ fn a_self_signed_server_certificate_given_as_the_ca_is_trusted() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(dir.path(), "server", "DNS:localhost");
     let port = free_port();
-    let cfg = dir.path().join("tls.hcl");
-    std::fs::write(
-        &cfg,
-        format!(
-            "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\ndisable_mlock = true\n",
-            dir.path().join("data").display(),
-            cert.display(),
-            key.display()
-        ),
-    )
-    .unwrap();
+    let cfg = tls_config(dir.path(), port, &cert, &key);
     let _server = Killed(
         Command::new(env!("CARGO_BIN_EXE_tresor"))
             .arg("server")

@@ -248,6 +248,22 @@ pub fn self_signed_cert(dir: &Path, cn: &str, san: &str, end_entity: bool) -> (P
     (cert, key)
 }
 
+/// Writes `dir/tls.hcl`: in-memory storage and one TLS listener on `port` serving `cert`
+/// with `key`.
+pub fn tls_config(dir: &Path, port: u16, cert: &Path, key: &Path) -> PathBuf {
+    let cfg = dir.join("tls.hcl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\ndisable_mlock = true\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 /// Runs a Vault-compatible CLI (`bin`: Tresor's or OpenBao's) against `server` with `token`.
 pub fn run_cli(bin: &str, server: &Server, token: &str, args: &[&str]) -> std::process::Output {
     Command::new(bin)

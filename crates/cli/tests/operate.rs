@@ -794,16 +794,7 @@ fn sighup_reloads_the_tls_certificate_and_keeps_it_when_the_new_one_is_bad() {
     std::fs::copy(&cert_a, &cert).unwrap();
     std::fs::copy(&key_a, &key).unwrap();
     let port = free_port();
-    let cfg = dir.path().join("tls.hcl");
-    std::fs::write(
-        &cfg,
-        format!(
-            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\ndisable_mlock = true\n",
-            cert.display(),
-            key.display()
-        ),
-    )
-    .unwrap();
+    let cfg = tls_config(dir.path(), port, &cert, &key);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tresor"));
     cmd.args(["server", &format!("-config={}", cfg.display())])
         .stdout(Stdio::null())
@@ -934,16 +925,7 @@ fn a_monitor_over_http2_streams_only_tresors_log() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed_cert(dir.path(), "monitor", "IP:127.0.0.1", true);
     let port = free_port();
-    let cfg = dir.path().join("tls.hcl");
-    std::fs::write(
-        &cfg,
-        format!(
-            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\ndisable_mlock = true\n",
-            cert.display(),
-            key.display()
-        ),
-    )
-    .unwrap();
+    let cfg = tls_config(dir.path(), port, &cert, &key);
     let mut server = Command::new(env!("CARGO_BIN_EXE_tresor"))
         .args(["server", &format!("-config={}", cfg.display())])
         .stdout(Stdio::null())
