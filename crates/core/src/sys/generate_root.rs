@@ -189,17 +189,14 @@ impl Sys {
                 state.nonce
             )));
         }
-        if state
-            .progress
-            .shares
-            .iter()
-            .any(|s| crate::util::ct_eq(s, &key))
-        {
+        // Progress keeps each distinct share once: a share given again is refused.
+        let before = state.progress.shares.len();
+        state.progress.add(key);
+        if state.progress.shares.len() == before {
             return Err(Error::bad(
                 "given key has already been provided during this generation operation",
             ));
         }
-        state.progress.add(key);
         let progress = state.progress.shares.len();
         let nonce = state.nonce.clone();
         let mut body = json!({
