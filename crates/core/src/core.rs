@@ -520,6 +520,19 @@ impl Core {
         }
     }
 
+    /// Loads everything afresh from storage as the active node: the keyring (another node, or
+    /// a snapshot restore, may have changed it), the HA cluster identity, the active state,
+    /// periodic work. On activation, and after a restore.
+    pub(crate) async fn load_active_state(&self) -> Result<()> {
+        self.barrier.reload_keyring().await?;
+        if self.ha.is_some() {
+            crate::cluster_identity::ensure(&self.root_view()).await?;
+        }
+        let active = self.post_unseal().await?;
+        self.start_periodic(&active);
+        Ok(())
+    }
+
     /// Loads mount tables, policies and tokens after the barrier opened (or this node became
     /// the active one) and installs them as the active state.
     pub(crate) async fn post_unseal(&self) -> Result<Arc<Active>> {

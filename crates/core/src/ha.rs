@@ -220,11 +220,8 @@ impl Core {
     /// state, periodic work.
     async fn activate(&self, epoch: i64, valid_until: Instant) -> Result<()> {
         self.ha_view.write().lease_valid_until = Some(valid_until);
-        self.barrier.reload_keyring().await?;
         // Before this node names itself active, so standbys can always forward to it.
-        crate::cluster_identity::ensure(&self.root_view()).await?;
-        let active = self.post_unseal().await?;
-        self.start_periodic(&active);
+        self.load_active_state().await?;
         let mut view = self.ha_view.write();
         view.active_since = Some(crate::util::unix_now());
         view.leader = Some(Leader {

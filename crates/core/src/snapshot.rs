@@ -281,24 +281,13 @@ impl Core {
             self.seal_now();
             return Ok(Restored::Sealed);
         }
-        if let Err(e) = self.reload_state().await {
+        if let Err(e) = self.load_active_state().await {
             tracing::error!(error = %e, "reloading after a snapshot restore failed; sealing");
             self.seal_now();
             return Err(e);
         }
         tracing::info!(entries = count, "snapshot restored");
         Ok(Restored::Serving)
-    }
-
-    /// Rebuilds the active state from storage (after storage changed underneath it).
-    async fn reload_state(&self) -> Result<()> {
-        self.barrier.reload_keyring().await?;
-        if self.ha.is_some() {
-            crate::cluster_identity::ensure(&self.root_view()).await?;
-        }
-        let active = self.post_unseal().await?;
-        self.start_periodic(&active);
-        Ok(())
     }
 }
 
