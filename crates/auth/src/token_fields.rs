@@ -11,11 +11,11 @@
 //! [`TokenFields::grant`] turns the fields into the [`LoginGrant`] a login handler returns,
 //! computing TTLs as Vault's `framework.CalculateTTL` does (with its warnings).
 //!
-//! Known gaps, which need core support (see the crate's report to the lead): tokens are not
-//! bound to `token_bound_cidrs` (logins from outside them are refused instead, see
-//! [`check_token_cidrs`]); `token_type = "batch"` issues a service token with a warning; the
-//! role's `token_max_ttl` is passed as the grant's `max_ttl`, which the core stores as the
-//! token's explicit max TTL.
+//! `token_type` goes to the core with the grant, which decides with the mount's tuning whether
+//! the token is a batch token. Logins from outside `token_bound_cidrs` are refused
+//! ([`check_token_cidrs`]) and the token is bound to them. Known gap: the role's
+//! `token_max_ttl` is passed as the grant's `max_ttl`, which the core stores as the token's
+//! explicit max TTL.
 
 use crate::cidr;
 use serde::{Deserialize, Serialize};
@@ -352,9 +352,7 @@ impl TokenFields {
                 .min()
                 .map(Duration::from_secs);
         }
-        if self.token_type == "batch" {
-            warnings.push("batch tokens are not supported yet; a service token was issued".into());
-        }
+        grant.token_type = self.token_type.clone();
         grant.explicit_max_ttl = nonzero(self.token_explicit_max_ttl);
         grant.bound_cidrs = self.token_bound_cidrs.clone();
         (grant, warnings)

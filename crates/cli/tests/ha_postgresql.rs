@@ -792,6 +792,63 @@ fn standbys_serve_reads_coherent_with_the_active_nodes_writes() {
         );
         assert_eq!(st, 403, "standby {s} accepted a revoked token: {body}");
     }
+    // A batch token works on every node (it is sealed by the shared keyring, stored nowhere),
+    // and ends on the standbys as soon as they learn its parent was revoked.
+    write_via(
+        c.node(a),
+        "sys/policies/acl/maker",
+        &root,
+        json!({"policy": "path \"auth/token/create\" { capabilities = [\"update\"] }"}),
+    );
+    let (st, t) = c.node(a).call(
+        "POST",
+        "auth/token/create",
+        Some(&root),
+        Some(json!({"policies": ["reader", "maker"]})),
+    );
+    assert_eq!(st, 200);
+    let parent = t["auth"]["client_token"].as_str().unwrap().to_string();
+    let (st, t) = c.node(a).call(
+        "POST",
+        "auth/token/create",
+        Some(&parent),
+        Some(json!({"type": "batch"})),
+    );
+    assert_eq!(st, 200, "{t}");
+    let batch = t["auth"]["client_token"].as_str().unwrap().to_string();
+    assert!(batch.starts_with("hvb."), "{batch}");
+    let index = write_via(c.node(a), "secret/data/x", &root, json!({"data": {"v": 2}}));
+    for s in [s1, s2] {
+        let (st, body, _) = local(
+            c.node(s),
+            "GET",
+            "secret/data/x",
+            &batch,
+            Some(&index),
+            None,
+        );
+        assert_eq!(st, 200, "standby {s}: {body}");
+    }
+    let index = write_via(
+        c.node(a),
+        "auth/token/revoke",
+        &root,
+        json!({"token": parent}),
+    );
+    for s in [s1, s2] {
+        let (st, body, _) = local(
+            c.node(s),
+            "GET",
+            "secret/data/x",
+            &batch,
+            Some(&index),
+            None,
+        );
+        assert_eq!(
+            st, 403,
+            "standby {s} accepted an orphaned batch token: {body}"
+        );
+    }
     // Without an index, a change shows within the tailing bound too.
     let (st, t) = c.node(a).call(
         "POST",

@@ -620,6 +620,16 @@ impl View {
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
+    /// Seals bytes that are not stored (batch tokens) with the barrier's active key, bound to
+    /// `context` as associated data. Core only: a backend could otherwise mint ciphertexts
+    /// for another context.
+    pub(crate) fn seal_detached(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.barrier.encrypt(context, plaintext)
+    }
+    /// Opens what [`View::seal_detached`] sealed for the same `context`.
+    pub(crate) fn open_detached(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        self.barrier.decrypt(context, sealed)
+    }
     fn key(&self, k: &str) -> String {
         format!("{}{}", self.prefix, k)
     }

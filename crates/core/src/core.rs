@@ -13,7 +13,7 @@ use crate::mount::{MountConfig, MountEntry, Router};
 use crate::policy_store::PolicyStore;
 use crate::seal::{Progress, SealConfig, SealStore};
 use crate::token::backend::{sanitize_policies, TokenBackend};
-use crate::token::{TokenParams, TokenStore, Use};
+use crate::token::{TokenParams, TokenStore, TokenType, Use};
 use crate::ttl::TtlLimits;
 use crate::util::random_alnum;
 use parking_lot::RwLock;
@@ -1209,12 +1209,22 @@ impl Core {
             return Err(self.standby_error());
         }
         resp.mount_type = route.entry.kind.clone();
-        if let Some(secret) = resp.secret.take() {
-            let owner = ctx
-                .caller
-                .as_ref()
-                .map(|c| c.entry.hash.clone())
-                .unwrap_or_default();
+        if let Some(mut secret) = resp.secret.take() {
+            // A lease belongs to the token that asked; a batch token's to its parent (none for
+            // an orphan), and it ends no later than the batch token.
+            let owner = match ctx.caller.as_ref().map(|c| &c.entry) {
+                Some(e) if e.batch => {
+                    let left = e.ttl_remaining(crate::util::unix_now()).max(1) as u64;
+                    let max = match secret.max_ttl.as_secs() {
+                        0 => left,
+                        m => m.min(left),
+                    };
+                    secret.max_ttl = std::time::Duration::from_secs(max);
+                    e.parent.clone()
+                }
+                Some(e) => e.hash.clone(),
+                None => String::new(),
+            };
             resp.lease = Some(Box::new(
                 Box::pin(
                     active
@@ -1278,6 +1288,17 @@ impl Core {
             explicit_max,
         );
         let (ttl, period) = (granted.ttl, granted.period);
+        let mount_type = mount.config.token_type.as_deref().unwrap_or_default();
+        let batch = TokenType::parse(mount_type)
+            .unwrap_or(TokenType::DefaultService)
+            .batch_for_login(TokenType::parse(&grant.token_type).unwrap_or(TokenType::Default));
+        if batch && grant.num_uses > 0 {
+            // Vault drops the limit silently; a batch token cannot count uses, so refusing is
+            // the only way not to hand out more than the role allows.
+            return Err(Error::bad(
+                "batch tokens cannot have a use limit: the role sets token_num_uses",
+            ));
+        }
         let policies = sanitize_policies(grant.policies, !grant.no_default_policy);
         // Every login resolves to one entity (created on first login), through its alias.
         let entity_id = match grant.alias_name.as_deref().filter(|a| !a.is_empty()) {
@@ -1306,13 +1327,15 @@ impl Core {
                 .to_string(),
                 num_uses: grant.num_uses as i64,
                 ttl,
-                // Renewals stop at the tighter of the two ceilings.
-                explicit_max_ttl: explicit_max,
-                period,
-                renewable: grant.renewable,
+                // Renewals stop at the tighter of the two ceilings (a batch token has its
+                // TTL, already bounded by them, and never renews).
+                explicit_max_ttl: if batch { 0 } else { explicit_max },
+                period: if batch { 0 } else { period },
+                renewable: grant.renewable && !batch,
                 entity_id: entity_id.clone(),
                 role: String::new(),
                 bound_cidrs: grant.bound_cidrs.clone(),
+                batch,
             })
             .await?;
         let identity_policies = if entity_id.is_empty() {
@@ -1338,7 +1361,7 @@ impl Core {
             lease_duration: ttl,
             renewable: entry.renewable,
             entity_id,
-            token_type: "service".into(),
+            token_type: entry.type_name().into(),
             orphan: true,
             mfa_requirement: None,
             num_uses: grant.num_uses,

@@ -12,6 +12,12 @@ pub struct Cubbyhole;
 
 fn key(c: &Call) -> Result<String> {
     let caller = c.caller.as_ref().ok_or(Error::PermissionDenied)?;
+    if caller.entry.batch {
+        // A batch token has no accessor (and nothing to clean up after): no cubbyhole.
+        return Err(Error::bad(
+            "cubbyhole operations are only supported by \"service\" type tokens",
+        ));
+    }
     Ok(format!("{}/{}", caller.entry.accessor, c.path))
 }
 

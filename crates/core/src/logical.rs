@@ -123,6 +123,9 @@ pub struct LoginGrant {
     pub alias_metadata: std::collections::BTreeMap<String, String>,
     /// External group names the login asserted (JWT `groups_claim`), matched to group aliases.
     pub group_aliases: Vec<String>,
+    /// The token type the role asks for (`service`, `batch`, `default`...; empty: no
+    /// preference); the mount's `token_type` tuning decides with it.
+    pub token_type: String,
 }
 
 /// What a backend returns for a secret that must expire (dynamic credentials, certificates):

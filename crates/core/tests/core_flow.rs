@@ -8,7 +8,7 @@ use tresor_core::seal::SealConfig;
 use tresor_storage::memory::MemoryStorage;
 
 mod common;
-use common::{call, data};
+use common::{call, data, door_core};
 
 async fn unsealed() -> (Arc<Core>, String) {
     let core = Core::new(
@@ -1068,58 +1068,6 @@ async fn mount_tune_and_remount() {
     .await
     .unwrap_err();
     assert_eq!(e.status(), 400);
-}
-
-/// A login method for the tests: anyone who asks gets a token from the grant `make` builds for
-/// the user named in the path.
-struct OpenDoor;
-
-/// An unsealed core with the `door` auth method mounted at `auth/door/`; returns the root token.
-async fn door_core(make: fn(&str) -> tresor_core::logical::LoginGrant) -> (Arc<Core>, String) {
-    use tresor_core::framework::{Call, Path, PathBackend};
-    let factory: tresor_core::core::Factory = Arc::new(move |_e| {
-        Ok(Arc::new(
-            PathBackend::new(
-                OpenDoor,
-                vec![Path::new("login/(?P<user>.+)").op(
-                    Operation::Update,
-                    move |_b: Arc<OpenDoor>, c: Call| async move {
-                        Ok(Response {
-                            login: Some(Box::new(make(c.fields.str("user")))),
-                            ..Default::default()
-                        })
-                    },
-                )],
-            )
-            .unauthenticated(&["login/*"]),
-        ))
-    });
-    let core = Core::new(
-        Arc::new(MemoryStorage::new()),
-        Registry::default().auth("door", factory),
-        CoreConfig::default(),
-    );
-    let init = core
-        .initialize(
-            SealConfig {
-                secret_shares: 1,
-                secret_threshold: 1,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    core.submit_unseal_key(init.keys[0].clone()).await.unwrap();
-    call(
-        &core,
-        Operation::Update,
-        "sys/auth/door",
-        &init.root_token,
-        json!({ "type": "door" }),
-    )
-    .await
-    .unwrap();
-    (core, init.root_token)
 }
 
 #[tokio::test]

@@ -349,3 +349,86 @@ async fn leases_from_before_a_restart_are_revoked_on_time_after_it() {
     assert_eq!(*issuer2.revoked.lock(), vec!["frank"]);
     assert!(issuer.revoked.lock().is_empty());
 }
+
+#[tokio::test]
+async fn leases_of_batch_tokens_go_with_the_parent_and_never_outlive_the_token() {
+    let issuer = Arc::new(Issuer::default());
+    let (core, root, _) = setup(Arc::new(MemoryStorage::new()), issuer.clone()).await;
+    call(
+        &core,
+        Operation::Update,
+        "sys/policies/acl/creds",
+        &root,
+        json!({ "policy": "path \"db/creds/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }" }),
+    )
+    .await
+    .unwrap();
+    let token = |from: String, body: serde_json::Value| {
+        let core = core.clone();
+        async move {
+            call(&core, Operation::Update, "auth/token/create", &from, body)
+                .await
+                .unwrap()
+                .auth
+                .unwrap()
+                .client_token
+        }
+    };
+    let parent = token(root.clone(), json!({ "policies": ["creds"] })).await;
+    let child = token(parent.clone(), json!({ "type": "batch", "ttl": "1h" })).await;
+    let orphan = token(
+        root.clone(),
+        json!({ "type": "batch", "policies": ["creds"], "ttl": "2m", "no_parent": true }),
+    )
+    .await;
+
+    // The orphan's lease is capped at what is left of the token, not the asked hour.
+    let lease = call(
+        &core,
+        Operation::Read,
+        "db/creds/orphaned",
+        &orphan,
+        json!({ "ttl": "1h" }),
+    )
+    .await
+    .unwrap()
+    .lease
+    .unwrap();
+    assert!(
+        lease.duration <= 120 && lease.duration > 100,
+        "{}",
+        lease.duration
+    );
+
+    // The child's lease belongs to the parent: revoking the parent revokes it.
+    call(
+        &core,
+        Operation::Read,
+        "db/creds/childs",
+        &child,
+        json!({ "ttl": "30m" }),
+    )
+    .await
+    .unwrap();
+    call(
+        &core,
+        Operation::Update,
+        "auth/token/revoke-self",
+        &parent,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(*issuer.revoked.lock(), vec!["childs"]);
+    // The orphan's lease is nobody's: it stays until its own end.
+    let look = call(
+        &core,
+        Operation::Update,
+        "sys/leases/lookup",
+        &root,
+        json!({ "lease_id": lease.lease_id }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&look)["id"], lease.lease_id.as_str());
+}

@@ -63,6 +63,9 @@ pub struct EnableArgs {
     /// Mount option key=value (repeatable)
     #[arg(long = "options", value_name = "K=V", action = ArgAction::Append)]
     pub options: Vec<String>,
+    /// Auth methods: the tokens logins make (service, batch, default-service, default-batch)
+    #[arg(long = "token-type", value_name = "TYPE")]
+    pub token_type: Option<String>,
     /// Do not replicate the mount (local only)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           default_value = "false", action = ArgAction::Set)]
@@ -103,6 +106,9 @@ pub struct TuneArgs {
     /// Mount option key=value (repeatable)
     #[arg(long = "options", value_name = "K=V", action = ArgAction::Append)]
     pub options: Vec<String>,
+    /// Auth methods: the tokens logins make (service, batch, default-service, default-batch)
+    #[arg(long = "token-type", value_name = "TYPE")]
+    pub token_type: Option<String>,
     /// Mount path
     pub path: String,
 }
@@ -138,6 +144,9 @@ pub fn enable_request(a: &EnableArgs) -> CliResult<(String, Value)> {
     if let Some(t) = &a.max_lease_ttl {
         config.insert("max_lease_ttl".into(), json!(t));
     }
+    if let Some(t) = &a.token_type {
+        config.insert("token_type".into(), json!(t));
+    }
     let mut body = Map::new();
     body.insert("type".into(), json!(kind));
     if let Some(d) = &a.description {
@@ -169,13 +178,16 @@ pub fn tune_body(a: &TuneArgs) -> CliResult<Value> {
     if let Some(d) = &a.description {
         body.insert("description".into(), json!(d));
     }
+    if let Some(t) = &a.token_type {
+        body.insert("token_type".into(), json!(t));
+    }
     let options = options_of(&a.version, &a.options)?;
     if !options.is_empty() {
         body.insert("options".into(), Value::Object(options));
     }
     if body.is_empty() {
         return Err(CliError::usage(
-            "Nothing to tune: give -default-lease-ttl, -max-lease-ttl, -description, -version or -options",
+            "Nothing to tune: give -default-lease-ttl, -max-lease-ttl, -description, -token-type, -version or -options",
         ));
     }
     Ok(Value::Object(body))

@@ -386,7 +386,7 @@ fn build_entry(
             "token_policies": c.entry.policies,
             "metadata": c.entry.meta,
             "entity_id": c.entry.entity_id,
-            "token_type": "service",
+            "token_type": c.entry.type_name(),
             "token_ttl": c.entry.creation_ttl,
             "token_issue_time": crate::util::rfc3339(c.entry.creation_time),
         })

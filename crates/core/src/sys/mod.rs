@@ -295,6 +295,26 @@ fn ttl_setting(v: &Value) -> Result<Option<u64>> {
 }
 
 /// A mount's own default lease TTL may not exceed its max: its own, else the system's.
+/// A mount's `token_type` setting, checked as Vault does: auth mounts only (not the token
+/// store), one of Vault's names; empty means `default-service`.
+fn mount_token_type(m: &MountEntry, value: &str) -> Result<String> {
+    if m.table != "auth" {
+        return Err(Error::bad(
+            "'token_type' can only be modified on auth mounts",
+        ));
+    }
+    if m.kind == "token" {
+        return Err(Error::bad(
+            "'token_type' cannot be set for 'token' or 'ns_token' auth mounts",
+        ));
+    }
+    match value {
+        "" | "default-service" => Ok("default-service".into()),
+        "default-batch" | "service" | "batch" => Ok(value.to_string()),
+        _ => Err(Error::bad("invalid value for 'token_type'")),
+    }
+}
+
 fn check_lease_ttls(config: &crate::mount::MountConfig, system: TtlLimits) -> Result<()> {
     let max = system.for_mount(config).max_ttl;
     if config.default_lease_ttl > 0 && max > 0 && config.default_lease_ttl > max {
@@ -388,7 +408,7 @@ impl Sys {
         if path.is_empty() {
             return Err(Error::bad("missing mount path"));
         }
-        let entry = MountEntry {
+        let mut entry = MountEntry {
             path: format!("{}/", path.trim_end_matches('/')),
             accessor: format!(
                 "{}_{}",
@@ -409,6 +429,10 @@ impl Sys {
             return Err(Error::bad(
                 "token credential backend cannot be instantiated",
             ));
+        }
+        if let Some(t) = cfg.get("token_type") {
+            let t = t.as_str().unwrap_or_default();
+            entry.config.token_type = Some(mount_token_type(&entry, t)?);
         }
         self.core()?.mount(entry).await?;
         Ok(Response::default())
@@ -583,7 +607,7 @@ impl Sys {
                 m.config.allowed_response_headers = f.strings("allowed_response_headers");
             }
             if f.has("token_type") {
-                m.config.token_type = Some(f.str("token_type").to_string());
+                m.config.token_type = Some(mount_token_type(m, f.str("token_type"))?);
             }
             if f.has("force_no_cache") {
                 m.config.force_no_cache = f.bool("force_no_cache");

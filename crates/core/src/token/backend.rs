@@ -1,7 +1,7 @@
 //! `auth/token/*`: create, look up, renew and revoke tokens, and token roles, with Vault's paths
 //! and answer shapes.
 
-use super::{TokenEntry, TokenParams, TokenStore};
+use super::{TokenEntry, TokenParams, TokenStore, TokenType};
 use crate::error::{Error, Result};
 use crate::framework::{Call, Caller, Field, Path, PathBackend};
 use crate::logical::{Auth, Operation::*, Response};
@@ -94,7 +94,7 @@ fn auth_json(token: &str, e: &TokenEntry) -> Auth {
         lease_duration: e.creation_ttl,
         renewable: e.renewable,
         entity_id: e.entity_id.clone(),
-        token_type: "service".into(),
+        token_type: e.type_name().into(),
         orphan: e.orphan,
         mfa_requirement: None,
         num_uses: e.num_uses.max(0) as u64,
@@ -263,9 +263,10 @@ impl TokenBackend {
             ),
             None => None,
         };
-        if f.str("type") == "batch" {
-            return Err(Error::bad("batch tokens are not supported yet"));
+        if parent.batch {
+            return Err(Error::bad("batch tokens cannot create more tokens"));
         }
+        let batch = Self::wants_batch(f, role.as_ref())?;
         let no_parent =
             f.bool("no_parent") || orphan_path || role.as_ref().is_some_and(|r| r.orphan);
         // As Vault: sudo on the path of this very request (or root) is what lets a caller make
@@ -402,7 +403,7 @@ impl TokenBackend {
         } else if orphan_path {
             path.push_str("-orphan");
         }
-        let renewable = f.bool("renewable") && role.as_ref().is_none_or(|r| r.renewable);
+        let renewable = !batch && f.bool("renewable") && role.as_ref().is_none_or(|r| r.renewable);
         let (token, entry) = self
             .store
             .create(TokenParams {
@@ -429,6 +430,7 @@ impl TokenBackend {
                 },
                 role: role.map(|r| r.name).unwrap_or_default(),
                 bound_cidrs: Vec::new(),
+                batch,
             })
             .await?;
         Ok(Response {
@@ -436,6 +438,56 @@ impl TokenBackend {
             warnings,
             ..Default::default()
         })
+    }
+
+    /// Whether `create` makes a batch token: the request's `type`, unless the role decides
+    /// (`service`/`batch`) or gives the default (`default-batch`); as Vault's token store, a
+    /// batch token refuses what only a stored token can honour.
+    fn wants_batch(f: &crate::framework::FieldData, role: Option<&TokenRole>) -> Result<bool> {
+        let mut asked = f.str("type").to_string();
+        if let Some(r) = role {
+            match TokenType::parse(&r.token_type) {
+                Some(TokenType::Default | TokenType::DefaultService) => {}
+                Some(TokenType::DefaultBatch) if asked.is_empty() => asked = "batch".into(),
+                Some(TokenType::DefaultBatch) => {}
+                Some(TokenType::Service) => asked = "service".into(),
+                Some(TokenType::Batch) => asked = "batch".into(),
+                None => {
+                    return Err(Error::bad(format!(
+                        "role being used for token creation contains invalid token type {:?}",
+                        r.token_type
+                    )))
+                }
+            }
+        }
+        match asked.as_str() {
+            "" | "service" => Ok(false),
+            "batch" => {
+                let set = |k: &str| f.has(k) && f.duration(k).as_secs() != 0;
+                let bad = if set("explicit_max_ttl") {
+                    Some("explicit_max_ttl")
+                } else if f.int("num_uses") != 0 {
+                    Some("num_uses")
+                } else if set("period") {
+                    Some("period")
+                } else {
+                    None
+                };
+                match bad {
+                    Some(b) => Err(Error::bad(format!("batch tokens cannot have {b:?} set"))),
+                    None => Ok(true),
+                }
+            }
+            _ => Err(Error::bad("invalid 'token_type' value")),
+        }
+    }
+
+    /// Refuses what a batch token cannot do (`what`: "renewed", "revoked").
+    fn refuse_batch(e: &TokenEntry, what: &str) -> Result<()> {
+        if e.batch {
+            return Err(Error::bad(format!("batch tokens cannot be {what}")));
+        }
+        Ok(())
     }
 
     /// The token named in the body or URL.
@@ -503,10 +555,13 @@ impl TokenBackend {
 
     async fn renew(self: Arc<Self>, c: Call) -> Result<Response> {
         let t = Self::token_arg(&c)?;
-        let hash = self.store.hash(&t);
-        if self.store.lookup_hash(&hash).await?.is_none() {
-            return Err(Error::bad("token not found"));
-        }
+        let e = self
+            .store
+            .lookup(&t)
+            .await?
+            .ok_or_else(|| Error::bad("token not found"))?;
+        Self::refuse_batch(&e, "renewed")?;
+        let hash = e.hash.clone();
         let e = self
             .store
             .renew(
@@ -526,6 +581,7 @@ impl TokenBackend {
 
     async fn renew_self(self: Arc<Self>, c: Call) -> Result<Response> {
         let me = caller(&c)?;
+        Self::refuse_batch(&me.entry, "renewed")?;
         let e = self
             .store
             .renew(
@@ -566,23 +622,29 @@ impl TokenBackend {
 
     async fn revoke(self: Arc<Self>, c: Call) -> Result<Response> {
         let t = Self::token_arg(&c)?;
+        if let Some(e) = self.store.lookup(&t).await? {
+            Self::refuse_batch(&e, "revoked")?;
+        }
         self.store.revoke_tree(&self.store.hash(&t)).await?;
         Ok(Response::default())
     }
 
     async fn revoke_self(self: Arc<Self>, c: Call) -> Result<Response> {
         let me = caller(&c)?;
+        Self::refuse_batch(&me.entry, "revoked")?;
         self.store.revoke_tree(&me.entry.hash).await?;
         Ok(Response::default())
     }
 
     async fn revoke_orphan(self: Arc<Self>, c: Call) -> Result<Response> {
         let t = Self::token_arg(&c)?;
-        let hash = self.store.hash(&t);
-        if self.store.lookup_hash(&hash).await?.is_none() {
-            return Err(Error::bad("token to revoke not found"));
-        }
-        self.store.revoke_orphan(&hash).await?;
+        let e = self
+            .store
+            .lookup(&t)
+            .await?
+            .ok_or_else(|| Error::bad("token to revoke not found"))?;
+        Self::refuse_batch(&e, "revoked")?;
+        self.store.revoke_orphan(&e.hash).await?;
         Ok(Response::default())
     }
 
@@ -666,7 +728,30 @@ impl TokenBackend {
             r.allowed_entity_aliases = f.strings("allowed_entity_aliases");
         }
         if f.has("token_type") {
-            r.token_type = f.str("token_type").to_string();
+            r.token_type = match f.str("token_type") {
+                "" | "default" => "default-service".into(),
+                t if TokenType::parse(t).is_some() => t.to_string(),
+                t => return Err(Error::bad(format!("invalid 'token_type' value {t:?}"))),
+            };
+        }
+        if TokenType::parse(&r.token_type) == Some(TokenType::Batch) {
+            let refuse = |what: &str| {
+                Err(Error::bad(format!(
+                    "'token_type' cannot be 'batch' when role is set to generate {what}"
+                )))
+            };
+            if !r.orphan {
+                return refuse("non-orphan tokens");
+            }
+            if r.period != 0 {
+                return refuse("periodic tokens");
+            }
+            if r.renewable {
+                return refuse("renewable tokens");
+            }
+            if r.explicit_max_ttl != 0 {
+                return refuse("tokens with an explicit max TTL");
+            }
         }
         self.store.view().put_json(&key, &r).await?;
         Ok(Response::default())

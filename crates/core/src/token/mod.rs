@@ -12,6 +12,13 @@
 //!   its due page, so expired tokens (and their children and leases) are revoked on time
 //!   without loading every token.
 //!
+//! Batch tokens (`hvb.`, Vault's) are not stored at all: the token is its own entry, sealed by
+//! the barrier's active key ([`TokenStore::create`] with [`TokenParams::batch`]), so issuing one
+//! costs no storage write and every node with the keyring can read it. They have no accessor,
+//! cannot be renewed, revoked, nor create tokens, and die with their TTL or with their parent
+//! (checked on every use). Leases they obtain belong to their parent (orphans: to nobody) and
+//! last no longer than the token.
+//!
 //! [`backend`] serves `auth/token/*` on top of this store.
 
 pub mod backend;
@@ -20,6 +27,8 @@ use crate::barrier::{random_bytes, View};
 use crate::error::{Error, Result};
 use crate::util::{random_alnum, unix_now};
 use aws_lc_rs::hmac;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +37,49 @@ use tresor_storage::WriteOp;
 
 /// The prefix of service tokens (Vault's `hvs.`, so tools that look at it keep working).
 pub const SERVICE_TOKEN_PREFIX: &str = "hvs.";
+/// The prefix of batch tokens (Vault's `hvb.`).
+pub const BATCH_TOKEN_PREFIX: &str = "hvb.";
+/// What a batch token is sealed with as associated data. No storage key holds a NUL, so no
+/// stored ciphertext opens as a token, nor a token as a stored entry.
+const BATCH_TOKEN_AAD: &str = "\0batch-token/v1";
+
+/// Which kind of token a mount, role or request asks for (Vault's `logical.TokenType`). The
+/// `Default*` kinds let the other side choose; see [`TokenType::batch_for_login`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    Default,
+    DefaultService,
+    DefaultBatch,
+    Service,
+    Batch,
+}
+
+impl TokenType {
+    /// Parses Vault's names (`""` and `default` are [`TokenType::Default`]).
+    pub fn parse(s: &str) -> Option<TokenType> {
+        Some(match s {
+            "" | "default" => TokenType::Default,
+            "default-service" => TokenType::DefaultService,
+            "default-batch" => TokenType::DefaultBatch,
+            "service" => TokenType::Service,
+            "batch" => TokenType::Batch,
+            _ => return None,
+        })
+    }
+
+    /// Whether a login on a mount tuned to `self` issues a batch token when the auth method
+    /// asked for `asked` (Vault's router: a mount's `service`/`batch` wins, its `default-*`
+    /// applies when the method has no preference).
+    pub fn batch_for_login(self, asked: TokenType) -> bool {
+        use TokenType::*;
+        match self {
+            Service => false,
+            Batch => true,
+            Default | DefaultService => matches!(asked, Batch | DefaultBatch),
+            DefaultBatch => matches!(asked, Default | DefaultBatch | Batch),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct TokenEntry {
@@ -69,6 +121,34 @@ pub struct TokenEntry {
     pub bound_cidrs: Vec<String>,
     /// Hash of this token (kept in the entry for revocation bookkeeping).
     pub hash: String,
+    /// A batch token: never stored, the token carries this entry sealed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
+}
+
+/// What a batch token carries, sealed (short names: it travels in every request).
+#[derive(Serialize, Deserialize)]
+struct BatchContent {
+    #[serde(rename = "p", default, skip_serializing_if = "String::is_empty")]
+    parent: String,
+    #[serde(rename = "P")]
+    policies: Vec<String>,
+    #[serde(rename = "a")]
+    path: String,
+    #[serde(rename = "m", default, skip_serializing_if = "BTreeMap::is_empty")]
+    meta: BTreeMap<String, String>,
+    #[serde(rename = "d")]
+    display_name: String,
+    #[serde(rename = "c")]
+    creation_time: i64,
+    #[serde(rename = "t")]
+    ttl: u64,
+    #[serde(rename = "e", default, skip_serializing_if = "String::is_empty")]
+    entity_id: String,
+    #[serde(rename = "r", default, skip_serializing_if = "String::is_empty")]
+    role: String,
+    #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
+    bound_cidrs: Vec<String>,
 }
 
 impl TokenEntry {
@@ -101,6 +181,14 @@ impl TokenEntry {
     pub fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == "root")
     }
+    /// Vault's name of the token's type.
+    pub fn type_name(&self) -> &'static str {
+        if self.batch {
+            "batch"
+        } else {
+            "service"
+        }
+    }
     /// The `data` of a lookup answer, in Vault's shape. `id` is the token itself when the caller
     /// supplied it, otherwise empty (we cannot recover it from the hash).
     pub fn lookup_json(&self, id: &str) -> serde_json::Value {
@@ -126,7 +214,7 @@ impl TokenEntry {
             "renewable": self.renewable,
             "role": if self.role.is_empty() { serde_json::Value::Null } else { serde_json::json!(self.role) },
             "ttl": self.ttl_remaining(now),
-            "type": "service",
+            "type": self.type_name(),
             "bound_cidrs": if self.bound_cidrs.is_empty() { serde_json::Value::Null } else { serde_json::json!(self.bound_cidrs) },
         })
     }
@@ -150,6 +238,9 @@ pub struct TokenParams {
     pub entity_id: String,
     pub role: String,
     pub bound_cidrs: Vec<String>,
+    /// Issue a batch token (see the module doc): no custom id, no uses limit, no period, not
+    /// renewable, and a TTL.
+    pub batch: bool,
 }
 
 /// `num_uses` of a token whose last use is spent: it authenticates nothing more.
@@ -253,8 +344,12 @@ impl TokenStore {
         String::from_utf8(buf).expect("hex digits are ASCII")
     }
 
-    /// Creates and stores a token; returns the token value and its entry.
+    /// Creates and stores a token (a batch token: seals it, storing nothing); returns the token
+    /// value and its entry.
     pub async fn create(&self, p: TokenParams) -> Result<(String, TokenEntry)> {
+        if p.batch {
+            return self.create_batch(p);
+        }
         let token = match p.id {
             Some(id) if !id.is_empty() => {
                 if id.contains('.') && !id.starts_with(SERVICE_TOKEN_PREFIX) && id.len() < 4 {
@@ -289,6 +384,7 @@ impl TokenStore {
             last_renewal_time: 0,
             bound_cidrs: p.bound_cidrs,
             hash: hash.clone(),
+            batch: false,
         };
         let mut ops = vec![
             WriteOp::Put(entry_key(&hash), serde_json::to_vec(&entry)?),
@@ -308,6 +404,88 @@ impl TokenStore {
         }
         self.view.write_batch(ops).await?;
         Ok((token, entry))
+    }
+
+    fn create_batch(&self, p: TokenParams) -> Result<(String, TokenEntry)> {
+        if p.id.as_deref().is_some_and(|id| !id.is_empty()) {
+            return Err(Error::bad("batch tokens cannot have a custom ID"));
+        }
+        if p.num_uses != 0 {
+            return Err(Error::bad("batch tokens cannot have \"num_uses\" set"));
+        }
+        if p.period != 0 {
+            return Err(Error::bad("batch tokens cannot have \"period\" set"));
+        }
+        if p.policies.iter().any(|p| p == "root") {
+            return Err(Error::bad("batch tokens cannot be root tokens"));
+        }
+        if p.ttl == 0 {
+            return Err(Error::bad("batch tokens must have a TTL"));
+        }
+        let content = BatchContent {
+            parent: p.parent_hash,
+            policies: p.policies,
+            path: p.path,
+            meta: p.meta,
+            display_name: p.display_name,
+            creation_time: unix_now(),
+            ttl: p.ttl,
+            entity_id: p.entity_id,
+            role: p.role,
+            bound_cidrs: p.bound_cidrs,
+        };
+        let sealed = self
+            .view
+            .seal_detached(BATCH_TOKEN_AAD, &serde_json::to_vec(&content)?)?;
+        let token = format!("{BATCH_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(&sealed));
+        let entry = self.batch_entry(&token, content);
+        Ok((token, entry))
+    }
+
+    fn batch_entry(&self, token: &str, c: BatchContent) -> TokenEntry {
+        TokenEntry {
+            accessor: String::new(),
+            orphan: c.parent.is_empty(),
+            parent: c.parent,
+            policies: c.policies,
+            path: c.path,
+            meta: c.meta,
+            display_name: c.display_name,
+            num_uses: 0,
+            creation_time: c.creation_time,
+            creation_ttl: c.ttl,
+            explicit_max_ttl: 0,
+            period: 0,
+            expire_time: c.creation_time + c.ttl as i64,
+            renewable: false,
+            entity_id: c.entity_id,
+            role: c.role,
+            last_renewal_time: 0,
+            bound_cidrs: c.bound_cidrs,
+            hash: self.hash(token),
+            batch: true,
+        }
+    }
+
+    /// The entry a batch token carries, if the barrier opens it, it has not expired and its
+    /// parent (if any) still lives. Anything else reads as an unknown token.
+    async fn lookup_batch(&self, token: &str) -> Result<Option<Arc<TokenEntry>>> {
+        let content = token
+            .strip_prefix(BATCH_TOKEN_PREFIX)
+            .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
+            .and_then(|sealed| self.view.open_detached(BATCH_TOKEN_AAD, &sealed).ok())
+            .and_then(|plain| serde_json::from_slice::<BatchContent>(&plain).ok());
+        let Some(content) = content else {
+            return Ok(None);
+        };
+        let entry = self.batch_entry(token, content);
+        if entry.is_expired(unix_now()) {
+            return Ok(None);
+        }
+        if !entry.parent.is_empty() && self.lookup_hash(&entry.parent).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(entry)))
     }
 
     /// Makes this a standby's copy (see the field).
@@ -359,6 +537,9 @@ impl TokenStore {
     pub async fn lookup(&self, token: &str) -> Result<Option<Arc<TokenEntry>>> {
         if token.is_empty() {
             return Ok(None);
+        }
+        if token.starts_with(BATCH_TOKEN_PREFIX) {
+            return self.lookup_batch(token).await;
         }
         self.lookup_hash(&self.hash(token)).await
     }

@@ -68,3 +68,53 @@ pub async fn core_with_stub_kv() -> (Arc<Core>, String) {
     .await;
     (core, root)
 }
+
+/// A login method for the tests: anyone who asks gets a token from the grant `make` builds for
+/// the user named in the path.
+pub struct OpenDoor;
+
+/// An unsealed core with the `door` auth method mounted at `auth/door/`; returns the root token.
+pub async fn door_core(make: fn(&str) -> tresor_core::logical::LoginGrant) -> (Arc<Core>, String) {
+    door_core_on(Arc::new(MemoryStorage::new()), make).await
+}
+
+/// [`door_core`] over the given storage.
+pub async fn door_core_on(
+    storage: Arc<MemoryStorage>,
+    make: fn(&str) -> tresor_core::logical::LoginGrant,
+) -> (Arc<Core>, String) {
+    use tresor_core::framework::{Call, Path, PathBackend};
+    let factory: tresor_core::core::Factory = Arc::new(move |_e| {
+        Ok(Arc::new(
+            PathBackend::new(
+                OpenDoor,
+                vec![Path::new("login/(?P<user>.+)").op(
+                    Operation::Update,
+                    move |_b: Arc<OpenDoor>, c: Call| async move {
+                        Ok(Response {
+                            login: Some(Box::new(make(c.fields.str("user")))),
+                            ..Default::default()
+                        })
+                    },
+                )],
+            )
+            .unauthenticated(&["login/*"]),
+        ))
+    });
+    let (core, root, _) = unsealed_with(
+        storage,
+        Registry::default().auth("door", factory),
+        CoreConfig::default(),
+    )
+    .await;
+    call(
+        &core,
+        Operation::Update,
+        "sys/auth/door",
+        &root,
+        serde_json::json!({ "type": "door" }),
+    )
+    .await
+    .unwrap();
+    (core, root)
+}
