@@ -93,7 +93,7 @@ enabled() {
 group_rows() {
     case $1 in
         transit) echo 5 ;;
-        pki) echo 2 ;;
+        pki | approle) echo 2 ;;
         audit) [[ $WGROUPS == *" read "* ]] && echo 1 || echo 2 ;;
         *) echo 1 ;;
     esac
@@ -580,26 +580,29 @@ done
 # --- logins (last: every login leaves a token behind, ~10^5 of them) -------------------------
 declare -A APPROLE_BODY
 USERPASS_BODY='{"password":"correct-horse-battery-staple"}'
-setup_approle() { # role with bind_secret_id and unlimited secret ID uses; the login body
-    local n=$1 role_id secret_id
-    setup "$n" POST /v1/sys/auth/approle '{"type":"approle"}' &&
-        setup "$n" POST /v1/auth/approle/role/bench '{"bind_secret_id":true,"secret_id_num_uses":0,"token_policies":"default"}' &&
-        setup "$n" GET /v1/auth/approle/role/bench/role-id || return 1
+setup_approle() { # SIDE ROLE TOKEN_TYPE: role with bind_secret_id and unlimited secret ID uses;
+    # the login body goes to APPROLE_BODY[SIDE.ROLE]
+    local n=$1 role=$2 role_id secret_id
+    setup "$n" POST /v1/auth/approle/role/$role "{\"bind_secret_id\":true,\"secret_id_num_uses\":0,\"token_policies\":\"default\",\"token_type\":\"$3\"}" &&
+        setup "$n" GET /v1/auth/approle/role/$role/role-id || return 1
     role_id=$(json_field '["data"]["role_id"]')
-    setup "$n" POST /v1/auth/approle/role/bench/secret-id '{}' || return 1
+    setup "$n" POST /v1/auth/approle/role/$role/secret-id '{}' || return 1
     secret_id=$(json_field '["data"]["secret_id"]')
-    APPROLE_BODY[$n]="{\"role_id\":\"$role_id\",\"secret_id\":\"$secret_id\"}"
+    APPROLE_BODY[$n.$role]="{\"role_id\":\"$role_id\",\"secret_id\":\"$secret_id\"}"
 }
 setup_userpass() {
     setup "$1" POST /v1/sys/auth/userpass '{"type":"userpass"}' &&
         setup "$1" POST /v1/auth/userpass/users/bench '{"password":"correct-horse-battery-staple","token_policies":"default"}'
 }
+# Service tokens (each login stores a token) and batch tokens (each login stores nothing).
 for side in tresor openbao; do
     wants "$side" approle || continue
-    if setup_approle "$side"; then
-        run_load "$side.approle" "$side" POST "${BASE[$side]}" /v1/auth/approle/login "" post.lua "${APPROLE_BODY[$side]}"
+    if setup "$side" POST /v1/sys/auth/approle '{"type":"approle"}' &&
+        setup_approle "$side" bench service && setup_approle "$side" batch batch; then
+        run_load "$side.approle" "$side" POST "${BASE[$side]}" /v1/auth/approle/login "" post.lua "${APPROLE_BODY[$side.bench]}"
+        run_load "$side.approle-batch" "$side" POST "${BASE[$side]}" /v1/auth/approle/login "" post.lua "${APPROLE_BODY[$side.batch]}"
     else
-        skip "AppRole setup failed" "$side.approle"
+        skip "AppRole setup failed" "$side.approle" "$side.approle-batch"
     fi
 done
 # A password hash takes tens of ms of CPU, so 32 connections queue for seconds (OpenBao: ~2 s at
@@ -668,7 +671,7 @@ declare -A WHAT=(
     [encrypt]="transit encrypt aes256-gcm96" [decrypt]="transit decrypt aes256-gcm96"
     [sign-ed25519]="transit sign ed25519" [sign-p256]="transit sign ecdsa-p256"
     [datakey]="transit datakey/plaintext" [pki-nostore]="PKI issue P-256, no_store" [pki-store]="PKI issue P-256, stored"
-    [approle]="AppRole login"
+    [approle]="AppRole login" [approle-batch]="AppRole login, batch token"
 )
 label() {
     case $1 in
@@ -759,6 +762,9 @@ done
 vs "PKI issue EC P-256, no_store=true: Tresor / OpenBao" tresor.pki-nostore openbao.pki-nostore 5
 vs "PKI issue EC P-256, no_store=false: Tresor / OpenBao" tresor.pki-store openbao.pki-store 5
 vs "AppRole login: Tresor / OpenBao" tresor.approle openbao.approle 1
+vs "AppRole login, batch tokens: Tresor / OpenBao" tresor.approle-batch openbao.approle-batch 1
+vs "AppRole login, Tresor: batch / service tokens" tresor.approle-batch tresor.approle
+vs "AppRole login, OpenBao: batch / service tokens" openbao.approle-batch openbao.approle
 vs "userpass login: Tresor (argon2id) / OpenBao (bcrypt) *" tresor.userpass openbao.userpass 1
 if ran tresor.userpass || ran openbao.userpass; then
     echo "    * not the same work: Tresor hashes userpass passwords with argon2id (m=19 MiB, t=2, p=1),"
@@ -785,6 +791,7 @@ done
 cpu "PKI issue, no_store: OpenBao us/req / Tresor us/req" openbao.pki-nostore tresor.pki-nostore
 cpu "PKI issue, stored: OpenBao us/req / Tresor us/req" openbao.pki-store tresor.pki-store
 cpu "AppRole login: OpenBao us/req / Tresor us/req" openbao.approle tresor.approle
+cpu "AppRole login, batch: OpenBao us/req / Tresor us/req" openbao.approle-batch tresor.approle-batch
 cpu "userpass login: OpenBao us/req / Tresor us/req *" openbao.userpass tresor.userpass
 if [[ -n $FSYNC_RATE ]]; then
     echo
