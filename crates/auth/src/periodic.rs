@@ -81,6 +81,12 @@ impl<B: Send + Sync + 'static> Backend for Periodic<B> {
     async fn renew_secret(&self, lease: LeaseCall) -> Result<()> {
         self.inner.renew_secret(lease).await
     }
+    fn resolves_roles(&self) -> bool {
+        self.inner.resolves_roles()
+    }
+    async fn resolve_role(&self, call: &Call) -> Option<String> {
+        Backend::resolve_role(&self.inner, call).await
+    }
 }
 
 #[cfg(test)]

@@ -148,3 +148,100 @@ fn rate_limit_quotas_limit_per_path_and_client() {
         404
     );
 }
+
+#[test]
+fn role_quotas_limit_the_logins_of_one_role() {
+    let server = dev_server();
+    let ok = |method: &str, path: &str, body: Value| {
+        let (s, v) = server.root(method, path, Some(body));
+        assert!(s < 300, "{method} {path}: {s} {v}");
+        v
+    };
+    ok("POST", "sys/auth/approle", json!({"type": "approle"}));
+    ok("POST", "sys/auth/userpass", json!({"type": "userpass"}));
+    let mut role_ids = std::collections::HashMap::new();
+    for role in ["web", "batch"] {
+        ok(
+            "POST",
+            &format!("auth/approle/role/{role}"),
+            json!({"bind_secret_id": false, "token_bound_cidrs": ["127.0.0.1/32"]}),
+        );
+        let v = ok(
+            "GET",
+            &format!("auth/approle/role/{role}/role-id"),
+            json!({}),
+        );
+        role_ids.insert(role, v["data"]["role_id"].as_str().unwrap().to_string());
+    }
+    let login = |role: &str| {
+        let (s, v) = server.call(
+            "POST",
+            "auth/approle/login",
+            None,
+            Some(json!({"role_id": role_ids[role]})),
+        );
+        (s, v)
+    };
+
+    // Refusals, in Vault's words; none of them stores a quota.
+    for (body, says) in [
+        (
+            json!({"rate": 1, "path": "auth/approle/login", "role": "web"}),
+            "both a path suffix and a role",
+        ),
+        (
+            json!({"rate": 1, "path": "sys", "role": "web"}),
+            "not a valid auth method",
+        ),
+        (
+            json!({"rate": 1, "path": "auth/userpass", "role": "web"}),
+            "does not support use with role-based quotas",
+        ),
+        (json!({"rate": 1, "role": "web"}), "path of an auth mount"),
+    ] {
+        let (s, v) = server.root("POST", "sys/quotas/rate-limit/bad", Some(body.clone()));
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(v["errors"].to_string().contains(says), "{body}: {v}");
+    }
+    assert_eq!(server.root("GET", "sys/quotas/rate-limit/bad", None).0, 404);
+
+    ok(
+        "POST",
+        "sys/quotas/rate-limit/web-logins",
+        json!({"rate": 2, "interval": "1m", "path": "auth/approle", "role": "web"}),
+    );
+    let q = ok("GET", "sys/quotas/rate-limit/web-logins", json!({}));
+    assert_eq!(q["data"]["role"], "web");
+    assert_eq!(q["data"]["path"], "auth/approle/");
+    // The same factors under another name are refused.
+    let (s, v) = server.root(
+        "POST",
+        "sys/quotas/rate-limit/again",
+        Some(json!({"rate": 5, "path": "auth/approle", "role": "web"})),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v["errors"].to_string().contains("web-logins"), "{v}");
+
+    // Two logins as web, then 429; the other role and the rest of the mount are not counted.
+    assert_eq!(login("web").0, 200);
+    assert_eq!(login("web").0, 200);
+    let (s, v) = login("web");
+    assert_eq!(s, 429, "{v}");
+    for _ in 0..5 {
+        assert_eq!(login("batch").0, 200);
+    }
+    assert_eq!(server.root("GET", "auth/approle/role/web", None).0, 200);
+
+    // A mount-wide quota still applies to the other roles; the role quota wins for its role.
+    ok(
+        "POST",
+        "sys/quotas/rate-limit/approle",
+        json!({"rate": 1, "interval": "1m", "path": "auth/approle"}),
+    );
+    assert_eq!(login("batch").0, 200);
+    assert_eq!(login("batch").0, 429);
+    assert_eq!(login("web").0, 429);
+    ok("DELETE", "sys/quotas/rate-limit/web-logins", json!({}));
+    ok("DELETE", "sys/quotas/rate-limit/approle", json!({}));
+    assert_eq!(login("web").0, 200);
+}

@@ -1130,11 +1130,18 @@ impl Core {
             Err(e) => return Err(e),
         };
         let on_standby = *on_standby;
-        // Rate-limit quotas, per client address, before anything else is spent on it.
-        match active
-            .quotas
-            .check(&req.path, req.remote_addr.as_deref().unwrap_or(""))
-        {
+        // Rate-limit quotas, per client address, before anything else is spent on it. A login
+        // to a mount with a role quota first learns which role it asks for.
+        let role = if active.quotas.wants_role(&req.path) {
+            Box::pin(self.login_role(&active, req)).await
+        } else {
+            None
+        };
+        match active.quotas.check(
+            &req.path,
+            req.remote_addr.as_deref().unwrap_or(""),
+            role.as_deref(),
+        ) {
             // Headers only when `sys/quotas/config` asks for them.
             Ok(allowance) => {
                 ctx.rate_limit = allowance.filter(|_| active.quotas.response_headers())
@@ -1240,6 +1247,21 @@ impl Core {
             ));
         }
         Ok(resp)
+    }
+
+    /// The role a login request asks for, as its auth method names it (for role quotas).
+    async fn login_role(&self, active: &Active, req: &Request) -> Option<String> {
+        let (route, rel) = {
+            let router = active.router.read();
+            let (route, rel) = router.route(&req.path)?;
+            (route.clone(), rel)
+        };
+        if route.entry.table != "auth" || !route.backend.resolves_roles() {
+            return None;
+        }
+        let view = View::new(self.barrier.clone(), route.storage_prefix.clone());
+        let call = self.call(req, rel, None, route.entry.clone(), view);
+        route.backend.resolve_role(&call).await
     }
 
     fn call(

@@ -305,6 +305,7 @@ pub struct LeaseCall {
 type LeaseHook<B> = Arc<dyn Fn(Arc<B>, LeaseCall) -> BoxFuture<Result<()>> + Send + Sync>;
 
 type Handler<B> = Arc<dyn Fn(Arc<B>, Call) -> BoxFuture<Result<Response>> + Send + Sync>;
+type RoleResolver<B> = Arc<dyn Fn(Arc<B>, Call) -> BoxFuture<Result<Option<String>>> + Send + Sync>;
 type Exists<B> = Arc<dyn Fn(Arc<B>, Call) -> BoxFuture<Result<bool>> + Send + Sync>;
 
 /// One path pattern of a backend: its fields, and a handler per operation.
@@ -484,6 +485,16 @@ pub trait Backend: Send + Sync + 'static {
     async fn renew_secret(&self, _lease: LeaseCall) -> Result<()> {
         Ok(())
     }
+    /// Whether this auth method can name the role a login asks for (Vault's resolve-role
+    /// operation), which role-based rate-limit quotas need.
+    fn resolves_roles(&self) -> bool {
+        false
+    }
+    /// The role a login request asks for (`None`: not a login, or no role it can name). Reads
+    /// only; never fails a request (the login itself reports what is wrong).
+    async fn resolve_role(&self, _call: &Call) -> Option<String> {
+        None
+    }
 }
 
 /// A backend built from a list of [`Path`]s over a value `B` holding its state.
@@ -495,6 +506,7 @@ pub struct PathBackend<B> {
     help: &'static str,
     on_revoke: Option<LeaseHook<B>>,
     on_renew: Option<LeaseHook<B>>,
+    role_resolver: Option<(String, RoleResolver<B>)>,
 }
 
 impl<B: Send + Sync + 'static> PathBackend<B> {
@@ -507,6 +519,7 @@ impl<B: Send + Sync + 'static> PathBackend<B> {
             help: "",
             on_revoke: None,
             on_renew: None,
+            role_resolver: None,
         }
     }
     pub fn unauthenticated(mut self, p: &[&str]) -> Self {
@@ -537,6 +550,19 @@ impl<B: Send + Sync + 'static> PathBackend<B> {
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
         self.on_renew = Some(Arc::new(move |b, c| Box::pin(f(b, c))));
+        self
+    }
+    /// How a login to `login_path` (exactly; one of this backend's paths) names its role, from
+    /// the request's fields (see [`Backend::resolve_role`]).
+    pub fn login_role<F, Fut>(mut self, login_path: &str, f: F) -> Self
+    where
+        F: Fn(Arc<B>, Call) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Option<String>>> + Send + 'static,
+    {
+        self.role_resolver = Some((
+            login_path.to_string(),
+            Arc::new(move |b, c| Box::pin(f(b, c))),
+        ));
         self
     }
     pub fn inner(&self) -> &Arc<B> {
@@ -595,6 +621,25 @@ impl<B: Send + Sync + 'static> Backend for PathBackend<B> {
             Some(h) => h(self.inner.clone(), lease).await,
             None => Ok(()),
         }
+    }
+    fn resolves_roles(&self) -> bool {
+        self.role_resolver.is_some()
+    }
+    async fn resolve_role(&self, call: &Call) -> Option<String> {
+        let (login_path, resolve) = self.role_resolver.as_ref()?;
+        if call.path != *login_path {
+            return None;
+        }
+        let path = self.route(&call.path)?;
+        let mut probe = call.clone();
+        probe.fields = path
+            .field_data(Operation::Update, &call.path, &call.data)
+            .ok()?;
+        resolve(self.inner.clone(), probe)
+            .await
+            .ok()
+            .flatten()
+            .filter(|r| !r.is_empty())
     }
 
     fn describe(&self) -> Value {

@@ -6,6 +6,11 @@
 //! address (as Vault: a token bucket per client). Past the limit the client gets 429 with
 //! `Retry-After`; with `block_interval`, it is refused for that long after going over.
 //!
+//! A quota with a `role` (its path then names an auth mount) counts only the logins to that
+//! mount that ask for that role, as the auth method names it ([`crate::framework::Backend::
+//! resolve_role`]); it comes before every path quota. Only requests to a mount with such a quota
+//! pay for resolving the role.
+//!
 //! The quotas live in the barrier (`core/quotas/`), so every node loads them with the
 //! unsealed state (a standby rebuilds it when they change). The buckets are each node's own,
 //! in memory, as in Vault. With no quota defined a request pays one read of an atomic flag.
@@ -44,6 +49,9 @@ pub struct RateLimit {
     pub rate: f64,
     pub interval_secs: u64,
     pub block_interval_secs: u64,
+    /// A login role of the auth mount `path` names; empty: every request under `path`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role: String,
 }
 
 /// `sys/quotas/config`.
@@ -130,6 +138,8 @@ impl Limiter {
 pub struct Quotas {
     view: View,
     any: AtomicBool,
+    /// Whether some quota has a role.
+    any_role: AtomicBool,
     /// Most specific first: longer paths before shorter, the global quota last.
     limiters: RwLock<Vec<Arc<Limiter>>>,
     config: RwLock<QuotaConfig>,
@@ -141,6 +151,7 @@ impl Quotas {
         let q = Quotas {
             view: root.clone(),
             any: AtomicBool::new(false),
+            any_role: AtomicBool::new(false),
             limiters: RwLock::new(Vec::new()),
             config: RwLock::new(root.get_json(CONFIG).await?.unwrap_or_default()),
         };
@@ -164,7 +175,12 @@ impl Quotas {
             .iter()
             .map(|l| (l.quota.name.clone(), l.clone()))
             .collect();
-        all.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(a.name.cmp(&b.name)));
+        // Role quotas first, then the longest paths.
+        all.sort_by(|a, b| {
+            (a.role.is_empty().cmp(&b.role.is_empty()))
+                .then(b.path.len().cmp(&a.path.len()))
+                .then(a.name.cmp(&b.name))
+        });
         let limiters: Vec<Arc<Limiter>> = all
             .into_iter()
             .map(|quota| match old.get(&quota.name) {
@@ -177,6 +193,10 @@ impl Quotas {
             })
             .collect();
         self.any.store(!limiters.is_empty(), Ordering::Release);
+        self.any_role.store(
+            limiters.iter().any(|l| !l.quota.role.is_empty()),
+            Ordering::Release,
+        );
         *self.limiters.write() = limiters;
     }
 
@@ -248,9 +268,31 @@ impl Quotas {
         Ok(())
     }
 
-    /// Counts a request to `path` from `client` (its IP address): `Ok(None)` when no quota
-    /// applies, `Ok(Some(_))` what is left, or [`Error::RateLimited`].
-    pub fn check(&self, path: &str, client: &str) -> Result<Option<Allowance>> {
+    /// Whether a role quota covers requests to `path`: then the caller resolves the login's
+    /// role and passes it to [`Quotas::check`].
+    pub fn wants_role(&self, path: &str) -> bool {
+        self.any_role.load(Ordering::Acquire)
+            && self
+                .limiters
+                .read()
+                .iter()
+                .any(|l| !l.quota.role.is_empty() && covers(&l.quota.path, path))
+    }
+
+    /// A quota with these factors other than `name` (Vault refuses two quotas for the same
+    /// requests).
+    pub fn same_factors(&self, name: &str, path: &str, role: &str) -> Option<String> {
+        self.limiters
+            .read()
+            .iter()
+            .find(|l| l.quota.name != name && l.quota.path == path && l.quota.role == role)
+            .map(|l| l.quota.name.clone())
+    }
+
+    /// Counts a request to `path` from `client` (its IP address), a login asking for `role`
+    /// when the caller resolved one: `Ok(None)` when no quota applies, `Ok(Some(_))` what is
+    /// left, or [`Error::RateLimited`].
+    pub fn check(&self, path: &str, client: &str, role: Option<&str>) -> Result<Option<Allowance>> {
         if !self.any.load(Ordering::Acquire) {
             return Ok(None);
         }
@@ -267,7 +309,10 @@ impl Quotas {
             .limiters
             .read()
             .iter()
-            .find(|l| covers(&l.quota.path, path))
+            .find(|l| {
+                covers(&l.quota.path, path)
+                    && (l.quota.role.is_empty() || Some(l.quota.role.as_str()) == role)
+            })
             .cloned();
         let Some(limiter) = limiter else {
             return Ok(None);
@@ -314,6 +359,7 @@ mod tests {
                 rate,
                 interval_secs: interval,
                 block_interval_secs: block,
+                role: String::new(),
             },
             buckets: Mutex::new(HashMap::new()),
         }

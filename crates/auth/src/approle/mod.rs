@@ -43,7 +43,7 @@ use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tresor_core::barrier::View;
-use tresor_core::framework::{Backend, PathBackend};
+use tresor_core::framework::{Backend, Call, PathBackend};
 use tresor_core::locks::Stripes;
 use tresor_core::mount::MountEntry;
 use tresor_core::{Error, Result};
@@ -274,6 +274,11 @@ pub fn factory(_entry: &MountEntry) -> Result<Arc<dyn Backend>> {
     paths.extend(lockout::paths::<AppRole>());
     let backend = PathBackend::new(AppRole::default(), paths)
         .unauthenticated(&["login"])
+        // Role quotas: the role a role_id belongs to.
+        .login_role("login", |b: Arc<AppRole>, c: Call| async move {
+            let role_id = c.fields.str("role_id").trim().to_string();
+            Ok(b.role_by_id(&c.storage, &role_id).await?.map(|r| r.name))
+        })
         .help("The AppRole auth method: machines log in with a role_id and a secret_id.");
     // Expired secret IDs are tidied every minute, as Vault does.
     Ok(Arc::new(Periodic::new(

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tresor_core::barrier::View;
-use tresor_core::framework::{Backend, PathBackend};
+use tresor_core::framework::{Backend, Call, PathBackend};
 use tresor_core::locks::Stripes;
 use tresor_core::mount::MountEntry;
 use tresor_core::Result;
@@ -99,6 +99,14 @@ pub fn factory(_entry: &MountEntry) -> Result<Arc<dyn Backend>> {
     paths.extend(oidc::paths());
     let backend = PathBackend::new(Jwt::default(), paths)
         .unauthenticated(&["login", "oidc/auth_url", "oidc/callback", "oidc/poll"])
+        // Role quotas: the role named, else the configured default.
+        .login_role("login", |b: Arc<Jwt>, c: Call| async move {
+            let named = c.fields.str("role").to_lowercase();
+            if !named.is_empty() {
+                return Ok(Some(named));
+            }
+            Ok(b.config(&c.storage).await?.map(|cfg| cfg.default_role))
+        })
         .help("The JWT/OIDC auth method: log in with a JWT signed by a trusted issuer.");
     // OIDC login states past their timeout are swept every minute.
     Ok(Arc::new(crate::periodic::Periodic::new(

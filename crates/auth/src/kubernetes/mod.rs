@@ -34,7 +34,7 @@ use crate::token_fields::TokenFields;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tresor_core::barrier::View;
-use tresor_core::framework::{Backend, PathBackend};
+use tresor_core::framework::{Backend, Call, PathBackend};
 use tresor_core::locks::Stripes;
 use tresor_core::mount::MountEntry;
 use tresor_core::Result;
@@ -94,6 +94,10 @@ pub fn factory(_entry: &MountEntry) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(
         PathBackend::new(Kubernetes::default(), paths)
             .unauthenticated(&["login"])
+            // Role quotas: the role the login names.
+            .login_role("login", |_b: Arc<Kubernetes>, c: Call| async move {
+                Ok(Some(c.fields.str("role").to_string()))
+            })
             .help("The Kubernetes auth method: pods log in with their service account token."),
     ))
 }

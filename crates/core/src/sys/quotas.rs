@@ -52,7 +52,9 @@ pub fn paths() -> Vec<Path<Sys>> {
             )
             .field(
                 "role",
-                Field::string("not supported: quotas apply to paths"),
+                Field::string(
+                    "a login role of the auth mount path names (approle, jwt, kubernetes, cert)",
+                ),
             )
             .field("type", Field::string("rate-limit"))
             .field(
@@ -70,7 +72,7 @@ fn quota_json(q: &RateLimit) -> serde_json::Value {
     json!({
         "name": q.name,
         "path": q.path,
-        "role": "",
+        "role": q.role,
         "rate": q.rate,
         "interval": q.interval_secs,
         "block_interval": q.block_interval_secs,
@@ -121,11 +123,6 @@ impl Sys {
         let f = &c.fields;
         let name = f.str("name").to_string();
         let existing = active.quotas.get(&name);
-        if !f.str("role").is_empty() {
-            return Err(Error::bad(
-                "role-based quotas are not supported: give the login path instead",
-            ));
-        }
         if !matches!(f.str("type"), "" | "rate-limit") {
             return Err(Error::bad("only rate-limit quotas are supported"));
         }
@@ -143,28 +140,61 @@ impl Sys {
             return Err(Error::bad("'rate' is invalid: must be positive"));
         }
         let path = if f.has("path") {
-            let path = f.str("path").trim_start_matches('/').to_string();
-            if path.is_empty() {
-                path
-            } else {
-                let router = active.router.read();
-                let (route, rest) = router.route(&path).ok_or_else(|| {
-                    Error::bad(format!(
-                        "invalid mount path {path:?}: no mount exists there"
-                    ))
-                })?;
-                if rest.is_empty() {
-                    route.prefix.clone()
-                } else {
-                    path.trim_end_matches('/').to_string()
-                }
-            }
+            f.str("path").trim_start_matches('/').to_string()
         } else {
             existing
                 .as_ref()
                 .map(|q| q.path.clone())
                 .unwrap_or_default()
         };
+        let role = if f.has("role") {
+            f.str("role").to_string()
+        } else {
+            existing
+                .as_ref()
+                .map(|q| q.role.clone())
+                .unwrap_or_default()
+        };
+        let path = if path.is_empty() {
+            if !role.is_empty() {
+                return Err(Error::bad(
+                    "a quota with a role needs the path of an auth mount",
+                ));
+            }
+            path
+        } else {
+            let router = active.router.read();
+            let (route, rest) = router.route(&path).ok_or_else(|| {
+                Error::bad(format!(
+                    "invalid mount path {path:?}: no mount exists there"
+                ))
+            })?;
+            let mount = route.prefix.clone();
+            if !role.is_empty() {
+                // Vault's checks, in its words.
+                if !rest.trim_end_matches('/').is_empty() {
+                    return Err(Error::bad("Quotas cannot contain both a path suffix and a role. If a role is provided, path must be a valid auth mount with a concept of roles"));
+                }
+                if route.entry.table != "auth" {
+                    return Err(Error::bad(format!("Mount path {mount:?} is not a valid auth method and therefore unsuitable for use with role-based quotas")));
+                }
+                if !route.backend.resolves_roles() {
+                    return Err(Error::bad(format!(
+                        "Mount path {mount:?} does not support use with role-based quotas"
+                    )));
+                }
+            }
+            if rest.is_empty() {
+                mount
+            } else {
+                path.trim_end_matches('/').to_string()
+            }
+        };
+        if let Some(other) = active.quotas.same_factors(&name, &path, &role) {
+            return Err(Error::bad(format!(
+                "quota rule with similar properties exists under the name {other:?}"
+            )));
+        }
         let secs = |field: &str, default: u64| {
             if f.has(field) {
                 f.duration(field).as_secs()
@@ -186,6 +216,7 @@ impl Sys {
                 rate,
                 interval_secs,
                 block_interval_secs,
+                role,
             })
             .await?;
         Ok(Response::default())
