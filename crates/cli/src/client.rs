@@ -442,6 +442,39 @@ impl Client {
         Ok(bytes)
     }
 
+    /// `GET path?query`, the body as the server sent it (`read -format=raw`); a 404 without
+    /// errors is `Ok(None)`.
+    pub fn read_raw(&self, path: &str, query: &[(String, String)]) -> CliResult<Option<String>> {
+        let url = self.url(path);
+        let mut resp = self
+            .build(Method::GET, path, query)
+            .send()
+            .map_err(|e| CliError::other(format!("GET {url}: {}", error_chain(&e))))?;
+        let status = resp.status().as_u16();
+        let mut text = String::new();
+        resp.read_to_string(&mut text)
+            .map_err(|e| CliError::other(format!("GET {url}: error reading response: {e}")))?;
+        let parsed = serde_json::from_str::<Value>(&text).ok();
+        if status >= 400 {
+            let no_errors = parsed
+                .as_ref()
+                .and_then(|v| v.get("errors"))
+                .and_then(Value::as_array)
+                .is_none_or(|a| a.is_empty());
+            if status == 404 && no_errors {
+                return Ok(None);
+            }
+            return Err(api_error(
+                &Method::GET,
+                &url,
+                status,
+                parsed.as_ref(),
+                &text,
+            ));
+        }
+        Ok(Some(text))
+    }
+
     /// `GET path?query`; a 404 is `Ok(None)`.
     pub fn read(&self, path: &str, query: &[(String, String)]) -> CliResult<Option<Value>> {
         self.request(Method::GET, path, query, None, true)

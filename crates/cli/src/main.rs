@@ -27,6 +27,7 @@ mod error;
 mod input;
 mod output;
 mod tls;
+mod yaml;
 
 use std::ffi::OsString;
 
@@ -185,6 +186,11 @@ fn dispatch(cli: Cli) -> CliResult {
         return Ok(0);
     }
     let ctx = Ctx::new(cli.conn, &cli.out)?;
+    if ctx.out.format == crate::output::Format::Raw && !matches!(cli.command, Command::Read(_)) {
+        return Err(crate::error::CliError::other(
+            "This command does not support the -format=raw option.",
+        ));
+    }
     match cli.command {
         Command::Server(_) | Command::Version | Command::Completion { .. } => {
             unreachable!("handled above")

@@ -136,7 +136,6 @@ fn usage_errors_exit_2() {
     for (args, needle) in [
         (vec!["status", "-bogus"], "unexpected argument"),
         (vec!["nonsense"], "unrecognized subcommand"),
-        (vec!["-format=yaml", "status"], "Invalid output format"),
         (vec!["kv", "put", "secret/x"], "Must supply data"),
         (
             vec!["kv", "put", "secret/x", "novalue"],
@@ -164,6 +163,10 @@ fn usage_errors_exit_2() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
+    // An unknown output format is an error with exit code 1, as in Vault.
+    let o = tresor(h, &["-format=xml", "status"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "Invalid output format: xml\n");
     let o = tresor(h, &["-version"], None);
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("tresor"));

@@ -357,7 +357,7 @@ fn print_v2_write(ctx: &Ctx, api_path: &str, resp: Option<Value>) -> CliResult {
     let Some(resp) = resp else {
         return success(format!("Data written to: {api_path}"));
     };
-    if ctx.out.field.is_some() || ctx.out.is_json() {
+    if ctx.out.field.is_some() || ctx.out.is_structured() {
         return ctx.out.secret(&resp);
     }
     print_warnings(&resp);
@@ -427,6 +427,10 @@ fn get(ctx: &Ctx, client: &Client, a: GetArgs) -> CliResult {
     let secret_data = outer.get("data").filter(|d| d.is_object());
     if let Some(field) = &ctx.out.field {
         return match secret_data {
+            // `-field=data` on a secret without a `data` key: the whole data map, as Vault.
+            Some(d) if field == "data" && d.get("data").is_none() => ctx
+                .out
+                .field_of_map(&serde_json::json!({ "data": d }), field),
             Some(d) => ctx.out.field_of_map(d, field),
             None => {
                 eprintln!("No data found at {p}");
@@ -434,8 +438,8 @@ fn get(ctx: &Ctx, client: &Client, a: GetArgs) -> CliResult {
             }
         };
     }
-    if ctx.out.is_json() {
-        ctx.out.json(&resp);
+    if ctx.out.is_structured() {
+        ctx.out.structured(&crate::output::vault_secret(&resp));
         return Ok(0);
     }
     print_warnings(&resp);
@@ -619,8 +623,8 @@ fn metadata_get(ctx: &Ctx, client: &Client, a: PathArgs) -> CliResult {
     if let Some(field) = &ctx.out.field {
         return ctx.out.field_of_map(&data, field);
     }
-    if ctx.out.is_json() {
-        ctx.out.json(&resp);
+    if ctx.out.is_structured() {
+        ctx.out.structured(&crate::output::vault_secret(&resp));
         return Ok(0);
     }
     emit(&format_metadata(&p, &data));

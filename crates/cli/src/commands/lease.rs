@@ -133,8 +133,8 @@ pub fn path_help(ctx: &Ctx, a: PathHelpArgs) -> CliResult {
         .read(&path, &[("help".to_string(), "1".to_string())])
         .context(format!("Error retrieving help for {path}"))?
         .ok_or_else(|| CliError::other(format!("No help for {path}")))?;
-    if ctx.out.is_json() {
-        ctx.out.json(&resp);
+    if ctx.out.is_structured() {
+        ctx.out.structured(&resp);
         return Ok(0);
     }
     let help = resp

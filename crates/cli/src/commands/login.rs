@@ -135,7 +135,7 @@ pub fn run(ctx: &Ctx, a: LoginArgs) -> CliResult {
         print_raw(&token);
         return Ok(0);
     }
-    if ctx.out.field.is_some() || ctx.out.is_json() {
+    if ctx.out.field.is_some() || ctx.out.is_structured() {
         return ctx.out.secret(&secret);
     }
     let intro = if a.no_store {

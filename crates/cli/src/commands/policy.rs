@@ -74,8 +74,8 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> CliResult {
             if let Some(f) = &ctx.out.field {
                 return ctx.out.field_of_map(&data, f);
             }
-            if ctx.out.is_json() {
-                ctx.out.json(&data);
+            if ctx.out.is_structured() {
+                ctx.out.structured(&data);
                 return Ok(0);
             }
             let text = data
@@ -94,8 +94,8 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> CliResult {
                 .context("Error listing policies")?
                 .unwrap_or(Value::Null);
             let keys = list_keys(&resp);
-            if ctx.out.is_json() {
-                ctx.out.json(&json!(keys));
+            if ctx.out.is_structured() {
+                ctx.out.structured(&json!(keys));
             } else {
                 // Vault prints policy names one per line, without a header.
                 let mut s = String::new();

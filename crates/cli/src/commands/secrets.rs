@@ -382,9 +382,9 @@ pub fn mount_rows(
 
 fn print_mounts(ctx: &Ctx, resp: &Value, detailed: bool) -> CliResult {
     let mounts = mounts_of(resp);
-    if ctx.out.is_json() {
+    if ctx.out.is_structured() {
         let m: Map<String, Value> = mounts.into_iter().collect();
-        ctx.out.json(&Value::Object(m));
+        ctx.out.structured(&Value::Object(m));
         return Ok(0);
     }
     let (header, rows) = mount_rows(&mounts, detailed);

@@ -333,8 +333,8 @@ fn capabilities(ctx: &Ctx, a: CapabilitiesArgs) -> CliResult {
         .context("Error listing capabilities")?
         .unwrap_or(Value::Null);
     let caps = extract_capabilities(&resp, &target);
-    if ctx.out.is_json() {
-        ctx.out.json(&json!(caps));
+    if ctx.out.is_structured() {
+        ctx.out.structured(&json!(caps));
     } else {
         emit(&format!("{}\n", caps.join(", ")));
     }
