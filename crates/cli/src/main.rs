@@ -214,10 +214,69 @@ fn dispatch(cli: Cli) -> CliResult {
     }
 }
 
+/// Heading of the connection flags (`client::ConnectionFlags`).
+const CONNECTION_HEADING: &str = "Connection options";
+
+/// Where a subcommand's help points for the flags it does not list.
+const CONNECTION_POINTER: &str = "Connection and TLS options (-address, -token, -namespace, \
+    -tls-skip-verify, -ca-cert, -client-cert, -client-key, -wrap-ttl; VAULT_* environment \
+    variables) work with every command: see `tresor --help`.";
+
+/// The command tree as parsed: the connection flags are global (accepted by every command
+/// and its subcommands) but listed only in `tresor --help`; each subcommand's help lists its
+/// own flags and the output flags, and points there for the rest.
+///
+/// Each subcommand gets a hidden copy of every connection flag before clap builds the tree:
+/// clap does not propagate a global flag into a subcommand that has one of the same id, and
+/// the copy, itself global, hands its value up to the top level like the original would.
+/// (Hiding the propagated flags after `build()` is not possible: clap's argument index is
+/// fixed then.)
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let conn: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.get_help_heading() == Some(CONNECTION_HEADING))
+        .cloned()
+        .collect();
+    with_hidden_copies(cmd, &conn)
+}
+
+fn with_hidden_copies(mut cmd: clap::Command, conn: &[clap::Arg]) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |mut sc| {
+            for a in conn {
+                // A subcommand's own argument of that name (`unwrap TOKEN`) wins, as it does
+                // over the propagated global.
+                let taken = sc
+                    .get_arguments()
+                    .any(|x| x.get_id() == a.get_id() || x.get_long() == a.get_long());
+                if !taken {
+                    sc = sc.arg(a.clone().hide(true));
+                }
+            }
+            let after = match sc.get_after_help() {
+                Some(h) => format!("{h}\n\n{CONNECTION_POINTER}"),
+                None => CONNECTION_POINTER.to_string(),
+            };
+            with_hidden_copies(sc.after_help(after), conn)
+        });
+    }
+    cmd
+}
+
 fn main() {
+    use clap::FromArgMatches;
     let args = preprocess_args(std::env::args_os());
     // clap prints help/version with exit code 0 and usage errors with exit code 2.
-    let cli = Cli::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let matches = command()
+        .try_get_matches_from(args)
+        .unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -231,7 +290,7 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::{CommandFactory, FromArgMatches};
 
     fn pre(args: &[&str]) -> Vec<String> {
         preprocess_args(args.iter().copied())
@@ -243,6 +302,38 @@ mod tests {
     #[test]
     fn clap_definition_is_valid() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn connection_flags_listed_once() {
+        let mut top = command();
+        let help = top.render_long_help().to_string();
+        assert!(help.contains("Connection options:"), "{help}");
+        assert!(help.contains("--tls-skip-verify"), "{help}");
+        let mut cmd = command();
+        cmd.build();
+        let kv = cmd.find_subcommand_mut("kv").unwrap();
+        let get = kv.find_subcommand_mut("get").unwrap();
+        let help = get.render_long_help().to_string();
+        assert!(!help.contains("--tls-skip-verify"), "{help}");
+        assert!(!help.contains("Connection options:"), "{help}");
+        assert!(help.contains("--format"), "{help}");
+        assert!(help.contains("see `tresor --help`"), "{help}");
+        // Still accepted there.
+        let m = command()
+            .try_get_matches_from(pre(&[
+                "tresor",
+                "kv",
+                "get",
+                "-tls-skip-verify",
+                "-address=http://h:1",
+                "a/b",
+            ]))
+            .unwrap();
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        assert_eq!(cli.conn.address.as_deref(), Some("http://h:1"));
+        assert_eq!(cli.conn.tls_skip_verify, Some(true));
     }
 
     #[test]
