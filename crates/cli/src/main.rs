@@ -45,7 +45,8 @@ use clap::{Parser, Subcommand};
 
 use crate::client::ConnectionFlags;
 use crate::commands::{
-    audit, generic, kv, lease, login, operator, policy, secrets, server, status, token, Ctx,
+    audit, generic, kv, lease, login, operator, policy, secrets, server, status, token, transit,
+    Ctx,
 };
 use crate::error::CliResult;
 use crate::output::OutputFlags;
@@ -98,6 +99,9 @@ enum Command {
     /// Work with the key/value secrets engine (versions 1 and 2)
     #[command(subcommand)]
     Kv(kv::KvCommand),
+    /// Interact with the Transit secrets engine (import keys)
+    #[command(subcommand)]
+    Transit(transit::TransitCommand),
     /// Read data at a path
     Read(generic::ReadArgs),
     /// Write data to a path
@@ -204,6 +208,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Secrets(c) => secrets::run_secrets(&ctx, c),
         Command::Auth(c) => secrets::run_auth(&ctx, c),
         Command::Kv(c) => kv::run(&ctx, c),
+        Command::Transit(c) => transit::run(&ctx, c),
         Command::Read(a) => generic::read(&ctx, a),
         Command::Write(a) => generic::write(&ctx, a),
         Command::List(a) => generic::list(&ctx, a),

@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod server;
 pub mod status;
 pub mod token;
+pub mod transit;
 
 use serde_json::Value;
 
