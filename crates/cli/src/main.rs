@@ -45,8 +45,8 @@ use clap::{Parser, Subcommand};
 
 use crate::client::ConnectionFlags;
 use crate::commands::{
-    audit, generic, kv, lease, login, operator, policy, secrets, server, status, token, transit,
-    Ctx,
+    audit, generic, kv, lease, login, operator, pki, policy, secrets, server, status, token,
+    transit, Ctx,
 };
 use crate::error::CliResult;
 use crate::output::OutputFlags;
@@ -102,6 +102,9 @@ enum Command {
     /// Interact with the Transit secrets engine (import keys)
     #[command(subcommand)]
     Transit(transit::TransitCommand),
+    /// Interact with the PKI secrets engine (issue, reissue, verify-sign, health-check, ...)
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
     /// Read data at a path
     Read(generic::ReadArgs),
     /// Write data to a path
@@ -209,6 +212,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Auth(c) => secrets::run_auth(&ctx, c),
         Command::Kv(c) => kv::run(&ctx, c),
         Command::Transit(c) => transit::run(&ctx, c),
+        Command::Pki(c) => pki::run(&ctx, c),
         Command::Read(a) => generic::read(&ctx, a),
         Command::Write(a) => generic::write(&ctx, a),
         Command::List(a) => generic::list(&ctx, a),

@@ -18,6 +18,8 @@ pub mod kv;
 pub mod lease;
 pub mod login;
 pub mod operator;
+pub mod pki;
+pub mod pki_health;
 pub mod policy;
 pub mod secrets;
 pub mod server;
@@ -44,6 +46,11 @@ impl Ctx {
             out: Output::resolve(out)?,
             conn,
         })
+    }
+
+    /// The connection flags as given.
+    pub fn conn(&self) -> &ConnectionFlags {
+        &self.conn
     }
 
     /// Builds an API client from flags, environment and the token file.
