@@ -330,7 +330,12 @@ impl Client {
                 headers.insert("X-Vault-Namespace", v);
             }
         }
-        if let Some(ttl) = &self.wrap_ttl {
+        // Vault's client wraps `sys/wrapping/wrap` for 5 minutes unless told otherwise (its
+        // DefaultWrappingLookupFunc): the endpoint only answers wrapped.
+        let default_wrap = (path.trim_start_matches('/') == "sys/wrapping/wrap"
+            && matches!(method, Method::PUT | Method::POST))
+        .then(|| "5m".to_string());
+        if let Some(ttl) = self.wrap_ttl.as_ref().or(default_wrap.as_ref()) {
             if let Ok(v) = HeaderValue::from_str(ttl) {
                 headers.insert("X-Vault-Wrap-TTL", v);
             }

@@ -52,7 +52,13 @@ pub fn run(ctx: &Ctx, cmd: LeaseCommand) -> CliResult {
         LeaseCommand::Lookup { lease_id } => {
             let resp = client
                 .put("sys/leases/lookup", &json!({ "lease_id": lease_id }))
-                .context("Error looking up lease")?
+                // Vault's text and exit code 2.
+                .map_err(|e| {
+                    CliError::usage(format!(
+                        "error looking up lease id {lease_id}: {}",
+                        e.message
+                    ))
+                })?
                 .unwrap_or(Value::Null);
             ctx.out.secret(&resp)
         }

@@ -74,15 +74,16 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> CliResult {
             if let Some(f) = &ctx.out.field {
                 return ctx.out.field_of_map(&data, f);
             }
-            if ctx.out.is_structured() {
-                ctx.out.structured(&data);
-                return Ok(0);
-            }
             let text = data
                 .get("policy")
                 .or_else(|| data.get("rules"))
                 .and_then(Value::as_str)
                 .unwrap_or("");
+            if ctx.out.is_structured() {
+                // Vault prints `{"policy": <rules>}` alone.
+                ctx.out.structured(&json!({ "policy": text }));
+                return Ok(0);
+            }
             emit(text.trim_end());
             emit("\n");
             Ok(0)

@@ -383,7 +383,29 @@ pub fn mount_rows(
 fn print_mounts(ctx: &Ctx, resp: &Value, detailed: bool) -> CliResult {
     let mounts = mounts_of(resp);
     if ctx.out.is_structured() {
-        let m: Map<String, Value> = mounts.into_iter().collect();
+        // As Vault's `MountOutput` marshals: its string fields are never null.
+        let m: Map<String, Value> = mounts
+            .into_iter()
+            .map(|(path, mut entry)| {
+                if let Some(o) = entry.as_object_mut() {
+                    // The struct's first field.
+                    if let Some(uuid) = o.shift_remove("uuid") {
+                        o.shift_insert(0, "uuid".into(), uuid);
+                    }
+                    for k in [
+                        "plugin_version",
+                        "running_plugin_version",
+                        "running_sha256",
+                        "deprecation_status",
+                    ] {
+                        if o.get(k).is_some_and(Value::is_null) {
+                            o.insert(k.into(), Value::from(""));
+                        }
+                    }
+                }
+                (path, entry)
+            })
+            .collect();
         ctx.out.structured(&Value::Object(m));
         return Ok(0);
     }
