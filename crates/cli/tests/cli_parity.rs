@@ -579,8 +579,20 @@ fn pki_health_check() {
     let o = tresor(&s, &["pki", "health-check", "pki"]);
     let text = out(&o);
     // A root valid for ~10 years: fine; the role: warnings (allow_localhost, no_store=false);
-    // auto-tidy off: informational; tidy never ran: critical, hence exit code 4.
-    assert_eq!(o.status.code(), Some(4), "{text}{}", err(&o));
+    // auto-tidy off: informational; tidy never ran: critical; no delta CRLs on Tresor's
+    // issuers: invalid_version, the highest status, hence exit code 5 (bao says the same).
+    assert_eq!(o.status.code(), Some(5), "{text}{}", err(&o));
+    assert!(
+        text.contains("\ncrl_validity_period\n-------------------\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("invalid_version    /pki/issuer/*/crl/delta "),
+        "{text}"
+    );
+    assert!(text.contains("/crl    CRL's validity ("), "{text}");
+    assert!(text.contains("\nroot_issued_leaves\n"), "{text}");
+    assert!(text.contains("not_applicable    /pki/config/acme    Mount contains only root issuers, ACME is not required."), "{text}");
     assert!(
         text.contains("\ntidy_last_run\n-------------\nstatus      endpoint            message\n"),
         "{text}"
@@ -610,20 +622,42 @@ fn pki_health_check() {
         text.contains("warning    /pki/roles/web    Role currently allows localhost issuance"),
         "{text}"
     );
-    let j: Value = serde_json::from_str(&ok(
+    // -return-indicator=critical: the invalid_version (5) still counts.
+    let o = tresor(
         &s,
         &[
             "pki",
             "health-check",
             "-format=json",
-            "-return-indicator=permission",
+            "-return-indicator=critical",
             "pki",
         ],
-    ))
-    .unwrap();
+    );
+    assert_eq!(o.status.code(), Some(5), "{}", err(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["role_no_store_false"][0]["status"], "warning");
     assert_eq!(j["role_no_store_false"][0]["status_code"], 3);
     assert_eq!(j["role_allows_glob_wildcards"][0]["status"], "ok");
+    assert_eq!(j["audit_visibility"][0]["status"], "informational");
+    assert_eq!(
+        j.as_object().unwrap().len(),
+        13,
+        "every check but hardware_backed_root: {j}"
+    );
+    if let Some(bao) = common::bao() {
+        // The same findings as OpenBao's own health check (which also runs
+        // hardware_backed_root, and words two messages for itself).
+        let theirs = run_env(
+            &bao,
+            &s,
+            &["pki", "health-check", "-format=json", "pki"],
+            &[],
+        );
+        let mut b: Value = serde_json::from_slice(&theirs.stdout).unwrap();
+        b.as_object_mut().unwrap().remove("hardware_backed_root");
+        let norm = |v: &Value| v.to_string().replace("OpenBao's", "the server's");
+        assert_eq!(norm(&j), norm(&b));
+    }
 
     // A configuration file: checks off by default, one on with its own window.
     let dir = tempfile::tempdir().unwrap();
@@ -649,7 +683,13 @@ fn pki_health_check() {
 
     let list = ok(&s, &["pki", "health-check", "-list"]);
     assert!(
-        list.starts_with("Default health check config:\n{\n  \"ca_validity_period\": {"),
+        list.starts_with("Default health check config:\n{\n  \"allow_acme_headers\": {},\n"),
+        "{list}"
+    );
+    assert!(
+        list.contains(
+            "  \"ca_validity_period\": {\n    \"intermediate_expiry_critical\": \"30d\","
+        ),
         "{list}"
     );
     assert!(fails(&s, &["pki", "health-check"], 1)

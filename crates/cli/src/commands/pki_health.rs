@@ -8,11 +8,11 @@
 //! status reached at or above the `-return-indicator` cut-off: 0 all good, 1 usage error,
 //! 2 informational, 3 warning, 4 critical, 5 invalid version, 6 permission denied.
 //!
-//! Checks implemented: `ca_validity_period`, `role_allows_localhost`,
-//! `role_allows_glob_wildcards`, `role_no_store_false`, `enable_auto_tidy`, `tidy_last_run`,
-//! `too_many_certs`. OpenBao's others (`crl_validity_period`, `hardware_backed_root`,
-//! `root_issued_leaves`, `audit_visibility`, `allow_if_modified_since`,
-//! `enable_acme_issuance`, `allow_acme_headers`) are not run yet.
+//! Checks implemented: `ca_validity_period`, `crl_validity_period`, `root_issued_leaves`,
+//! `role_allows_localhost`, `role_allows_glob_wildcards`, `role_no_store_false`,
+//! `audit_visibility`, `allow_if_modified_since`, `enable_auto_tidy`, `tidy_last_run`,
+//! `too_many_certs`, `enable_acme_issuance`, `allow_acme_headers`: all of OpenBao's but
+//! `hardware_backed_root` (about managed keys, which Tresor does not have).
 
 use std::collections::BTreeMap;
 
@@ -44,8 +44,10 @@ use crate::output::{emit, format_value, table, Format};
     preventing one or more health checks from being run.\n  \
     6 - A permission denied message was returned from the server for\n      \
     one or more health checks.\n\n\
-    Checks run: ca_validity_period, role_allows_localhost, role_allows_glob_wildcards, \
-    role_no_store_false, enable_auto_tidy, tidy_last_run, too_many_certs."
+    Checks run: ca_validity_period, crl_validity_period, root_issued_leaves, \
+    role_allows_localhost, role_allows_glob_wildcards, role_no_store_false, audit_visibility, \
+    allow_if_modified_since, enable_auto_tidy, tidy_last_run, too_many_certs, \
+    enable_acme_issuance, allow_acme_headers."
 )]
 pub struct HealthCheckArgs {
     /// Path to JSON configuration file to modify health check execution and parameters
@@ -111,12 +113,18 @@ impl Finding {
 /// The checks, in OpenBao's order.
 const CHECKS: &[&str] = &[
     "ca_validity_period",
+    "crl_validity_period",
+    "root_issued_leaves",
     "role_allows_localhost",
     "role_allows_glob_wildcards",
     "role_no_store_false",
+    "audit_visibility",
+    "allow_if_modified_since",
     "enable_auto_tidy",
     "tidy_last_run",
     "too_many_certs",
+    "enable_acme_issuance",
+    "allow_acme_headers",
 ];
 
 fn default_config(check: &str) -> Map<String, Value> {
@@ -129,7 +137,13 @@ fn default_config(check: &str) -> Map<String, Value> {
             "root_expiry_informational": "730d",
             "intermediate_expiry_informational": "180d",
         }),
+        "crl_validity_period" => json!({
+            "crl_expiry_pct_critical": "95",
+            "delta_crl_expiry_pct_critical": "95",
+        }),
+        "root_issued_leaves" => json!({ "certs_to_fetch": 100 }),
         "role_no_store_false" => json!({ "allowed_roles": [] }),
+        "audit_visibility" => json!({ "ignored_parameters": [] }),
         "enable_auto_tidy" => json!({
             "interval_duration_critical": "7d",
             "interval_duration_warning": "2d",
@@ -660,6 +674,543 @@ fn too_many_certs(
     }])
 }
 
+/// An integer option of a check within `min..=max` (Vault's `SafeParseIntRange`).
+fn cfg_int(
+    cfg: &Map<String, Value>,
+    check: &str,
+    key: &str,
+    min: i64,
+    max: i64,
+) -> Result<i64, String> {
+    let v = cfg.get(key).cloned().unwrap_or(Value::Null);
+    let n = match &v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    n.filter(|n| (min..=max).contains(n)).ok_or_else(|| {
+        format!(
+            "error parsing {check}.{key}={}: out of range or not a number",
+            format_value(&v)
+        )
+    })
+}
+
+/// The issuer ids of the mount, or the finding that says why they could not be listed.
+fn issuer_ids(client: &Client, mount: &str) -> Result<Vec<String>, Finding> {
+    match fetch(client, true, &format!("{mount}/issuers")) {
+        Ok(r) => Ok(crate::output::list_keys(&r.unwrap_or(Value::Null))),
+        Err(403) => Err(Finding::new(
+            INSUFFICIENT_PERMISSIONS,
+            format!("/{mount}/issuers"),
+            "This token lacks permission to list the issuers of this mount. Without this information, this health check is unable to function.",
+        )),
+        Err(_) => Err(Finding::new(
+            INVALID_VERSION,
+            format!("/{mount}/issuers"),
+            "This health check requires Vault 1.11+ but an earlier version of Vault Server was contacted, preventing this health check from running.",
+        )),
+    }
+}
+
+/// `(this_update, next_update)` of the CRL at `path` (JSON with a PEM `crl`); `Err(status)`
+/// when the server refused the read.
+fn crl_window(client: &Client, path: &str) -> Result<Option<(i64, i64)>, u16> {
+    let Some(resp) = fetch(client, false, path)? else {
+        return Err(404);
+    };
+    let Some(pem) = resp["data"]["crl"].as_str() else {
+        return Ok(None);
+    };
+    let der = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .filter_map(Result::ok)
+        .find(|p| p.label == "X509 CRL")
+        .map(|p| p.contents);
+    Ok(der.and_then(|der| {
+        let (_, crl) = x509_parser::parse_x509_crl(&der).ok()?;
+        let this = crl.last_update().timestamp();
+        let next = crl.next_update().map(|t| t.timestamp())?;
+        Some((this, next))
+    }))
+}
+
+fn crl_validity(
+    client: &Client,
+    mount: &str,
+    cfg: &Map<String, Value>,
+    token: bool,
+) -> Result<Vec<Finding>, String> {
+    let pct = cfg_int(cfg, "crl_validity_period", "crl_expiry_pct_critical", 1, 99)?;
+    cfg_int(
+        cfg,
+        "crl_validity_period",
+        "delta_crl_expiry_pct_critical",
+        1,
+        99,
+    )?;
+    let ids = match issuer_ids(client, mount) {
+        Ok(ids) => ids,
+        Err(f) => return Ok(vec![f]),
+    };
+    let (mut crls, mut deltas, mut no_deltas) = (Vec::new(), Vec::new(), false);
+    for id in &ids {
+        match crl_window(client, &format!("{mount}/issuer/{id}/crl")) {
+            Ok(Some(w)) => crls.push((id.clone(), w)),
+            _ => continue,
+        }
+        match crl_window(client, &format!("{mount}/issuer/{id}/crl/delta")) {
+            Ok(Some(w)) => deltas.push((id.clone(), w)),
+            Err(404 | 405) => no_deltas = true,
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut crl_disabled = false;
+    match fetch(client, false, &format!("{mount}/config/crl")) {
+        Ok(Some(c)) => crl_disabled = c["data"]["disabled"].as_bool().unwrap_or(false),
+        Ok(None) => {}
+        Err(_) => out.push(Finding::new(INSUFFICIENT_PERMISSIONS, format!("/{mount}/config/crl"), format!(
+            "{}This prevents the health check from seeing if the CRL is disabled and dropping the severity of this check accordingly.",
+            permission_prefix(token, "This token lacks permission to read the CRL configuration for this mount. ", "No token available so unable read authenticated CRL configuration for this mount. ")
+        ))),
+    }
+    if no_deltas && deltas.is_empty() {
+        out.push(Finding::new(INVALID_VERSION, format!("/{mount}/issuer/*/crl/delta"), "This health check validates Delta CRLs on Vault 1.12+, but an earlier version of Vault was used. No results about delta CRL validity will be returned."));
+    }
+    let now = now();
+    for (delta, list) in [(false, &crls), (true, &deltas)] {
+        let name = if delta { "Delta CRL" } else { "CRL" };
+        for (id, (this, next)) in list {
+            let endpoint = format!(
+                "/{mount}/issuer/{id}/crl{}",
+                if delta { "/delta" } else { "" }
+            );
+            let mut f = Finding::new(
+                OK,
+                endpoint,
+                format!(
+                    "{name}'s validity ({} to {}) is OK.",
+                    date(*this),
+                    date(*next)
+                ),
+            );
+            let ratio = (next - this) * pct / 100;
+            if now - this >= ratio {
+                f.status = CRITICAL;
+                f.message = format!(
+                    "{name}'s validity is outside of suggested rotation window: {name}'s next update is expected at {}, but expires within {pct}% of validity window (starting on {} and ending on {}). It is suggested to rotate this {name} and start propagating it to hosts to avoid any issues caused by stale CRLs.",
+                    date(*next), date(*this), date(this + ratio)
+                );
+                if crl_disabled {
+                    f.status = INFORMATIONAL;
+                    f.message
+                        .push_str(" Because the CRL is disabled, this is less of a concern.");
+                }
+            }
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
+fn root_issued_leaves(
+    client: &Client,
+    mount: &str,
+    cfg: &Map<String, Value>,
+    token: bool,
+) -> Result<Vec<Finding>, String> {
+    let to_fetch = cfg_int(cfg, "root_issued_leaves", "certs_to_fetch", 1, 100_000)? as usize;
+    let ids = match issuer_ids(client, mount) {
+        Ok(ids) => ids,
+        Err(f) => return Ok(vec![f]),
+    };
+    let mut out = Vec::new();
+    let denied = |endpoint: String| {
+        Finding::new(
+            INSUFFICIENT_PERMISSIONS,
+            endpoint,
+            format!(
+                "{}Without this information, this health check is unable to function.",
+                permission_prefix(
+                    token,
+                    "This token lacks permission for the endpoint for this mount. ",
+                    "No token available so unable for the endpoint for this mount. "
+                )
+            ),
+        )
+    };
+    let mut roots = Vec::new();
+    for id in ids {
+        match fetch(client, false, &format!("{mount}/issuer/{id}")) {
+            Ok(Some(r)) => {
+                if let Some(der) = r["data"]["certificate"]
+                    .as_str()
+                    .and_then(|p| pem_cert(p).ok())
+                {
+                    let c = parse(&der);
+                    if c.subject().as_raw() == c.issuer().as_raw() && signed_by(&c, &c) {
+                        roots.push((id, der));
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(_) => out.push(denied(format!("/{mount}/issuer/{id}"))),
+        }
+    }
+    let serials = match fetch(client, true, &format!("{mount}/certs")) {
+        Ok(r) => crate::output::list_keys(&r.unwrap_or(Value::Null)),
+        Err(_) => {
+            out.push(denied(format!("/{mount}/certs")));
+            return Ok(out);
+        }
+    };
+    let mut leaves = Vec::new();
+    for serial in serials {
+        if leaves.len() >= to_fetch {
+            break;
+        }
+        let Ok(Some(r)) = fetch(client, false, &format!("{mount}/cert/{serial}")) else {
+            continue;
+        };
+        let Some(der) = r["data"]["certificate"]
+            .as_str()
+            .and_then(|p| pem_cert(p).ok())
+        else {
+            continue;
+        };
+        let is_ca = matches!(parse(&der).basic_constraints(), Ok(Some(b)) if b.value.ca);
+        if !is_ca {
+            leaves.push((serial, der));
+        }
+    }
+    let mut warned = std::collections::BTreeSet::new();
+    for (serial, leaf) in &leaves {
+        let leaf = parse(leaf);
+        for (id, root) in &roots {
+            let root_cert = parse(root);
+            if warned.contains(id)
+                || leaf.issuer().as_raw() != root_cert.subject().as_raw()
+                || !signed_by(&leaf, &root_cert)
+            {
+                continue;
+            }
+            warned.insert(id.clone());
+            out.push(Finding::new(WARNING, format!("/{mount}/issuer/{id}"), format!("Root issuer has directly issued non-CA leaf certificates ({serial}) instead of via an intermediate CA. This can make rotating the root CA harder as direct cross-signing of the roots must be used, rather than cross-signing of the intermediates. It is encouraged to set up and use an intermediate CA and tidy the mount when all directly issued leaves have expired.")));
+        }
+    }
+    if out.is_empty() && !roots.is_empty() {
+        out.push(Finding::new(
+            OK,
+            format!("/{mount}/certs"),
+            "Root certificate(s) in this mount have not directly issued non-CA leaf certificates.",
+        ));
+    }
+    Ok(out)
+}
+
+/// Request parameters of the PKI engine that are not secret (audit_visibility).
+const VISIBLE_REQUEST_PARAMS: &[&str] = &[
+    "csr",
+    "certificate",
+    "issuer_ref",
+    "common_name",
+    "alt_names",
+    "other_sans",
+    "ip_sans",
+    "uri_sans",
+    "ttl",
+    "not_after",
+    "serial_number",
+    "key_type",
+    "private_key_format",
+    "managed_key_name",
+    "managed_key_id",
+    "ou",
+    "organization",
+    "country",
+    "locality",
+    "province",
+    "street_address",
+    "postal_code",
+    "permitted_dns_domains",
+    "policy_identifiers",
+    "ext_key_usage_oids",
+];
+/// Response parameters of the PKI engine that are not secret.
+const VISIBLE_RESPONSE_PARAMS: &[&str] = &[
+    "certificate",
+    "issuing_ca",
+    "serial_number",
+    "error",
+    "ca_chain",
+];
+/// Parameters that are secret, in requests and responses.
+const HIDDEN_PARAMS: &[&str] = &["private_key", "pem_bundle"];
+
+/// `sys/mounts/<mount>/tune`, or the finding that says why it could not be read.
+fn mount_tune(client: &Client, mount: &str, token: bool, version: &str) -> Result<Value, Finding> {
+    let endpoint = format!("/sys/mounts/{mount}/tune");
+    match fetch(client, false, &format!("sys/mounts/{mount}/tune")) {
+        Ok(Some(t)) => Ok(t["data"].clone()),
+        Ok(None) | Err(404 | 405) => Err(Finding::new(INVALID_VERSION, endpoint, format!("This health check requires Vault {version}+ but an earlier version of Vault Server was contacted, preventing this health check from running."))),
+        Err(_) => Err(Finding::new(INSUFFICIENT_PERMISSIONS, endpoint, format!(
+            "{}Without this information, this health check is unable to function.",
+            permission_prefix(token, "This token lacks permission to read the tune endpoint for this mount. ", "No token available so unable read the tune endpoint for this mount. ")
+        ))),
+    }
+}
+
+fn string_list(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a.iter().map(format_value).collect(),
+        Value::String(s) if !s.is_empty() => s.split(',').map(|x| x.trim().to_string()).collect(),
+        _ => vec![],
+    }
+}
+
+fn audit_visibility(client: &Client, mount: &str, token: bool) -> Vec<Finding> {
+    let tune = match mount_tune(client, mount, token, "1.9") {
+        Ok(t) => t,
+        Err(f) => return vec![f],
+    };
+    let endpoint = format!("/sys/mounts/{mount}/tune");
+    let mut out = Vec::new();
+    for (source, visible) in [
+        ("audit_non_hmac_request_keys", VISIBLE_REQUEST_PARAMS),
+        ("audit_non_hmac_response_keys", VISIBLE_RESPONSE_PARAMS),
+    ] {
+        let actual = string_list(&tune[source]);
+        for p in visible {
+            if !actual.iter().any(|a| a == p) {
+                out.push(Finding::new(INFORMATIONAL, endpoint.clone(), format!("Mount currently HMACs {p} because it is not in {source}; as this is not a sensitive security parameter, it is encouraged to disable HMACing to allow better auditing of the PKI engine.")));
+            }
+        }
+    }
+    for source in [
+        "audit_non_hmac_request_keys",
+        "audit_non_hmac_response_keys",
+    ] {
+        let actual = string_list(&tune[source]);
+        for p in HIDDEN_PARAMS {
+            if actual.iter().any(|a| a == p) {
+                out.push(Finding::new(WARNING, endpoint.clone(), format!("Mount currently doesn't HMAC {p} because it is in {source}; as this is a sensitive security parameter it is encouraged to HMAC it in the Audit logs.")));
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(Finding::new(
+            OK,
+            endpoint,
+            "Mount audit information is configured appropriately.",
+        ));
+    }
+    out
+}
+
+fn allow_if_modified_since(client: &Client, mount: &str, token: bool) -> Vec<Finding> {
+    let tune = match mount_tune(client, mount, token, "1.12") {
+        Ok(t) => t,
+        Err(f) => return vec![f],
+    };
+    let endpoint = format!("/sys/mounts/{mount}/tune");
+    let has = |k: &str, h: &str| {
+        string_list(&tune[k])
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(h))
+    };
+    if has("passthrough_request_headers", "If-Modified-Since")
+        && has("allowed_response_headers", "Last-Modified")
+    {
+        vec![Finding::new(
+            OK,
+            endpoint,
+            "Mount allows the If-Modified-Since request header and Last-Modified response header.",
+        )]
+    } else {
+        vec![Finding::new(INFORMATIONAL, endpoint, "Mount hasn't enabled If-Modified-Since Request or Last-Modified Response headers; consider enabling these headers to allow clients to fetch CAs and CRLs only when they've changed, reducing total bandwidth.")]
+    }
+}
+
+/// `config/acme`'s `enabled`, or the finding that says why it could not be read.
+fn acme_enabled(
+    client: &Client,
+    mount: &str,
+    token: bool,
+    denied_msg: &str,
+) -> Result<bool, Finding> {
+    let endpoint = format!("/{mount}/config/acme");
+    match fetch(client, false, &format!("{mount}/config/acme")) {
+        Ok(Some(c)) => match &c["data"]["enabled"] {
+            Value::Bool(b) => Ok(*b),
+            Value::String(s) => Ok(crate::client::parse_bool(s).unwrap_or(false)),
+            _ => Ok(false),
+        },
+        Ok(None) | Err(404 | 405) => Err(Finding::new(INVALID_VERSION, endpoint, "This health check requires Vault 1.14+ but an earlier version of Vault Server was contacted, preventing this health check from running.")),
+        Err(_) => Err(Finding::new(INSUFFICIENT_PERMISSIONS, endpoint, format!(
+            "{}{denied_msg}",
+            permission_prefix(token, "Token lacks permission to read the tune endpoint for this mount. ", "No token available, unable to read the tune endpoint for this mount. ")
+        ))),
+    }
+}
+
+fn enable_acme_issuance(client: &Client, mount: &str, token: bool) -> Vec<Finding> {
+    let msg = "Without this information, this health check is unable to function.";
+    let enabled = match acme_enabled(client, mount, token, msg) {
+        Ok(e) => e,
+        Err(f) => return vec![f],
+    };
+    let acme = format!("/{mount}/config/acme");
+    if !enabled {
+        let (mut total, mut roots) = (0, 0);
+        for id in issuer_ids(client, mount).unwrap_or_default() {
+            let Ok(Some(r)) = fetch(client, false, &format!("{mount}/issuer/{id}")) else {
+                continue;
+            };
+            let Some(der) = r["data"]["certificate"]
+                .as_str()
+                .and_then(|p| pem_cert(p).ok())
+            else {
+                continue;
+            };
+            total += 1;
+            let c = parse(&der);
+            if c.subject().as_raw() == c.issuer().as_raw() && signed_by(&c, &c) {
+                roots += 1;
+            }
+        }
+        return vec![if total == 0 {
+            Finding::new(
+                NOT_APPLICABLE,
+                acme,
+                "No issuers in mount, ACME is not required.",
+            )
+        } else if total == roots {
+            Finding::new(
+                NOT_APPLICABLE,
+                acme,
+                "Mount contains only root issuers, ACME is not required.",
+            )
+        } else {
+            Finding::new(
+                INFORMATIONAL,
+                acme,
+                "Consider enabling ACME support to support a self-rotating PKI infrastructure.",
+            )
+        }];
+    }
+    let cluster = format!("/{mount}/config/cluster");
+    let conf = match fetch(client, false, &format!("{mount}/config/cluster")) {
+        Ok(c) => c.unwrap_or(Value::Null),
+        Err(_) => {
+            return vec![Finding::new(
+                INSUFFICIENT_PERMISSIONS,
+                cluster,
+                format!(
+                    "{}{msg}",
+                    permission_prefix(
+                        token,
+                        "Token lacks permission to read the tune endpoint for this mount. ",
+                        "No token available, unable to read the tune endpoint for this mount. "
+                    )
+                ),
+            )]
+        }
+    };
+    match verify_acme_path(&conf["data"], mount) {
+        Err(e) => vec![Finding::new(
+            WARNING,
+            cluster,
+            format!("ACME enabled in config but not functional: {e}"),
+        )],
+        Ok(()) => vec![Finding::new(
+            OK,
+            cluster,
+            "ACME enabled and successfully connected to the ACME directory.",
+        )],
+    }
+}
+
+/// OpenBao's `verifyLocalPathUrl`: `config/cluster`'s `path` is an https URL under which an
+/// ACME directory answers (its certificate is not checked: only the path is being tested).
+fn verify_acme_path(conf: &Value, mount: &str) -> Result<(), String> {
+    let path = match conf.get("path") {
+        None => return Err("'path' field missing from config".into()),
+        Some(v) => format_value(v),
+    };
+    let path = if path == "<nil>" { String::new() } else { path };
+    if path.is_empty() {
+        return Err(format!(
+            "'path' field not configured within /{mount}/config/cluster"
+        ));
+    }
+    if !path.starts_with("https://") {
+        return Err(format!(
+            "the configured 'path' field in /{mount}/config/cluster was not using an https scheme"
+        ));
+    }
+    let url = format!("{}/acme/directory", path.trim_end_matches('/'));
+    let fail = |e: String| {
+        format!("using configured 'path' field ({path:?}) in /{mount}/config/cluster failed to reach the ACME directory: {url}: {e}")
+    };
+    let http = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let resp = http
+        .get(&url)
+        .send()
+        .map_err(|e| fail(crate::client::error_chain(&e)))?;
+    let status = resp.status();
+    let body: Value = resp.json().map_err(|e| fail(e.to_string()))?;
+    if !status.is_success() || body.get("newNonce").is_none() {
+        return Err(fail(format!("not an ACME directory (HTTP {status})")));
+    }
+    Ok(())
+}
+
+fn allow_acme_headers(client: &Client, mount: &str, token: bool) -> Vec<Finding> {
+    match acme_enabled(
+        client,
+        mount,
+        token,
+        "Without read access to ACME configuration, this health check is unable to function.",
+    ) {
+        Err(f) => return vec![f],
+        Ok(false) => {
+            return vec![Finding::new(
+                NOT_APPLICABLE,
+                format!("/{mount}/config/acme"),
+                "ACME is not enabled, no additional response headers required.",
+            )]
+        }
+        Ok(true) => {}
+    }
+    let tune = match fetch(client, false, &format!("sys/mounts/{mount}/tune")) {
+        Ok(t) => t.unwrap_or(Value::Null),
+        Err(_) => {
+            return vec![Finding::new(INSUFFICIENT_PERMISSIONS, format!("/sys/mounts/{mount}/tune"), format!(
+                "{}Without access to mount tune information, this health check is unable to function.",
+                permission_prefix(token, "Token lacks permission to read the tune endpoint for this mount. ", "No token available, unable to read the tune endpoint for this mount. ")
+            ))]
+        }
+    };
+    let allowed = string_list(&tune["data"]["allowed_response_headers"]);
+    let all = ["Replay-Nonce", "Link", "Location"]
+        .iter()
+        .all(|h| allowed.iter().any(|a| a.eq_ignore_ascii_case(h)));
+    let endpoint = format!("/sys/mounts/{mount}/tune");
+    vec![if all {
+        Finding::new(
+            OK,
+            endpoint,
+            "Mount has enabled 'Replay-Nonce', 'Link', 'Location' response headers.",
+        )
+    } else {
+        Finding::new(WARNING, endpoint, "Mount hasn't enabled 'Replay-Nonce', 'Link', 'Location' response headers, these are required for ACME to function.")
+    }]
+}
+
 /// Refuses mounts that are not PKI engines (OpenBao's `ValidateMountType`).
 fn validate_mount(client: &Client, mount: &str) -> Result<(), String> {
     if mount.starts_with("auth/") || mount.starts_with("/auth/") {
@@ -799,6 +1350,18 @@ pub fn run(ctx: &Ctx, a: HealthCheckArgs) -> CliResult {
         };
         let findings = if *check == "ca_validity_period" {
             ca_validity(&client, &mount, cfg).map_err(config_error)?
+        } else if *check == "crl_validity_period" {
+            crl_validity(&client, &mount, cfg, token).map_err(config_error)?
+        } else if *check == "root_issued_leaves" {
+            root_issued_leaves(&client, &mount, cfg, token).map_err(config_error)?
+        } else if *check == "enable_acme_issuance" {
+            enable_acme_issuance(&client, &mount, token)
+        } else if *check == "allow_acme_headers" {
+            allow_acme_headers(&client, &mount, token)
+        } else if *check == "audit_visibility" {
+            audit_visibility(&client, &mount, token)
+        } else if *check == "allow_if_modified_since" {
+            allow_if_modified_since(&client, &mount, token)
         } else if *check == "enable_auto_tidy" {
             enable_auto_tidy(&client, &mount, cfg, token).map_err(config_error)?
         } else if *check == "tidy_last_run" {
