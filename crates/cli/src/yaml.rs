@@ -15,8 +15,8 @@
 //!   extra booleans (`yes`, `on`, `y`), timestamps or sexagesimal numbers, all of which
 //!   go-yaml v2 quotes.)
 //!
-//! Known difference: go-yaml folds plain and quoted scalars longer than 80 columns at a space
-//! onto a continuation line; this output keeps them on one line (the same value once parsed).
+//! * a scalar value running past 80 columns is folded at a space onto a continuation line,
+//!   as go-yaml's emitter does (the serializer's emitter is set to never fold), see [`fold`].
 //!
 //! The serializer is `yaml_serde`, the YAML organization's maintained continuation of
 //! dtolnay's archived `serde_yaml` (same API and libyaml emitter). Not `serde_yml` (flagged
@@ -43,10 +43,130 @@ pub fn to_yaml(v: &Value) -> String {
     for (i, s) in quoted.iter().enumerate().rev() {
         out = out.replace(&token(i), &double_quoted(s));
     }
+    let mut out = fold(&out);
     if !out.ends_with('\n') {
         out.push('\n');
     }
     out
+}
+
+/// go-yaml's (libyaml's) best width: a scalar is folded at a space once a line is past it.
+const BEST_WIDTH: usize = 80;
+
+/// Folds long scalar values as go-yaml's emitter does: at a single space (not the first or
+/// last character of a quoted scalar, not followed by another space) reached when the line is
+/// already past 80 columns, the space becomes a line break and the continuation indentation
+/// (the key's column plus two, or a list item's content column). Keys, block literals (`|`)
+/// and their bodies are left alone. Folding a plain or quoted scalar at a space does not
+/// change its value.
+pub fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    // The column of the key (or dash) that opened a block literal still going on.
+    let mut block: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let indent = body.len() - body.trim_start_matches(' ').len();
+        if let Some(parent) = block {
+            if body.trim().is_empty() || indent > parent {
+                out.push_str(line);
+                continue;
+            }
+            block = None;
+        }
+        match value_start(body, indent) {
+            Some((start, cont, owner)) => {
+                let value = &body[start..];
+                if value.starts_with('|') || value.starts_with('>') {
+                    block = Some(owner);
+                    out.push_str(line);
+                } else {
+                    out.push_str(&body[..start]);
+                    fold_value(&mut out, value, body[..start].chars().count(), cont);
+                    out.push_str(nl);
+                }
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// Where a line's scalar value starts (byte offset), its continuation indentation, and the
+/// column owning a block literal started there; `None` for a line without a value.
+fn value_start(body: &str, indent: usize) -> Option<(usize, usize, usize)> {
+    let mut pos = indent;
+    let mut dash = None;
+    while body[pos..].starts_with("- ") {
+        dash = Some(pos);
+        pos += 2;
+    }
+    if body[pos..].starts_with("? ") {
+        return None;
+    }
+    let rest = &body[pos..];
+    let key_end = match rest.chars().next()? {
+        '\'' => quoted_end(rest, '\''),
+        '"' => quoted_end(rest, '"'),
+        _ => rest
+            .find(": ")
+            .or_else(|| rest.ends_with(':').then(|| rest.len() - 1)),
+    };
+    match key_end {
+        Some(k) if rest[k..].starts_with(": ") => Some((pos + k + 2, pos + 2, pos)),
+        Some(k) if rest[k..] == *":" => None,
+        // A list item's scalar.
+        _ => dash.map(|d| (pos, d + 2, d)),
+    }
+}
+
+/// The byte offset just past a quoted scalar opening `s`.
+fn quoted_end(s: &str, q: char) -> Option<usize> {
+    let mut chars = s.char_indices().skip(1);
+    while let Some((i, c)) = chars.next() {
+        if q == '"' && c == '\\' {
+            chars.next();
+        } else if c == q {
+            if q == '\'' && s[i + 1..].starts_with('\'') {
+                chars.next();
+                continue;
+            }
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// Writes `value` (starting at `column`), folding it as go-yaml would.
+fn fold_value(out: &mut String, value: &str, mut column: usize, cont: usize) {
+    let chars: Vec<char> = value.chars().collect();
+    let quoted = matches!(chars.first(), Some('\'' | '"'));
+    let double = chars.first() == Some(&'"');
+    let mut prev_space = false;
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' {
+            let inner = !quoted || (i != 1 && i + 2 != chars.len());
+            let next_space = chars.get(i + 1) == Some(&' ');
+            if inner && !prev_space && column > BEST_WIDTH && (double || !next_space) {
+                out.push('\n');
+                out.push_str(&" ".repeat(cont));
+                column = cont;
+                if double && next_space {
+                    out.push('\\');
+                    column += 1;
+                }
+                prev_space = true;
+                continue;
+            }
+            prev_space = true;
+        } else {
+            prev_space = false;
+        }
+        out.push(c);
+        column += 1;
+    }
 }
 
 fn token(i: usize) -> String {
@@ -391,6 +511,15 @@ mod tests {
              hex: \"0x1F\"\nlead: ' x'\nnl: |\n  x\nq: it's\nstar: '*x'\nt: \"1:20\"\n\
              tab: \"a\\tb\"\nuni: é∞\n\"yes\": \"yes\"\n"
         );
+    }
+
+    #[test]
+    fn folds_long_values_like_go_yaml() {
+        // `bao kv get -format=yaml -field=data` of this secret, as OpenBao printed it.
+        let v: Value = serde_json::from_str(include_str!("testdata/yaml_fold.json")).unwrap();
+        assert_eq!(to_yaml(&v), include_str!("testdata/yaml_fold.bao.yaml"));
+        let short = json!({"k": "a b", "l": ["x y"], "m": "|x"});
+        assert_eq!(to_yaml(&short), "k: a b\nl:\n- x y\nm: '|x'\n");
     }
 
     #[test]
