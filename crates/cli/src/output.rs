@@ -20,7 +20,7 @@
 use std::io::{IsTerminal, Write};
 
 use clap::Args;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::client::env_first;
 use crate::error::{CliError, CliResult};
@@ -104,11 +104,12 @@ impl Output {
     /// Prints an API response the way Vault prints a secret: the raw JSON, a single field
     /// with `-field`, or a Key/Value table. Returns the exit code.
     pub fn secret(&self, resp: &Value) -> CliResult {
+        let resp = &vault_secret(resp);
         if let Some(field) = &self.field {
             return self.field_of_secret(resp, field);
         }
         if self.is_structured() {
-            self.structured(&vault_secret(resp));
+            self.structured(resp);
             return Ok(0);
         }
         print_warnings(resp);
@@ -185,10 +186,34 @@ impl Output {
 
 /// A response shaped as Vault's `api.Secret` marshals it: its fields in their order, `auth`
 /// and `wrap_info` only when present, and the maps in them (Go maps) with sorted keys.
+///
+/// A body that sets none of those fields (`sys/seal-status`, `sys/health`) is the secret's
+/// data, as Vault's `api.ParseSecret` makes it.
 pub fn vault_secret(resp: &Value) -> Value {
     let Some(obj) = resp.as_object() else {
         return resp.clone();
     };
+    let unset = |k: &str| match obj.get(k) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty() && k != "data",
+        Some(Value::Bool(b)) => !b,
+        Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+        Some(_) => false,
+    };
+    let fields = [
+        "request_id",
+        "lease_id",
+        "lease_duration",
+        "renewable",
+        "data",
+        "warnings",
+        "auth",
+        "wrap_info",
+    ];
+    if !obj.is_empty() && fields.iter().all(|k| unset(k)) {
+        let raw = json!({ "data": resp });
+        return vault_secret(&raw);
+    }
     let get = |k: &str| obj.get(k).cloned().unwrap_or(Value::Null);
     let mut out = Map::new();
     out.insert(
@@ -781,6 +806,21 @@ mod tests {
         let s = json!({"lease_duration": 10, "data": {"foo": "bar"}});
         assert_eq!(secret_field(&s, "foo"), Some(json!("bar")));
         assert_eq!(secret_field(&s, "refresh_interval"), Some(json!(10)));
+    }
+
+    #[test]
+    fn secret_shape() {
+        let s = vault_secret(&json!({"initialized": true, "type": "shamir", "request_id": ""}));
+        assert_eq!(
+            s.to_string(),
+            r#"{"request_id":"","lease_id":"","lease_duration":0,"renewable":false,"data":{"initialized":true,"request_id":"","type":"shamir"},"warnings":null}"#
+        );
+        let s =
+            vault_secret(&json!({"data": {"b": 1, "a": 2}, "mount_type": "kv", "request_id": "r"}));
+        assert_eq!(
+            s.to_string(),
+            r#"{"request_id":"r","lease_id":"","lease_duration":0,"renewable":false,"data":{"a":2,"b":1},"warnings":null}"#
+        );
     }
 
     #[test]
