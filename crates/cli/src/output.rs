@@ -132,7 +132,10 @@ impl Output {
     pub fn field_of_map(&self, map: &Value, field: &str) -> CliResult {
         match map.get(field).filter(|v| !v.is_null()) {
             Some(v) => Ok(self.raw_field(v)),
-            None => Err(field_missing(field)),
+            // OpenBao's words for a field missing from a map (not a whole secret).
+            None => Err(CliError::other(format!(
+                "Field {field:?} not present in map"
+            ))),
         }
     }
 
