@@ -373,12 +373,13 @@ impl Client {
         let url = self.url(path);
         let resp = rb
             .send()
-            .map_err(|e| CliError::other(format!("{method} {url}: {}", error_chain(&e))))?;
+            .map_err(|e| CliError::remote(format!("{method} {url}: {}", error_chain(&e))))?;
         let status = resp.status().as_u16();
         let mut text = String::new();
         let mut resp = resp;
-        resp.read_to_string(&mut text)
-            .map_err(|e| CliError::other(format!("{method} {url}: error reading response: {e}")))?;
+        resp.read_to_string(&mut text).map_err(|e| {
+            CliError::remote(format!("{method} {url}: error reading response: {e}"))
+        })?;
         let parsed: Option<Value> = if text.trim().is_empty() {
             None
         } else {
@@ -434,11 +435,12 @@ impl Client {
         let url = self.url(path);
         let mut resp = rb
             .send()
-            .map_err(|e| CliError::other(format!("{method} {url}: {}", error_chain(&e))))?;
+            .map_err(|e| CliError::remote(format!("{method} {url}: {}", error_chain(&e))))?;
         let status = resp.status().as_u16();
         let mut bytes = Vec::new();
-        resp.read_to_end(&mut bytes)
-            .map_err(|e| CliError::other(format!("{method} {url}: error reading response: {e}")))?;
+        resp.read_to_end(&mut bytes).map_err(|e| {
+            CliError::remote(format!("{method} {url}: error reading response: {e}"))
+        })?;
         if status >= 400 {
             let text = String::from_utf8_lossy(&bytes);
             let parsed = serde_json::from_str::<Value>(&text).ok();
@@ -454,11 +456,11 @@ impl Client {
         let mut resp = self
             .build(Method::GET, path, query)
             .send()
-            .map_err(|e| CliError::other(format!("GET {url}: {}", error_chain(&e))))?;
+            .map_err(|e| CliError::remote(format!("GET {url}: {}", error_chain(&e))))?;
         let status = resp.status().as_u16();
         let mut text = String::new();
         resp.read_to_string(&mut text)
-            .map_err(|e| CliError::other(format!("GET {url}: error reading response: {e}")))?;
+            .map_err(|e| CliError::remote(format!("GET {url}: error reading response: {e}")))?;
         let parsed = serde_json::from_str::<Value>(&text).ok();
         if status >= 400 {
             let no_errors = parsed
@@ -648,14 +650,14 @@ mod tests {
             ..Default::default()
         };
         let e = ClientConfig::resolve_with(&flags, &env_of(&[]), None).unwrap_err();
-        assert_eq!(e.code, 2);
+        assert_eq!(e.code, 1);
         let e = ClientConfig::resolve_with(
             &ConnectionFlags::default(),
             &env_of(&[("VAULT_SKIP_VERIFY", "maybe")]),
             None,
         )
         .unwrap_err();
-        assert_eq!(e.code, 2);
+        assert_eq!(e.code, 1);
     }
 
     #[test]
@@ -668,7 +670,7 @@ mod tests {
             Some(&body),
             &body.to_string(),
         );
-        assert_eq!(e.code, 1);
+        assert_eq!(e.code, 2);
         assert_eq!(e.status, Some(403));
         assert_eq!(
             e.message,

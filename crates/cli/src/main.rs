@@ -18,8 +18,9 @@
 //! command; connection and output flags (`-address`, `-token`, `-format`, `-field`, ...)
 //! are accepted by every command.
 //!
-//! Exit codes match Vault's: 0 success, 1 errors (API, network, I/O), 2 usage errors
-//! and "no value found"; `tresor status` exits 2 when the server is sealed.
+//! Exit codes match Vault's: 0 success, 1 local errors (usage: bad flags or arguments; I/O),
+//! 2 remote errors (the server refused or could not be reached, "no value found"), 127 an
+//! unknown command; `tresor status` exits 2 when the server is sealed, 1 on any error.
 
 mod client;
 mod commands;
@@ -281,10 +282,19 @@ fn with_hidden_copies(mut cmd: clap::Command, conn: &[clap::Arg]) -> clap::Comma
 fn main() {
     use clap::FromArgMatches;
     let args = preprocess_args(std::env::args_os());
-    // clap prints help/version with exit code 0 and usage errors with exit code 2.
-    let matches = command()
-        .try_get_matches_from(args)
-        .unwrap_or_else(|e| e.exit());
+    // Help and version go to stdout with exit code 0; a usage error exits 1 as Vault's flag
+    // errors do (clap would say 2, Vault's code for a remote error), an unknown command 127.
+    let matches = command().try_get_matches_from(args).unwrap_or_else(|e| {
+        if !e.use_stderr() {
+            e.exit()
+        }
+        let _ = e.print();
+        let code = match e.kind() {
+            clap::error::ErrorKind::InvalidSubcommand => 127,
+            _ => crate::error::EXIT_LOCAL,
+        };
+        std::process::exit(code)
+    });
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let code = match dispatch(cli) {
         Ok(code) => code,
@@ -476,8 +486,8 @@ mod tests {
         let cli =
             Cli::try_parse_from(pre(&["tresor", "-token=root", "token", "revoke", "s.x"])).unwrap();
         assert_eq!(cli.conn.token.as_deref(), Some("root"));
-        // Unknown flags are usage errors (exit code 2).
+        // Unknown flags are usage errors (clap's kind; main() exits 1 for them).
         let e = Cli::try_parse_from(pre(&["tresor", "status", "-bogus"])).unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }

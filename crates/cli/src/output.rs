@@ -679,7 +679,7 @@ pub fn secret_field(resp: &Value, field: &str) -> Option<Value> {
 /// Exit code used when a value is missing (Vault's "No value found at ...").
 pub fn no_value(path: &str) -> CliResult {
     eprintln!("No value found at {path}");
-    Ok(crate::error::EXIT_USAGE)
+    Ok(crate::error::EXIT_REMOTE)
 }
 
 #[cfg(test)]

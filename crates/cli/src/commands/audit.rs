@@ -108,7 +108,7 @@ pub fn run(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
             }
             if devices.is_empty() {
                 emit("No audit devices are enabled.\n");
-                return Ok(crate::error::EXIT_USAGE);
+                return Ok(crate::error::EXIT_REMOTE);
             }
             let rows: Vec<Vec<String>> = devices
                 .iter()

@@ -171,6 +171,6 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(checked_path("/secret/x/").unwrap(), "secret/x");
-        assert_eq!(checked_path("  ").unwrap_err().code, 2);
+        assert_eq!(checked_path("  ").unwrap_err().code, 1);
     }
 }

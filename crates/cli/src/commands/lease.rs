@@ -54,7 +54,7 @@ pub fn run(ctx: &Ctx, cmd: LeaseCommand) -> CliResult {
                 .put("sys/leases/lookup", &json!({ "lease_id": lease_id }))
                 // Vault's text and exit code 2.
                 .map_err(|e| {
-                    CliError::usage(format!(
+                    CliError::remote(format!(
                         "error looking up lease id {lease_id}: {}",
                         e.message
                     ))

@@ -236,7 +236,7 @@ mod tests {
             login_request("userpass", None, Map::new())
                 .unwrap_err()
                 .code,
-            2
+            1
         );
     }
 

@@ -134,7 +134,7 @@ mod tests {
     fn arg_counts() {
         let a = vec!["x".to_string()];
         assert!(expect_args(&a, 1, 1).is_ok());
-        assert_eq!(expect_args(&a, 2, 2).unwrap_err().code, 2);
+        assert_eq!(expect_args(&a, 2, 2).unwrap_err().code, 1);
         assert!(expect_args(&a, 0, 0)
             .unwrap_err()
             .message

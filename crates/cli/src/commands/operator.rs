@@ -369,7 +369,7 @@ fn init(ctx: &Ctx, client: &Client, a: InitArgs) -> CliResult {
             return Ok(0);
         }
         emit("Tresor is not initialized\n");
-        return Ok(crate::error::EXIT_USAGE);
+        return Ok(crate::error::EXIT_REMOTE);
     }
     check_shares(a.key_shares, a.key_threshold)?;
     let resp = client
@@ -764,7 +764,7 @@ mod tests {
     fn share_validation() {
         assert!(check_shares(5, 3).is_ok());
         assert!(check_shares(1, 1).is_ok());
-        assert_eq!(check_shares(3, 5).unwrap_err().code, 2);
+        assert_eq!(check_shares(3, 5).unwrap_err().code, 1);
         assert!(check_shares(0, 0).is_err());
         assert!(check_shares(3, 1).is_err());
         assert!(check_shares(256, 3).is_err());

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use crate::commands::{data_of, success, Ctx};
-use crate::error::{CliError, CliResult, Context, EXIT_USAGE};
+use crate::error::{CliError, CliResult, Context, EXIT_REMOTE};
 use crate::input::read_file_or_stdin;
 use crate::output::{emit, list_keys};
 
@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> CliResult {
                 .context(format!("Error reading policy named {name}"))?;
             let Some(resp) = resp else {
                 eprintln!("No policy named: {name}");
-                return Ok(EXIT_USAGE);
+                return Ok(EXIT_REMOTE);
             };
             let data = data_of(&resp);
             if let Some(f) = &ctx.out.field {
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(policy_name(" Admin ").unwrap(), "admin");
-        assert_eq!(policy_name("").unwrap_err().code, 2);
+        assert_eq!(policy_name("").unwrap_err().code, 1);
         assert!(policy_name("a/b").is_err());
     }
 }

@@ -444,7 +444,7 @@ mod tests {
             version: Some("two".into()),
             ..Default::default()
         };
-        assert_eq!(enable_request(&a).unwrap_err().code, 2);
+        assert_eq!(enable_request(&a).unwrap_err().code, 1);
     }
 
     #[test]
@@ -453,7 +453,7 @@ mod tests {
             path: "x".into(),
             ..Default::default()
         };
-        assert_eq!(tune_body(&a).unwrap_err().code, 2);
+        assert_eq!(tune_body(&a).unwrap_err().code, 1);
         let a = TuneArgs {
             path: "x".into(),
             default_lease_ttl: Some("60".into()),
