@@ -160,6 +160,11 @@ fn output_formats_yaml_json_raw() {
             &["read", "-format=json", "sys/mounts/secret/tune"][..],
             &["list", "-format=yaml", "secret/metadata"][..],
             &["kv", "get", "-format=yaml", "-field=data", "secret/app"][..],
+            &["secrets", "list", "-detailed"][..],
+            &["auth", "list", "-detailed"][..],
+            &["secrets", "list", "-format=json"][..],
+            &["read", "sys/seal-status"][..],
+            &["audit", "list", "-format=json"][..],
         ] {
             let theirs = run_env(&bao, &s, args, &[]);
             assert_eq!(
