@@ -765,4 +765,6 @@ fn help_lists_connection_flags_once() {
         assert!(h.contains("see `tresor --help`"), "{sub:?}: {h}");
     }
     assert!(help(&["pki", "list-intermediates", "--help"]).contains("--use_names"));
+    assert!(help(&["pki", "health-check", "--help"]).contains("4 - Critical message"));
+    assert!(help(&["transit", "import", "--help"]).contains("transit/keys/newly-imported"));
 }

@@ -41,7 +41,29 @@ use crate::output::{emit, table, Format};
 #[derive(Subcommand, Debug)]
 pub enum PkiCommand {
     /// Check a PKI Secrets Engine mount's health and operational status
-    #[command(name = "health-check")]
+    #[command(
+        name = "health-check",
+        override_usage = "tresor pki health-check [options] MOUNT",
+        long_about = "Reports status of the specified mount against best practices and pending \
+        failures. This is an informative command and not all recommendations will apply to all \
+        mounts; consider using a configuration file to tune the executed health checks.\n\n  \
+        $ tresor pki health-check pki-root\n  \
+        $ tresor pki health-check -health-config=mycorp-root.json /pki-root\n\n\
+        Return codes indicate failure type:\n\n  \
+        0 - Everything is good.\n  \
+        1 - Usage error (check CLI parameters).\n  \
+        2 - Informational message from a health check.\n  \
+        3 - Warning message from a health check.\n  \
+        4 - Critical message from a health check.\n  \
+        5 - A version mismatch between health check and the server occurred,\n      \
+        preventing one or more health checks from being run.\n  \
+        6 - A permission denied message was returned from the server for\n      \
+        one or more health checks.\n\n\
+        Checks run: ca_validity_period, crl_validity_period, root_issued_leaves, \
+        role_allows_localhost, role_allows_glob_wildcards, role_no_store_false, audit_visibility, \
+        allow_if_modified_since, enable_auto_tidy, tidy_last_run, too_many_certs, \
+        enable_acme_issuance, allow_acme_headers."
+    )]
     HealthCheck(pki_health::HealthCheckArgs),
     /// Given a parent certificate and a list of generation parameters, creates an issuer on a
     /// specified mount
