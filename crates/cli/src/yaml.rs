@@ -19,9 +19,10 @@
 //!   as go-yaml's emitter does (the serializer's emitter is set to never fold), see [`fold`].
 //!
 //! The serializer is `yaml_serde`, the YAML organization's maintained continuation of
-//! dtolnay's archived `serde_yaml` (same API and libyaml emitter). Not `serde_yml` (flagged
-//! unsound and unmaintained, RUSTSEC-2025-0067/0068) nor the archived `serde_yaml`; chosen
-//! over the `serde_norway` and `serde_yaml_ng` forks for the organization's ongoing releases.
+//! dtolnay's archived `serde_yaml` (same API; libyaml's emitter ported to Rust, the emitter
+//! go-yaml also derives from). Not `serde_yml` (flagged unsound and unmaintained,
+//! RUSTSEC-2025-0067/0068) nor the archived `serde_yaml`; chosen over the `serde_norway` and
+//! `serde_yaml_ng` forks for the organization's ongoing releases.
 
 use serde_json::Value;
 use yaml_serde::{Mapping, Value as Yaml};
