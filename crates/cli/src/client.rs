@@ -330,7 +330,12 @@ impl Client {
                 headers.insert("X-Vault-Namespace", v);
             }
         }
-        if let Some(ttl) = &self.wrap_ttl {
+        // Vault's client wraps `sys/wrapping/wrap` for 5 minutes unless told otherwise (its
+        // DefaultWrappingLookupFunc): the endpoint only answers wrapped.
+        let default_wrap = (path.trim_start_matches('/') == "sys/wrapping/wrap"
+            && matches!(method, Method::PUT | Method::POST))
+        .then(|| "5m".to_string());
+        if let Some(ttl) = self.wrap_ttl.as_ref().or(default_wrap.as_ref()) {
             if let Ok(v) = HeaderValue::from_str(ttl) {
                 headers.insert("X-Vault-Wrap-TTL", v);
             }
@@ -368,12 +373,13 @@ impl Client {
         let url = self.url(path);
         let resp = rb
             .send()
-            .map_err(|e| CliError::other(format!("{method} {url}: {}", error_chain(&e))))?;
+            .map_err(|e| CliError::remote(format!("{method} {url}: {}", error_chain(&e))))?;
         let status = resp.status().as_u16();
         let mut text = String::new();
         let mut resp = resp;
-        resp.read_to_string(&mut text)
-            .map_err(|e| CliError::other(format!("{method} {url}: error reading response: {e}")))?;
+        resp.read_to_string(&mut text).map_err(|e| {
+            CliError::remote(format!("{method} {url}: error reading response: {e}"))
+        })?;
         let parsed: Option<Value> = if text.trim().is_empty() {
             None
         } else {
@@ -429,17 +435,51 @@ impl Client {
         let url = self.url(path);
         let mut resp = rb
             .send()
-            .map_err(|e| CliError::other(format!("{method} {url}: {}", error_chain(&e))))?;
+            .map_err(|e| CliError::remote(format!("{method} {url}: {}", error_chain(&e))))?;
         let status = resp.status().as_u16();
         let mut bytes = Vec::new();
-        resp.read_to_end(&mut bytes)
-            .map_err(|e| CliError::other(format!("{method} {url}: error reading response: {e}")))?;
+        resp.read_to_end(&mut bytes).map_err(|e| {
+            CliError::remote(format!("{method} {url}: error reading response: {e}"))
+        })?;
         if status >= 400 {
             let text = String::from_utf8_lossy(&bytes);
             let parsed = serde_json::from_str::<Value>(&text).ok();
             return Err(api_error(&method, &url, status, parsed.as_ref(), &text));
         }
         Ok(bytes)
+    }
+
+    /// `GET path?query`, the body as the server sent it (`read -format=raw`); a 404 without
+    /// errors is `Ok(None)`.
+    pub fn read_raw(&self, path: &str, query: &[(String, String)]) -> CliResult<Option<String>> {
+        let url = self.url(path);
+        let mut resp = self
+            .build(Method::GET, path, query)
+            .send()
+            .map_err(|e| CliError::remote(format!("GET {url}: {}", error_chain(&e))))?;
+        let status = resp.status().as_u16();
+        let mut text = String::new();
+        resp.read_to_string(&mut text)
+            .map_err(|e| CliError::remote(format!("GET {url}: error reading response: {e}")))?;
+        let parsed = serde_json::from_str::<Value>(&text).ok();
+        if status >= 400 {
+            let no_errors = parsed
+                .as_ref()
+                .and_then(|v| v.get("errors"))
+                .and_then(Value::as_array)
+                .is_none_or(|a| a.is_empty());
+            if status == 404 && no_errors {
+                return Ok(None);
+            }
+            return Err(api_error(
+                &Method::GET,
+                &url,
+                status,
+                parsed.as_ref(),
+                &text,
+            ));
+        }
+        Ok(Some(text))
     }
 
     /// `GET path?query`; a 404 is `Ok(None)`.
@@ -610,14 +650,14 @@ mod tests {
             ..Default::default()
         };
         let e = ClientConfig::resolve_with(&flags, &env_of(&[]), None).unwrap_err();
-        assert_eq!(e.code, 2);
+        assert_eq!(e.code, 1);
         let e = ClientConfig::resolve_with(
             &ConnectionFlags::default(),
             &env_of(&[("VAULT_SKIP_VERIFY", "maybe")]),
             None,
         )
         .unwrap_err();
-        assert_eq!(e.code, 2);
+        assert_eq!(e.code, 1);
     }
 
     #[test]
@@ -630,7 +670,7 @@ mod tests {
             Some(&body),
             &body.to_string(),
         );
-        assert_eq!(e.code, 1);
+        assert_eq!(e.code, 2);
         assert_eq!(e.status, Some(403));
         assert_eq!(
             e.message,

@@ -1,14 +1,16 @@
 //! The CLI's error type and its mapping to process exit codes.
 //!
-//! Exit codes follow Vault's CLI: `2` for usage errors (bad flags or arguments, and
-//! "no value found"), `1` for everything else (API errors, I/O, TLS, ...).
+//! Exit codes follow Vault's CLI: `1` for local errors (bad flags or arguments, a file that
+//! cannot be read, ...), `2` for remote ones (the server refused, could not be reached, or has
+//! no value at a path; a sealed server for `status`).
 
 use std::fmt;
 
-/// Exit code for usage errors (bad arguments), as in Vault.
-pub const EXIT_USAGE: i32 = 2;
-/// Exit code for API and other runtime errors, as in Vault.
-pub const EXIT_ERROR: i32 = 1;
+/// Exit code for local errors: usage (bad flags or arguments), local I/O, as in Vault.
+pub const EXIT_LOCAL: i32 = 1;
+/// Exit code for remote errors: an API error, an unreachable server, no value at a path, a
+/// sealed server (`status`), as in Vault.
+pub const EXIT_REMOTE: i32 = 2;
 
 /// An error ready to be shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,28 +24,37 @@ pub struct CliError {
 }
 
 impl CliError {
-    /// A usage error (exit code 2).
+    /// A usage error (exit code 1).
     pub fn usage(message: impl Into<String>) -> Self {
         CliError {
-            code: EXIT_USAGE,
+            code: EXIT_LOCAL,
             message: message.into(),
             status: None,
         }
     }
 
-    /// A runtime error (exit code 1).
+    /// A local runtime error (exit code 1).
     pub fn other(message: impl Into<String>) -> Self {
         CliError {
-            code: EXIT_ERROR,
+            code: EXIT_LOCAL,
             message: message.into(),
             status: None,
         }
     }
 
-    /// An error returned by the API (exit code 1), remembering the HTTP status.
+    /// A remote error without an HTTP status, such as an unreachable server (exit code 2).
+    pub fn remote(message: impl Into<String>) -> Self {
+        CliError {
+            code: EXIT_REMOTE,
+            message: message.into(),
+            status: None,
+        }
+    }
+
+    /// An error returned by the API (exit code 2), remembering the HTTP status.
     pub fn api(status: u16, message: impl Into<String>) -> Self {
         CliError {
-            code: EXIT_ERROR,
+            code: EXIT_REMOTE,
             message: message.into(),
             status: Some(status),
         }

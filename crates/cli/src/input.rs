@@ -228,7 +228,7 @@ mod tests {
         let m = parse_kv_args(&s(&["-", "x=y"]), &mut r#"{"a": [1]}"#.as_bytes()).unwrap();
         assert_eq!(Value::Object(m), json!({"a": [1], "x": "y"}));
         let e = parse_kv_args(&s(&["a=-", "b=-"]), &mut "v".as_bytes()).unwrap_err();
-        assert_eq!(e.code, 2);
+        assert_eq!(e.code, 1);
         let e = parse_kv_args(&s(&["-"]), &mut "[1]".as_bytes()).unwrap_err();
         assert!(e.message.contains("must be an object"));
     }
@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn bad_pairs() {
         let e = parse_kv_args(&s(&["novalue"]), &mut std::io::empty()).unwrap_err();
-        assert_eq!(e.code, 2);
+        assert_eq!(e.code, 1);
         assert!(e.message.contains("key=value"));
         let e = parse_kv_args(&s(&["=v"]), &mut std::io::empty()).unwrap_err();
         assert!(e.message.contains("key is empty"));
@@ -255,6 +255,6 @@ mod tests {
         );
         let p = parse_pairs(&s(&["k=v", "x=a=b"]), "metadata").unwrap();
         assert_eq!(Value::Object(p), json!({"k": "v", "x": "a=b"}));
-        assert_eq!(parse_pairs(&s(&["nope"]), "metadata").unwrap_err().code, 2);
+        assert_eq!(parse_pairs(&s(&["nope"]), "metadata").unwrap_err().code, 1);
     }
 }

@@ -18,8 +18,9 @@
 //! command; connection and output flags (`-address`, `-token`, `-format`, `-field`, ...)
 //! are accepted by every command.
 //!
-//! Exit codes match Vault's: 0 success, 1 errors (API, network, I/O), 2 usage errors
-//! and "no value found"; `tresor status` exits 2 when the server is sealed.
+//! Exit codes match Vault's: 0 success, 1 local errors (usage: bad flags or arguments; I/O),
+//! 2 remote errors (the server refused or could not be reached, "no value found"), 127 an
+//! unknown command; `tresor status` exits 2 when the server is sealed, 1 on any error.
 
 mod client;
 mod commands;
@@ -27,6 +28,7 @@ mod error;
 mod input;
 mod output;
 mod tls;
+mod yaml;
 
 use std::ffi::OsString;
 
@@ -44,7 +46,8 @@ use clap::{Parser, Subcommand};
 
 use crate::client::ConnectionFlags;
 use crate::commands::{
-    audit, generic, kv, lease, login, operator, policy, secrets, server, status, token, Ctx,
+    audit, generic, kv, lease, login, operator, pki, policy, secrets, server, status, token,
+    transit, Ctx,
 };
 use crate::error::CliResult;
 use crate::output::OutputFlags;
@@ -97,6 +100,12 @@ enum Command {
     /// Work with the key/value secrets engine (versions 1 and 2)
     #[command(subcommand)]
     Kv(kv::KvCommand),
+    /// Interact with the Transit secrets engine (import keys)
+    #[command(subcommand)]
+    Transit(transit::TransitCommand),
+    /// Interact with the PKI secrets engine (issue, reissue, verify-sign, health-check, ...)
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
     /// Read data at a path
     Read(generic::ReadArgs),
     /// Write data to a path
@@ -185,6 +194,11 @@ fn dispatch(cli: Cli) -> CliResult {
         return Ok(0);
     }
     let ctx = Ctx::new(cli.conn, &cli.out)?;
+    if ctx.out.format == crate::output::Format::Raw && !matches!(cli.command, Command::Read(_)) {
+        return Err(crate::error::CliError::other(
+            "This command does not support the -format=raw option.",
+        ));
+    }
     match cli.command {
         Command::Server(_) | Command::Version | Command::Completion { .. } => {
             unreachable!("handled above")
@@ -198,6 +212,8 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Secrets(c) => secrets::run_secrets(&ctx, c),
         Command::Auth(c) => secrets::run_auth(&ctx, c),
         Command::Kv(c) => kv::run(&ctx, c),
+        Command::Transit(c) => transit::run(&ctx, c),
+        Command::Pki(c) => pki::run(&ctx, c),
         Command::Read(a) => generic::read(&ctx, a),
         Command::Write(a) => generic::write(&ctx, a),
         Command::List(a) => generic::list(&ctx, a),
@@ -208,10 +224,78 @@ fn dispatch(cli: Cli) -> CliResult {
     }
 }
 
+/// Heading of the connection flags (`client::ConnectionFlags`).
+const CONNECTION_HEADING: &str = "Connection options";
+
+/// Where a subcommand's help points for the flags it does not list.
+const CONNECTION_POINTER: &str = "Connection and TLS options (-address, -token, -namespace, \
+    -tls-skip-verify, -ca-cert, -client-cert, -client-key, -wrap-ttl; VAULT_* environment \
+    variables) work with every command: see `tresor --help`.";
+
+/// The command tree as parsed: the connection flags are global (accepted by every command
+/// and its subcommands) but listed only in `tresor --help`; each subcommand's help lists its
+/// own flags and the output flags, and points there for the rest.
+///
+/// Each subcommand gets a hidden copy of every connection flag before clap builds the tree:
+/// clap does not propagate a global flag into a subcommand that has one of the same id, and
+/// the copy, itself global, hands its value up to the top level like the original would.
+/// (Hiding the propagated flags after `build()` is not possible: clap's argument index is
+/// fixed then.)
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let conn: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.get_help_heading() == Some(CONNECTION_HEADING))
+        .cloned()
+        .collect();
+    with_hidden_copies(cmd, &conn)
+}
+
+fn with_hidden_copies(mut cmd: clap::Command, conn: &[clap::Arg]) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |mut sc| {
+            for a in conn {
+                // A subcommand's own argument of that name (`unwrap TOKEN`) wins, as it does
+                // over the propagated global.
+                let taken = sc
+                    .get_arguments()
+                    .any(|x| x.get_id() == a.get_id() || x.get_long() == a.get_long());
+                if !taken {
+                    sc = sc.arg(a.clone().hide(true));
+                }
+            }
+            let after = match sc.get_after_help() {
+                Some(h) => format!("{h}\n\n{CONNECTION_POINTER}"),
+                None => CONNECTION_POINTER.to_string(),
+            };
+            with_hidden_copies(sc.after_help(after), conn)
+        });
+    }
+    cmd
+}
+
 fn main() {
+    use clap::FromArgMatches;
     let args = preprocess_args(std::env::args_os());
-    // clap prints help/version with exit code 0 and usage errors with exit code 2.
-    let cli = Cli::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    // Help and version go to stdout with exit code 0; a usage error exits 1 as Vault's flag
+    // errors do (clap would say 2, Vault's code for a remote error), an unknown command 127.
+    let matches = command().try_get_matches_from(args).unwrap_or_else(|e| {
+        if !e.use_stderr() {
+            e.exit()
+        }
+        let _ = e.print();
+        let code = match e.kind() {
+            clap::error::ErrorKind::InvalidSubcommand => 127,
+            _ => crate::error::EXIT_LOCAL,
+        };
+        std::process::exit(code)
+    });
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -225,7 +309,7 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::{CommandFactory, FromArgMatches};
 
     fn pre(args: &[&str]) -> Vec<String> {
         preprocess_args(args.iter().copied())
@@ -237,6 +321,38 @@ mod tests {
     #[test]
     fn clap_definition_is_valid() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn connection_flags_listed_once() {
+        let mut top = command();
+        let help = top.render_long_help().to_string();
+        assert!(help.contains("Connection options:"), "{help}");
+        assert!(help.contains("--tls-skip-verify"), "{help}");
+        let mut cmd = command();
+        cmd.build();
+        let kv = cmd.find_subcommand_mut("kv").unwrap();
+        let get = kv.find_subcommand_mut("get").unwrap();
+        let help = get.render_long_help().to_string();
+        assert!(!help.contains("--tls-skip-verify"), "{help}");
+        assert!(!help.contains("Connection options:"), "{help}");
+        assert!(help.contains("--format"), "{help}");
+        assert!(help.contains("see `tresor --help`"), "{help}");
+        // Still accepted there.
+        let m = command()
+            .try_get_matches_from(pre(&[
+                "tresor",
+                "kv",
+                "get",
+                "-tls-skip-verify",
+                "-address=http://h:1",
+                "a/b",
+            ]))
+            .unwrap();
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        assert_eq!(cli.conn.address.as_deref(), Some("http://h:1"));
+        assert_eq!(cli.conn.tls_skip_verify, Some(true));
     }
 
     #[test]
@@ -370,8 +486,8 @@ mod tests {
         let cli =
             Cli::try_parse_from(pre(&["tresor", "-token=root", "token", "revoke", "s.x"])).unwrap();
         assert_eq!(cli.conn.token.as_deref(), Some("root"));
-        // Unknown flags are usage errors (exit code 2).
+        // Unknown flags are usage errors (clap's kind; main() exits 1 for them).
         let e = Cli::try_parse_from(pre(&["tresor", "status", "-bogus"])).unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }

@@ -1,6 +1,7 @@
 //! Output formatting, shaped like Vault's CLI.
 //!
-//! This module owns the `-format=table|json` flag (env `TRESOR_FORMAT`, then `VAULT_FORMAT`),
+//! This module owns the `-format=table|json|yaml|raw` flag (env `TRESOR_FORMAT`, then
+//! `VAULT_FORMAT`; `yml` is `yaml`; `raw` only for `read`, which prints the response body),
 //! the `-field=NAME` flag, and the renderers:
 //! * `Key    Value` tables with a `---    -----` rule, columns padded to the widest cell
 //!   plus four spaces, empty cells shown as `n/a` (Vault's columnize settings);
@@ -8,14 +9,18 @@
 //! * secrets (API responses) as Vault prints them: lease info, auth info, then the sorted
 //!   data keys, with durations of `*_ttl`/`period`-like keys humanized (`768h`, `1m30s`);
 //! * `-field` printing one raw value (no trailing newline when stdout is not a terminal,
-//!   as Vault does) and `-format=json` printing the raw API response, pretty-printed.
+//!   as Vault does);
+//! * `-format=json` / `-format=yaml`: a secret (API response) as Vault's `api.Secret`
+//!   (`request_id`, `lease_id`, `lease_duration`, `renewable`, `data`, `warnings`, then `auth`
+//!   and `wrap_info` when present), other values as they are; JSON pretty-printed, YAML as
+//!   Vault's CLI writes it (see [`crate::yaml`]).
 //!
 //! Writes go through [`emit`], which ignores broken pipes (`tresor list x | head`).
 
 use std::io::{IsTerminal, Write};
 
 use clap::Args;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::client::env_first;
 use crate::error::{CliError, CliResult};
@@ -24,7 +29,7 @@ use crate::error::{CliError, CliResult};
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Output options")]
 pub struct OutputFlags {
-    /// Output format: table or json [env: TRESOR_FORMAT, VAULT_FORMAT].
+    /// Output format: table, json, yaml (or raw, for read) [env: TRESOR_FORMAT, VAULT_FORMAT].
     #[arg(long, global = true, value_name = "FORMAT")]
     pub format: Option<String>,
     /// Print only this field of the response, raw.
@@ -37,6 +42,9 @@ pub struct OutputFlags {
 pub enum Format {
     Table,
     Json,
+    Yaml,
+    /// The response body as the server sent it (`read` only).
+    Raw,
 }
 
 /// Resolved output settings.
@@ -63,37 +71,45 @@ impl Output {
             .clone()
             .or_else(|| env_first(env, &["TRESOR_FORMAT", "VAULT_FORMAT"]))
             .unwrap_or_else(|| "table".into());
+        // Lowercased as Vault does; an unknown name is an error with exit code 1, as there.
         let format = match raw.trim().to_ascii_lowercase().as_str() {
             "table" | "" => Format::Table,
             "json" => Format::Json,
-            other => {
-                return Err(CliError::usage(format!(
-                    "Invalid output format: {other:?} (supported: table, json)"
-                )))
-            }
+            "yaml" | "yml" => Format::Yaml,
+            "raw" => Format::Raw,
+            other => return Err(CliError::other(format!("Invalid output format: {other}"))),
         };
         let field = flags.field.clone().filter(|f| !f.is_empty());
         Ok(Output { format, field })
     }
 
-    /// Whether `-format=json` is in effect.
-    pub fn is_json(&self) -> bool {
-        self.format == Format::Json
+    /// Whether a structured format (`-format=json` or `-format=yaml`) is in effect.
+    pub fn is_structured(&self) -> bool {
+        matches!(self.format, Format::Json | Format::Yaml)
     }
 
-    /// Prints a JSON value, pretty-printed.
-    pub fn json(&self, v: &Value) {
-        emit(&format!("{}\n", to_pretty(v)));
+    /// Prints a value in the structured format: pretty JSON, or YAML as Vault writes it.
+    pub fn structured(&self, v: &Value) {
+        emit(&self.render(v));
+    }
+
+    /// A value rendered in the structured format, with a trailing newline.
+    pub fn render(&self, v: &Value) -> String {
+        match self.format {
+            Format::Yaml => crate::yaml::to_yaml(v),
+            _ => format!("{}\n", to_pretty(v)),
+        }
     }
 
     /// Prints an API response the way Vault prints a secret: the raw JSON, a single field
     /// with `-field`, or a Key/Value table. Returns the exit code.
     pub fn secret(&self, resp: &Value) -> CliResult {
+        let resp = &vault_secret(resp);
         if let Some(field) = &self.field {
             return self.field_of_secret(resp, field);
         }
-        if self.is_json() {
-            self.json(resp);
+        if self.is_structured() {
+            self.structured(resp);
             return Ok(0);
         }
         print_warnings(resp);
@@ -116,15 +132,18 @@ impl Output {
     pub fn field_of_map(&self, map: &Value, field: &str) -> CliResult {
         match map.get(field).filter(|v| !v.is_null()) {
             Some(v) => Ok(self.raw_field(v)),
-            None => Err(field_missing(field)),
+            // OpenBao's words for a field missing from a map (not a whole secret).
+            None => Err(CliError::other(format!(
+                "Field {field:?} not present in map"
+            ))),
         }
     }
 
     fn raw_field(&self, v: &Value) -> i32 {
-        let s = if self.is_json() {
-            to_pretty(v)
-        } else {
-            format_value(v)
+        let s = match self.format {
+            Format::Json => to_pretty(v),
+            Format::Yaml => crate::yaml::to_yaml(v),
+            Format::Table | Format::Raw => format_value(v),
         };
         print_raw(&s);
         0
@@ -133,8 +152,8 @@ impl Output {
     /// Prints a list response (`data.keys`): a `Keys` table, or the JSON array.
     pub fn list(&self, resp: &Value) -> CliResult {
         let keys = list_keys(resp);
-        if self.is_json() {
-            self.json(&Value::Array(
+        if self.is_structured() {
+            self.structured(&Value::Array(
                 keys.iter().map(|k| Value::String(k.clone())).collect(),
             ));
             return Ok(0);
@@ -159,12 +178,118 @@ impl Output {
                 },
             };
         }
-        if self.is_json() {
-            self.json(json);
+        if self.is_structured() {
+            self.structured(json);
         } else {
             emit(&kv_table(rows));
         }
         Ok(0)
+    }
+}
+
+/// A response shaped as Vault's `api.Secret` marshals it: its fields in their order, `auth`
+/// and `wrap_info` only when present, and the maps in them (Go maps) with sorted keys.
+///
+/// A body that sets none of those fields (`sys/seal-status`, `sys/health`) is the secret's
+/// data, as Vault's `api.ParseSecret` makes it.
+pub fn vault_secret(resp: &Value) -> Value {
+    let Some(obj) = resp.as_object() else {
+        return resp.clone();
+    };
+    let unset = |k: &str| match obj.get(k) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty() && k != "data",
+        Some(Value::Bool(b)) => !b,
+        Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+        Some(_) => false,
+    };
+    let fields = [
+        "request_id",
+        "lease_id",
+        "lease_duration",
+        "renewable",
+        "data",
+        "warnings",
+        "auth",
+        "wrap_info",
+    ];
+    if !obj.is_empty() && fields.iter().all(|k| unset(k)) {
+        let raw = json!({ "data": resp });
+        return vault_secret(&raw);
+    }
+    let get = |k: &str| obj.get(k).cloned().unwrap_or(Value::Null);
+    let mut out = Map::new();
+    out.insert(
+        "request_id".into(),
+        obj.get("request_id").cloned().unwrap_or_else(|| "".into()),
+    );
+    out.insert(
+        "lease_id".into(),
+        obj.get("lease_id").cloned().unwrap_or_else(|| "".into()),
+    );
+    out.insert(
+        "lease_duration".into(),
+        obj.get("lease_duration")
+            .cloned()
+            .unwrap_or_else(|| 0.into()),
+    );
+    out.insert(
+        "renewable".into(),
+        obj.get("renewable").cloned().unwrap_or(Value::Bool(false)),
+    );
+    out.insert("data".into(), sorted(&get("data")));
+    out.insert("warnings".into(), get("warnings"));
+    if let Some(auth) = obj.get("auth").and_then(Value::as_object) {
+        let a = |k: &str| auth.get(k).cloned();
+        let mut m = Map::new();
+        for (k, default) in [
+            ("client_token", Value::from("")),
+            ("accessor", Value::from("")),
+            ("policies", Value::Null),
+            ("token_policies", Value::Null),
+            ("identity_policies", Value::Null),
+            ("metadata", Value::Null),
+            ("orphan", Value::Bool(false)),
+            ("entity_id", Value::from("")),
+            ("lease_duration", Value::from(0)),
+            ("renewable", Value::Bool(false)),
+            ("mfa_requirement", Value::Null),
+        ] {
+            m.insert(k.into(), sorted(&a(k).unwrap_or(default)));
+        }
+        out.insert("auth".into(), Value::Object(m));
+    }
+    if let Some(wrap) = obj.get("wrap_info").and_then(Value::as_object) {
+        let w = |k: &str, d: Value| wrap.get(k).cloned().unwrap_or(d);
+        let mut m = Map::new();
+        m.insert("token".into(), w("token", "".into()));
+        m.insert("accessor".into(), w("accessor", "".into()));
+        m.insert("ttl".into(), w("ttl", 0.into()));
+        m.insert(
+            "creation_time".into(),
+            w("creation_time", "0001-01-01T00:00:00Z".into()),
+        );
+        m.insert("creation_path".into(), w("creation_path", "".into()));
+        m.insert("wrapped_accessor".into(), w("wrapped_accessor", "".into()));
+        out.insert("wrap_info".into(), Value::Object(m));
+    }
+    Value::Object(out)
+}
+
+/// `v` with every object's keys sorted, as Go's encoding/json writes a map.
+pub fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k.as_str()])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
     }
 }
 
@@ -554,7 +679,7 @@ pub fn secret_field(resp: &Value, field: &str) -> Option<Value> {
 /// Exit code used when a value is missing (Vault's "No value found at ...").
 pub fn no_value(path: &str) -> CliResult {
     eprintln!("No value found at {path}");
-    Ok(crate::error::EXIT_USAGE)
+    Ok(crate::error::EXIT_REMOTE)
 }
 
 #[cfg(test)]
@@ -687,6 +812,21 @@ mod tests {
     }
 
     #[test]
+    fn secret_shape() {
+        let s = vault_secret(&json!({"initialized": true, "type": "shamir", "request_id": ""}));
+        assert_eq!(
+            s.to_string(),
+            r#"{"request_id":"","lease_id":"","lease_duration":0,"renewable":false,"data":{"initialized":true,"request_id":"","type":"shamir"},"warnings":null}"#
+        );
+        let s =
+            vault_secret(&json!({"data": {"b": 1, "a": 2}, "mount_type": "kv", "request_id": "r"}));
+        assert_eq!(
+            s.to_string(),
+            r#"{"request_id":"r","lease_id":"","lease_duration":0,"renewable":false,"data":{"a":2,"b":1},"warnings":null}"#
+        );
+    }
+
+    #[test]
     fn format_resolution() {
         let none = |_: &str| None;
         let o = Output::resolve_with(&OutputFlags::default(), &none).unwrap();
@@ -703,9 +843,21 @@ mod tests {
             Format::Table
         );
         let flags = OutputFlags {
-            format: Some("yaml".into()),
+            format: Some("yml".into()),
             field: None,
         };
-        assert_eq!(Output::resolve_with(&flags, &none).unwrap_err().code, 2);
+        assert_eq!(
+            Output::resolve_with(&flags, &none).unwrap().format,
+            Format::Yaml
+        );
+        let flags = OutputFlags {
+            format: Some("xml".into()),
+            field: None,
+        };
+        let e = Output::resolve_with(&flags, &none).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (1, "Invalid output format: xml")
+        );
     }
 }

@@ -130,13 +130,11 @@ const KV2_MOUNT: &str =
     r#"{"data": {"path": "secret/", "type": "kv", "options": {"version": "2"}}}"#;
 
 #[test]
-fn usage_errors_exit_2() {
+fn usage_errors_exit_1() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     for (args, needle) in [
         (vec!["status", "-bogus"], "unexpected argument"),
-        (vec!["nonsense"], "unrecognized subcommand"),
-        (vec!["-format=yaml", "status"], "Invalid output format"),
         (vec!["kv", "put", "secret/x"], "Must supply data"),
         (
             vec!["kv", "put", "secret/x", "novalue"],
@@ -161,9 +159,37 @@ fn usage_errors_exit_2() {
         (vec!["token", "create", "-metadata=novalue"], "key=value"),
     ] {
         let o = tresor(h, &args, None);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        // Vault's code for a local (usage) error; 2 is for remote ones.
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
+    // OpenBao's CLI agrees on the ones it refuses before any request.
+    if let Some(bao) = common::bao() {
+        for args in [
+            &["status", "-bogus"][..],
+            &["kv", "put", "secret/x"][..],
+            &["write", "secret/x"][..],
+            &["token", "revoke"][..],
+            &["secrets", "enable", "-version=two", "kv"][..],
+            &["token", "create", "-metadata=novalue"][..],
+        ] {
+            let o = Command::new(&bao)
+                .args(args)
+                .env("HOME", h)
+                .env("VAULT_ADDR", "http://127.0.0.1:1")
+                .output()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(1), "bao {args:?}");
+        }
+    }
+    // An unknown command: 127, as Vault's.
+    let o = tresor(h, &["nonsense"], None);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unrecognized subcommand"));
+    // An unknown output format is an error with exit code 1, as in Vault.
+    let o = tresor(h, &["-format=xml", "status"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "Invalid output format: xml\n");
     let o = tresor(h, &["-version"], None);
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("tresor"));
@@ -291,7 +317,8 @@ fn api_errors_are_shown_like_vault() {
     let o = tresor(home.path(), &["read", &addr, "secret/x", "version=2"], None);
     let reqs = stub.finish();
     assert_eq!(reqs[0].target, "/v1/secret/x?version=2");
-    assert_eq!(o.status.code(), Some(1));
+    // A remote error: 2, as Vault.
+    assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o),
         format!(
@@ -364,7 +391,7 @@ fn cli_round_trip_against_dev_server() {
     let o = run(&["token", "revoke", &tok]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = run(&["token", "lookup", &tok]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("Code: 403"), "{}", stderr(&o));
 }
 
@@ -474,7 +501,7 @@ fn lease_unwrap_path_help_and_kv_rollback_against_dev_server() {
     }
     assert_eq!(
         run(&["lease", "revoke", "-force", "x"]).status.code(),
-        Some(2)
+        Some(1)
     );
 
     // path-help: the server's help for a path.
@@ -515,6 +542,6 @@ fn shell_completion_scripts_cover_the_commands() {
         tresor(home.path(), &["completion", "tcsh"], None)
             .status
             .code(),
-        Some(2)
+        Some(1)
     );
 }

@@ -28,7 +28,12 @@ pub enum AuditCommand {
     /// Disable an audit device
     Disable { path: String },
     /// List enabled audit devices
-    List,
+    List {
+        /// Also show each device's replication and options
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+              default_value = "false", action = clap::ArgAction::Set)]
+        detailed: bool,
+    },
     /// Verify a file audit device's hash chain
     Verify {
         /// The chain key in hex (else it is fetched from the server with -device)
@@ -72,23 +77,67 @@ pub fn run(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
                 path.trim_matches('/')
             ))
         }
-        AuditCommand::List => {
+        AuditCommand::List { detailed } => {
             let resp = ctx
                 .client()?
                 .read("sys/audit", &[])
-                .context("Error listing audit devices")?
+                .context("Error listing audits")?
                 .unwrap_or_default();
             let data = data_of(&resp);
-            let mut rows =
-                String::from("Path    Type    Description\n----    ----    -----------\n");
-            for (path, d) in data.as_object().into_iter().flatten() {
-                rows.push_str(&format!(
-                    "{path}    {}    {}\n",
-                    d["type"].as_str().unwrap_or(""),
-                    d["description"].as_str().unwrap_or("n/a")
-                ));
+            let mut devices: Vec<(&String, &serde_json::Value)> =
+                data.as_object().into_iter().flatten().collect();
+            devices.sort_by(|a, b| a.0.cmp(b.0));
+            let text = |d: &serde_json::Value, k: &str| d[k].as_str().unwrap_or("").to_string();
+            if ctx.out.is_structured() {
+                // Vault's `api.Audit` per path.
+                let m: serde_json::Map<String, serde_json::Value> = devices
+                    .iter()
+                    .map(|(path, d)| {
+                        let v = serde_json::json!({
+                            "type": text(d, "type"),
+                            "description": text(d, "description"),
+                            "options": crate::output::sorted(&d["options"]),
+                            "local": d["local"].as_bool().unwrap_or(false),
+                            "path": text(d, "path"),
+                        });
+                        (path.to_string(), v)
+                    })
+                    .collect();
+                ctx.out.structured(&serde_json::Value::Object(m));
+                return Ok(0);
             }
-            emit(&rows);
+            if devices.is_empty() {
+                emit("No audit devices are enabled.\n");
+                return Ok(crate::error::EXIT_REMOTE);
+            }
+            let rows: Vec<Vec<String>> = devices
+                .iter()
+                .map(|(path, d)| {
+                    if !detailed {
+                        return vec![text(d, "path"), text(d, "type"), text(d, "description")];
+                    }
+                    let opts: Vec<String> = d["options"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k}={}", crate::output::format_value(v)))
+                        .collect();
+                    let local = d["local"].as_bool().unwrap_or(false);
+                    vec![
+                        path.to_string(),
+                        text(d, "type"),
+                        text(d, "description"),
+                        if local { "local" } else { "replicated" }.to_string(),
+                        opts.join(" "),
+                    ]
+                })
+                .collect();
+            let header: &[&str] = if detailed {
+                &["Path", "Type", "Description", "Replication", "Options"]
+            } else {
+                &["Path", "Type", "Description"]
+            };
+            emit(&crate::output::table(header, &rows));
             Ok(0)
         }
         AuditCommand::Verify { key, device, file } => {

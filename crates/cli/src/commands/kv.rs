@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::client::Client;
 use crate::commands::{data_of, sanitize_path, success, Ctx};
-use crate::error::{CliError, CliResult, Context, EXIT_USAGE};
+use crate::error::{CliError, CliResult, Context, EXIT_REMOTE};
 use crate::input::{parse_kv_args, parse_pairs};
 use crate::output::{
     data_rows, emit, header_for_map, kv_table, list_keys, no_value, pad_equal_signs, path_header,
@@ -357,7 +357,7 @@ fn print_v2_write(ctx: &Ctx, api_path: &str, resp: Option<Value>) -> CliResult {
     let Some(resp) = resp else {
         return success(format!("Data written to: {api_path}"));
     };
-    if ctx.out.field.is_some() || ctx.out.is_json() {
+    if ctx.out.field.is_some() || ctx.out.is_structured() {
         return ctx.out.secret(&resp);
     }
     print_warnings(&resp);
@@ -418,7 +418,7 @@ fn get(ctx: &Ctx, client: &Client, a: GetArgs) -> CliResult {
         return match a.version {
             Some(v) => {
                 eprintln!("No value found at {p} for version {v}");
-                Ok(EXIT_USAGE)
+                Ok(EXIT_REMOTE)
             }
             None => no_value(&p),
         };
@@ -427,15 +427,19 @@ fn get(ctx: &Ctx, client: &Client, a: GetArgs) -> CliResult {
     let secret_data = outer.get("data").filter(|d| d.is_object());
     if let Some(field) = &ctx.out.field {
         return match secret_data {
+            // `-field=data` on a secret without a `data` key: the whole data map, as Vault.
+            Some(d) if field == "data" && d.get("data").is_none() => ctx
+                .out
+                .field_of_map(&serde_json::json!({ "data": d }), field),
             Some(d) => ctx.out.field_of_map(d, field),
             None => {
                 eprintln!("No data found at {p}");
-                Ok(EXIT_USAGE)
+                Ok(EXIT_REMOTE)
             }
         };
     }
-    if ctx.out.is_json() {
-        ctx.out.json(&resp);
+    if ctx.out.is_structured() {
+        ctx.out.structured(&crate::output::vault_secret(&resp));
         return Ok(0);
     }
     print_warnings(&resp);
@@ -472,7 +476,7 @@ fn patch(ctx: &Ctx, client: &Client, a: PatchArgs) -> CliResult {
             Err(e) if e.status == Some(405) && method.is_empty() => {}
             Err(e) if e.status == Some(404) => {
                 eprintln!("No value found at {p}");
-                return Ok(EXIT_USAGE);
+                return Ok(EXIT_REMOTE);
             }
             Err(e) => return Err(e.context(format!("Error writing data to {p}"))),
         }
@@ -619,8 +623,8 @@ fn metadata_get(ctx: &Ctx, client: &Client, a: PathArgs) -> CliResult {
     if let Some(field) = &ctx.out.field {
         return ctx.out.field_of_map(&data, field);
     }
-    if ctx.out.is_json() {
-        ctx.out.json(&resp);
+    if ctx.out.is_structured() {
+        ctx.out.structured(&crate::output::vault_secret(&resp));
         return Ok(0);
     }
     emit(&format_metadata(&p, &data));
@@ -725,7 +729,7 @@ mod tests {
             ..v2.clone()
         };
         assert_eq!(v1.api_path("data"), "secret/foo/bar");
-        assert_eq!(v1.require_v2("Patch").unwrap_err().code, 2);
+        assert_eq!(v1.require_v2("Patch").unwrap_err().code, 1);
     }
 
     #[test]
@@ -733,8 +737,8 @@ mod tests {
         assert_eq!(logical_path(None, "/secret/foo/").unwrap(), "secret/foo");
         assert_eq!(logical_path(Some("secret/"), "foo").unwrap(), "secret/foo");
         assert_eq!(logical_path(Some("secret"), "").unwrap(), "secret");
-        assert_eq!(logical_path(None, "/").unwrap_err().code, 2);
-        assert_eq!(logical_path(Some(""), "x").unwrap_err().code, 2);
+        assert_eq!(logical_path(None, "/").unwrap_err().code, 1);
+        assert_eq!(logical_path(Some(""), "x").unwrap_err().code, 1);
     }
 
     #[test]
@@ -753,7 +757,7 @@ mod tests {
             parse_versions(&["1".into(), "2".into()]).unwrap(),
             vec![1, 2]
         );
-        assert_eq!(parse_versions(&["x".into()]).unwrap_err().code, 2);
+        assert_eq!(parse_versions(&["x".into()]).unwrap_err().code, 1);
         assert!(parse_versions(&[]).unwrap().is_empty());
     }
 

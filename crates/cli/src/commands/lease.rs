@@ -52,7 +52,13 @@ pub fn run(ctx: &Ctx, cmd: LeaseCommand) -> CliResult {
         LeaseCommand::Lookup { lease_id } => {
             let resp = client
                 .put("sys/leases/lookup", &json!({ "lease_id": lease_id }))
-                .context("Error looking up lease")?
+                // Vault's text and exit code 2.
+                .map_err(|e| {
+                    CliError::remote(format!(
+                        "error looking up lease id {lease_id}: {}",
+                        e.message
+                    ))
+                })?
                 .unwrap_or(Value::Null);
             ctx.out.secret(&resp)
         }
@@ -133,8 +139,8 @@ pub fn path_help(ctx: &Ctx, a: PathHelpArgs) -> CliResult {
         .read(&path, &[("help".to_string(), "1".to_string())])
         .context(format!("Error retrieving help for {path}"))?
         .ok_or_else(|| CliError::other(format!("No help for {path}")))?;
-    if ctx.out.is_json() {
-        ctx.out.json(&resp);
+    if ctx.out.is_structured() {
+        ctx.out.structured(&resp);
         return Ok(0);
     }
     let help = resp

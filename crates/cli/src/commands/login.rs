@@ -135,7 +135,7 @@ pub fn run(ctx: &Ctx, a: LoginArgs) -> CliResult {
         print_raw(&token);
         return Ok(0);
     }
-    if ctx.out.field.is_some() || ctx.out.is_json() {
+    if ctx.out.field.is_some() || ctx.out.is_structured() {
         return ctx.out.secret(&secret);
     }
     let intro = if a.no_store {
@@ -236,7 +236,7 @@ mod tests {
             login_request("userpass", None, Map::new())
                 .unwrap_err()
                 .code,
-            2
+            1
         );
     }
 

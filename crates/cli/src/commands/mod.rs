@@ -18,11 +18,14 @@ pub mod kv;
 pub mod lease;
 pub mod login;
 pub mod operator;
+pub mod pki;
+pub mod pki_health;
 pub mod policy;
 pub mod secrets;
 pub mod server;
 pub mod status;
 pub mod token;
+pub mod transit;
 
 use serde_json::Value;
 
@@ -43,6 +46,11 @@ impl Ctx {
             out: Output::resolve(out)?,
             conn,
         })
+    }
+
+    /// The connection flags as given.
+    pub fn conn(&self) -> &ConnectionFlags {
+        &self.conn
     }
 
     /// Builds an API client from flags, environment and the token file.
@@ -126,7 +134,7 @@ mod tests {
     fn arg_counts() {
         let a = vec!["x".to_string()];
         assert!(expect_args(&a, 1, 1).is_ok());
-        assert_eq!(expect_args(&a, 2, 2).unwrap_err().code, 2);
+        assert_eq!(expect_args(&a, 2, 2).unwrap_err().code, 1);
         assert!(expect_args(&a, 0, 0)
             .unwrap_err()
             .message

@@ -230,7 +230,7 @@ pub fn run(ctx: &Ctx, cmd: OperatorCommand) -> CliResult {
                 .put("sys/rotate", &json!({}))
                 .context("Error rotating key")?;
             let st = key_status(&client)?;
-            if ctx.out.is_json() || ctx.out.field.is_some() {
+            if ctx.out.is_structured() || ctx.out.field.is_some() {
                 return ctx.out.rows_or_json(&key_status_rows(&st), &st);
             }
             emit("Success! Rotated key\n\n");
@@ -369,7 +369,7 @@ fn init(ctx: &Ctx, client: &Client, a: InitArgs) -> CliResult {
             return Ok(0);
         }
         emit("Tresor is not initialized\n");
-        return Ok(crate::error::EXIT_USAGE);
+        return Ok(crate::error::EXIT_REMOTE);
     }
     check_shares(a.key_shares, a.key_threshold)?;
     let resp = client
@@ -388,9 +388,9 @@ fn init(ctx: &Ctx, client: &Client, a: InitArgs) -> CliResult {
     let keys_b64 = strings("keys_base64");
     let keys_hex = strings("keys");
     let root = resp.get("root_token").map(format_value).unwrap_or_default();
-    if ctx.out.is_json() {
+    if ctx.out.is_structured() {
         // Same shape as Vault's `operator init -format=json`.
-        ctx.out.json(&json!({
+        ctx.out.structured(&json!({
             "unseal_keys_b64": keys_b64,
             "unseal_keys_hex": keys_hex,
             "unseal_shares": a.key_shares,
@@ -598,8 +598,8 @@ fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> CliResult {
         let st = rekey_status(client)?;
         return ctx.out.rows_or_json(&rekey_status_rows(&st), &st);
     }
-    if ctx.out.is_json() {
-        ctx.out.json(&resp);
+    if ctx.out.is_structured() {
+        ctx.out.structured(&resp);
         return Ok(0);
     }
     let keys: Vec<String> = resp
@@ -676,8 +676,8 @@ fn generate_root_offline(ctx: &Ctx, a: &GenerateRootArgs) -> CliResult {
         .map_err(|e| CliError::other(format!("Error decoding root token: {e}")))?;
     // The token alone, as Vault's CLI prints it; `{"token": ...}` with -format=json.
     let root = json!({ "token": token.as_str() });
-    if ctx.out.is_json() {
-        ctx.out.json(&root);
+    if ctx.out.is_structured() {
+        ctx.out.structured(&root);
         return Ok(0);
     }
     ctx.out.field_of_map(&root, "token")
@@ -764,7 +764,7 @@ mod tests {
     fn share_validation() {
         assert!(check_shares(5, 3).is_ok());
         assert!(check_shares(1, 1).is_ok());
-        assert_eq!(check_shares(3, 5).unwrap_err().code, 2);
+        assert_eq!(check_shares(3, 5).unwrap_err().code, 1);
         assert!(check_shares(0, 0).is_err());
         assert!(check_shares(3, 1).is_err());
         assert!(check_shares(256, 3).is_err());

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use crate::commands::{data_of, success, Ctx};
-use crate::error::{CliError, CliResult, Context, EXIT_USAGE};
+use crate::error::{CliError, CliResult, Context, EXIT_REMOTE};
 use crate::input::read_file_or_stdin;
 use crate::output::{emit, list_keys};
 
@@ -68,21 +68,22 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> CliResult {
                 .context(format!("Error reading policy named {name}"))?;
             let Some(resp) = resp else {
                 eprintln!("No policy named: {name}");
-                return Ok(EXIT_USAGE);
+                return Ok(EXIT_REMOTE);
             };
             let data = data_of(&resp);
             if let Some(f) = &ctx.out.field {
                 return ctx.out.field_of_map(&data, f);
-            }
-            if ctx.out.is_json() {
-                ctx.out.json(&data);
-                return Ok(0);
             }
             let text = data
                 .get("policy")
                 .or_else(|| data.get("rules"))
                 .and_then(Value::as_str)
                 .unwrap_or("");
+            if ctx.out.is_structured() {
+                // Vault prints `{"policy": <rules>}` alone.
+                ctx.out.structured(&json!({ "policy": text }));
+                return Ok(0);
+            }
             emit(text.trim_end());
             emit("\n");
             Ok(0)
@@ -94,8 +95,8 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> CliResult {
                 .context("Error listing policies")?
                 .unwrap_or(Value::Null);
             let keys = list_keys(&resp);
-            if ctx.out.is_json() {
-                ctx.out.json(&json!(keys));
+            if ctx.out.is_structured() {
+                ctx.out.structured(&json!(keys));
             } else {
                 // Vault prints policy names one per line, without a header.
                 let mut s = String::new();
@@ -125,7 +126,7 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(policy_name(" Admin ").unwrap(), "admin");
-        assert_eq!(policy_name("").unwrap_err().code, 2);
+        assert_eq!(policy_name("").unwrap_err().code, 1);
         assert!(policy_name("a/b").is_err());
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::commands::{data_of, sanitize_path, success, with_trailing_slash, Ctx};
 use crate::error::{CliError, CliResult, Context};
 use crate::input::parse_pairs;
-use crate::output::{emit, format_value, humanize_duration, table};
+use crate::output::{emit, format_value, table};
 
 /// `tresor secrets` subcommands.
 #[derive(Subcommand, Debug)]
@@ -225,7 +225,7 @@ pub fn run_secrets(ctx: &Ctx, cmd: SecretsCommand) -> CliResult {
                 .read("sys/mounts", &[])
                 .context("Error listing secrets engines")?
                 .unwrap_or(Value::Null);
-            print_mounts(ctx, &resp, a.detailed)
+            print_mounts(ctx, &resp, a.detailed, false)
         }
         SecretsCommand::Tune(a) => {
             let body = tune_body(&a)?;
@@ -275,7 +275,7 @@ pub fn run_auth(ctx: &Ctx, cmd: AuthCommand) -> CliResult {
                 .read("sys/auth", &[])
                 .context("Error listing enabled authentications")?
                 .unwrap_or(Value::Null);
-            print_mounts(ctx, &resp, a.detailed)
+            print_mounts(ctx, &resp, a.detailed, true)
         }
         AuthCommand::Tune(a) => {
             let body = tune_body(&a)?;
@@ -327,79 +327,131 @@ pub fn mounts_of(resp: &Value) -> Vec<(String, Value)> {
     out
 }
 
-fn ttl_cell(v: Option<&Value>) -> String {
+/// A TTL cell of the detailed table, as OpenBao's `calcTTL`: nothing for the system and
+/// cubbyhole mounts, `system` for 0, else the seconds.
+fn ttl_cell(kind: &str, v: Option<&Value>) -> String {
+    if kind == "system" || kind == "cubbyhole" {
+        return String::new();
+    }
     match v.and_then(Value::as_i64) {
         Some(0) | None => "system".into(),
-        Some(n) => humanize_duration(n),
+        Some(n) => n.to_string(),
     }
 }
 
-/// Rows of the mounts table.
+/// Rows of the mounts table, OpenBao's columns: `auth` lists add the plugin version to the
+/// simple table and show the token type where secrets engines show force-no-cache.
 pub fn mount_rows(
     mounts: &[(String, Value)],
     detailed: bool,
+    auth: bool,
 ) -> (Vec<&'static str>, Vec<Vec<String>>) {
-    let s = |v: &Value, k: &str| v.get(k).map(format_value).unwrap_or_default();
-    let header = if detailed {
-        vec![
+    let s = |v: &Value, k: &str| match v.get(k) {
+        None | Some(Value::Null) => String::new(),
+        Some(x) => format_value(x),
+    };
+    let header = match (detailed, auth) {
+        (false, false) => vec!["Path", "Type", "Accessor", "Description"],
+        (false, true) => vec!["Path", "Type", "Accessor", "Description", "Version"],
+        (true, _) => vec![
             "Path",
-            "Type",
+            "Plugin",
             "Accessor",
             "Default TTL",
             "Max TTL",
-            "Local",
+            if auth { "Token Type" } else { "Force No Cache" },
+            "Replication",
             "Seal Wrap",
+            "External Entropy Access",
             "Options",
             "Description",
             "UUID",
-        ]
-    } else {
-        vec!["Path", "Type", "Accessor", "Description"]
+            "Version",
+            "Running Version",
+            "Running SHA256",
+            "Deprecation Status",
+        ],
     };
     let rows = mounts
         .iter()
         .map(|(path, m)| {
-            if detailed {
-                let cfg = m.get("config");
-                let opts = match m.get("options") {
-                    Some(Value::Object(o)) if !o.is_empty() => {
-                        format_value(&Value::Object(o.clone()))
-                    }
-                    _ => String::new(),
-                };
-                vec![
-                    path.clone(),
-                    s(m, "type"),
-                    s(m, "accessor"),
-                    ttl_cell(cfg.and_then(|c| c.get("default_lease_ttl"))),
-                    ttl_cell(cfg.and_then(|c| c.get("max_lease_ttl"))),
-                    s(m, "local"),
-                    s(m, "seal_wrap"),
-                    opts,
-                    s(m, "description"),
-                    s(m, "uuid"),
-                ]
-            } else {
-                vec![
-                    path.clone(),
-                    s(m, "type"),
-                    s(m, "accessor"),
-                    s(m, "description"),
-                ]
+            let kind = s(m, "type");
+            if !detailed {
+                let mut row = vec![path.clone(), kind, s(m, "accessor"), s(m, "description")];
+                if auth {
+                    row.push(s(m, "plugin_version"));
+                }
+                return row;
             }
+            let cfg = m.get("config").cloned().unwrap_or(Value::Null);
+            let flag = |v: &Value, k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+            // Go's `%v` of a map[string]string: `map[]` when empty.
+            let opts = match m.get("options") {
+                Some(Value::Object(o)) => format_value(&Value::Object(o.clone())),
+                _ => "map[]".into(),
+            };
+            vec![
+                path.clone(),
+                kind.clone(),
+                s(m, "accessor"),
+                ttl_cell(&kind, cfg.get("default_lease_ttl")),
+                ttl_cell(&kind, cfg.get("max_lease_ttl")),
+                if auth {
+                    s(&cfg, "token_type")
+                } else {
+                    flag(&cfg, "force_no_cache").to_string()
+                },
+                if flag(m, "local") {
+                    "local"
+                } else {
+                    "replicated"
+                }
+                .to_string(),
+                flag(m, "seal_wrap").to_string(),
+                flag(m, "external_entropy_access").to_string(),
+                opts,
+                s(m, "description"),
+                s(m, "uuid"),
+                s(m, "plugin_version"),
+                s(m, "running_plugin_version"),
+                s(m, "running_sha256"),
+                s(m, "deprecation_status"),
+            ]
         })
         .collect();
     (header, rows)
 }
 
-fn print_mounts(ctx: &Ctx, resp: &Value, detailed: bool) -> CliResult {
+fn print_mounts(ctx: &Ctx, resp: &Value, detailed: bool, auth: bool) -> CliResult {
     let mounts = mounts_of(resp);
-    if ctx.out.is_json() {
-        let m: Map<String, Value> = mounts.into_iter().collect();
-        ctx.out.json(&Value::Object(m));
+    if ctx.out.is_structured() {
+        // As Vault's `MountOutput` marshals: its string fields are never null.
+        let m: Map<String, Value> = mounts
+            .into_iter()
+            .map(|(path, mut entry)| {
+                if let Some(o) = entry.as_object_mut() {
+                    // The struct's first field.
+                    if let Some(uuid) = o.shift_remove("uuid") {
+                        o.shift_insert(0, "uuid".into(), uuid);
+                    }
+                    for k in [
+                        "plugin_version",
+                        "running_plugin_version",
+                        "running_sha256",
+                        "deprecation_status",
+                    ] {
+                        if o.get(k).is_some_and(Value::is_null) {
+                            o.insert(k.into(), Value::from(""));
+                        }
+                    }
+                }
+                (path, entry)
+            })
+            .collect();
+        ctx.out.structured(&Value::Object(m));
         return Ok(0);
     }
-    let (header, rows) = mount_rows(&mounts, detailed);
+    let (header, rows) = mount_rows(&mounts, detailed, auth);
     emit(&table(&header, &rows));
     Ok(0)
 }
@@ -434,7 +486,7 @@ mod tests {
             version: Some("two".into()),
             ..Default::default()
         };
-        assert_eq!(enable_request(&a).unwrap_err().code, 2);
+        assert_eq!(enable_request(&a).unwrap_err().code, 1);
     }
 
     #[test]
@@ -443,7 +495,7 @@ mod tests {
             path: "x".into(),
             ..Default::default()
         };
-        assert_eq!(tune_body(&a).unwrap_err().code, 2);
+        assert_eq!(tune_body(&a).unwrap_err().code, 1);
         let a = TuneArgs {
             path: "x".into(),
             default_lease_ttl: Some("60".into()),
@@ -465,7 +517,7 @@ mod tests {
         let mounts = mounts_of(&resp);
         assert_eq!(mounts.len(), 2);
         assert_eq!(mounts[0].0, "secret/");
-        let (h, rows) = mount_rows(&mounts, false);
+        let (h, rows) = mount_rows(&mounts, false, false);
         assert_eq!(
             table(&h, &rows),
             "Path       Type      Accessor    Description\n\
@@ -473,9 +525,13 @@ mod tests {
              secret/    kv        kv_1        n/a\n\
              sys/       system    system_1    system endpoints\n"
         );
-        let (_, rows) = mount_rows(&mounts, true);
-        assert_eq!(rows[0][3], "1h");
-        assert_eq!(rows[0][7], "map[version:2]");
-        assert_eq!(rows[1][3], "system");
+        let (_, rows) = mount_rows(&mounts, true, false);
+        assert_eq!(rows[0][3], "3600");
+        assert_eq!(rows[0][4], "system");
+        assert_eq!(rows[0][9], "map[version:2]");
+        assert_eq!(rows[1][3], "", "no TTLs for sys/");
+        assert_eq!(rows[1][9], "map[]");
+        let (h, _) = mount_rows(&mounts, false, true);
+        assert_eq!(h.last(), Some(&"Version"));
     }
 }

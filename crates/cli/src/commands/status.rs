@@ -5,13 +5,14 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::commands::Ctx;
-use crate::error::{CliResult, Context, EXIT_USAGE};
+use crate::error::{CliError, CliResult, Context, EXIT_REMOTE};
 use crate::output::format_value;
 
 /// Runs `tresor status`.
 pub fn run(ctx: &Ctx) -> CliResult {
     let client = ctx.client()?;
-    let seal = seal_status(&client)?;
+    // Any error is exit code 1 here, as in Vault (2 means sealed).
+    let seal = seal_status(&client).map_err(|e| CliError::other(e.message))?;
     // HA details are best-effort: a sealed or old server may not answer.
     let leader = client.read("sys/leader", &[]).ok().flatten();
     let code = print_seal_status(ctx, &seal, leader.as_ref())?;
@@ -19,7 +20,7 @@ pub fn run(ctx: &Ctx) -> CliResult {
         return Ok(code);
     }
     let sealed = seal.get("sealed").and_then(Value::as_bool).unwrap_or(true);
-    Ok(if sealed { EXIT_USAGE } else { 0 })
+    Ok(if sealed { EXIT_REMOTE } else { 0 })
 }
 
 /// Reads `sys/seal-status`.

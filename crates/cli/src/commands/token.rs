@@ -333,8 +333,8 @@ fn capabilities(ctx: &Ctx, a: CapabilitiesArgs) -> CliResult {
         .context("Error listing capabilities")?
         .unwrap_or(Value::Null);
     let caps = extract_capabilities(&resp, &target);
-    if ctx.out.is_json() {
-        ctx.out.json(&json!(caps));
+    if ctx.out.is_structured() {
+        ctx.out.structured(&json!(caps));
     } else {
         emit(&format!("{}\n", caps.join(", ")));
     }
@@ -392,7 +392,7 @@ mod tests {
             metadata: vec!["bad".into()],
             ..Default::default()
         };
-        assert_eq!(create_request(&a).unwrap_err().code, 2);
+        assert_eq!(create_request(&a).unwrap_err().code, 1);
     }
 
     #[test]
@@ -435,14 +435,14 @@ mod tests {
             mode: None,
             token: None,
         };
-        assert_eq!(revoke_request(&a).unwrap_err().code, 2);
+        assert_eq!(revoke_request(&a).unwrap_err().code, 1);
         let a = RevokeArgs {
             accessor: false,
             self_: false,
             mode: Some("path".into()),
             token: Some("t".into()),
         };
-        assert_eq!(revoke_request(&a).unwrap_err().code, 2);
+        assert_eq!(revoke_request(&a).unwrap_err().code, 1);
     }
 
     #[test]
