@@ -46,6 +46,7 @@ pub struct Role {
     pub allow_user_key_ids: bool,
     pub allow_empty_principals: bool,
     pub allow_commas_in_identity_templates: bool,
+    pub allow_wildcards_in_identity_templates: bool,
     pub key_id_format: String,
     pub allowed_user_key_lengths: BTreeMap<String, Vec<i64>>,
     pub algorithm_signer: String,
@@ -84,6 +85,7 @@ impl Role {
             "allow_user_key_ids": self.allow_user_key_ids,
             "allow_commas_in_identity_templates": self.allow_commas_in_identity_templates,
             "allow_empty_principals": self.allow_empty_principals,
+            "allow_wildcards_in_identity_templates": self.allow_wildcards_in_identity_templates,
             "key_id_format": self.key_id_format,
             "key_type": self.key_type,
             "default_critical_options": self.default_critical_options,
@@ -160,6 +162,7 @@ pub fn paths() -> Vec<Path<Ssh>> {
             .field("algorithm_signer", Field::string("[CA] RSA CA signature algorithm: default, rsa-sha2-256, rsa-sha2-512 (ssh-rsa is refused when signing)."))
             .field("not_before_duration", Field::duration("[CA] How far certificates are backdated.").default(30))
             .field("allow_commas_in_identity_templates", Field::bool("Allow commas in templated values."))
+            .field("allow_wildcards_in_identity_templates", Field::bool("Allow wildcards in templated values."))
             .field("allow_empty_principals", Field::bool("[CA] Allow certificates without principals."))
             .field("issuer_ref", Field::string("[CA] The issuer that signs for this role (default: 'default')."))
             .op(Read, read)
@@ -328,6 +331,8 @@ async fn write(_b: Arc<Ssh>, c: Call) -> Result<Response> {
                 allow_user_key_ids: f.bool("allow_user_key_ids"),
                 allow_commas_in_identity_templates: f.bool("allow_commas_in_identity_templates"),
                 allow_empty_principals: f.bool("allow_empty_principals"),
+                allow_wildcards_in_identity_templates: f
+                    .bool("allow_wildcards_in_identity_templates"),
                 default_extensions_template: f.bool("default_extensions_template"),
                 key_id_format: f.str("key_id_format").to_string(),
                 algorithm_signer: algorithm_signer.to_string(),

@@ -5,10 +5,12 @@
 //! 2. `key_id` (only with `allow_user_key_ids`; else `key_id_format`, default
 //!    `vault-{{token_display_name}}-{{public_key_hash}}`);
 //! 3. `cert_type` (`user` or `host`, each allowed by the role);
-//! 4. principals: `valid_principals` (else `default_user` for user certificates), each in
+//! 4. principals: `valid_principals` (when empty or absent: `default_user` for user
+//!    certificates), each in
 //!    `allowed_users` (`*` = any; the role's `default_user` is always allowed) or, for hosts,
 //!    `allowed_domains` (exact with `allow_bare_domains`, below with `allow_subdomains`);
-//! 5. the TTL: requested (refused above the maximum) or the role's (capped), else the mount's;
+//! 5. the TTL: requested (refused above the maximum; zero = not requested) or the role's
+//!    (capped), else the mount's;
 //!    valid from now less `not_before_duration`;
 //! 6. critical options (the request's, within `allowed_critical_options`, else the role's
 //!    defaults) and extensions (the request's, within `allowed_extensions`, else defaults);
@@ -255,10 +257,11 @@ fn principals(
     allowed_by_role: &str,
     valid: impl Fn(&[String], &str) -> bool,
 ) -> Result<Vec<String>> {
-    let requested = if c.fields.has("valid_principals") {
-        c.fields.str("valid_principals")
-    } else {
-        default
+    // An empty `valid_principals` (what hvac sends by default) means "not given": the
+    // default user, not a certificate valid for every principal.
+    let requested = match c.fields.str("valid_principals") {
+        "" => default,
+        given => given,
     };
     let parsed = split_list(requested);
     let allowed = split_list(allowed_by_role);
@@ -287,12 +290,10 @@ fn principals(
 }
 
 fn ttl(c: &Call, role: &Role) -> Result<u64> {
-    let specified = c.fields.has("ttl");
-    let mut ttl = if specified {
-        c.fields.duration("ttl").as_secs()
-    } else {
-        role.ttl
-    };
+    // A zero TTL (hvac sends `ttl=""`) asks for nothing: the role's TTL applies.
+    let requested = c.fields.duration("ttl").as_secs();
+    let specified = requested > 0;
+    let mut ttl = if specified { requested } else { role.ttl };
     if ttl == 0 {
         ttl = mount_default_ttl(c);
     }

@@ -349,6 +349,21 @@ async fn default_user_wildcards_and_host_certificates() {
         .ok(Update, "ssh/sign/r", json!({"public_key": key}))
         .await;
     assert_eq!(parse_cert(&r["signed_key"]).valid_principals(), ["root"]);
+    // hvac sends empty strings for what it was not given: still the default user, and the
+    // role's TTL (here the mount's, 768h).
+    let r = env
+        .ok(
+            Update,
+            "ssh/sign/r",
+            json!({"public_key": key, "valid_principals": "", "ttl": ""}),
+        )
+        .await;
+    let cert = parse_cert(&r["signed_key"]);
+    assert_eq!(cert.valid_principals(), ["root"]);
+    assert_eq!(
+        cert.valid_before() - cert.valid_after(),
+        32 * 24 * 3600 + 30
+    );
     env.bad(
         Update,
         "ssh/sign/r",
