@@ -30,8 +30,7 @@ fn require_openssh() {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("command runs");
-    out
+    cmd.output().expect("command runs")
 }
 
 fn text(out: &Output) -> String {

@@ -21,11 +21,11 @@
 //! * [`config_ca`]: `config/ca`, `public_key`.
 //! * [`roles`]: `roles/:role`, `roles` (LIST).
 //! * [`sign`]: `sign/:role` and the rules every certificate passes (principals, TTL, options).
-//! * [`issue`]: `issue/:role`.
+//! * [`issue`]: the `issue/:role` path.
 //! * [`creds`]: `creds/:role` (OTPs) and the lease revoke hook.
 //! * [`verify`]: `verify` (unauthenticated; consumes an OTP).
 //! * [`lookup`]: `lookup` (roles whose CIDRs hold an address).
-//! * [`zeroaddress`]: `config/zeroaddress`.
+//! * [`zeroaddress`]: the `config/zeroaddress` path.
 //!
 //! Crates: the OpenSSH wire formats (public keys, OpenSSH private-key files, the encoder for
 //! certificates) come from RustCrypto's `ssh-key`/`ssh-encoding`, with ssh-key's crypto
