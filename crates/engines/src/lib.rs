@@ -7,10 +7,13 @@
 //!   with check-and-set, soft delete, undelete, destroy, metadata and subkeys), as in Vault.
 //! * [`pki`]: a certificate authority (`pki`): roots, intermediates, roles, issuing and signing,
 //!   revocation with CRLs and OCSP, leases on certificates, and tidying.
+//! * [`ssh`]: an SSH certificate authority (`ssh`): issuers, roles, `sign`/`issue`, and
+//!   one-time passwords (`creds`, single-use `verify`), as in Vault and OpenBao.
 //! * [`transit`]: encryption as a service (`transit`): named keys with versions, rotation,
 //!   encrypt/decrypt/rewrap, data keys, sign/verify, HMAC, export, backup/restore and BYOK import.
 
 pub mod database;
 pub mod kv;
 pub mod pki;
+pub mod ssh;
 pub mod transit;

@@ -62,6 +62,7 @@ pub fn registry() -> Registry {
         .secrets("database", Arc::new(tresor_engines::database::factory))
         .secrets("transit", Arc::new(tresor_engines::transit::factory))
         .secrets("pki", Arc::new(tresor_engines::pki::factory))
+        .secrets("ssh", Arc::new(tresor_engines::ssh::factory))
         .auth("approle", Arc::new(tresor_auth::approle::factory))
         .auth("userpass", Arc::new(tresor_auth::userpass::factory))
         .auth("jwt", Arc::new(tresor_auth::jwt::factory))
