@@ -62,6 +62,9 @@ crates/engines/tests/acme_client.sh
 section "API fuzzing: served OpenAPI validated, schemathesis finds no 5xx (.ci/api_fuzz.sh)"
 API_FUZZ_TIME="${API_FUZZ_TIME:-180}" .ci/api_fuzz.sh
 
+section "OpenBao's CLI against Tresor, step by step against bao server -dev (.ci/bao_cli.sh)"
+BAO_BIN="${TRESOR_BAO:-$(command -v bao || true)}" .ci/bao_cli.sh
+
 section "hvac conformance suite (.ci/conformance.sh, TRESOR_BIN=$TRESOR_BIN)"
 .ci/conformance.sh
 
