@@ -67,6 +67,11 @@ base64 -w0 "$WORK/import-ec.der" >"$WORK/import-ec.b64"
 read -r -d '' STEPS <<'EOF' || true
 bao version
 bao status
+bao plugin list
+bao plugin list -detailed secret
+bao plugin info auth approle
+bao plugin info secret nothing
+bao plugin register -sha256=00 secret my-plugin
 bao read sys/health
 bao operator key-status
 bao operator rotate

@@ -37,6 +37,8 @@ pub type Factory = Arc<dyn Fn(&MountEntry) -> Result<Arc<dyn Backend>> + Send + 
 pub struct Registry {
     secrets: HashMap<String, Factory>,
     auth: HashMap<String, Factory>,
+    /// The database plugin names the database engine accepts (`sys/plugins/catalog`).
+    database_plugins: Vec<String>,
 }
 
 impl Registry {
@@ -46,6 +48,10 @@ impl Registry {
     }
     pub fn auth(mut self, kind: &str, f: Factory) -> Self {
         self.auth.insert(kind.to_string(), f);
+        self
+    }
+    pub fn database_plugins(mut self, names: &[&str]) -> Self {
+        self.database_plugins = names.iter().map(|n| n.to_string()).collect();
         self
     }
 }
@@ -905,6 +911,19 @@ impl Core {
             .collect();
         v.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(v)
+    }
+
+    /// The sorted names of the built-in plugins of one catalog type (`auth`, `database`,
+    /// `secret`).
+    pub fn plugin_names(&self, kind: &str) -> Vec<String> {
+        let mut names: Vec<String> = match kind {
+            "auth" => self.registry.auth.keys().cloned().collect(),
+            "secret" => self.registry.secrets.keys().cloned().collect(),
+            "database" => self.registry.database_plugins.clone(),
+            _ => Vec::new(),
+        };
+        names.sort();
+        names
     }
 
     /// Resolves the caller's token and ACL; `Err(PermissionDenied)` for a missing or bad token.

@@ -63,6 +63,7 @@ pub fn registry() -> Registry {
         .secrets("transit", Arc::new(tresor_engines::transit::factory))
         .secrets("pki", Arc::new(tresor_engines::pki::factory))
         .secrets("ssh", Arc::new(tresor_engines::ssh::factory))
+        .database_plugins(tresor_engines::database::plugins::Kind::NAMES)
         .auth("approle", Arc::new(tresor_auth::approle::factory))
         .auth("userpass", Arc::new(tresor_auth::userpass::factory))
         .auth("jwt", Arc::new(tresor_auth::jwt::factory))

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod operator;
 pub mod password_policies;
+pub mod plugins;
 pub mod quotas;
 pub mod seal;
 pub mod snapshot;
@@ -218,6 +219,7 @@ pub fn backend(core: Weak<Core>) -> PathBackend<Sys> {
     paths.extend(generate_root::paths());
     paths.extend(metrics::paths());
     paths.extend(quotas::paths());
+    paths.extend(plugins::paths());
     paths.extend(crate::tools::random_paths("tools/"));
     paths.extend(crate::tools::hash_paths("tools/"));
     PathBackend::new(Sys { core }, paths)

@@ -48,6 +48,15 @@ pub enum Kind {
 
 impl Kind {
     /// The plugin for a `plugin_name`, as Vault's catalog names them.
+    /// Every `plugin_name` [`Kind::from_plugin`] knows.
+    pub const NAMES: &'static [&'static str] = &[
+        "mysql-aurora-database-plugin",
+        "mysql-database-plugin",
+        "mysql-legacy-database-plugin",
+        "mysql-rds-database-plugin",
+        "postgresql-database-plugin",
+    ];
+
     pub fn from_plugin(name: &str) -> Option<Kind> {
         match name {
             "postgresql-database-plugin" => Some(Kind::Postgres),
