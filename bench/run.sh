@@ -793,6 +793,22 @@ cpu "PKI issue, stored: OpenBao us/req / Tresor us/req" openbao.pki-store tresor
 cpu "AppRole login: OpenBao us/req / Tresor us/req" openbao.approle tresor.approle
 cpu "AppRole login, batch: OpenBao us/req / Tresor us/req" openbao.approle-batch tresor.approle-batch
 cpu "userpass login: OpenBao us/req / Tresor us/req *" openbao.userpass tresor.userpass
+# Peak resident memory of each server over the whole run (VmHWM: the kernel's high-water mark
+# of its RSS), read while it still runs.
+peak_mib() { # name
+    local pidvar="PID_$1"
+    [[ -n ${!pidvar:-} && -r /proc/${!pidvar}/status ]] || { echo -; return 0; }
+    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${!pidvar}/status"
+}
+echo "Peak RSS over the run (VmHWM)"
+for name in tresor openbao durable hello; do
+    enabled "$name" || continue
+    mib=$(peak_mib "$name")
+    case $name in
+        tresor) printf "$RFMT" "tresor dev" "$mib MiB" "< 64 MiB" "$(awk -v m="$mib" 'BEGIN{ if (m == "-") print "-"; else print (m + 0 < 64) ? "met" : "MISSED" }')" ;;
+        *) printf "$RFMT" "$name" "$mib MiB" "" "" ;;
+    esac
+done
 if [[ -n $FSYNC_RATE ]]; then
     echo
     echo "Durability (this run): disk baseline $(num "$FSYNC_RATE") fdatasyncs/s (4 KiB rewrite + fdatasync, $FS_TYPE;"

@@ -208,10 +208,10 @@ fn role_quotas_limit_the_logins_of_one_role() {
     ok(
         "POST",
         "sys/quotas/rate-limit/web-logins",
-        json!({"rate": 2, "interval": "1m", "path": "auth/approle", "role": "web"}),
+        json!({"rate": 2, "interval": "1m", "path": "auth/approle", "role": "WEB"}),
     );
     let q = ok("GET", "sys/quotas/rate-limit/web-logins", json!({}));
-    assert_eq!(q["data"]["role"], "web");
+    assert_eq!(q["data"]["role"], "web", "role names are case-insensitive");
     assert_eq!(q["data"]["path"], "auth/approle/");
     // The same factors under another name are refused.
     let (s, v) = server.root(

@@ -1297,12 +1297,13 @@ impl Core {
             fields: FieldData::default(),
             data: req.data.clone(),
             storage,
-            mount,
             caller,
             request_id: req.id.clone(),
             remote_addr: req.remote_addr.clone(),
             wrap_ttl: req.wrap_ttl,
             client_certs: req.client_certs.clone(),
+            ttl_limits: self.system_ttl_limits().for_mount(&mount.config),
+            mount,
         }
     }
 

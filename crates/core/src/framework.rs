@@ -278,6 +278,9 @@ pub struct Call {
     pub wrap_ttl: Option<Duration>,
     /// The TLS client certificate chain (DER, leaf first), unverified; empty when none.
     pub client_certs: Vec<Vec<u8>>,
+    /// The lease TTLs in force on this mount: its tuning, else the server's (`ttl.rs`).
+    /// Whatever a backend issues lives no longer than `max_ttl`.
+    pub ttl_limits: crate::ttl::TtlLimits,
 }
 
 /// Who made a request: what the handler may need of the token (e.g. for `lookup-self`).

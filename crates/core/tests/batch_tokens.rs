@@ -18,6 +18,19 @@ async fn stored(storage: &MemoryStorage) -> usize {
     storage.export().await.unwrap().len()
 }
 
+/// Writes an ACL policy as root.
+async fn policy(core: &tresor_core::core::Core, root: &str, name: &str, hcl: &str) {
+    call(
+        core,
+        Operation::Update,
+        &format!("sys/policies/acl/{name}"),
+        root,
+        json!({ "policy": hcl }),
+    )
+    .await
+    .unwrap();
+}
+
 async fn status_of(core: &tresor_core::core::Core, op: Operation, path: &str, token: &str) -> u16 {
     match call(core, op, path, token, json!({})).await {
         Ok(_) => 200,
@@ -41,15 +54,7 @@ async fn batch_tokens_are_self_contained_and_never_stored() {
     let storage = Arc::new(MemoryStorage::new());
     let (core, root, _) =
         unsealed_with(storage.clone(), Registry::default(), CoreConfig::default()).await;
-    call(
-        &core,
-        Operation::Update,
-        "sys/policies/acl/maker",
-        &root,
-        json!({ "policy": "path \"auth/token/create\" { capabilities = [\"update\"] }\npath \"cubbyhole/*\" { capabilities = [\"update\"] }" }),
-    )
-    .await
-    .unwrap();
+    policy(&core, &root, "maker", "path \"auth/token/create\" { capabilities = [\"update\"] }\npath \"cubbyhole/*\" { capabilities = [\"update\"] }").await;
     let before = stored(&storage).await;
     let resp = call(
         &core,
@@ -233,15 +238,13 @@ async fn batch_tokens_end_with_their_ttl_and_their_parent() {
         CoreConfig::default(),
     )
     .await;
-    call(
+    policy(
         &core,
-        Operation::Update,
-        "sys/policies/acl/maker",
         &root,
-        json!({ "policy": "path \"auth/token/create\" { capabilities = [\"update\"] }" }),
+        "maker",
+        "path \"auth/token/create\" { capabilities = [\"update\"] }",
     )
-    .await
-    .unwrap();
+    .await;
     let parent = call(
         &core,
         Operation::Update,
@@ -346,6 +349,9 @@ async fn batch_token_creation_refuses_what_a_batch_token_cannot_honour() {
             "custom ID",
         ),
         (json!({ "type": "bogus" }), "invalid 'token_type' value"),
+        // Custom IDs never look like generated or batch tokens (Vault's rules).
+        (json!({ "id": "hvb.forged" }), "cannot have a '.'"),
+        (json!({ "id": "hvs.mine" }), "cannot have the 'hvs.' prefix"),
     ] {
         let (status, message) = error_text(
             &core,
@@ -357,6 +363,39 @@ async fn batch_token_creation_refuses_what_a_batch_token_cannot_honour() {
         .await;
         assert_eq!(status, 400, "{body}: {message}");
         assert!(message.contains(text), "{body}: {message}");
+    }
+
+    // A token with a use limit makes no tokens: a child would escape the count.
+    policy(
+        &core,
+        &root,
+        "maker",
+        "path \"auth/token/create\" { capabilities = [\"update\"] }",
+    )
+    .await;
+    let limited = call(
+        &core,
+        Operation::Update,
+        "auth/token/create",
+        &root,
+        json!({ "policies": ["maker"], "num_uses": 5 }),
+    )
+    .await
+    .unwrap()
+    .auth
+    .unwrap()
+    .client_token;
+    for body in [json!({ "type": "batch" }), json!({})] {
+        let (status, message) = error_text(
+            &core,
+            Operation::Update,
+            "auth/token/create",
+            &limited,
+            body,
+        )
+        .await;
+        assert_eq!(status, 400, "{message}");
+        assert!(message.contains("restricted use token"), "{message}");
     }
 
     // Token roles: a batch role must describe tokens a batch token can be.

@@ -277,7 +277,9 @@ pub fn factory(_entry: &MountEntry) -> Result<Arc<dyn Backend>> {
         // Role quotas: the role a role_id belongs to.
         .login_role("login", |b: Arc<AppRole>, c: Call| async move {
             let role_id = c.fields.str("role_id").trim().to_string();
-            Ok(b.role_by_id(&c.storage, &role_id).await?.map(|r| r.name))
+            Ok(b.role_by_id(&c.storage, &role_id)
+                .await?
+                .map(|r| r.name.to_lowercase()))
         })
         .help("The AppRole auth method: machines log in with a role_id and a secret_id.");
     // Expired secret IDs are tidied every minute, as Vault does.

@@ -38,7 +38,7 @@ use crate::token_fields::TokenFields;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tresor_core::barrier::View;
-use tresor_core::framework::{Backend, Call, PathBackend};
+use tresor_core::framework::{Backend, PathBackend};
 use tresor_core::locks::Stripes;
 use tresor_core::mount::MountEntry;
 use tresor_core::Result;
@@ -100,11 +100,6 @@ pub fn factory(_entry: &MountEntry) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(
         PathBackend::new(Cert::default(), paths)
             .unauthenticated(&["login"])
-            // Role quotas: the certificate role the login names (Vault also matches the
-            // presented certificate; a login naming none counts against the mount's quotas).
-            .login_role("login", |_b: Arc<Cert>, c: Call| async move {
-                Ok(Some(c.fields.str("name").to_string()))
-            })
             .help("The cert auth method: log in with a TLS client certificate."),
     ))
 }

@@ -105,7 +105,9 @@ pub fn factory(_entry: &MountEntry) -> Result<Arc<dyn Backend>> {
             if !named.is_empty() {
                 return Ok(Some(named));
             }
-            Ok(b.config(&c.storage).await?.map(|cfg| cfg.default_role))
+            Ok(b.config(&c.storage)
+                .await?
+                .map(|cfg| cfg.default_role.to_lowercase()))
         })
         .help("The JWT/OIDC auth method: log in with a JWT signed by a trusted issuer.");
     // OIDC login states past their timeout are swept every minute.

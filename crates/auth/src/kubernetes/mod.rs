@@ -94,9 +94,9 @@ pub fn factory(_entry: &MountEntry) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(
         PathBackend::new(Kubernetes::default(), paths)
             .unauthenticated(&["login"])
-            // Role quotas: the role the login names.
+            // Role quotas: the role the login names (role names are case-insensitive).
             .login_role("login", |_b: Arc<Kubernetes>, c: Call| async move {
-                Ok(Some(c.fields.str("role").to_string()))
+                Ok(Some(c.fields.str("role").to_lowercase()))
             })
             .help("The Kubernetes auth method: pods log in with their service account token."),
     ))

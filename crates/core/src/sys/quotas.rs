@@ -53,7 +53,7 @@ pub fn paths() -> Vec<Path<Sys>> {
             .field(
                 "role",
                 Field::string(
-                    "a login role of the auth mount path names (approle, jwt, kubernetes, cert)",
+                    "a login role of the auth mount path names (approle, jwt, kubernetes)",
                 ),
             )
             .field("type", Field::string("rate-limit"))
@@ -147,8 +147,9 @@ impl Sys {
                 .map(|q| q.path.clone())
                 .unwrap_or_default()
         };
+        // Role names are case-insensitive in every auth method that resolves them.
         let role = if f.has("role") {
-            f.str("role").to_string()
+            f.str("role").to_lowercase()
         } else {
             existing
                 .as_ref()

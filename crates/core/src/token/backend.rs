@@ -266,6 +266,12 @@ impl TokenBackend {
         if parent.batch {
             return Err(Error::bad("batch tokens cannot create more tokens"));
         }
+        // Its children would escape the count (a batch child, or one with uses of its own).
+        if parent.num_uses > 0 {
+            return Err(Error::bad(
+                "restricted use token cannot generate child tokens",
+            ));
+        }
         let batch = Self::wants_batch(f, role.as_ref())?;
         let no_parent =
             f.bool("no_parent") || orphan_path || role.as_ref().is_some_and(|r| r.orphan);

@@ -352,8 +352,15 @@ impl TokenStore {
         }
         let token = match p.id {
             Some(id) if !id.is_empty() => {
-                if id.contains('.') && !id.starts_with(SERVICE_TOKEN_PREFIX) && id.len() < 4 {
-                    return Err(Error::bad("invalid token id"));
+                // Vault's rules: a chosen ID never looks like a generated (or a batch) token.
+                if id.starts_with(SERVICE_TOKEN_PREFIX) {
+                    return Err(Error::bad("custom token ID cannot have the 'hvs.' prefix"));
+                }
+                if id.starts_with("s.") {
+                    return Err(Error::bad("custom token ID cannot have the 's.' prefix"));
+                }
+                if id.contains('.') {
+                    return Err(Error::bad("custom token ID cannot have a '.' in the value"));
                 }
                 id
             }

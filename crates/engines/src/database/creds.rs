@@ -18,9 +18,6 @@ use tresor_core::logical::{Operation::*, Response, Secret};
 use tresor_core::password_policy::{self, PasswordPolicy};
 use tresor_core::util::unix_now;
 
-/// Vault's system default lease TTL (768h), used when neither role nor mount sets one.
-const SYSTEM_TTL: u64 = 768 * 3600;
-
 pub fn paths() -> Vec<Path<Database>> {
     vec![Path::new(&format!("creds/(?P<name>{NAME})"))
         .op(Read, Database::creds)
@@ -50,18 +47,16 @@ impl Database {
         }
         let kind = cfg.kind()?;
         // TTLs as the lease will have them: role, else mount, else system; never past max.
-        let mount_default = c.mount.config.default_lease_ttl;
-        let mount_max = c.mount.config.max_lease_ttl;
-        let max = [role.max_ttl, mount_max]
-            .into_iter()
-            .filter(|t| *t > 0)
-            .min()
-            .unwrap_or(SYSTEM_TTL);
-        let ttl = [role.default_ttl, mount_default]
-            .into_iter()
-            .find(|t| *t > 0)
-            .unwrap_or(SYSTEM_TTL)
-            .min(max);
+        let limits = c.ttl_limits;
+        let max = match role.max_ttl {
+            0 => limits.max_ttl,
+            m => m.min(limits.max_ttl),
+        };
+        let ttl = match role.default_ttl {
+            0 => limits.default_ttl,
+            t => t,
+        }
+        .min(max);
         let display = c
             .caller
             .as_ref()

@@ -222,20 +222,14 @@ pub fn raw(status: u16, content_type: &str, body: Vec<u8>) -> Response {
     }
 }
 
-/// The mount's maximum lease TTL in seconds (the system's when unset).
+/// The mount's maximum lease TTL in seconds (the server's when unset).
 pub fn mount_max_ttl(c: &Call) -> u64 {
-    match c.mount.config.max_lease_ttl {
-        0 => SYSTEM_TTL,
-        t => t,
-    }
+    c.ttl_limits.max_ttl
 }
 
-/// The mount's default lease TTL in seconds (the system's when unset).
+/// The mount's default lease TTL in seconds (the server's when unset).
 pub fn mount_default_ttl(c: &Call) -> u64 {
-    match c.mount.config.default_lease_ttl {
-        0 => SYSTEM_TTL,
-        t => t,
-    }
+    c.ttl_limits.default_ttl
 }
 
 pub use tresor_core::util::go_duration;

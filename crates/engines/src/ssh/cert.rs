@@ -51,10 +51,8 @@ fn encode_options(options: &BTreeMap<String, String>) -> Result<Vec<u8>> {
 
 /// Signs `spec` with `ca`: the certificate as `<type>-cert-v01@openssh.com <base64>\n`.
 pub fn sign(spec: &CertSpec, ca: &SigningKey, rsa: RsaHash) -> Result<String> {
-    let cert_type = format!(
-        "{}-cert-v01@openssh.com",
-        spec.public_key.algorithm().as_str()
-    );
+    // OpenSSH's certificate type names (`sk-ssh-ed25519-cert-v01@openssh.com`, ...).
+    let cert_type = spec.public_key.algorithm().to_certificate_type();
     let mut body = Vec::new();
     cert_type.as_str().encode(&mut body).map_err(enc_err)?;
     let nonce = tresor_core::barrier::random_bytes(32);

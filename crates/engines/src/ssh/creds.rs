@@ -27,6 +27,10 @@ pub struct OtpEntry {
     pub username: String,
     pub ip: String,
     pub role_name: String,
+    /// Unix time the OTP's lease ends: past it the OTP is refused even if the lease's
+    /// revocation (which deletes it) has not run yet. 0: no expiry recorded.
+    #[serde(default)]
+    pub expires_at: i64,
 }
 
 /// The mount's salt for OTP hashes, made (once, atomically) on first use.
@@ -137,6 +141,8 @@ async fn create(_b: Arc<Ssh>, c: Call) -> Result<Response> {
         username: username.clone(),
         ip: ip.clone(),
         role_name: name.to_string(),
+        // The TTL the core gives the lease below (the secret asks for none: the default).
+        expires_at: tresor_core::util::unix_now() + c.ttl_limits.calculate(0, 0, 0).ttl as i64,
     };
     s.put_json(&key, &entry).await?;
     let mut r = Response::data(json!({

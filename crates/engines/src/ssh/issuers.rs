@@ -23,8 +23,9 @@ pub const ISSUERS_CONFIG: &str = "config/issuers";
 /// An issuer reference in a path (Vault's `GenericNameRegex("issuer_ref")`).
 const ISSUER_REF: &str = r"(?P<issuer_ref>\w(([\w\-.]+)?\w)?)";
 
-/// A stored issuer: the CA's key pair (the private key as PEM) and its name.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A stored issuer: the CA's key pair (the private key as PEM) and its name. (No `Debug`: it
+/// would print the private key.)
+#[derive(Clone, Serialize, Deserialize)]
 pub struct IssuerEntry {
     pub id: String,
     #[serde(default)]

@@ -387,6 +387,12 @@ pub fn parse_public_key(text: &str) -> std::result::Result<KeyData, String> {
         .decode(b64)
         .map_err(|_| "illegal base64 data".to_string())?;
     let key = PublicKey::from_bytes(&blob).map_err(|e| format!("ssh: {e}"))?;
+    if matches!(key.key_data(), KeyData::Other(_)) {
+        return Err(format!(
+            "ssh: unsupported key type {}",
+            key.algorithm().as_str()
+        ));
+    }
     Ok(key.key_data().clone())
 }
 

@@ -73,9 +73,6 @@ use tresor_core::mount::MountEntry;
 /// A role name in a path (Vault's `GenericNameWithAtRegex("role")`).
 pub(crate) const ROLE: &str = r"(?P<role>\w(([\w\-.@]+)?\w)?)";
 
-/// The system's TTL when a mount sets none (768h, Vault's default).
-const SYSTEM_TTL: u64 = 32 * 24 * 3600;
-
 /// Builds the backend for an `ssh` mount.
 pub fn factory(entry: &MountEntry) -> tresor_core::Result<Arc<dyn Backend>> {
     let _ = entry;
@@ -111,20 +108,14 @@ pub struct Ssh {
     issuers_lock: tokio::sync::Mutex<()>,
 }
 
-/// The mount's default lease TTL in seconds (the system's when unset).
+/// The mount's default lease TTL in seconds (the server's when unset).
 pub(crate) fn mount_default_ttl(c: &Call) -> u64 {
-    match c.mount.config.default_lease_ttl {
-        0 => SYSTEM_TTL,
-        t => t,
-    }
+    c.ttl_limits.default_ttl
 }
 
-/// The mount's maximum lease TTL in seconds (the system's when unset).
+/// The mount's maximum lease TTL in seconds (the server's when unset).
 pub(crate) fn mount_max_ttl(c: &Call) -> u64 {
-    match c.mount.config.max_lease_ttl {
-        0 => SYSTEM_TTL,
-        t => t,
-    }
+    c.ttl_limits.max_ttl
 }
 
 /// A plain-text answer (`public_key`).

@@ -156,7 +156,9 @@ pub async fn certify(c: &Call, role: &Role, key: KeyData) -> Result<Map<String, 
         key_id,
         principals,
         valid_after: now.saturating_sub(role.not_before_duration),
-        valid_before: now + ttl,
+        valid_before: now
+            .checked_add(ttl)
+            .ok_or_else(|| Error::bad("ttl is out of range"))?,
         critical_options,
         extensions,
     };
@@ -266,7 +268,9 @@ fn principals(
     let parsed = split_list(requested);
     let allowed = split_list(allowed_by_role);
     if parsed.is_empty() {
-        if !role.allow_empty_principals && allowed_by_role != "*" {
+        // Vault 1.15+: even a role allowing `*` issues no principal-less certificate (valid for
+        // every user or host) unless it says `allow_empty_principals`.
+        if !role.allow_empty_principals {
             return Err(Error::bad(
                 "refusing to issue unsafe, globally-valid certificate with no principals specified; set valid_principals or default_user",
             ));
@@ -297,8 +301,10 @@ fn ttl(c: &Call, role: &Role) -> Result<u64> {
     if ttl == 0 {
         ttl = mount_default_ttl(c);
     }
+    // The role's max never exceeds the mount's (or the server's): nothing outlives it.
     let max = match role.max_ttl {
         0 => mount_max_ttl(c),
+        m if m > mount_max_ttl(c) => mount_max_ttl(c),
         m => m,
     };
     if ttl > max {

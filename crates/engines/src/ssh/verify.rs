@@ -32,10 +32,11 @@ async fn verify(_b: Arc<Ssh>, c: Call) -> Result<Response> {
         return Ok(Response::data(json!({ "message": ECHO_RESPONSE })));
     }
     let key = otp_key(&c.storage, otp).await?;
-    let entry: OtpEntry = c
+    let entry = c
         .storage
-        .take_json(&key)
+        .take_json::<OtpEntry>(&key)
         .await?
+        .filter(|e| e.expires_at == 0 || tresor_core::util::unix_now() < e.expires_at)
         .ok_or_else(|| Error::bad("OTP not found"))?;
     Ok(Response::data(json!({
         "username": entry.username,

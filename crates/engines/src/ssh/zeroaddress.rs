@@ -9,6 +9,7 @@ use tresor_core::barrier::View;
 use tresor_core::error::{Error, Result};
 use tresor_core::framework::{Call, Field, Path};
 use tresor_core::logical::{Operation::*, Response};
+use tresor_storage::WriteOp;
 
 const KEY: &str = "config/zeroaddress";
 
@@ -26,15 +27,17 @@ pub async fn roles(s: &View) -> Result<Vec<String>> {
         .unwrap_or_default())
 }
 
-/// Takes a deleted role off the list.
+/// Takes a deleted role off the list (one conditional write: a concurrent change of the list
+/// is never overwritten).
 pub async fn remove_role(s: &View, name: &str) -> Result<()> {
-    if let Some(mut z) = s.get_json::<ZeroAddressRoles>(KEY).await? {
-        if z.roles.iter().any(|r| r == name) {
-            z.roles.retain(|r| r != name);
-            s.put_json(KEY, &z).await?;
-        }
-    }
-    Ok(())
+    s.update_json::<ZeroAddressRoles, _>(KEY, |stored| {
+        let Some(mut z) = stored.filter(|z| z.roles.iter().any(|r| r == name)) else {
+            return Ok((vec![], ()));
+        };
+        z.roles.retain(|r| r != name);
+        Ok((vec![WriteOp::Put(KEY.into(), serde_json::to_vec(&z)?)], ()))
+    })
+    .await
 }
 
 pub fn paths() -> Vec<Path<Ssh>> {

@@ -72,6 +72,10 @@ impl Harness {
             remote_addr: None,
             wrap_ttl: None,
             client_certs: Vec::new(),
+            ttl_limits: tresor_core::ttl::TtlLimits {
+                default_ttl: 768 * 3600,
+                max_ttl: 768 * 3600,
+            },
         }
     }
 

@@ -527,3 +527,60 @@ async fn issue_generates_and_certifies_a_key_pair() {
     env.bad(Update, "ssh/issue/nope", json!({}), "unknown role: nope")
         .await;
 }
+
+#[tokio::test]
+async fn wildcard_roles_sign_no_principal_less_certificate_and_mount_max_caps_the_role() {
+    let env = env_with_role(json!({
+        "key_type": "ca", "allow_user_certificates": true, "allow_host_certificates": true,
+        "allowed_users": "*", "allowed_domains": "*", "max_ttl": "9999h",
+    }))
+    .await;
+    let key = user_key("ed25519", 0);
+    // No principal asked for and none by default: a certificate valid for every user (or, as
+    // a host certificate, every host) is refused, as Vault 1.15+ does.
+    for cert_type in ["user", "host"] {
+        env.bad(
+            Update,
+            "ssh/sign/r",
+            json!({"public_key": key, "cert_type": cert_type}),
+            "no principals specified",
+        )
+        .await;
+    }
+    // The role says so explicitly: then it may.
+    env.ok(
+        Update,
+        "ssh/roles/open",
+        json!({"key_type": "ca", "allow_user_certificates": true, "allowed_users": "*",
+               "allow_empty_principals": true}),
+    )
+    .await;
+    let r = env
+        .ok(Update, "ssh/sign/open", json!({"public_key": key}))
+        .await;
+    assert!(parse_cert(&r["signed_key"]).valid_principals().is_empty());
+
+    // The role's max (9999h) never exceeds the mount's.
+    env.ok(
+        Update,
+        "sys/mounts/ssh/tune",
+        json!({"max_lease_ttl": "2h"}),
+    )
+    .await;
+    env.bad(
+        Update,
+        "ssh/sign/r",
+        json!({"public_key": key, "valid_principals": "ann", "ttl": "3h"}),
+        "ttl is larger than maximum allowed 7200",
+    )
+    .await;
+    let r = env
+        .ok(
+            Update,
+            "ssh/sign/r",
+            json!({"public_key": key, "valid_principals": "ann"}),
+        )
+        .await;
+    let cert = parse_cert(&r["signed_key"]);
+    assert!(cert.valid_before() - cert.valid_after() <= 7200 + 30);
+}

@@ -39,6 +39,10 @@ async fn call(b: &TransitBackend, view: &View, op: Operation, path: &str, data: 
         remote_addr: None,
         wrap_ttl: None,
         client_certs: vec![],
+        ttl_limits: tresor_core::ttl::TtlLimits {
+            default_ttl: 768 * 3600,
+            max_ttl: 768 * 3600,
+        },
     };
     body(&b.handle(c).await.unwrap())
 }
