@@ -87,13 +87,20 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// Go's `time.Duration.String()` for whole seconds (`1h0m0s`, `30m0s`, `5s`): how Vault's
 /// answers print durations.
 pub fn go_duration(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    go_duration_signed(secs.min(i64::MAX as u64) as i64)
+}
+
+/// [`go_duration`] of a signed number of seconds (`-1m30s`).
+pub fn go_duration_signed(secs: i64) -> String {
+    let sign = if secs < 0 { "-" } else { "" };
+    let u = secs.unsigned_abs();
+    let (h, m, s) = (u / 3600, (u % 3600) / 60, u % 60);
     if h > 0 {
-        format!("{h}h{m}m{s}s")
+        format!("{sign}{h}h{m}m{s}s")
     } else if m > 0 {
-        format!("{m}m{s}s")
+        format!("{sign}{m}m{s}s")
     } else {
-        format!("{s}s")
+        format!("{sign}{s}s")
     }
 }
 

@@ -637,21 +637,7 @@ pub fn update_template_with_data(
 }
 
 /// Go's `time.Duration.String()` for whole seconds (`8760h0m0s`, `5m0s`, `30s`).
-pub fn go_duration(secs: i64) -> String {
-    if secs == 0 {
-        return "0s".into();
-    }
-    let sign = if secs < 0 { "-" } else { "" };
-    let s = secs.unsigned_abs();
-    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
-    if h > 0 {
-        format!("{sign}{h}h{m}m{sec}s")
-    } else if m > 0 {
-        format!("{sign}{m}m{sec}s")
-    } else {
-        format!("{sign}{sec}s")
-    }
-}
+pub use tresor_core::util::go_duration_signed as go_duration;
 
 /// The issuance parameters of a template certificate (OpenBao's `parseTemplateCertificate`).
 pub fn template_parameters(der: &[u8], existing_key: bool, key_ref: &str) -> Map<String, Value> {

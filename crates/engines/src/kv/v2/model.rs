@@ -297,21 +297,7 @@ pub fn fmt_time(nanos: i64) -> String {
 }
 
 /// Whole seconds rendered as Go's `time.Duration.String()` (`0s`, `30s`, `1m30s`, `1h0m0s`).
-pub fn go_duration(secs: i64) -> String {
-    if secs == 0 {
-        return "0s".into();
-    }
-    let sign = if secs < 0 { "-" } else { "" };
-    let u = secs.unsigned_abs();
-    let (h, m, s) = (u / 3600, u / 60 % 60, u % 60);
-    if h > 0 {
-        format!("{sign}{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{sign}{m}m{s}s")
-    } else {
-        format!("{sign}{s}s")
-    }
-}
+pub use tresor_core::util::go_duration_signed as go_duration;
 
 /// Parses a duration the way Vault's `ParseDurationSecond` does: a number of seconds, a numeric
 /// string, or a Go duration string (`"1h30m"`, `"1.5h"`, `"-1s"`, with `d` for days), truncated
