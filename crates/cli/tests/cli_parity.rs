@@ -566,6 +566,19 @@ fn pki_issue_verify_list_reissue() {
         let theirs = run_env(&bao, &s, &["pki", "verify-sign", "pki/issuer/root"], &[]);
         assert_eq!(theirs.status.code(), Some(1));
     }
+    // Beyond bao: `-type=exported` would generate a key the command never shows; refused.
+    let e = fails(
+        &s,
+        &[
+            "pki",
+            "issue",
+            "-type=exported",
+            "pki/issuer/root",
+            "pki_int",
+        ],
+        1,
+    );
+    assert!(e.contains("exported"), "{e}");
 }
 
 #[test]

@@ -122,7 +122,8 @@ pub enum PkiCommand {
 pub struct IssueArgs {
     /// "existing" to use an existing key, "internal" to generate a new key, or "kms" to link
     /// to an external key
-    #[arg(long = "type", default_value = "internal", value_name = "TYPE")]
+    #[arg(long = "type", default_value = "internal", value_name = "TYPE",
+          value_parser = ["internal", "existing", "kms"])]
     pub key_type: String,
     /// If present, the newly created issuer will be given this name
     #[arg(long = "issuer_name", default_value = "", value_name = "NAME")]
@@ -136,7 +137,8 @@ pub struct IssueArgs {
 #[derive(Args, Debug)]
 pub struct ReissueArgs {
     /// "existing" to reuse the template's key, "internal" to generate a new key, or "kms"
-    #[arg(long = "type", default_value = "internal", value_name = "TYPE")]
+    #[arg(long = "type", default_value = "internal", value_name = "TYPE",
+          value_parser = ["internal", "existing", "kms"])]
     pub key_type: String,
     /// If present, the newly created issuer will be given this name
     #[arg(long = "issuer_name", default_value = "", value_name = "NAME")]

@@ -66,10 +66,10 @@ pub struct ImportArgs {
     pub args: Vec<String>,
 }
 
-/// Vault's exit code for a local (computation) failure.
-const EXIT_INTERNAL: i32 = 2;
-/// Vault's exit code for a refused API call.
-const EXIT_REMOTE: i32 = 3;
+/// `transit import`'s own exit codes (Vault's `command/transit_import_key.go`, which differ
+/// from the CLI's usual 1/2): a local (computation) failure, and a refused API call.
+const IMPORT_EXIT_LOCAL: i32 = 2;
+const IMPORT_EXIT_REFUSED: i32 = 3;
 
 fn fail(code: i32, message: String) -> CliError {
     CliError {
@@ -107,7 +107,9 @@ fn import(ctx: &Ctx, operation: &str, args: &[String]) -> CliResult {
             args.len()
         )));
     }
-    let client = ctx.client().map_err(|e| fail(EXIT_INTERNAL, e.message))?;
+    let client = ctx
+        .client()
+        .map_err(|e| fail(IMPORT_EXIT_LOCAL, e.message))?;
     let (mount, api_path) = import_paths(&args[0], operation).map_err(CliError::other)?;
     let mut material = args[1].clone();
     if let Some(file) = material.strip_prefix('@') {
@@ -121,19 +123,26 @@ fn import(ctx: &Ctx, operation: &str, args: &[String]) -> CliResult {
     drop(Zeroizing::new(material));
 
     emit("Retrieving wrapping key.\n");
-    let wrapping = fetch_wrapping_key(&client, &mount)
-        .map_err(|e| fail(EXIT_REMOTE, format!("failed to fetch wrapping key: {e}")))?;
+    let wrapping = fetch_wrapping_key(&client, &mount).map_err(|e| {
+        fail(
+            IMPORT_EXIT_REFUSED,
+            format!("failed to fetch wrapping key: {e}"),
+        )
+    })?;
     emit("Wrapping source key with ephemeral key.\n");
-    let ciphertext = wrap(&wrapping, &key).map_err(|e| fail(EXIT_INTERNAL, e))?;
+    let ciphertext = wrap(&wrapping, &key).map_err(|e| fail(IMPORT_EXIT_LOCAL, e))?;
     emit("Encrypting ephemeral key with wrapping key.\n");
 
     let mut data = parse_kv_args(&args[2..], &mut std::io::stdin())
         .map_err(|e| CliError::other(format!("Failed to parse extra K=V data: {}", e.message)))?;
     data.insert("ciphertext".into(), Value::String(ciphertext));
     emit("Submitting wrapped key.\n");
-    client
-        .put(&api_path, &Value::Object(data))
-        .map_err(|e| fail(EXIT_REMOTE, format!("failed to call import:{}", e.message)))?;
+    client.put(&api_path, &Value::Object(data)).map_err(|e| {
+        fail(
+            IMPORT_EXIT_REFUSED,
+            format!("failed to call import:{}", e.message),
+        )
+    })?;
     emit("Success!\n");
     Ok(0)
 }
@@ -157,16 +166,12 @@ fn fetch_wrapping_key(client: &Client, mount: &str) -> Result<OaepPublicEncrypti
 }
 
 /// The DER inside the first PEM block of `pem`.
+/// The first PEM block's contents (x509-parser's reader, as the pki commands use).
 fn pem_body(pem: &str) -> Option<Vec<u8>> {
-    let start = pem.find("-----BEGIN ")?;
-    let rest = &pem[start..];
-    let body_start = rest.find('\n')? + 1;
-    let end = rest.find("-----END ")?;
-    let body: String = rest[body_start..end]
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    b64_decode(&body).ok()
+    x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .next()?
+        .ok()
+        .map(|p| p.contents)
 }
 
 /// `base64(RSA-OAEP-SHA256(ephemeral) || AES-KWP(ephemeral, key))`, as Vault's CLI sends it.
