@@ -93,6 +93,15 @@ impl Output {
         emit(&self.render(v));
     }
 
+    /// [`Output::structured`] as the `pki` commands print: their YAML (Go's `yaml.Marshal`
+    /// then a line break) ends with a blank line.
+    pub fn structured_pki(&self, v: &Value) {
+        match self.format {
+            Format::Yaml => emit(&format!("{}\n", crate::yaml::to_yaml(v))),
+            _ => self.structured(v),
+        }
+    }
+
     /// A value rendered in the structured format, with a trailing newline.
     pub fn render(&self, v: &Value) -> String {
         match self.format {

@@ -384,19 +384,12 @@ pub fn compare(issuer: &IssuerBundle, issued: &IssuerBundle) -> BTreeMap<&'stati
 /// YAML (`yaml.Marshal` then a line break, so YAML ends with a blank line).
 fn output_results(ctx: &Ctx, header: [&str; 2], results: &BTreeMap<String, bool>, preamble: &str) {
     match ctx.out.format {
-        Format::Json => {
+        Format::Json | Format::Yaml => {
             let m: Map<String, Value> = results
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::Bool(*v)))
                 .collect();
-            ctx.out.structured(&Value::Object(m));
-        }
-        Format::Yaml => {
-            let m: Map<String, Value> = results
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::Bool(*v)))
-                .collect();
-            emit(&format!("{}\n", crate::yaml::to_yaml(&Value::Object(m))));
+            ctx.out.structured_pki(&Value::Object(m));
         }
         Format::Table | Format::Raw => {
             let rows: Vec<Vec<String>> = results

@@ -1380,8 +1380,7 @@ fn print_results(ctx: &Ctx, results: &[(&str, Vec<Finding>)]) {
         )
     };
     match ctx.out.format {
-        Format::Json => ctx.out.structured(&as_value()),
-        Format::Yaml => emit(&format!("{}\n", crate::yaml::to_yaml(&as_value()))),
+        Format::Json | Format::Yaml => ctx.out.structured_pki(&as_value()),
         Format::Table | Format::Raw => {
             let mut s = String::new();
             for (check, findings) in results {
