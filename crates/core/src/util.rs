@@ -104,6 +104,13 @@ pub fn go_duration_signed(secs: i64) -> String {
     }
 }
 
+/// Lower-case hex of bytes (`hex::encode` collects char by char, which shows on hot paths).
+pub fn hex_lower(bytes: &[u8]) -> String {
+    let mut buf = vec![0u8; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut buf).expect("buffer is twice the input");
+    String::from_utf8(buf).expect("hex digits are ASCII")
+}
+
 /// Constant-time equality for secrets.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()

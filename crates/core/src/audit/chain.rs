@@ -19,9 +19,26 @@ pub struct Chain {
 fn mac(key: &hmac::Key, prev: &str, seq: u64, body: &[u8]) -> String {
     let mut ctx = hmac::Context::with_key(key);
     ctx.update(prev.as_bytes());
-    ctx.update(format!("\n{seq}\n").as_bytes());
+    ctx.update(b"\n");
+    ctx.update(itoa_u64(seq).as_bytes());
+    ctx.update(b"\n");
     ctx.update(body);
-    hex::encode(ctx.sign())
+    crate::util::hex_lower(ctx.sign().as_ref())
+}
+
+/// A number's decimal digits (what `format!("{seq}")` gives, without the formatter).
+fn itoa_u64(mut n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&digits[i..]).into_owned()
 }
 
 /// The last complete line of a file (reads at most the final 1 MiB).
@@ -69,6 +86,25 @@ impl Chain {
         let seq = self.seq + 1;
         let m = mac(&self.key, &self.prev, seq, &body);
         entry["chain"] = json!({ "seq": seq, "prev": self.prev, "mac": m });
+        Link { seq, mac: m }
+    }
+
+    /// [`Chain::seal`] of an entry already serialized (`line[start..]`, a JSON object as
+    /// serde_json writes it): appends the chain fields to it, giving the bytes `seal` then
+    /// `to_vec` would, without serializing the entry a second time.
+    pub fn seal_serialized(&self, line: &mut Vec<u8>, start: usize) -> Link {
+        let seq = self.seq + 1;
+        let m = mac(&self.key, &self.prev, seq, &line[start..]);
+        debug_assert_eq!(line.last(), Some(&b'}'));
+        line.pop();
+        if line.len() > start + 1 {
+            line.push(b',');
+        }
+        let body = line;
+        body.extend_from_slice(b"\"chain\":");
+        let chain = json!({ "seq": seq, "prev": self.prev, "mac": m });
+        serde_json::to_writer(&mut *body, &chain).expect("writing to a Vec cannot fail");
+        body.push(b'}');
         Link { seq, mac: m }
     }
 
@@ -207,6 +243,47 @@ mod tests {
             text.push('\n');
         }
         (key, text)
+    }
+
+    #[test]
+    fn sealing_serialized_bytes_writes_what_sealing_the_value_writes() {
+        let key = vec![7u8; 32];
+        let chain = || Chain {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+            seq: 41,
+            prev: "abc".into(),
+        };
+        let entry =
+            json!({ "type": "response", "s": "quote \" and \u{e9}", "n": [1, 2.5], "o": {} });
+        let mut by_value = entry.clone();
+        let link_a = chain().seal(&mut by_value);
+        let expected = serde_json::to_vec(&by_value).unwrap();
+        let mut line = b"prefix:".to_vec();
+        serde_json::to_writer(&mut line, &entry).unwrap();
+        let link_b = chain().seal_serialized(&mut line, 7);
+        assert_eq!(&line[7..], &expected[..]);
+        assert_eq!((link_a.seq, link_a.mac), (link_b.seq, link_b.mac));
+        // And the verifier accepts it, prefix and all; an empty object too.
+        let mut empty = Vec::new();
+        serde_json::to_writer(&mut empty, &json!({})).unwrap();
+        chain().seal_serialized(&mut empty, 0);
+        let sealed: Value = serde_json::from_slice(&empty).unwrap();
+        assert_eq!(sealed["chain"]["seq"], 42);
+        let mut fresh = Chain {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+            seq: 0,
+            prev: String::new(),
+        };
+        let mut text = String::new();
+        for i in 0..3 {
+            let mut l = b"p> ".to_vec();
+            serde_json::to_writer(&mut l, &json!({ "i": i })).unwrap();
+            let link = fresh.seal_serialized(&mut l, 3);
+            fresh.commit(link);
+            text.push_str(std::str::from_utf8(&l).unwrap());
+            text.push('\n');
+        }
+        assert_eq!(verify(&key, &text), Ok(3));
     }
 
     #[test]

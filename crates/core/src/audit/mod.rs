@@ -79,24 +79,27 @@ pub struct Device {
 impl Device {
     /// `hmac-sha256:<hex>` of a value with this device's salt.
     pub fn hash(&self, v: &str) -> String {
-        format!(
-            "hmac-sha256:{}",
-            hex::encode(hmac::sign(&self.salt, v.as_bytes()))
-        )
+        let tag = hmac::sign(&self.salt, v.as_bytes());
+        let mut out = String::with_capacity(12 + 64);
+        out.push_str("hmac-sha256:");
+        out.push_str(&crate::util::hex_lower(tag.as_ref()));
+        out
     }
 
-    fn write(&self, mut entry: Value) -> std::io::Result<()> {
+    /// Serializes the entry (outside the device's lock), then, holding it, links it into the
+    /// chain and appends the line: the chain advances only once the line is written.
+    fn write(&self, entry: Value) -> std::io::Result<()> {
+        let mut line = Vec::with_capacity(1024);
+        line.extend_from_slice(self.prefix.as_bytes());
+        let start = line.len();
+        if self.jsonx {
+            line.extend_from_slice(chain::to_jsonx(&entry).as_bytes());
+        } else {
+            serde_json::to_writer(&mut line, &entry)?;
+        }
         let mut out = self.out.lock();
         let (sink, chain) = &mut *out;
-        let link = chain.as_ref().map(|c| c.seal(&mut entry));
-        let body = if self.jsonx {
-            chain::to_jsonx(&entry).into_bytes()
-        } else {
-            serde_json::to_vec(&entry)?
-        };
-        let mut line = Vec::with_capacity(self.prefix.len() + body.len() + 1);
-        line.extend_from_slice(self.prefix.as_bytes());
-        line.extend_from_slice(&body);
+        let link = chain.as_ref().map(|c| c.seal_serialized(&mut line, start));
         line.push(b'\n');
         sink.write_line(&line)?;
         if let (Some(c), Some(link)) = (chain, link) {

@@ -70,19 +70,34 @@ impl Sink for FileSink {
     }
 }
 
-/// Appends a line or nothing: a write that fails part way (a full disk) is cut back to where
-/// the file ended, so the next line does not continue a fragment and the chain stays readable.
+/// Appends a line or nothing: a write that fails part way (a full disk) is cut back by the
+/// bytes it wrote, so the next line does not continue a fragment and the chain stays readable.
+/// (Counting what was written, rather than asking where the file ended before every line,
+/// spares a system call per entry; the file is opened for appending, so a fragment is at its
+/// end.)
 fn append_whole_line(f: &mut std::fs::File, line: &[u8]) -> std::io::Result<()> {
-    let end = f.metadata()?.len();
-    match f.write_all(line) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            if let Err(cut) = f.set_len(end) {
+    let mut written = 0;
+    while written < line.len() {
+        let e = match f.write(&line[written..]) {
+            Ok(0) => std::io::Error::from(std::io::ErrorKind::WriteZero),
+            Ok(n) => {
+                written += n;
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => e,
+        };
+        if written > 0 {
+            let cut = f
+                .metadata()
+                .and_then(|m| f.set_len(m.len().saturating_sub(written as u64)));
+            if let Err(cut) = cut {
                 tracing::error!(error = %cut, "audit file: could not remove a partly written line");
             }
-            Err(e)
         }
+        return Err(e);
     }
+    Ok(())
 }
 
 #[cfg(unix)]
