@@ -234,6 +234,32 @@ fn fetch(client: &Client, list: bool, path: &str) -> Result<Option<Value>, u16> 
     r.map_err(|e| e.status.unwrap_or(0))
 }
 
+/// Reads `path` for a check, or gives the finding that ends it, in that check's words: nothing
+/// there or 404/405 is a server too old for it (`too_old`); any other refusal is a lack of
+/// permission (`denied`: the sentence with a token, without one, then what it prevents).
+fn read_or_finding(
+    client: &Client,
+    path: &str,
+    token: bool,
+    too_old: &str,
+    denied: [&str; 3],
+) -> Result<Value, Finding> {
+    let endpoint = format!("/{path}");
+    match fetch(client, false, path) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) | Err(404 | 405) => Err(Finding::new(INVALID_VERSION, endpoint, too_old)),
+        Err(_) => Err(Finding::new(
+            INSUFFICIENT_PERMISSIONS,
+            endpoint,
+            format!(
+                "{}{}",
+                permission_prefix(token, denied[0], denied[1]),
+                denied[2]
+            ),
+        )),
+    }
+}
+
 fn permission_prefix(token: bool, with: &str, without: &str) -> String {
     if token {
         with.to_string()
@@ -470,17 +496,19 @@ fn enable_auto_tidy(
     token: bool,
 ) -> Result<Vec<Finding>, String> {
     let endpoint = format!("/{mount}/config/auto-tidy");
-    let conf = match fetch(client, false, &format!("{mount}/config/auto-tidy")) {
-        Ok(Some(c)) => c,
-        Ok(None) | Err(404 | 405) => {
-            return Ok(vec![Finding::new(INVALID_VERSION, endpoint, "This health check requires Vault 1.12+, but an earlier version of Vault Server was contacted, preventing this health check from running.")])
-        }
-        Err(_) => {
-            return Ok(vec![Finding::new(INSUFFICIENT_PERMISSIONS, endpoint, format!(
-                "{}This prevents the health check from functioning at all, as it cannot .",
-                permission_prefix(token, "This token lacks permission to read the auto-tidy configuration for this mount. ", "No token available so unable read authenticated auto-tidy configuration for this mount. ")
-            ))])
-        }
+    let conf = match read_or_finding(
+        client,
+        &format!("{mount}/config/auto-tidy"),
+        token,
+        "This health check requires Vault 1.12+, but an earlier version of Vault Server was contacted, preventing this health check from running.",
+        [
+            "This token lacks permission to read the auto-tidy configuration for this mount. ",
+            "No token available so unable read authenticated auto-tidy configuration for this mount. ",
+            "This prevents the health check from functioning at all, as it cannot .",
+        ],
+    ) {
+        Ok(c) => c,
+        Err(f) => return Ok(vec![f]),
     };
     let data = &conf["data"];
     let interval = parse_duration(&data["interval_duration"]).map_err(|e| {
@@ -519,17 +547,19 @@ fn tidy_last_run(
     token: bool,
 ) -> Result<Vec<Finding>, String> {
     let endpoint = format!("/{mount}/tidy-status");
-    let status = match fetch(client, false, &format!("{mount}/tidy-status")) {
-        Ok(Some(s)) => s,
-        Ok(None) | Err(404 | 405) => {
-            return Ok(vec![Finding::new(INVALID_VERSION, endpoint, "This health check requires Vault 1.10+ but an earlier version of Vault Server was contacted, preventing this health check from running.")])
-        }
-        Err(_) => {
-            return Ok(vec![Finding::new(INSUFFICIENT_PERMISSIONS, endpoint, format!(
-                "{}Without this information, this health check is unable to function.",
-                permission_prefix(token, "This token lacks permission to read the tidy status endpoint for this mount. ", "No token available so unable read tidy status endpoint for this mount. ")
-            ))])
-        }
+    let status = match read_or_finding(
+        client,
+        &format!("{mount}/tidy-status"),
+        token,
+        "This health check requires Vault 1.10+ but an earlier version of Vault Server was contacted, preventing this health check from running.",
+        [
+            "This token lacks permission to read the tidy status endpoint for this mount. ",
+            "No token available so unable read tidy status endpoint for this mount. ",
+            "Without this information, this health check is unable to function.",
+        ],
+    ) {
+        Ok(s) => s,
+        Err(f) => return Ok(vec![f]),
     };
     let critical = cfg_duration(cfg, "last_run_critical")?;
     let warning = cfg_duration(cfg, "last_run_warning")?;
@@ -881,15 +911,18 @@ const HIDDEN_PARAMS: &[&str] = &["private_key", "pem_bundle"];
 
 /// `sys/mounts/<mount>/tune`, or the finding that says why it could not be read.
 fn mount_tune(client: &Client, mount: &str, token: bool, version: &str) -> Result<Value, Finding> {
-    let endpoint = format!("/sys/mounts/{mount}/tune");
-    match fetch(client, false, &format!("sys/mounts/{mount}/tune")) {
-        Ok(Some(t)) => Ok(t["data"].clone()),
-        Ok(None) | Err(404 | 405) => Err(Finding::new(INVALID_VERSION, endpoint, format!("This health check requires Vault {version}+ but an earlier version of Vault Server was contacted, preventing this health check from running."))),
-        Err(_) => Err(Finding::new(INSUFFICIENT_PERMISSIONS, endpoint, format!(
-            "{}Without this information, this health check is unable to function.",
-            permission_prefix(token, "This token lacks permission to read the tune endpoint for this mount. ", "No token available so unable read the tune endpoint for this mount. ")
-        ))),
-    }
+    read_or_finding(
+        client,
+        &format!("sys/mounts/{mount}/tune"),
+        token,
+        &format!("This health check requires Vault {version}+ but an earlier version of Vault Server was contacted, preventing this health check from running."),
+        [
+            "This token lacks permission to read the tune endpoint for this mount. ",
+            "No token available so unable read the tune endpoint for this mount. ",
+            "Without this information, this health check is unable to function.",
+        ],
+    )
+    .map(|t| t["data"].clone())
 }
 
 fn string_list(v: &Value) -> Vec<String> {
@@ -970,19 +1003,22 @@ fn acme_enabled(
     token: bool,
     denied_msg: &str,
 ) -> Result<bool, Finding> {
-    let endpoint = format!("/{mount}/config/acme");
-    match fetch(client, false, &format!("{mount}/config/acme")) {
-        Ok(Some(c)) => match &c["data"]["enabled"] {
-            Value::Bool(b) => Ok(*b),
-            Value::String(s) => Ok(crate::client::parse_bool(s).unwrap_or(false)),
-            _ => Ok(false),
-        },
-        Ok(None) | Err(404 | 405) => Err(Finding::new(INVALID_VERSION, endpoint, "This health check requires Vault 1.14+ but an earlier version of Vault Server was contacted, preventing this health check from running.")),
-        Err(_) => Err(Finding::new(INSUFFICIENT_PERMISSIONS, endpoint, format!(
-            "{}{denied_msg}",
-            permission_prefix(token, "Token lacks permission to read the tune endpoint for this mount. ", "No token available, unable to read the tune endpoint for this mount. ")
-        ))),
-    }
+    let c = read_or_finding(
+        client,
+        &format!("{mount}/config/acme"),
+        token,
+        "This health check requires Vault 1.14+ but an earlier version of Vault Server was contacted, preventing this health check from running.",
+        [
+            "Token lacks permission to read the tune endpoint for this mount. ",
+            "No token available, unable to read the tune endpoint for this mount. ",
+            denied_msg,
+        ],
+    )?;
+    Ok(match &c["data"]["enabled"] {
+        Value::Bool(b) => *b,
+        Value::String(s) => crate::client::parse_bool(s).unwrap_or(false),
+        _ => false,
+    })
 }
 
 fn enable_acme_issuance(client: &Client, mount: &str, token: bool) -> Vec<Finding> {
