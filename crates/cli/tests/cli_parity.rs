@@ -693,6 +693,25 @@ fn pki_health_check() {
             m
         };
         assert_eq!(norm(&j), norm(&b));
+
+        // A token that may read nothing of the mount: each check says why it cannot run, in
+        // the same words as OpenBao's.
+        let weak = ok(&s, &["token", "create", "-policy=default", "-field=token"]);
+        let weak = weak.trim();
+        let args = ["pki", "health-check", "-format=json", "pki"];
+        let ours = run_env(
+            env!("CARGO_BIN_EXE_tresor"),
+            &s,
+            &args,
+            &[("VAULT_TOKEN", weak)],
+        );
+        let theirs = run_env(&bao, &s, &args, &[("VAULT_TOKEN", weak)]);
+        assert_eq!(ours.status.code(), theirs.status.code(), "{}", err(&ours));
+        let j: Value = serde_json::from_slice(&ours.stdout).unwrap();
+        let mut b: Value = serde_json::from_slice(&theirs.stdout).unwrap();
+        b.as_object_mut().unwrap().remove("hardware_backed_root");
+        assert!(j.to_string().contains("insufficient_permissions"), "{j}");
+        assert_eq!(norm(&j), norm(&b));
     }
 
     // A configuration file: checks off by default, one on with its own window.

@@ -802,7 +802,8 @@ fn root_issued_leaves(
         )
     };
     let mut roots = Vec::new();
-    for id in ids {
+    for id in &ids {
+        let id = id.clone();
         match fetch(client, false, &format!("{mount}/issuer/{id}")) {
             Ok(Some(r)) => {
                 if let Some(der) = r["data"]["certificate"]
@@ -821,9 +822,13 @@ fn root_issued_leaves(
     }
     let serials = match fetch(client, true, &format!("{mount}/certs")) {
         Ok(r) => crate::output::list_keys(&r.unwrap_or(Value::Null)),
+        // As OpenBao: the refused listing becomes every issuer's finding, in place of any
+        // refused issuer read.
         Err(_) => {
-            out.push(denied(format!("/{mount}/certs")));
-            return Ok(out);
+            return Ok(ids
+                .iter()
+                .map(|_| denied(format!("/{mount}/certs")))
+                .collect())
         }
     };
     let mut leaves = Vec::new();
