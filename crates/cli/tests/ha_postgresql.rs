@@ -321,14 +321,11 @@ impl Cluster {
     fn active(&self, secs: u64) -> usize {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            let actives: Vec<usize> = self
-                .nodes
-                .iter()
-                .enumerate()
-                .filter_map(|(i, n)| n.as_ref().map(|n| (i, n)))
-                .filter(|(_, n)| leader(n)["is_self"] == true)
-                .map(|(i, _)| i)
+            let running: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| self.nodes[i].is_some())
                 .collect();
+            let actives =
+                at_one_moment_active(&running, |i| leader(self.node(i))["is_self"] == true);
             assert!(actives.len() <= 1, "two active nodes: {actives:?}");
             if actives.len() == 1 {
                 return actives[0];
@@ -469,18 +466,17 @@ impl Watch {
                 .build()
                 .unwrap();
             let mut violations = Vec::new();
+            let all: Vec<usize> = (0..addrs.len()).collect();
             while !flag.load(Ordering::Relaxed) {
-                let active: Vec<&String> = addrs
-                    .iter()
-                    .filter(|a| {
-                        client
-                            .get(format!("{a}/v1/sys/leader"))
-                            .send()
-                            .and_then(|r| r.json::<Value>())
-                            .is_ok_and(|l| l["is_self"] == true)
-                    })
-                    .collect();
+                let active = at_one_moment_active(&all, |i| {
+                    client
+                        .get(format!("{}/v1/sys/leader", addrs[i]))
+                        .send()
+                        .and_then(|r| r.json::<Value>())
+                        .is_ok_and(|l| l["is_self"] == true)
+                });
                 if active.len() > 1 {
+                    let active: Vec<&String> = active.iter().map(|&i| &addrs[i]).collect();
                     violations.push(format!("{active:?}"));
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -495,6 +491,20 @@ impl Watch {
         let violations = self.thread.join().unwrap();
         assert!(violations.is_empty(), "two active nodes: {violations:?}");
     }
+}
+
+/// Which of `nodes` call themselves active at one moment. They can only be asked one after
+/// the other, and two "yes" answers alone prove no overlap: the first node may have stepped
+/// down before the second took over. So every earlier "yes" is asked again after the last
+/// one; a node still active then was active at the moment of the last answer, too.
+fn at_one_moment_active(nodes: &[usize], is_active: impl Fn(usize) -> bool) -> Vec<usize> {
+    let actives: Vec<usize> = nodes.iter().copied().filter(|&i| is_active(i)).collect();
+    let Some((&last, earlier)) = actives.split_last() else {
+        return actives;
+    };
+    let mut overlapping: Vec<usize> = earlier.iter().copied().filter(|&i| is_active(i)).collect();
+    overlapping.push(last);
+    overlapping
 }
 
 fn leader(s: &Server) -> Value {

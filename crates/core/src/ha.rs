@@ -6,13 +6,16 @@
 //!   (mount table, tokens, leases, periodic work) and answers requests with
 //!   [`Error::Standby`], which the HTTP layer turns into a 307 to the active node.
 //! * A background loop tries to take the lease every [`STANDBY_POLL`] (a dead holder is replaced
-//!   at once, a silent one after the lease runs out). Taking it **activates** the node: the
-//!   keyring is re-read (the old active node may have rotated it), the active state is loaded
-//!   fresh from storage, periodic work starts.
+//!   at once, after [`TAKEOVER_GRACE`]; a silent one after the lease runs out). Taking it
+//!   **activates** the node: the keyring is re-read (the old active node may have rotated it),
+//!   the active state is loaded fresh from storage, periodic work starts.
 //! * The active node renews every third of the lease. It **steps down** (drops its active
 //!   state, keeps its barrier open) when a renewal says the lease is gone, when renewals
 //!   fail for longer than the lease minus a margin, or at once when the database session its
-//!   lease is held on closes (the database then lets a standby take over at once).
+//!   lease is held on closes (the database then lets a standby take over; it stops serving
+//!   the moment it sees the session closed, and the standby waits [`TAKEOVER_GRACE`] for it).
+//!   After such a failure it stays out of the contest for a lease's time, so a standby with
+//!   a sound connection takes over first.
 //!   Independently, it refuses to serve anything once its last successful renewal is older
 //!   than that: a node that was paused past its lease answers nothing from stale state before
 //!   it finds out, and cannot write at all (fenced).
@@ -31,6 +34,11 @@ pub const STANDBY_POLL: Duration = Duration::from_millis(250);
 pub const STEP_DOWN_PAUSE: Duration = Duration::from_secs(10);
 /// How often the active node checks that its lease's database session is still open.
 pub const SESSION_WATCH: Duration = Duration::from_millis(20);
+/// How long a node that took the lease from a live holder (its database session gone, its
+/// lease not run out) waits before it activates: the old holder, if it lives after all, watches
+/// that session every [`SESSION_WATCH`] and has stepped down by then, so the two never call
+/// themselves active at one moment. (Its writes are fenced from the takeover on regardless.)
+pub const TAKEOVER_GRACE: Duration = Duration::from_millis(250);
 /// How often every node records that it is alive (`sys/ha-status`).
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Nodes silent for longer are not listed by `sys/ha-status`.
@@ -66,15 +74,18 @@ impl Core {
         self.ha_view.read().clone()
     }
 
-    /// Whether this node is the active one and may serve (its lease certainly holds).
+    /// Whether this node is the active one and may serve (its lease certainly holds, and the
+    /// database session it is held on is open).
     pub(crate) fn lease_holds(&self) -> bool {
         match &self.ha {
             None => true,
-            Some(_) => self
-                .ha_view
-                .read()
-                .lease_valid_until
-                .is_some_and(|t| Instant::now() < t),
+            Some(lease) => {
+                self.ha_view
+                    .read()
+                    .lease_valid_until
+                    .is_some_and(|t| Instant::now() < t)
+                    && !lease.session_lost()
+            }
         }
     }
 
@@ -134,7 +145,7 @@ impl Core {
                     if lost {
                         tracing::warn!("the HA lease's database session was lost; stepping down");
                         lease.abandon();
-                        core.step_down("lease session lost");
+                        core.step_down_after_failure("lease session lost", ttl);
                         continue;
                     }
                     let started = Instant::now();
@@ -151,7 +162,7 @@ impl Core {
                         Err(e) if last_renewed.elapsed() + margin(ttl) >= ttl => {
                             tracing::warn!(error = %e, "the HA lease could not be renewed in time; stepping down");
                             lease.abandon();
-                            core.step_down("renewal failed");
+                            core.step_down_after_failure("renewal failed", ttl);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "renewing the HA lease failed; retrying")
@@ -185,23 +196,35 @@ impl Core {
     async fn contend(&self) -> Option<Instant> {
         let lease = self.ha.clone()?;
         let ttl = lease.lease_ttl();
-        let started = Instant::now();
-        match lease.try_acquire(&self.node).await {
-            Ok(Some(epoch)) => match self.activate(epoch, started + ttl - margin(ttl)).await {
-                Ok(()) => {
-                    tracing::info!(epoch, "this node is now the active node");
-                    Some(started)
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "activation failed; releasing the lease");
-                    self.step_down("activation failed");
-                    lease.release().await;
-                    None
-                }
-            },
-            Ok(None) => None,
+        let mut started = Instant::now();
+        let taken = match lease.try_acquire(&self.node).await {
+            Ok(taken) => taken?,
             Err(e) => {
                 tracing::debug!(error = %e, "taking the HA lease failed");
+                return None;
+            }
+        };
+        if taken.from_live_holder {
+            tokio::time::sleep(TAKEOVER_GRACE).await;
+            // The grace came out of the lease: renew it before counting on it.
+            started = Instant::now();
+            if !matches!(lease.renew().await, Ok(true)) {
+                lease.abandon();
+                return None;
+            }
+        }
+        match self
+            .activate(taken.epoch, started + ttl - margin(ttl))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(epoch = taken.epoch, "this node is now the active node");
+                Some(started)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "activation failed; releasing the lease");
+                self.step_down("activation failed");
+                lease.release().await;
                 None
             }
         }
@@ -247,6 +270,16 @@ impl Core {
         if was_active {
             tracing::info!(reason = why, "stepped down: this node is a standby");
         }
+    }
+
+    /// Steps down because this node's hold on the lease failed (its database session was
+    /// dropped, its renewals failed) and stays out of the contest for a lease's time: a
+    /// standby whose database connection is sound takes over first (this node could take the
+    /// lease back at once on an older pooled session). Alone, it waits no longer than the
+    /// lease it lost would have taken to run out.
+    fn step_down_after_failure(&self, why: &str, ttl: Duration) {
+        self.ha_view.write().contend_after = Some(Instant::now() + ttl);
+        self.step_down(why);
     }
 
     /// `sys/step-down`: give the lease up and stay out of the contest for a while, so another

@@ -90,6 +90,17 @@ pub struct Leader {
     pub epoch: i64,
 }
 
+/// A lease just taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acquired {
+    /// The new epoch (the fencing token of this node's writes).
+    pub epoch: i64,
+    /// Taken from a holder whose lease had not run out, because its database session is gone
+    /// (see [`HaLock::session_lost`]). Such a holder, if it lives after all, may still count
+    /// itself active until it notices; the taker gives it that moment before it activates.
+    pub from_live_holder: bool,
+}
+
 /// What the active node committed after some index: each commit's index and the keys it
 /// wrote or deleted, in commit order.
 #[derive(Debug, Clone, Default)]
@@ -108,8 +119,8 @@ pub struct Changes {
 /// that lost the lease (paused, partitioned) cannot commit anything, even before it notices.
 #[async_trait]
 pub trait HaLock: Send + Sync {
-    /// Takes the lease if nobody holds a live one; the new epoch when it did.
-    async fn try_acquire(&self, me: &NodeInfo) -> Result<Option<i64>>;
+    /// Takes the lease if nobody holds a live one (or its holder's session is gone).
+    async fn try_acquire(&self, me: &NodeInfo) -> Result<Option<Acquired>>;
     /// Extends the lease; `false` when it is no longer this node's (stop acting as active).
     async fn renew(&self) -> Result<bool>;
     /// Gives the lease up (step-down, shutdown), so another node takes over at once.

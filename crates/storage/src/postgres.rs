@@ -42,8 +42,8 @@
 
 use crate::group::{Groups, Pending, Queue};
 use crate::{
-    children, Changes, Expect, HaLock, Leader, NodeInfo, NodeStatus, Result, Storage, StorageError,
-    WriteOp,
+    children, Acquired, Changes, Expect, HaLock, Leader, NodeInfo, NodeStatus, Result, Storage,
+    StorageError, WriteOp,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -773,26 +773,34 @@ impl PgHa {
 
 #[async_trait]
 impl HaLock for PgHa {
-    async fn try_acquire(&self, me: &NodeInfo) -> Result<Option<i64>> {
+    async fn try_acquire(&self, me: &NodeInfo) -> Result<Option<Acquired>> {
         let secs = self.ttl.as_secs_f64();
+        // `prev` is the row as the statement's snapshot saw it (taking no lock, so polling
+        // standbys never hold up the active node's writes). A commit racing in between can
+        // only have renewed or released that lease (an expired one is never renewed) or taken
+        // it (then this update matches nothing): so `live` errs, if ever, towards waiting.
         let sql = format!(
-            "UPDATE {t} SET epoch = epoch + 1, holder = $1, holder_pid = pg_backend_pid(), \
+            "WITH prev AS (SELECT expires_at > clock_timestamp() AS live FROM {t} WHERE id = 1) \
+             UPDATE {t} SET epoch = epoch + 1, holder = $1, holder_pid = pg_backend_pid(), \
                api_addr = $2, cluster_addr = $3, renewed_at = clock_timestamp(), \
                expires_at = clock_timestamp() + make_interval(secs => $4) \
-             WHERE id = 1 AND (expires_at < clock_timestamp() \
+             FROM prev WHERE id = 1 AND (expires_at < clock_timestamp() \
                OR (holder_pid IS NOT NULL AND holder_pid <> pg_backend_pid() \
                    AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = holder_pid) \
                    AND renewed_at > (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()))) \
-             RETURNING epoch",
+             RETURNING epoch, prev.live",
             t = self.table
         );
         let row = self
             .on_session(&sql, &[&me.id, &me.api_addr, &me.cluster_addr, &secs])
             .await?;
         Ok(row.map(|r| {
-            let epoch: i64 = r.get(0);
-            *self.held.write() = Some((me.id.clone(), epoch));
-            epoch
+            let acquired = Acquired {
+                epoch: r.get(0),
+                from_live_holder: r.get(1),
+            };
+            *self.held.write() = Some((me.id.clone(), acquired.epoch));
+            acquired
         }))
     }
 
@@ -1175,7 +1183,7 @@ mod tests {
             a.put("k", vec![1]).await,
             Err(StorageError::NotActive)
         ));
-        let epoch = ha_a.try_acquire(&node("a")).await.unwrap().unwrap();
+        let epoch = ha_a.try_acquire(&node("a")).await.unwrap().unwrap().epoch;
         assert_eq!(ha_b.try_acquire(&node("b")).await.unwrap(), None);
         let leader = ha_b.leader().await.unwrap().unwrap();
         assert_eq!((leader.node, leader.epoch), (node("a"), epoch));
@@ -1198,8 +1206,9 @@ mod tests {
         assert!(ha_a.renew().await.unwrap());
         // Released: the other node takes over at once, with a newer epoch.
         ha_a.release().await;
-        let epoch_b = ha_b.try_acquire(&node("b")).await.unwrap().unwrap();
-        assert!(epoch_b > epoch);
+        let taken = ha_b.try_acquire(&node("b")).await.unwrap().unwrap();
+        assert!(taken.epoch > epoch);
+        assert!(!taken.from_live_holder, "a released lease is nobody's");
         b.put("k", vec![2]).await.unwrap();
         assert!(matches!(
             a.put("k", vec![3]).await,
@@ -1247,20 +1256,14 @@ mod tests {
         .unwrap();
     }
 
-    async fn takes_over_within(s: &PostgresStorage, id: &str, tries: usize) -> bool {
+    async fn takes_over_within(s: &PostgresStorage, id: &str, tries: usize) -> Option<Acquired> {
         for _ in 0..tries {
-            if s.ha()
-                .unwrap()
-                .try_acquire(&node(id))
-                .await
-                .unwrap()
-                .is_some()
-            {
-                return true;
+            if let Some(taken) = s.ha().unwrap().try_acquire(&node(id)).await.unwrap() {
+                return Some(taken);
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        false
+        None
     }
 
     /// The holder's process dies (its lease session vanishes from pg_stat_activity): a
@@ -1277,10 +1280,10 @@ mod tests {
         // A renewal after the standby's session opened: the database kept its sessions since.
         assert!(ha_a.renew().await.unwrap());
         kill_holder_session(&b, &cfg).await;
-        assert!(
-            takes_over_within(&b, "b", 50).await,
-            "a 60 s lease of a dead holder blocked the takeover"
-        );
+        let taken = takes_over_within(&b, "b", 50)
+            .await
+            .expect("a 60 s lease of a dead holder blocked the takeover");
+        assert!(taken.from_live_holder, "{taken:?}");
         drop_tables(&b, &cfg).await;
     }
 
@@ -1304,7 +1307,10 @@ mod tests {
         assert_eq!(b.ha().unwrap().try_acquire(&node("b")).await.unwrap(), None);
         kill_holder_session(&b, &cfg).await;
         let started = std::time::Instant::now();
-        assert!(takes_over_within(&b, "b", 100).await, "never took over");
+        let taken = takes_over_within(&b, "b", 100)
+            .await
+            .expect("never took over");
+        assert!(!taken.from_live_holder, "{taken:?}");
         assert!(
             started.elapsed() >= std::time::Duration::from_millis(1500),
             "took over after {:?}, before the lease ran out",
