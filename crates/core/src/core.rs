@@ -1045,7 +1045,8 @@ impl Core {
             // a 500 and nothing else.
             let error = result.as_ref().err().map(|e| e.to_string());
             if !ctx.request_logged {
-                self.audit_log("request", &req, &ctx, None, error.as_deref())?;
+                self.audit_log("request", &req, &ctx, None, error.as_deref())
+                    .await?;
             }
             self.audit_log(
                 "response",
@@ -1053,7 +1054,8 @@ impl Core {
                 &ctx,
                 result.as_ref().ok(),
                 error.as_deref(),
-            )?;
+            )
+            .await?;
         }
         if !sent_on {
             log_request(&req, &ctx, &result, started.elapsed());
@@ -1069,7 +1071,7 @@ impl Core {
     }
 
     /// Writes an audit entry (`vault.audit.log_request`/`log_response`, and their failures).
-    fn audit_log(
+    async fn audit_log(
         &self,
         kind: &str,
         req: &Request,
@@ -1078,7 +1080,7 @@ impl Core {
         error: Option<&str>,
     ) -> Result<()> {
         let started = std::time::Instant::now();
-        let written = self.audit.log(kind, req, ctx, resp, error);
+        let written = self.audit.log(kind, req, ctx, resp, error).await;
         let (timer, failures) = if kind == "request" {
             (
                 &self.metrics.audit_log_request,
@@ -1226,7 +1228,7 @@ impl Core {
             }
         }
         // The request is on record before anything happens.
-        self.audit_log("request", req, ctx, None, None)?;
+        self.audit_log("request", req, ctx, None, None).await?;
         ctx.request_logged = true;
         let mut resp = backend.handle(call).await?;
         if on_standby && (resp.secret.is_some() || resp.login.is_some()) {

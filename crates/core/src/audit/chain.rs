@@ -108,6 +108,15 @@ impl Chain {
         Link { seq, mac: m }
     }
 
+    /// The chain's last link (to go back to with [`Chain::commit`] when lines linked after it
+    /// could not be written).
+    pub fn last_link(&self) -> Link {
+        Link {
+            seq: self.seq,
+            mac: self.prev.clone(),
+        }
+    }
+
     /// Makes a written link the chain's last.
     pub fn commit(&mut self, link: Link) {
         self.seq = link.seq;

@@ -9,13 +9,17 @@
 //! * Beyond Vault: file devices keep a tamper-evident chain. Each line carries
 //!   `"chain": {"seq", "prev", "mac"}` where `mac = HMAC-SHA256(chain key, prev ‖ entry)`;
 //!   `tresor audit verify` reports the first altered, removed or reordered line.
-//! * Concurrency: entries are built and hashed outside any lock; each device holds its own
-//!   short lock only to chain and write one line, so audit does not serialize the server.
+//! * Concurrency: entries are built and hashed by the requests, in parallel, straight into
+//!   their lines ([`entry`]); each device's writer thread chains and writes whatever lines
+//!   have queued in one call, and answers each request only once its line is written
+//!   ([`writer`]), so audit neither serializes the server nor costs a system call per entry.
 //!
 //! [`sink`] holds the file, socket and syslog writers.
 
 pub mod chain;
+mod entry;
 pub mod sink;
+mod writer;
 
 use crate::barrier::{random_bytes, View};
 use crate::error::{Error, Result};
@@ -23,12 +27,15 @@ use crate::framework::Caller;
 use crate::logical::{Request, Response};
 use crate::mount::MountEntry;
 use aws_lc_rs::hmac;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sink::{FileSink, Sink, SocketSink, SyslogSink};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+pub use entry::TokenHashes;
 
 /// One configured device, as stored in the audit table (or declared in the config file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -67,45 +74,66 @@ impl AuditEntry {
 /// A running device.
 pub struct Device {
     pub entry: AuditEntry,
+    /// Unique in this process (a device enabled again under the same path gets a new one).
+    id: u64,
     salt: hmac::Key,
     log_raw: bool,
     hmac_accessor: bool,
     prefix: String,
     jsonx: bool,
-    /// The writer and its chain state, behind one short lock.
-    out: Mutex<(Box<dyn Sink>, Option<chain::Chain>)>,
+    /// The thread that owns the sink and the chain.
+    writer: writer::Writer,
 }
 
 impl Device {
     /// `hmac-sha256:<hex>` of a value with this device's salt.
     pub fn hash(&self, v: &str) -> String {
-        let tag = hmac::sign(&self.salt, v.as_bytes());
-        let mut out = String::with_capacity(12 + 64);
-        out.push_str("hmac-sha256:");
-        out.push_str(&crate::util::hex_lower(tag.as_ref()));
-        out
+        let mut buf = [0u8; entry::HASH_LEN];
+        self.hash_into(v, &mut buf).to_string()
     }
 
-    /// Serializes the entry (outside the device's lock), then, holding it, links it into the
-    /// chain and appends the line: the chain advances only once the line is written.
-    fn write(&self, entry: Value) -> std::io::Result<()> {
+    /// [`Device::hash`] into a buffer on the caller's stack.
+    fn hash_into<'b>(&self, v: &str, buf: &'b mut [u8; entry::HASH_LEN]) -> &'b str {
+        let tag = hmac::sign(&self.salt, v.as_bytes());
+        buf[..12].copy_from_slice(b"hmac-sha256:");
+        hex::encode_to_slice(tag.as_ref(), &mut buf[12..]).expect("64 hex digits fit");
+        std::str::from_utf8(buf).expect("ASCII")
+    }
+
+    /// A token as this device logs it: HMAC'd unless `log_raw` (an absent token stays empty).
+    fn logged_token(&self, token: &str) -> String {
+        if self.log_raw || token.is_empty() {
+            token.to_string()
+        } else {
+            self.hash(token)
+        }
+    }
+
+    /// An accessor as this device logs it: as a token, unless `hmac_accessor` is off.
+    fn logged_accessor(&self, accessor: &str) -> String {
+        if self.hmac_accessor {
+            self.logged_token(accessor)
+        } else {
+            accessor.to_string()
+        }
+    }
+
+    /// Builds the entry's line and hands it to the device's writer.
+    fn queue(
+        &self,
+        tokens: &entry::Tokens,
+        record: &entry::Record,
+    ) -> std::io::Result<writer::Written> {
         let mut line = Vec::with_capacity(1024);
         line.extend_from_slice(self.prefix.as_bytes());
         let start = line.len();
+        entry::write(&mut line, self, tokens, record)?;
         if self.jsonx {
-            line.extend_from_slice(chain::to_jsonx(&entry).as_bytes());
-        } else {
-            serde_json::to_writer(&mut line, &entry)?;
+            let value: Value = serde_json::from_slice(&line[start..])?;
+            line.truncate(start);
+            line.extend_from_slice(chain::to_jsonx(&value).as_bytes());
         }
-        let mut out = self.out.lock();
-        let (sink, chain) = &mut *out;
-        let link = chain.as_ref().map(|c| c.seal_serialized(&mut line, start));
-        line.push(b'\n');
-        sink.write_line(&line)?;
-        if let (Some(c), Some(link)) = (chain, link) {
-            c.commit(link);
-        }
-        Ok(())
+        Ok(self.writer.queue(line, start))
     }
 }
 
@@ -138,21 +166,6 @@ pub fn confine(file_path: &str, audit_dir: Option<&Path>) -> Result<PathBuf> {
     Ok(parent.join(name))
 }
 
-fn hash_strings(v: &mut Value, d: &Device, skip: &[String]) {
-    match v {
-        Value::String(s) => *s = d.hash(s),
-        Value::Array(a) => a.iter_mut().for_each(|x| hash_strings(x, d, skip)),
-        Value::Object(m) => {
-            for (k, x) in m.iter_mut() {
-                if !skip.contains(k) {
-                    hash_strings(x, d, skip);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
 /// What the broker knows of a request beyond the request itself.
 #[derive(Default, Clone)]
 pub struct Context {
@@ -168,6 +181,8 @@ pub struct Context {
     pub rate_limit: Option<crate::quotas::Allowance>,
     /// Not audited: refused by a quota while `enable_rate_limit_audit_logging` is off.
     pub unaudited: bool,
+    /// The token HMACs of the request entry, for the response entry.
+    pub token_hashes: TokenHashes,
 }
 
 pub struct AuditBroker {
@@ -267,13 +282,17 @@ impl AuditBroker {
             ),
             other => return Err(Error::bad(format!("unknown audit backend type: {other}"))),
         };
+        static DEVICE_IDS: AtomicU64 = AtomicU64::new(0);
+        let writer = writer::Writer::start(&entry.path, sink, chain)
+            .map_err(|e| Error::internal(format!("cannot start the audit writer: {e}")))?;
         Ok(Device {
+            id: DEVICE_IDS.fetch_add(1, Ordering::Relaxed),
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
             log_raw: entry.flag("log_raw", false),
             hmac_accessor: entry.flag("hmac_accessor", true),
             prefix: entry.opt("prefix").to_string(),
             jsonx: format == "jsonx",
-            out: Mutex::new((sink, chain)),
+            writer,
             entry,
         })
     }
@@ -309,18 +328,16 @@ impl AuditBroker {
         *self.devices.write() = devices;
     }
 
-    /// Reopens every file device (log rotation).
+    /// Reopens every file device (log rotation): entries queued before go to the old file.
     pub fn reopen(&self) {
         for d in self.devices.read().iter() {
-            if let Err(e) = d.out.lock().0.reopen() {
-                tracing::error!(device = %d.entry.path, error = %e, "audit device could not be reopened");
-            }
+            d.writer.reopen();
         }
     }
 
     /// Writes one entry to every device. Ok if at least one device recorded it (or none is
     /// enabled); otherwise the request must fail.
-    pub fn log(
+    pub async fn log(
         &self,
         kind: &str,
         req: &Request,
@@ -332,10 +349,25 @@ impl AuditBroker {
         if devices.is_empty() {
             return Ok(());
         }
+        let record = entry::Record {
+            kind,
+            req,
+            ctx,
+            resp,
+            error,
+        };
+        // Every device's line queued first, then the answers awaited: devices write in parallel.
+        let queued: Vec<_> = devices
+            .iter()
+            .map(|d| d.queue(&entry::tokens(d, &devices, req, ctx), &record))
+            .collect();
         let mut recorded = 0;
-        for d in &devices {
-            let entry = build_entry(d, kind, req, ctx, resp, error);
-            match d.write(entry) {
+        for (d, queued) in devices.iter().zip(queued) {
+            let written = match queued {
+                Ok(written) => written.wait().await,
+                Err(e) => Err(e),
+            };
+            match written {
                 Ok(()) => recorded += 1,
                 Err(e) => {
                     tracing::error!(device = %d.entry.path, error = %e, "audit device failed to record an entry")
@@ -349,110 +381,4 @@ impl AuditBroker {
         }
         Ok(())
     }
-}
-
-fn build_entry(
-    d: &Device,
-    kind: &str,
-    req: &Request,
-    ctx: &Context,
-    resp: Option<&Response>,
-    error: Option<&str>,
-) -> Value {
-    let h = |s: &str| {
-        if d.log_raw || s.is_empty() {
-            s.to_string()
-        } else {
-            d.hash(s)
-        }
-    };
-    let ha = |s: &str| {
-        if d.log_raw || !d.hmac_accessor || s.is_empty() {
-            s.to_string()
-        } else {
-            d.hash(s)
-        }
-    };
-    let mount = ctx.mount.as_ref();
-    let skip_req = mount
-        .map(|m| m.config.audit_non_hmac_request_keys.clone())
-        .unwrap_or_default();
-    let skip_resp = mount
-        .map(|m| m.config.audit_non_hmac_response_keys.clone())
-        .unwrap_or_default();
-    let auth = ctx.caller.as_ref().map(|c| {
-        json!({
-            "client_token": h(&c.token),
-            "accessor": ha(&c.entry.accessor),
-            "display_name": c.entry.display_name,
-            "policies": c.entry.policies,
-            "token_policies": c.entry.policies,
-            "metadata": c.entry.meta,
-            "entity_id": c.entry.entity_id,
-            "token_type": c.entry.type_name(),
-            "token_ttl": c.entry.creation_ttl,
-            "token_issue_time": crate::util::rfc3339(c.entry.creation_time),
-        })
-    });
-    let mut data = Value::Object(req.data.clone());
-    if !d.log_raw {
-        hash_strings(&mut data, d, &skip_req);
-    }
-    let mut request = json!({
-        "id": req.id,
-        "operation": req.operation.as_str(),
-        "mount_point": mount.map(|m| m.route_prefix()).unwrap_or_default(),
-        "mount_type": mount.map(|m| m.kind.clone()).unwrap_or_default(),
-        "mount_accessor": mount.map(|m| m.accessor.clone()).unwrap_or_default(),
-        "client_token": h(req.token.as_deref().unwrap_or("")),
-        "client_token_accessor": ctx.caller.as_ref().map(|c| ha(&c.entry.accessor)).unwrap_or_default(),
-        "namespace": { "id": "root" },
-        "path": req.path,
-        "data": if req.data.is_empty() { Value::Null } else { data },
-        "remote_address": req.remote_addr.clone().unwrap_or_default(),
-    });
-    if let Some(ttl) = req.wrap_ttl {
-        request["wrap_ttl"] = json!(ttl.as_secs());
-    }
-    let mut entry = json!({
-        "time": crate::util::now_rfc3339(),
-        "type": kind,
-        "auth": auth,
-        "request": request,
-    });
-    if kind == "response" {
-        let mut r = json!({ "mount_point": mount.map(|m| m.route_prefix()).unwrap_or_default(), "mount_type": mount.map(|m| m.kind.clone()).unwrap_or_default() });
-        if let Some(resp) = resp {
-            if let Some(data) = &resp.data {
-                let mut data = Value::Object(data.clone());
-                if !d.log_raw {
-                    hash_strings(&mut data, d, &skip_resp);
-                }
-                r["data"] = data;
-            }
-            if let Some(a) = &resp.auth {
-                r["auth"] = json!({ "client_token": h(&a.client_token), "accessor": ha(&a.accessor), "policies": a.policies, "token_policies": a.token_policies, "metadata": a.metadata, "entity_id": a.entity_id, "token_type": a.token_type, "token_ttl": a.lease_duration });
-            }
-            if let Some(w) = &resp.wrap_info {
-                let mut w = w.clone();
-                for k in ["token", "accessor", "wrapped_accessor"] {
-                    if let Some(Value::String(s)) = w.get(k).cloned() {
-                        w[k] = json!(if k == "token" { h(&s) } else { ha(&s) });
-                    }
-                }
-                r["wrap_info"] = w;
-            }
-            if let Some(l) = &resp.lease {
-                r["secret"] = json!({ "lease_id": l.lease_id });
-            }
-            if !resp.warnings.is_empty() {
-                r["warnings"] = json!(resp.warnings);
-            }
-        }
-        entry["response"] = r;
-    }
-    if let Some(e) = error {
-        entry["error"] = json!(e);
-    }
-    entry
 }

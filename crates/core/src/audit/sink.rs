@@ -1,6 +1,7 @@
 //! Where audit lines go: a file (or stdout), a TCP/UDP socket, or the local syslog.
-//! A sink writes one complete line per call; a failed write is reported, never swallowed,
-//! because the broker fails the request when no device could record it.
+//! A sink writes complete lines (one, or a batch from the device's writer); a failed write is
+//! reported, never swallowed, because the broker fails the request when no device could record
+//! it.
 
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
@@ -9,6 +10,10 @@ use std::time::Duration;
 
 pub trait Sink: Send + Sync {
     fn write_line(&mut self, line: &[u8]) -> std::io::Result<()>;
+    /// Writes several lines; all of them, as far as the sink can tell, or an error.
+    fn write_lines(&mut self, lines: &[Vec<u8>]) -> std::io::Result<()> {
+        lines.iter().try_for_each(|l| self.write_line(l))
+    }
     /// Reopens the underlying file (log rotation, `SIGHUP`). Other sinks do nothing.
     fn reopen(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -50,6 +55,14 @@ impl Sink for FileSink {
         match &mut self.file {
             Some(f) => append_whole_line(f, line),
             None => Err(std::io::Error::other("audit file is not open")),
+        }
+    }
+
+    /// One write for all of them: a file gets the whole batch or, after a failure, none of it.
+    fn write_lines(&mut self, lines: &[Vec<u8>]) -> std::io::Result<()> {
+        match lines {
+            [line] => self.write_line(line),
+            _ => self.write_line(&lines.concat()),
         }
     }
 
