@@ -517,9 +517,9 @@ if want unseal; then
     for tag in empty loaded; do
         [[ -n ${UNSEAL_MS[$tag]:-} ]] || continue
         s=$(awk -v m="${UNSEAL_MS[$tag]}" 'BEGIN{printf "%.3f", m / 1000}')
-        printf "$RFMT" "unseal to first KV read, $tag (s; unseal call ${UNSEAL_CALL_MS[$tag]} ms)" "$s s" "< 1 s" "$(awk -v m="${UNSEAL_MS[$tag]}" 'BEGIN{print (m < 1000) ? "met" : "MISSED"}')"
+        printf "$RFMT" "$tag: seal, unseal -> first KV read (unseal call ${UNSEAL_CALL_MS[$tag]} ms)" "$s s" "< 1 s" "$(awk -v m="${UNSEAL_MS[$tag]}" 'BEGIN{print (m < 1000) ? "met" : "MISSED"}')"
         s=$(awk -v m="${UNSEAL_MS[$tag-restart]}" 'BEGIN{printf "%.3f", m / 1000}')
-        printf "$RFMT" "after a restart, $tag (process up in ${START_TO_UP_MS[$tag-restart]} ms)" "$s s" "< 1 s" "$(awk -v m="${UNSEAL_MS[$tag-restart]}" 'BEGIN{print (m < 1000) ? "met" : "MISSED"}')"
+        printf "$RFMT" "$tag: restart, unseal -> first KV read (up in ${START_TO_UP_MS[$tag-restart]} ms)" "$s s" "< 1 s" "$(awk -v m="${UNSEAL_MS[$tag-restart]}" 'BEGIN{print (m < 1000) ? "met" : "MISSED"}')"
     done
 fi
 r=$(ratio "${RSS[loaded]}" "${RSS[empty]}")
@@ -527,12 +527,14 @@ printf "$RFMT" "VmRSS after the rows: empty $(mib "${RSS[empty]}") MiB, loaded $
 printf "$RFMT" "  VmHWM over the rows: empty $(mib "${HWM[empty]}"), loaded $(mib "${HWM[loaded]}") MiB" "" "" ""
 printf "$RFMT" "  VmHWM over the load: $(mib "$LOAD_HWM") MiB" "" "" ""
 if [[ -n ${RSS[loaded-restarted]:-} ]]; then
-    printf "$RFMT" "  VmRSS just after restart+unseal+1 read: empty $(mib "${RSS[empty-restarted]}"), loaded $(mib "${RSS[loaded-restarted]}") MiB" "" "" ""
+    printf "$RFMT" "  VmRSS after restart, unseal, 1 read: empty $(mib "${RSS[empty-restarted]}"), loaded $(mib "${RSS[loaded-restarted]}") MiB" "" "" ""
 fi
 if want list; then
+    declare -A LIST_WHAT=([small-empty]="small/, empty" [small-loaded]="small/, loaded" [large]="scale/f0/, loaded"
+        [large-limit]="scale/f0/?limit=100")
     for tag in small-empty small-loaded large large-limit; do
         [[ -n ${LIST_MS[$tag]:-} ]] || continue
-        printf "$RFMT" "LIST $tag: ${LIST_KEYS[$tag]} keys, $((LIST_BYTES[$tag] / 1024)) KiB answer, ${LIST_MS[$tag]} ms" "+$(mib "${LIST_GROW[$tag]}") MiB" "" ""
+        printf "$RFMT" "LIST ${LIST_WHAT[$tag]}: ${LIST_KEYS[$tag]} keys, $((LIST_BYTES[$tag] / 1024)) KiB, ${LIST_MS[$tag]} ms; peak RSS" "+$(mib "${LIST_GROW[$tag]}") MiB" "" ""
     done
     if [[ -n ${LIST_GROW[large]:-} && -n ${LIST_GROW[small-loaded]:-} ]]; then
         # Bounded: the peak RSS growth of a LIST does not grow with the folder (8 MiB of slack
