@@ -696,7 +696,7 @@ print(f"{n / (time.monotonic() - start):.1f}")
 os.close(fd); os.unlink(path)
 EOF
 }
-if enabled durable; then
+if [[ $RUN_DURABLE == 1 ]]; then
     # A virtual disk's sync rate drifts with the host's other I/O, so it is measured right before
     # and right after the durable workload, and the higher (stricter) rate is the baseline.
     wait_quiet

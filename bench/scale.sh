@@ -8,7 +8,8 @@
 #   read     KV v2 read, wrk over SCALE_READ_KEYS keys spread evenly over the whole key space
 #   login    AppRole login (service tokens: each login stores a token)
 #   unseal   PUT sys/seal, then PUT sys/unseal: time until the first KV read answers 200; and the
-#            same after a restart of the process (SIGTERM, start, unseal)
+#            same after a restart of the process (SIGTERM, start, unseal) and after a crash
+#            (kill -9, start, unseal); for both, also how long the process took to listen
 #   list     LIST of a folder of SCALE_LIST_SMALL keys (both phases) and, loaded, of a folder of
 #            SCALE_FOLDER keys (whole, and with ?limit=100): time and the server's RSS growth
 #   RSS      VmRSS after each phase's rows, and VmHWM over each phase (always printed)
@@ -179,18 +180,20 @@ START_MS=
 start_server() {
     local t0
     t0=$(date +%s%N)
-    HOME=$WORK/home "$TRESOR_BIN" server "-config=$WORK/server.hcl" -log-level=warn >>"$WORK/server.log" 2>&1 &
+    local pin=()
+    [[ $PIN == 1 ]] && pin=(taskset -c "$SERVER_CORES")
+    HOME=$WORK/home "${pin[@]}" "$TRESOR_BIN" server "-config=$WORK/server.hcl" -log-level=warn >>"$WORK/server.log" 2>&1 &
     PID_SERVER=$!
-    pin_server "${SERVER_CORES:-0}"
-    for _ in $(seq 600); do
+    # Up to ~5 minutes: after a crash the store may have to be repaired before it opens.
+    for _ in $(seq 3000); do
         kill -0 "$PID_SERVER" 2>/dev/null || { tail -n 30 "$WORK/server.log" >&2; die "the server exited during startup"; }
         [[ $(http GET /v1/sys/health "") =~ ^[1-5][0-9][0-9]$ ]] && { START_MS=$(( ($(date +%s%N) - t0) / 1000000 )); return 0; }
         sleep 0.05
     done
     die "the server did not come up at $URL"
 }
-stop_server() {
-    kill -TERM "$PID_SERVER" 2>/dev/null || true
+stop_server() { # [SIGNAL] (default TERM)
+    kill "-${1:-TERM}" "$PID_SERVER" 2>/dev/null || true
     for _ in $(seq 300); do kill -0 "$PID_SERVER" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$PID_SERVER" 2>/dev/null && die "the server did not stop within 30 s of SIGTERM"
     wait "$PID_SERVER" 2>/dev/null || true
@@ -374,8 +377,8 @@ EOF
     UNSEAL_CALL_MS[$tag]=${r#* }
     log "unseal ($tag): first KV read answered ${UNSEAL_MS[$tag]} ms after the unseal was sent (unseal call ${UNSEAL_CALL_MS[$tag]} ms)"
 }
-restart_first() { # TAG: SIGTERM, start, unseal, first read
-    stop_server
+restart_first() { # TAG SIGNAL: stop (SIGTERM, or KILL: a crash), start, unseal, first read
+    stop_server "$2"
     start_server
     START_TO_UP_MS[$1]=$START_MS
     unseal_first "$1"
@@ -438,8 +441,9 @@ phase() {
     if want unseal; then
         unseal_first "$tag"
         RSS[$tag-unsealed]=$(status_kib VmRSS)
-        restart_first "$tag-restart"
+        restart_first "$tag-restart" TERM
         RSS[$tag-restarted]=$(status_kib VmRSS)
+        restart_first "$tag-crash" KILL
     fi
 }
 
@@ -520,6 +524,8 @@ if want unseal; then
         printf "$RFMT" "$tag: seal, unseal -> first KV read (unseal call ${UNSEAL_CALL_MS[$tag]} ms)" "$s s" "< 1 s" "$(awk -v m="${UNSEAL_MS[$tag]}" 'BEGIN{print (m < 1000) ? "met" : "MISSED"}')"
         s=$(awk -v m="${UNSEAL_MS[$tag-restart]}" 'BEGIN{printf "%.3f", m / 1000}')
         printf "$RFMT" "$tag: restart, unseal -> first KV read (up in ${START_TO_UP_MS[$tag-restart]} ms)" "$s s" "< 1 s" "$(awk -v m="${UNSEAL_MS[$tag-restart]}" 'BEGIN{print (m < 1000) ? "met" : "MISSED"}')"
+        s=$(awk -v m="${UNSEAL_MS[$tag-crash]}" 'BEGIN{printf "%.3f", m / 1000}')
+        printf "$RFMT" "$tag: kill -9, start (up in ${START_TO_UP_MS[$tag-crash]} ms), unseal -> read" "$s s" "< 1 s" "$(awk -v m="${UNSEAL_MS[$tag-crash]}" 'BEGIN{print (m < 1000) ? "met" : "MISSED"}')"
     done
 fi
 r=$(ratio "${RSS[loaded]}" "${RSS[empty]}")
