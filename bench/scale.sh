@@ -196,7 +196,7 @@ stop_server() { # [SIGNAL] (default TERM)
     kill "-${1:-TERM}" "$PID_SERVER" 2>/dev/null || true
     for _ in $(seq 300); do kill -0 "$PID_SERVER" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$PID_SERVER" 2>/dev/null && die "the server did not stop within 30 s of SIGTERM"
-    wait "$PID_SERVER" 2>/dev/null || true
+    { wait "$PID_SERVER"; } 2>/dev/null || true
     PID_SERVER=
 }
 
@@ -341,13 +341,13 @@ load() {
     log "load $what: $count requests in $(awk -v ns=$((t1 - t0)) 'BEGIN{printf "%.1f", ns / 1e9}') s ($LOAD_RATE/s)"
 }
 
-# unseal_first TAG: PUT sys/seal (unless TAG is restart: the server was just started sealed),
+# unseal_first TAG [started]: PUT sys/seal (not with "started": the server just started sealed),
 # then PUT sys/unseal and GET secret/data/bench in a loop until 200; ms from sending the unseal
 # to that first 200 (UNSEAL_MS[TAG]), and the unseal call's own answer time.
 declare -A UNSEAL_MS UNSEAL_CALL_MS START_TO_UP_MS
 unseal_first() {
     local tag=$1 r
-    if [[ $tag != *restart ]]; then
+    if [[ ${2:-} != started ]]; then
         must seal PUT /v1/sys/seal "$TOKEN"
     fi
     r=$(python3 - "$PORT" "$UNSEAL_KEY" "$TOKEN" <<'EOF'
@@ -378,10 +378,11 @@ EOF
     log "unseal ($tag): first KV read answered ${UNSEAL_MS[$tag]} ms after the unseal was sent (unseal call ${UNSEAL_CALL_MS[$tag]} ms)"
 }
 restart_first() { # TAG SIGNAL: stop (SIGTERM, or KILL: a crash), start, unseal, first read
+    log "stopping the server with SIG$2, starting it again"
     stop_server "$2"
     start_server
     START_TO_UP_MS[$1]=$START_MS
-    unseal_first "$1"
+    unseal_first "$1" started
 }
 
 # list_row TAG PATH: LIST PATH three times; for each, VmHWM reset before, then the peak RSS
