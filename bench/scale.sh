@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# How cost grows with the data (issue #16, target 5): one Tresor server on the durable store
-# (storage "file"), measured empty, then loaded with SCALE_SECRETS KV v2 secrets and SCALE_TOKENS
-# live tokens, in one run. A load command, not a test: it prints a table and the loaded / empty
-# ratios of this run, with the targets next to them. See bench/README.md ("Scale").
+# How cost grows with the data (issue #16, target 5): two Tresor servers on the durable store
+# (storage "file"), set up alike; one is then loaded with SCALE_SECRETS KV v2 secrets and
+# SCALE_TOKENS live tokens, the other stays empty. Each row is measured on the empty server and
+# right after on the loaded one, so the two see the same machine (it is shared: a build starting
+# between an "empty phase" and a "loaded phase" minutes apart would decide the ratio). A load
+# command, not a test: it prints a table and the loaded / empty ratios of this run, with the
+# targets next to them. See bench/README.md ("Scale").
 #
-# Rows (each on the empty store, then on the loaded one):
+# Rows (each on the empty server, then on the loaded one):
 #   read     KV v2 read, wrk over SCALE_READ_KEYS keys spread evenly over the whole key space
 #   login    AppRole login (service tokens: each login stores a token)
 #   unseal   PUT sys/seal, then PUT sys/unseal: time until the first KV read answers 200; and the
@@ -109,18 +112,23 @@ fi
 # Work dir, cleanup, time bound
 # ---------------------------------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tresor-scale.XXXXXX")
-mkdir -p "$WORK/home" "$WORK/data"
-PID_SERVER='' WATCHDOG='' LOADER=''
+mkdir -p "$WORK/home"
+PID_SERVER='' WATCHDOG='' LOADER='' CUR=''
+# Per server (empty, loaded): pid, port, root token, unseal key, AppRole login body.
+declare -A S_PID S_PORT S_TOKEN S_KEY S_LOGIN
 cleanup() {
-    local rc=$?
+    local rc=$? p
     trap - EXIT INT TERM
     [[ -n $WATCHDOG ]] && { kill "$WATCHDOG" 2>/dev/null || true; }
     [[ -n $LOADER ]] && { kill -INT "$LOADER" 2>/dev/null || true; }
-    if [[ -n $PID_SERVER ]]; then
-        kill -TERM "$PID_SERVER" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$PID_SERVER" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$PID_SERVER" 2>/dev/null || true
-    fi
+    for p in "${S_PID[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for _ in $(seq 100); do
+        local alive=0
+        for p in "${S_PID[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [[ $alive == 0 ]] && break
+        sleep 0.1
+    done
+    for p in "${S_PID[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "kept work dir $WORK"; else rm -rf "$WORK"; fi
     exit "$rc"
@@ -128,7 +136,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-# Rows: 2 phases x (read + login) wrk runs; the load at no less than 300 requests/s.
+# Rows: 2 servers x (read + login) wrk runs; the load at no less than 300 requests/s.
 BUDGET=${BENCH_TIME_BOUND:-$(( 300 + 4 * (DUR_S + WARM_S + QUIET_WAIT + 20) + (SECRETS + TOKENS + READ_KEYS + LIST_SMALL) / 300 ))}
 (
     trap 'kill "$sp" 2>/dev/null; exit 0' TERM
@@ -142,18 +150,28 @@ WATCHDOG=$!
 # ---------------------------------------------------------------------------------------------
 # The server
 # ---------------------------------------------------------------------------------------------
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL=http://127.0.0.1:$PORT
-cat >"$WORK/server.hcl" <<EOF
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# use NAME: server NAME becomes the one every helper below talks to.
+use() {
+    CUR=$1
+    PID_SERVER=${S_PID[$1]:-} PORT=${S_PORT[$1]} TOKEN=${S_TOKEN[$1]:-} UNSEAL_KEY=${S_KEY[$1]:-}
+    LOGIN_BODY=${S_LOGIN[$1]:-}
+    URL=http://127.0.0.1:$PORT
+}
+for name in empty loaded; do
+    S_PORT[$name]=$(free_port)
+    mkdir -p "$WORK/$name-data"
+    cat >"$WORK/$name.hcl" <<EOF
 storage "file" {
-  path = "$WORK/data"
+  path = "$WORK/$name-data"
 }
 listener "tcp" {
-  address     = "127.0.0.1:$PORT"
+  address     = "127.0.0.1:${S_PORT[$name]}"
   tls_disable = true
 }
 disable_mlock = true
 EOF
+done
 
 http() { # METHOD PATH TOKEN [JSON] -> status; body in $WORK/body
     : >"$WORK/body"
@@ -182,44 +200,57 @@ start_server() {
     t0=$(date +%s%N)
     local pin=()
     [[ $PIN == 1 ]] && pin=(taskset -c "$SERVER_CORES")
-    HOME=$WORK/home "${pin[@]}" "$TRESOR_BIN" server "-config=$WORK/server.hcl" -log-level=warn >>"$WORK/server.log" 2>&1 &
+    HOME=$WORK/home "${pin[@]}" "$TRESOR_BIN" server "-config=$WORK/$CUR.hcl" -log-level=warn >>"$WORK/$CUR.log" 2>&1 &
     PID_SERVER=$!
+    S_PID[$CUR]=$PID_SERVER
     # Up to ~5 minutes: after a crash the store may have to be repaired before it opens.
     for _ in $(seq 3000); do
-        kill -0 "$PID_SERVER" 2>/dev/null || { tail -n 30 "$WORK/server.log" >&2; die "the server exited during startup"; }
+        kill -0 "$PID_SERVER" 2>/dev/null || { tail -n 30 "$WORK/$CUR.log" >&2; die "$CUR: the server exited during startup"; }
         [[ $(http GET /v1/sys/health "") =~ ^[1-5][0-9][0-9]$ ]] && { START_MS=$(( ($(date +%s%N) - t0) / 1000000 )); return 0; }
         sleep 0.05
     done
-    die "the server did not come up at $URL"
+    die "$CUR: the server did not come up at $URL"
 }
 stop_server() { # [SIGNAL] (default TERM)
     kill "-${1:-TERM}" "$PID_SERVER" 2>/dev/null || true
     for _ in $(seq 300); do kill -0 "$PID_SERVER" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$PID_SERVER" 2>/dev/null && die "the server did not stop within 30 s of SIGTERM"
     { wait "$PID_SERVER"; } 2>/dev/null || true
-    PID_SERVER=
+    PID_SERVER='' S_PID[$CUR]=
 }
 
-log "starting tresor (storage \"file\" at $WORK/data) on $URL"
-start_server
-must init PUT /v1/sys/init "" '{"secret_shares":1,"secret_threshold":1}'
-TOKEN=$(json_field '["root_token"]')
-UNSEAL_KEY=$(json_field '["keys_base64"][0]')
-must unseal PUT /v1/sys/unseal "" "{\"key\":\"$UNSEAL_KEY\"}"
-must mount POST /v1/sys/mounts/secret "$TOKEN" '{"type":"kv-v2"}'
-for _ in $(seq 50); do
-    [[ $(http POST /v1/secret/data/bench "$TOKEN" '{"data":{"username":"bench","password":"correct-horse-battery-staple"}}') =~ ^2 ]] && break
-    sleep 0.2
-done
-must seed GET /v1/secret/data/bench "$TOKEN"
-must approle POST /v1/sys/auth/approle "$TOKEN" '{"type":"approle"}'
-must role POST /v1/auth/approle/role/bench "$TOKEN" '{"bind_secret_id":true,"secret_id_num_uses":0,"token_policies":"default","token_type":"service"}'
-must role-id GET /v1/auth/approle/role/bench/role-id "$TOKEN"
-ROLE_ID=$(json_field '["data"]["role_id"]')
-must secret-id POST /v1/auth/approle/role/bench/secret-id "$TOKEN" '{}'
-SECRET_ID=$(json_field '["data"]["secret_id"]')
-LOGIN_BODY="{\"role_id\":\"$ROLE_ID\",\"secret_id\":\"$SECRET_ID\"}"
-log "initialized, unsealed; kv-v2 at secret/, approle role bench"
+# setup_server NAME: start, init, unseal, kv-v2 at secret/, AppRole role bench, the read keys and
+# the small LIST folder.
+setup_server() {
+    use "$1"
+    log "$1: starting tresor (storage \"file\" at $WORK/$1-data) on $URL"
+    start_server
+    must init PUT /v1/sys/init "" '{"secret_shares":1,"secret_threshold":1}'
+    S_TOKEN[$1]=$(json_field '["root_token"]')
+    S_KEY[$1]=$(json_field '["keys_base64"][0]')
+    use "$1"
+    must unseal PUT /v1/sys/unseal "" "{\"key\":\"$UNSEAL_KEY\"}"
+    must mount POST /v1/sys/mounts/secret "$TOKEN" '{"type":"kv-v2"}'
+    for _ in $(seq 50); do
+        [[ $(http POST /v1/secret/data/bench "$TOKEN" '{"data":{"username":"bench","password":"correct-horse-battery-staple"}}') =~ ^2 ]] && break
+        sleep 0.2
+    done
+    must seed GET /v1/secret/data/bench "$TOKEN"
+    must approle POST /v1/sys/auth/approle "$TOKEN" '{"type":"approle"}'
+    must role POST /v1/auth/approle/role/bench "$TOKEN" '{"bind_secret_id":true,"secret_id_num_uses":0,"token_policies":"default","token_type":"service"}'
+    must role-id GET /v1/auth/approle/role/bench/role-id "$TOKEN"
+    local role_id secret_id
+    role_id=$(json_field '["data"]["role_id"]')
+    must secret-id POST /v1/auth/approle/role/bench/secret-id "$TOKEN" '{}'
+    secret_id=$(json_field '["data"]["secret_id"]')
+    S_LOGIN[$1]="{\"role_id\":\"$role_id\",\"secret_id\":\"$secret_id\"}"
+    use "$1"
+    # The keys the read rows use exist on both servers (the load rewrites them on one).
+    load readset "$READ_KEYS" 32 BENCH_LOAD_KIND=kv BENCH_LOAD_PREFIX=/v1/secret/data/scale/ \
+        BENCH_LOAD_FOLDER="$FOLDER" BENCH_LOAD_STRIDE="$STRIDE"
+    load small "$LIST_SMALL" 32 BENCH_LOAD_KIND=flat BENCH_LOAD_PREFIX=/v1/secret/data/small/k
+    log "$1: initialized, unsealed; kv-v2 at secret/, approle role bench, $READ_KEYS read keys, $LIST_SMALL keys in small/"
+}
 
 # ---------------------------------------------------------------------------------------------
 # Measurement helpers
@@ -307,7 +338,7 @@ load() {
     local what=$1 count=$2 conns=$3
     shift 3
     [[ $count -gt 0 ]] || { LOAD_RATE=-; return 0; }
-    local done_prefix=$WORK/load-done-$what out=$WORK/load-$what.txt t0 t1 nd
+    local done_prefix=$WORK/load-done-$CUR-$what out=$WORK/load-$CUR-$what.txt t0 t1 nd
     rm -f "$done_prefix".*
     pin_server "0-$((NCPU - 1))"
     t0=$(date +%s%N)
@@ -317,11 +348,11 @@ load() {
     LOADER=$!
     local last=0
     while kill -0 "$LOADER" 2>/dev/null; do
-        nd=$(find "$WORK" -maxdepth 1 -name "load-done-$what.*" | wc -l)
+        nd=$(find "$WORK" -maxdepth 1 -name "load-done-$CUR-$what.*" | wc -l)
         [[ $nd -ge $THREADS ]] && break
         if [[ $((SECONDS - last)) -ge 30 ]]; then
             last=$SECONDS
-            log "load $what: running for $(( ($(date +%s%N) - t0) / 1000000000 )) s, server RSS $(mib "$(status_kib VmRSS)") MiB"
+            log "$CUR: load $what: running for $(( ($(date +%s%N) - t0) / 1000000000 )) s, server RSS $(mib "$(status_kib VmRSS)") MiB"
         fi
         sleep 0.2
     done
@@ -338,7 +369,7 @@ load() {
     [[ $nd -ge $THREADS ]] || { cat "$out" >&2; die "load $what: wrk ended before every thread finished its share"; }
     [[ $errs == 0 && $((sock)) == 0 ]] || { cat "$out" >&2; die "load $what: $errs error responses, $((sock)) socket errors"; }
     LOAD_RATE=$(awk -v n="$count" -v ns=$((t1 - t0)) 'BEGIN{printf "%.0f", n / (ns / 1e9)}')
-    log "load $what: $count requests in $(awk -v ns=$((t1 - t0)) 'BEGIN{printf "%.1f", ns / 1e9}') s ($LOAD_RATE/s)"
+    log "$CUR: load $what: $count requests in $(awk -v ns=$((t1 - t0)) 'BEGIN{printf "%.1f", ns / 1e9}') s ($LOAD_RATE/s)"
 }
 
 # unseal_first TAG [started]: PUT sys/seal (not with "started": the server just started sealed),
@@ -418,58 +449,64 @@ EOF
 }
 
 declare -A RSS HWM
-# phase TAG: every wanted row on the store as it is now.
-phase() {
-    local tag=$1
-    reset_hwm
-    if want read; then
-        run_load "read-$tag" "$TOKEN" readkeys.lua BENCH_READ_PREFIX=/v1/secret/data/scale/ \
-            BENCH_READ_KEYS="$READ_KEYS" BENCH_READ_STRIDE="$STRIDE" BENCH_LOAD_FOLDER="$FOLDER"
-    fi
-    if want login; then
-        run_load "login-$tag" "" post.lua BENCH_BODY="$LOGIN_BODY"
-    fi
-    if want list; then
-        list_row "small-$tag" /v1/secret/metadata/small/
-        if [[ $tag == loaded && $SECRETS -gt 0 ]]; then
-            list_row "large" /v1/secret/metadata/scale/f0/
-            list_row "large-limit" "/v1/secret/metadata/scale/f0/?limit=100"
-        fi
-    fi
-    RSS[$tag]=$(status_kib VmRSS)
-    HWM[$tag]=$(status_kib VmHWM)
-    log "$tag: VmRSS $(mib "${RSS[$tag]}") MiB, VmHWM over the rows $(mib "${HWM[$tag]}") MiB"
-    if want unseal; then
-        unseal_first "$tag"
-        RSS[$tag-unsealed]=$(status_kib VmRSS)
-        restart_first "$tag-restart" TERM
-        RSS[$tag-restarted]=$(status_kib VmRSS)
-        restart_first "$tag-crash" KILL
-    fi
-}
 
 # ---------------------------------------------------------------------------------------------
-# Empty, load, loaded
+# Two servers, one loaded; every row on the empty one, then on the loaded one
 # ---------------------------------------------------------------------------------------------
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-# The keys the read rows use exist in both phases: written now, the load rewrites them.
-load readset "$READ_KEYS" 32 BENCH_LOAD_KIND=kv BENCH_LOAD_PREFIX=/v1/secret/data/scale/ \
-    BENCH_LOAD_FOLDER="$FOLDER" BENCH_LOAD_STRIDE="$STRIDE"
-load small "$LIST_SMALL" 32 BENCH_LOAD_KIND=flat BENCH_LOAD_PREFIX=/v1/secret/data/small/k
-phase empty
-
-reset_hwm
+setup_server empty
+setup_server loaded
+use loaded
 load secrets "$SECRETS" "$LOAD_CONNS" BENCH_LOAD_KIND=kv BENCH_LOAD_PREFIX=/v1/secret/data/scale/ BENCH_LOAD_FOLDER="$FOLDER"
 SECRETS_RATE=$LOAD_RATE
 load tokens "$TOKENS" "$LOAD_CONNS" BENCH_LOAD_KIND=token BENCH_LOAD_PREFIX=/v1/auth/token/create-orphan \
     BENCH_BODY="{\"ttl\":\"$TOKEN_TTL\",\"policies\":[\"default\"]}"
 TOKENS_RATE=$LOAD_RATE
 LOAD_HWM=$(status_kib VmHWM)
-DATA_MIB=$(du -sm "$WORK/data" | cut -f1)
+DATA_MIB=$(du -sm "$WORK/loaded-data" | cut -f1)
 log "loaded: data dir $DATA_MIB MiB; server VmHWM during the load $(mib "$LOAD_HWM") MiB"
-# Let the store settle (the load's last commits, the token expiry tick) before measuring.
+# Let the store settle (the load's last commits) before measuring.
 wait_drained
-phase loaded
+
+for tag in empty loaded; do use "$tag"; reset_hwm; done
+if want read; then
+    for tag in empty loaded; do
+        use "$tag"
+        run_load "read-$tag" "$TOKEN" readkeys.lua BENCH_READ_PREFIX=/v1/secret/data/scale/ \
+            BENCH_READ_KEYS="$READ_KEYS" BENCH_READ_STRIDE="$STRIDE" BENCH_LOAD_FOLDER="$FOLDER"
+    done
+fi
+if want login; then
+    for tag in empty loaded; do
+        use "$tag"
+        run_load "login-$tag" "" post.lua BENCH_BODY="$LOGIN_BODY"
+    done
+fi
+if want list; then
+    use empty
+    list_row small-empty /v1/secret/metadata/small/
+    use loaded
+    list_row small-loaded /v1/secret/metadata/small/
+    if [[ $SECRETS -gt 0 ]]; then
+        list_row large /v1/secret/metadata/scale/f0/
+        list_row large-limit "/v1/secret/metadata/scale/f0/?limit=100"
+    fi
+fi
+for tag in empty loaded; do
+    use "$tag"
+    RSS[$tag]=$(status_kib VmRSS)
+    HWM[$tag]=$(status_kib VmHWM)
+    log "$tag: VmRSS $(mib "${RSS[$tag]}") MiB, VmHWM over the rows $(mib "${HWM[$tag]}") MiB"
+done
+if want unseal; then
+    for tag in empty loaded; do use "$tag"; unseal_first "$tag"; done
+    for tag in empty loaded; do
+        use "$tag"
+        restart_first "$tag-restart" TERM
+        RSS[$tag-restarted]=$(status_kib VmRSS)
+    done
+    for tag in empty loaded; do use "$tag"; restart_first "$tag-crash" KILL; done
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Report
@@ -482,7 +519,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else pr
 verdict() { [[ $1 == - || -z $1 ]] && { echo -; return 0; }; awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN{ ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0); print ok ? "met" : "MISSED" }'; }
 
 echo
-echo "== Tresor at scale: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, durable store (storage \"file\", redb), wrk -t $THREADS -c $CONNS -d $DURATION (warm-up $WARMUP)"
+echo "== Tresor at scale: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, two durable servers (storage \"file\", redb), one empty, one loaded; wrk -t $THREADS -c $CONNS -d $DURATION (warm-up $WARMUP)"
 [[ $PIN == 1 ]] && echo "   pinned: wrk on core 0, the server on cores $SERVER_CORES (during the load: every core)"
 echo "   loaded: $SECRETS KV v2 secrets (folders of $FOLDER keys, ${SECRETS_RATE}/s), $TOKENS tokens (create-orphan, ttl $TOKEN_TTL, ${TOKENS_RATE}/s); data dir $DATA_MIB MiB"
 echo "   reads cycle over $READ_KEYS keys spread over the key space (stride $STRIDE); load average before: $LOAD0, now: $(cut -d' ' -f1-3 /proc/loadavg)"
