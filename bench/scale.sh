@@ -489,8 +489,8 @@ if want list; then
     use loaded
     list_row small-loaded /v1/secret/metadata/small/
     if [[ $SECRETS -gt 0 ]]; then
-        # The paged LIST first: the allocator keeps what a LIST frees, so whichever runs second
-        # would reuse the first one's memory and show less growth than it causes.
+        # Both read the whole folder (the limit is applied after). The allocator keeps what the
+        # first one frees, so the second shows (almost) no growth: the verdict takes the larger.
         list_row large-limit "/v1/secret/metadata/scale/f0/?limit=100"
         list_row large /v1/secret/metadata/scale/f0/
     fi
@@ -579,18 +579,19 @@ fi
 if want list; then
     declare -A LIST_WHAT=([small-empty]="small/, empty" [small-loaded]="small/, loaded" [large]="scale/f0/, loaded"
         [large-limit]="scale/f0/?limit=100")
-    for tag in small-empty small-loaded large large-limit; do
+    for tag in small-empty small-loaded large-limit large; do
         [[ -n ${LIST_MS[$tag]:-} ]] || continue
         printf "$RFMT" "LIST ${LIST_WHAT[$tag]}: ${LIST_KEYS[$tag]} keys, $((LIST_BYTES[$tag] / 1024)) KiB, ${LIST_MS[$tag]} ms; peak RSS" "+$(mib "${LIST_GROW[$tag]}") MiB" "" ""
     done
-    if [[ -n ${LIST_GROW[large]:-} && -n ${LIST_GROW[small-loaded]:-} ]]; then
+    if [[ -n ${LIST_GROW[large]:-} && -n ${LIST_GROW[large-limit]:-} && -n ${LIST_GROW[small-loaded]:-} ]]; then
         # Bounded: the peak RSS growth of a LIST does not grow with the folder (8 MiB of slack
-        # for allocator noise); a 100,000-key LIST may not cost 100x a 1,000-key one.
+        # for allocator noise): a 100,000-key LIST may not cost 100x a 1,000-key one. Of the two
+        # LISTs of the large folder, the first one's growth counts (see above): the larger.
         bound=$((LIST_GROW[small-loaded] + 8192))
-        printf "$RFMT" "LIST of $FOLDER keys: peak RSS growth (bounded: <= small + 8 MiB)" "+$(mib "${LIST_GROW[large]}") MiB" "<= $(mib "$bound")" \
-            "$( [[ ${LIST_GROW[large]} -le $bound ]] && echo met || echo MISSED)"
-        printf "$RFMT" "LIST of $FOLDER keys with ?limit=100: peak RSS growth" "+$(mib "${LIST_GROW[large-limit]}") MiB" "<= $(mib "$bound")" \
-            "$( [[ ${LIST_GROW[large-limit]:-0} -le $bound ]] && echo met || echo MISSED)"
+        g=${LIST_GROW[large]}
+        [[ ${LIST_GROW[large-limit]} -gt $g ]] && g=${LIST_GROW[large-limit]}
+        printf "$RFMT" "LIST of $FOLDER keys (first LIST of it): peak RSS growth" "+$(mib "$g") MiB" "<= $(mib "$bound")" \
+            "$( [[ $g -le $bound ]] && echo met || echo MISSED)"
     fi
 fi
 echo
