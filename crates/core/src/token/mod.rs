@@ -257,10 +257,17 @@ pub enum Use {
     Exhausted,
 }
 
+/// Token entries cached at most (each a few hundred bytes): the tokens in use, not every
+/// live one, stay in memory however many millions are stored.
+pub const TOKEN_CACHE_LIMIT: usize = 50_000;
+
 pub struct TokenStore {
     view: View,
     salt: hmac::Key,
+    /// Entries read lately, by hash; at most `cache_limit` (a full cache drops an arbitrary
+    /// one for each it takes).
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    cache_limit: usize,
     /// Bumped (under the cache lock) whenever the cache is dropped: a read that started
     /// before never caches what it read.
     generation: std::sync::atomic::AtomicU64,
@@ -294,6 +301,7 @@ impl TokenStore {
             view,
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
             cache: RwLock::new(HashMap::new()),
+            cache_limit: TOKEN_CACHE_LIMIT,
             generation: Default::default(),
             read_only: Default::default(),
             leases: std::sync::OnceLock::new(),
@@ -497,6 +505,17 @@ impl TokenStore {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// A store caching at most `limit` entries.
+    pub fn with_cache_limit(mut self, limit: usize) -> Self {
+        self.cache_limit = limit.max(1);
+        self
+    }
+
+    /// How many entries are cached.
+    pub fn cached(&self) -> usize {
+        self.cache.read().len()
+    }
+
     /// Drops every cached entry (a standby, after the active node changed tokens).
     pub fn forget_cached(&self) {
         let mut cache = self.cache.write();
@@ -517,6 +536,10 @@ impl TokenStore {
                     if e.num_uses == 0 {
                         let mut cache = self.cache.write();
                         if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+                            if cache.len() >= self.cache_limit {
+                                let evicted = cache.keys().next().cloned();
+                                evicted.map(|k| cache.remove(&k));
+                            }
                             cache.insert(hash.to_string(), e.clone());
                         }
                     }
@@ -741,5 +764,46 @@ impl TokenStore {
     /// Every accessor (for `LIST auth/token/accessors`).
     pub async fn accessors(&self) -> Result<Vec<String>> {
         self.view.list("accessor/").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::barrier::Barrier;
+    use tresor_storage::memory::MemoryStorage;
+
+    /// However many tokens are used, the cache keeps at most its limit; every token still
+    /// looks up (from storage when it is not cached).
+    #[tokio::test]
+    async fn the_token_cache_stays_within_its_limit() {
+        let barrier = Arc::new(Barrier::new(Arc::new(MemoryStorage::new())));
+        let root = barrier.initialize().await.unwrap();
+        barrier.unseal(root).await.unwrap();
+        let store = TokenStore::open(View::new(barrier, "sys/token/"))
+            .await
+            .unwrap()
+            .with_cache_limit(8);
+        let mut tokens = Vec::new();
+        for i in 0..30 {
+            let (token, _) = store
+                .create(TokenParams {
+                    policies: vec!["default".into()],
+                    display_name: format!("t{i}"),
+                    ttl: 3600,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            tokens.push(token);
+        }
+        for _ in 0..2 {
+            for (i, t) in tokens.iter().enumerate() {
+                let e = store.lookup(t).await.unwrap().expect("a live token");
+                assert_eq!(e.display_name, format!("t{i}"));
+                assert!(store.cached() <= 8, "{} cached", store.cached());
+            }
+        }
+        assert_eq!(store.cached(), 8);
     }
 }
