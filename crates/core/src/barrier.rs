@@ -491,7 +491,8 @@ impl Barrier {
         Ok(buf)
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    /// The sealed bytes stored at `key` (refused while sealed; timed as a barrier get).
+    async fn fetch(&self, key: &str) -> Result<Option<Vec<u8>>> {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
@@ -500,10 +501,34 @@ impl Barrier {
         self.metrics
             .barrier(BarrierOp::Get)
             .observe(started.elapsed());
-        match stored? {
+        Ok(stored?)
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self.fetch(key).await? {
             Some(v) => Ok(Some(self.decrypt(key, &v)?)),
             None => Ok(None),
         }
+    }
+
+    /// [`Barrier::get`] through a [`DecodedCache`]: the stored bytes are fetched as always,
+    /// and decrypted and decoded only when they are not the ones the cached copy came from.
+    pub async fn get_decoded<T>(
+        &self,
+        key: &str,
+        cache: &DecodedCache<T>,
+        decode: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<Option<Arc<T>>> {
+        let Some(sealed) = self.fetch(key).await? else {
+            cache.forget(key);
+            return Ok(None);
+        };
+        if let Some(hit) = cache.lookup(key, &sealed) {
+            return Ok(Some(hit));
+        }
+        let value = Arc::new(decode(&self.decrypt(key, &sealed)?)?);
+        cache.keep(key, sealed, value.clone());
+        Ok(Some(value))
     }
 
     pub async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<()> {
@@ -515,15 +540,7 @@ impl Barrier {
 
     /// The stored (encrypted) bytes of `key` and their plaintext.
     async fn get_stamped(&self, key: &str) -> Result<(Option<Vec<u8>>, Stamp)> {
-        if self.is_sealed() {
-            return Err(Error::Sealed);
-        }
-        let started = std::time::Instant::now();
-        let raw = self.storage.get(key).await;
-        self.metrics
-            .barrier(BarrierOp::Get)
-            .observe(started.elapsed());
-        let raw = raw?;
+        let raw = self.fetch(key).await?;
         let plain = raw.as_ref().map(|r| self.decrypt(key, r)).transpose()?;
         Ok((
             plain,
@@ -566,11 +583,21 @@ impl Barrier {
     }
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.list_page(prefix, None, usize::MAX).await
+    }
+
+    /// A page of `prefix`'s children: see [`Storage::list_page`].
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
         let started = std::time::Instant::now();
-        let listed = self.storage.list(prefix).await;
+        let listed = self.storage.list_page(prefix, after, limit).await;
         self.metrics
             .barrier(BarrierOp::List)
             .observe(started.elapsed());
@@ -582,6 +609,64 @@ impl Barrier {
 /// overwrite anything written since ([`View::write_batch_if`]).
 #[derive(Clone, Debug)]
 pub struct Stamp(Expect);
+
+/// Decoded copies of records that a backend reads often and that hold no secret (KV v2's key
+/// metadata), each kept with the sealed bytes it was decoded from. A read through
+/// [`View::get_decoded`] still fetches the entry from storage, so it sees every write (this
+/// node's, another HA node's, a restore's), and skips decryption and decoding only when the
+/// fetched bytes are the kept ones: each seal draws a fresh nonce, so a rewritten entry never
+/// repeats its bytes. Not for secrets: a cached copy stays in memory until it is replaced.
+pub struct DecodedCache<T> {
+    /// Storage key -> (the sealed bytes, what they decode to).
+    entries: RwLock<std::collections::HashMap<Box<str>, Decoded<T>>>,
+    limit: usize,
+}
+
+type Decoded<T> = (Box<[u8]>, Arc<T>);
+
+impl<T> DecodedCache<T> {
+    /// A cache of at most `limit` entries; past that, an arbitrary one makes room.
+    pub fn new(limit: usize) -> Self {
+        DecodedCache {
+            entries: RwLock::new(std::collections::HashMap::new()),
+            limit,
+        }
+    }
+
+    fn lookup(&self, key: &str, sealed: &[u8]) -> Option<Arc<T>> {
+        let entries = self.entries.read();
+        let (kept, value) = entries.get(key)?;
+        (**kept == *sealed).then(|| value.clone())
+    }
+
+    fn keep(&self, key: &str, sealed: Vec<u8>, value: Arc<T>) {
+        if self.limit == 0 {
+            return;
+        }
+        let mut entries = self.entries.write();
+        if entries.len() >= self.limit && !entries.contains_key(key) {
+            if let Some(evicted) = entries.keys().next().cloned() {
+                entries.remove(&evicted);
+            }
+        }
+        entries.insert(key.into(), (sealed.into_boxed_slice(), value));
+    }
+
+    fn forget(&self, key: &str) {
+        if self.entries.read().contains_key(key) {
+            self.entries.write().remove(key);
+        }
+    }
+
+    /// How many entries are kept.
+    pub fn len(&self) -> usize {
+        self.entries.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// How many times [`View::update`] re-reads after losing a race before it gives up. Every
 /// round has a winner, so this bounds the number of writers racing on one key, not the time.
@@ -631,10 +716,21 @@ impl View {
         self.barrier.decrypt(context, sealed)
     }
     fn key(&self, k: &str) -> String {
-        format!("{}{}", self.prefix, k)
+        [&*self.prefix, k].concat()
     }
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.barrier.get(&self.key(key)).await
+    }
+    /// Reads and decodes `key` through `cache` (see [`DecodedCache`]).
+    pub async fn get_decoded<T>(
+        &self,
+        key: &str,
+        cache: &DecodedCache<T>,
+        decode: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<Option<Arc<T>>> {
+        self.barrier
+            .get_decoded(&self.key(key), cache, decode)
+            .await
     }
     pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
         self.barrier
@@ -728,6 +824,18 @@ impl View {
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.barrier.list(&self.key(prefix)).await
     }
+    /// Up to `limit` children of `prefix` after the child `after`: a bounded page however
+    /// large the folder (see [`Storage::list_page`]).
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        self.barrier
+            .list_page(&self.key(prefix), after, limit)
+            .await
+    }
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.get(key).await? {
             Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
@@ -813,6 +921,61 @@ pub fn b64_encode(b: &[u8]) -> String {
 mod tests {
     use super::*;
     use tresor_storage::memory::MemoryStorage;
+
+    #[tokio::test]
+    async fn decoded_cache_sees_every_write_and_decodes_once_per_stored_version() {
+        let storage = Arc::new(MemoryStorage::new());
+        let a = Arc::new(Barrier::new(storage.clone()));
+        let root = a.initialize().await.unwrap();
+        a.unseal(root.clone()).await.unwrap();
+        // A second node on the same storage (as HA standbys and peers are).
+        let b = Arc::new(Barrier::new(storage.clone()));
+        b.unseal(root).await.unwrap();
+        let (va, vb) = (View::new(a, "m/"), View::new(b, "m/"));
+        let cache = DecodedCache::new(2);
+        let decodes = std::sync::atomic::AtomicUsize::new(0);
+        let read = |key: &'static str| {
+            va.get_decoded(key, &cache, |raw| {
+                decodes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(String::from_utf8(raw.to_vec()).unwrap())
+            })
+        };
+        let decoded = || decodes.load(std::sync::atomic::Ordering::SeqCst);
+
+        assert_eq!(read("k").await.unwrap(), None);
+        vb.put("k", b"one".to_vec()).await.unwrap();
+        assert_eq!(read("k").await.unwrap().as_deref().unwrap(), "one");
+        assert_eq!(read("k").await.unwrap().as_deref().unwrap(), "one");
+        assert_eq!(decoded(), 1, "the second read is served from the cache");
+        // The other node rewrites the key, even with the same content: a fresh read.
+        vb.put("k", b"one".to_vec()).await.unwrap();
+        assert_eq!(read("k").await.unwrap().as_deref().unwrap(), "one");
+        assert_eq!(decoded(), 2);
+        vb.put("k", b"two".to_vec()).await.unwrap();
+        assert_eq!(read("k").await.unwrap().as_deref().unwrap(), "two");
+        // Deleted elsewhere: gone here too, and forgotten.
+        vb.delete("k").await.unwrap();
+        assert_eq!(read("k").await.unwrap(), None);
+        assert!(cache.is_empty());
+        // Bytes changed under the barrier fail authentication, never read as the cached value.
+        vb.put("k", b"three".to_vec()).await.unwrap();
+        assert_eq!(read("k").await.unwrap().as_deref().unwrap(), "three");
+        let mut sealed = storage.get("m/k").await.unwrap().unwrap();
+        *sealed.last_mut().unwrap() ^= 1;
+        storage.put("m/k", sealed).await.unwrap();
+        assert!(read("k").await.is_err());
+        // Bounded: a third key makes room.
+        for k in ["x", "y", "z"] {
+            vb.put(k, k.as_bytes().to_vec()).await.unwrap();
+        }
+        for k in ["x", "y", "z"] {
+            assert_eq!(read(k).await.unwrap().as_deref().unwrap(), k);
+        }
+        assert_eq!(cache.len(), 2);
+        // Sealed: refused, cached or not.
+        va.barrier.seal();
+        assert!(matches!(read("z").await, Err(Error::Sealed)));
+    }
 
     #[tokio::test]
     async fn rotates_automatically_by_age_and_by_count_and_keeps_counts() {

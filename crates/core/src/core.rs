@@ -1079,6 +1079,9 @@ impl Core {
         resp: Option<&Response>,
         error: Option<&str>,
     ) -> Result<()> {
+        if !self.audit.is_enabled() {
+            return Ok(());
+        }
         let started = std::time::Instant::now();
         let written = self.audit.log(kind, req, ctx, resp, error).await;
         let (timer, failures) = if kind == "request" {

@@ -540,7 +540,12 @@ fn render_body(r: Response) -> HttpResponse {
     let status = r.http_status();
     if !r.top_level_data {
         // The hot path: serialized straight from the borrowed parts, no intermediate Value.
-        return json_bytes(status, serde_json::to_vec(&envelope).unwrap_or_default());
+        // Sized for a typical answer (a KV read's is ~380 bytes): no regrowth on the way.
+        let mut body = Vec::with_capacity(512);
+        if serde_json::to_writer(&mut body, &envelope).is_err() {
+            body.clear();
+        }
+        return json_bytes(status, body);
     }
     // Vault's legacy sys answers repeat `data`'s keys at the top level.
     let mut body = serde_json::to_value(&envelope).unwrap_or(Value::Null);

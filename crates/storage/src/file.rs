@@ -14,7 +14,7 @@
 //! expectation fails is skipped whole and answered `Conflict`, the others commit.
 
 use crate::group::{Groups, Pending, Queue};
-use crate::{children, Expect, Result, Storage, StorageError, WriteOp};
+use crate::{list_children, Expect, Result, Storage, StorageError, WriteOp};
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -194,19 +194,21 @@ impl Storage for FileStorage {
         self.db.write().take();
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        use std::ops::Bound;
         let txn = self.db()?.begin_read().map_err(io)?;
         let table = txn.open_table(TABLE).map_err(io)?;
-        let mut keys = Vec::new();
-        for entry in table.range(prefix..).map_err(io)? {
-            let (k, _) = entry.map_err(io)?;
-            let k = k.value();
-            if !k.starts_with(prefix) {
-                break;
-            }
-            keys.push(k.to_string());
-        }
-        Ok(children(prefix, keys.iter().map(|s| s.as_str())))
+        list_children(prefix, after, limit, |start| {
+            let range = table
+                .range::<&str>((Bound::Included(start), Bound::Unbounded))
+                .map_err(io)?;
+            Ok(range.map(|entry| entry.map(|(k, _)| k.value().to_string()).map_err(io)))
+        })
     }
 
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {

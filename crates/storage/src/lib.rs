@@ -161,8 +161,20 @@ pub trait Storage: Send + Sync + 'static {
     /// otherwise applies nothing and answers [`StorageError::Conflict`]. Returns once the batch
     /// is durable (for durable backends).
     async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<WriteOp>) -> Result<()>;
-    /// Immediate children of `prefix` (which is empty or ends in `/`), sorted; sub-folders end in `/`.
-    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Up to `limit` immediate children of `prefix` (which is empty or ends in `/`) that sort
+    /// after the child `after` (exclusive), in order; sub-folders end in `/`. A folder's
+    /// contents are skipped, not read: the cost follows the page, not the folder.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>>;
+    /// Every immediate child of `prefix` (which is empty or ends in `/`), sorted; sub-folders
+    /// end in `/`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.list_page(prefix, None, usize::MAX).await
+    }
     /// Up to `limit` full keys that start with `prefix` and sort after `after` (exclusive), in
     /// order, without folding folders: a paginated range scan (time-ordered indexes use it to
     /// read only what is due, never everything).
@@ -221,28 +233,56 @@ pub trait Storage: Send + Sync + 'static {
     }
 }
 
-/// Turns the keys found under `prefix` (in sorted order) into the immediate-children listing.
-pub(crate) fn children<'a>(prefix: &str, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for key in keys {
-        let Some(rest) = key.strip_prefix(prefix) else {
-            continue;
-        };
-        let child = match rest.find('/') {
-            Some(i) => &rest[..=i],
-            None => rest,
-        };
-        if child.is_empty() {
-            continue;
-        }
-        if out.last().map(|l| l.as_str()) != Some(child) {
-            out.push(child.to_string());
-        }
+/// The first key a listing of `prefix` reads when it resumes after the child `after`: just
+/// past that key, or, for a folder (`a/`), past everything in it (`a0`: `0` follows `/`).
+pub(crate) fn list_start(prefix: &str, after: Option<&str>) -> String {
+    match after {
+        None | Some("") => prefix.to_string(),
+        Some(a) => match a.strip_suffix('/') {
+            Some(folder) => format!("{prefix}{folder}0"),
+            None => format!("{prefix}{a}\0"),
+        },
     }
-    // A folder "a/" and a key "a" sort apart from each other; dedupe and keep order.
-    out.sort();
-    out.dedup();
-    out
+}
+
+/// A folder listing over an ordered key source (`keys_from(start)`: the keys at or after
+/// `start`, in order). Each sub-folder is named once and its contents skipped by starting a
+/// new range past them, so a page reads about one key per child.
+pub(crate) fn list_children<I>(
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+    mut keys_from: impl FnMut(&str) -> Result<I>,
+) -> Result<Vec<String>>
+where
+    I: Iterator<Item = Result<String>>,
+{
+    let mut out = Vec::new();
+    let mut start = list_start(prefix, after);
+    'seek: while out.len() < limit {
+        for key in keys_from(&start)? {
+            let key = key?;
+            let Some(rest) = key.strip_prefix(prefix) else {
+                break 'seek;
+            };
+            match rest.find('/') {
+                Some(i) => {
+                    out.push(rest[..=i].to_string());
+                    start = format!("{prefix}{}0", &rest[..i]);
+                    continue 'seek;
+                }
+                None if rest.is_empty() => {}
+                None => {
+                    out.push(rest.to_string());
+                    if out.len() >= limit {
+                        break 'seek;
+                    }
+                }
+            }
+        }
+        break;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -260,6 +300,24 @@ pub(crate) mod conformance {
         assert_eq!(s.list("").await.unwrap(), vec!["a", "dir/", "dir2"]);
         assert_eq!(s.list("dir/").await.unwrap(), vec!["sub/", "x"]);
         assert_eq!(s.list("nope/").await.unwrap(), Vec::<String>::new());
+        // Pages: `after` is a child (a folder's contents are skipped whole), `limit` caps.
+        s.put("dir/sub-x", b"5".to_vec()).await.unwrap();
+        s.put("dir/sub/z/deep", b"6".to_vec()).await.unwrap();
+        s.put("dir/y", b"7".to_vec()).await.unwrap();
+        let page = |after, limit| s.list_page("dir/", after, limit);
+        assert_eq!(s.list("dir/").await.unwrap(), ["sub-x", "sub/", "x", "y"]);
+        assert_eq!(page(None, 2).await.unwrap(), ["sub-x", "sub/"]);
+        assert_eq!(page(Some("sub-x"), 2).await.unwrap(), ["sub/", "x"]);
+        assert_eq!(page(Some("sub/"), 10).await.unwrap(), ["x", "y"]);
+        assert_eq!(page(Some("sub"), 1).await.unwrap(), ["sub-x"]);
+        assert_eq!(page(Some("w"), 10).await.unwrap(), ["x", "y"]);
+        assert_eq!(page(Some("y"), 10).await.unwrap(), Vec::<String>::new());
+        assert_eq!(page(None, 0).await.unwrap(), Vec::<String>::new());
+        assert_eq!(s.list_page("", Some("a"), 1).await.unwrap(), ["dir/"]);
+        assert_eq!(s.list_page("", Some("dir/"), 5).await.unwrap(), ["dir2"]);
+        for k in ["dir/sub-x", "dir/sub/z/deep", "dir/y"] {
+            s.delete(k).await.unwrap();
+        }
         s.delete("a").await.unwrap();
         assert_eq!(s.get("a").await.unwrap(), None);
         s.delete("never-there").await.unwrap();

@@ -1,7 +1,7 @@
 //! In-memory storage: a sorted map behind a read/write lock. Used by `-dev` servers and tests;
 //! everything is lost when the process exits.
 
-use crate::{children, Expect, Result, Storage, StorageError, WriteOp};
+use crate::{list_children, Expect, Result, Storage, StorageError, WriteOp};
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -41,13 +41,18 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
         let map = self.map.read();
-        let keys = map
-            .range(prefix.to_string()..)
-            .map(|(k, _)| k.as_str())
-            .take_while(|k| k.starts_with(prefix));
-        Ok(children(prefix, keys))
+        list_children(prefix, after, limit, |start| {
+            Ok(map
+                .range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+                .map(|(k, _)| Ok(k.clone())))
+        })
     }
 
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {

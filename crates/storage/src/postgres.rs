@@ -42,7 +42,7 @@
 
 use crate::group::{Groups, Pending, Queue};
 use crate::{
-    children, Acquired, Changes, Expect, HaLock, Leader, NodeInfo, NodeStatus, Result, Storage,
+    list_start, Acquired, Changes, Expect, HaLock, Leader, NodeInfo, NodeStatus, Result, Storage,
     StorageError, WriteOp,
 };
 use async_trait::async_trait;
@@ -305,9 +305,9 @@ impl Sql {
             scan: format!(
                 "SELECT k FROM {table} WHERE k > $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3) ORDER BY k LIMIT $4"
             ),
-            // A loose index scan: from each key found, jump past its child (to `prefix ||
-            // child || 0xFF` for a folder, just past the key for a leaf); 0xFF never occurs
-            // in UTF-8 keys.
+            // A loose index scan from `$1` (where the page starts): from each key found, jump
+            // past its child (to `prefix || child || 0xFF` for a folder, just past the key for a
+            // leaf); 0xFF never occurs in UTF-8 keys. The walk stops after `$4` rows.
             list: format!(
                 "WITH RECURSIVE walk(k) AS ( \
                    (SELECT k FROM {table} WHERE k >= $1 AND ($2::bytea IS NULL OR k < $2) ORDER BY k LIMIT 1) \
@@ -318,7 +318,7 @@ impl Sql {
                             ELSE walk.k || '\\x00'::bytea END \
                      AND ($2::bytea IS NULL OR t.k < $2) ORDER BY t.k LIMIT 1) \
                    FROM walk WHERE walk.k IS NOT NULL) \
-                 SELECT k FROM walk WHERE k IS NOT NULL"
+                 SELECT k FROM walk WHERE k IS NOT NULL LIMIT $4"
             ),
         }
     }
@@ -652,23 +652,40 @@ impl Storage for PostgresStorage {
         self.writer.submit(expect, ops).await
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&self.sql.list)
             .await
             .map_err(pg_err)?;
+        let start = list_start(prefix, after);
         let upper = successor(prefix.as_bytes());
         let len = prefix.len() as i32;
+        // One more than asked: the walk may meet a key equal to the prefix, which is no child.
+        let rows_limit = limit.saturating_add(1).min(i64::MAX as usize) as i64;
         let rows = client
-            .query(&stmt, &[&prefix.as_bytes(), &upper, &len])
+            .query(&stmt, &[&start.as_bytes(), &upper, &len, &rows_limit])
             .await
             .map_err(pg_err)?;
-        let keys: Vec<String> = rows
+        let mut out: Vec<String> = rows
             .iter()
-            .map(|r| String::from_utf8_lossy(r.get::<_, &[u8]>(0)).into_owned())
+            .filter_map(|r| {
+                let key = String::from_utf8_lossy(r.get::<_, &[u8]>(0));
+                let rest = key.strip_prefix(prefix)?;
+                let child = rest.find('/').map_or(rest, |i| &rest[..=i]);
+                (!child.is_empty()).then(|| child.to_string())
+            })
             .collect();
-        Ok(children(prefix, keys.iter().map(String::as_str)))
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {

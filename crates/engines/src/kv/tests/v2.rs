@@ -1224,6 +1224,18 @@ async fn list_metadata_folders() {
             .await,
         json!({"keys": ["hvac/", "sp ace"]})
     );
+    // `after` is a child name, folder or key, and need not exist.
+    assert_eq!(
+        h.data(List, "metadata/", json!({"after": "a", "limit": 1}))
+            .await,
+        json!({"keys": ["a/"]})
+    );
+    assert_eq!(
+        h.data(List, "metadata/", json!({"after": "b", "limit": 0}))
+            .await,
+        json!({"keys": ["hvac/", "sp ace", "z"]})
+    );
+    h.not_found(List, "metadata/", json!({"after": "z"})).await;
     // A key and a folder of the same name are independent.
     h.ok(Delete, "metadata/a", json!({})).await;
     assert_eq!(

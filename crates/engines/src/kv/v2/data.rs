@@ -60,7 +60,7 @@ async fn read(b: Arc<V2>, c: Call) -> Result<Response> {
     let Some(vm) = meta.versions.get(&n) else {
         return Err(Error::NotFound);
     };
-    let mut body = Map::new();
+    let mut body = Map::with_capacity(2);
     if vm.is_gone(now_nanos()) {
         body.insert("data".into(), Value::Null);
         body.insert(

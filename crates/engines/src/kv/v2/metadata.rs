@@ -276,16 +276,15 @@ async fn list_keys(c: &Call) -> Result<Vec<String>> {
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');
     }
-    let mut keys = c.storage.list(&format!("{META_PREFIX}{prefix}")).await?;
-    let after = c.fields.str("after");
-    if !after.is_empty() {
-        keys.retain(|k| k.as_str() > after);
-    }
-    let limit = c.fields.int("limit");
-    if limit > 0 {
-        keys.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    }
-    Ok(keys)
+    let after = Some(c.fields.str("after")).filter(|a| !a.is_empty());
+    let limit = match c.fields.int("limit") {
+        n if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    };
+    // The storage reads only this page, whatever the folder holds.
+    c.storage
+        .list_page(&format!("{META_PREFIX}{prefix}"), after, limit)
+        .await
 }
 
 async fn list(_b: Arc<V2>, c: Call) -> Result<Response> {

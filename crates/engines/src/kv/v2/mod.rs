@@ -34,7 +34,7 @@ use parking_lot::RwLock;
 use serde_json::{Map, Value};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use tresor_core::barrier::View;
+use tresor_core::barrier::{DecodedCache, View};
 use tresor_core::error::{Error, Result};
 use tresor_core::framework::{Call, Path, PathBackend};
 use tresor_core::logical::{Operation, Response};
@@ -52,7 +52,12 @@ pub struct V2 {
     /// Set once we know no v1 data is left to migrate.
     pub(crate) upgraded: AtomicBool,
     pub(crate) upgrade_lock: tokio::sync::Mutex<()>,
+    /// Decoded key metadata, checked against the stored bytes on every read.
+    meta_cache: DecodedCache<KeyMeta>,
 }
+
+/// Key metadata records kept decoded per mount (a few hundred bytes each).
+const META_CACHE_ENTRIES: usize = 10_000;
 
 impl Default for V2 {
     fn default() -> Self {
@@ -70,6 +75,7 @@ impl V2 {
                 .collect(),
             upgraded: AtomicBool::new(false),
             upgrade_lock: tokio::sync::Mutex::new(()),
+            meta_cache: DecodedCache::new(META_CACHE_ENTRIES),
         }
     }
 
@@ -106,12 +112,11 @@ impl V2 {
             .await
     }
 
-    pub async fn load_meta(&self, storage: &View, key: &Key) -> Result<Option<KeyMeta>> {
+    /// A key's metadata (decoded once per stored version of it: see [`DecodedCache`]).
+    pub async fn load_meta(&self, storage: &View, key: &Key) -> Result<Option<Arc<KeyMeta>>> {
         storage
-            .get(&key.meta_key())
-            .await?
-            .map(|raw| decode_meta(&raw))
-            .transpose()
+            .get_decoded(&key.meta_key(), &self.meta_cache, decode_meta)
+            .await
     }
 }
 

@@ -105,7 +105,7 @@ impl VersionMeta {
         version: u64,
         custom: &Option<BTreeMap<String, String>>,
     ) -> Map<String, Value> {
-        let mut m = Map::new();
+        let mut m = Map::with_capacity(5);
         m.insert(
             "created_time".into(),
             Value::String(fmt_time(self.created_time)),
@@ -272,11 +272,18 @@ impl Key {
             hash: tresor_core::util::sha256_hex(name.as_bytes()),
         }
     }
+    // Concatenated, not format!()ed: both are built on every read.
     pub fn meta_key(&self) -> String {
-        format!("{META_PREFIX}{}", self.name)
+        [META_PREFIX, &self.name].concat()
     }
     pub fn version_key(&self, n: u64) -> String {
-        format!("{VERSION_PREFIX}{}/{n}", self.hash)
+        use std::fmt::Write;
+        let mut k = String::with_capacity(VERSION_PREFIX.len() + self.hash.len() + 21);
+        k.push_str(VERSION_PREFIX);
+        k.push_str(&self.hash);
+        k.push('/');
+        let _ = write!(k, "{n}");
+        k
     }
     /// Which of the backend's lock stripes guards this key.
     pub fn stripe(&self) -> usize {
