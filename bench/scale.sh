@@ -27,6 +27,7 @@
 #   SCALE_READ_KEYS    distinct keys the read rows cycle over (default 10000)
 #   SCALE_TOKEN_TTL    (default 24h)
 #   SCALE_LOAD_CONNECTIONS  wrk connections of the load (default 128)
+#   SCALE_CACHE_SIZE   both servers' storage "file" cache_size, in bytes (default: the server's, 64 MiB)
 #   BENCH_ONLY         a subset of: read login unseal list (default: all; the load always runs)
 #   BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
 #   BENCH_PIN (1), BENCH_QUIET_WAIT (20), BENCH_KEEP, BENCH_TIME_BOUND, TRESOR_BIN, TMPDIR: as run.sh
@@ -48,12 +49,13 @@ LIST_SMALL=${SCALE_LIST_SMALL:-1000}
 READ_KEYS=${SCALE_READ_KEYS:-10000}
 TOKEN_TTL=${SCALE_TOKEN_TTL:-24h}
 LOAD_CONNS=${SCALE_LOAD_CONNECTIONS:-128}
+CACHE_SIZE=${SCALE_CACHE_SIZE:-}
 export BENCH_THREADS=$THREADS
 
 log() { printf '[scale %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '\n[scale] FATAL: %s\n' "$*" >&2; exit 1; }
 
-for v in SECRETS TOKENS FOLDER LIST_SMALL READ_KEYS LOAD_CONNS; do
+for v in SECRETS TOKENS FOLDER LIST_SMALL READ_KEYS LOAD_CONNS ${CACHE_SIZE:+CACHE_SIZE}; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "SCALE_$v=${!v}: a whole number"
 done
 [[ $FOLDER -gt 0 && $READ_KEYS -gt 0 ]] || die "SCALE_FOLDER and SCALE_READ_KEYS must be > 0"
@@ -165,6 +167,7 @@ for name in empty loaded; do
     cat >"$WORK/$name.hcl" <<EOF
 storage "file" {
   path = "$WORK/$name-data"
+  ${CACHE_SIZE:+cache_size = $CACHE_SIZE}
 }
 listener "tcp" {
   address     = "127.0.0.1:${S_PORT[$name]}"
@@ -528,6 +531,7 @@ echo
 echo "== Tresor at scale: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, two durable servers (storage \"file\", redb), one empty, one loaded; wrk -t $THREADS -c $CONNS -d $DURATION (warm-up $WARMUP)"
 [[ $PIN == 1 ]] && echo "   pinned: wrk on core 0, the server on cores $SERVER_CORES (during the load: every core)"
 echo "   loaded: $SECRETS KV v2 secrets (folders of $FOLDER keys, ${SECRETS_RATE}/s), $TOKENS tokens (create-orphan, ttl $TOKEN_TTL, ${TOKENS_RATE}/s); data dir $DATA_MIB MiB"
+echo "   storage \"file\" cache_size: ${CACHE_SIZE:-default, 64 MiB}"
 echo "   reads cycle over $READ_KEYS keys spread over the key space (stride $STRIDE); load average before: $LOAD0, now: $(cut -d' ' -f1-3 /proc/loadavg)"
 [[ -n ${BENCH_ONLY:-} ]] && echo "   BENCH_ONLY=$BENCH_ONLY"
 echo

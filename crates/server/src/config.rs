@@ -2,6 +2,7 @@
 //!
 //! ```hcl
 //! storage "file" { path = "/var/lib/tresor" }     # or: storage "inmem" {}  (`backend` is an alias)
+//! #   file: `cache_size` = bytes of pages kept in memory (beyond Vault; default 64 MiB)
 //! # or: storage "postgresql" { connection_url = "postgres://...", table = "tresor_kv",
 //! #       ha_table = "tresor_ha", max_parallel = 16, max_idle_connections = 4,
 //! #       skip_create_table = false }
@@ -42,8 +43,26 @@ use tresor_storage::postgres::PostgresConfig;
 #[derive(Debug, Clone, PartialEq)]
 pub enum StorageConfig {
     Memory,
-    File(PathBuf),
+    File(FileConfig),
     Postgres(PostgresConfig),
+}
+
+/// `storage "file" { path = "...", cache_size = <bytes> }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileConfig {
+    pub path: PathBuf,
+    /// The page cache the server keeps in its own memory (beyond Vault; default 64 MiB):
+    /// the store's working set read without a system call, and a bound on the server's RSS.
+    pub cache_bytes: usize,
+}
+
+impl FileConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileConfig {
+            path: path.into(),
+            cache_bytes: tresor_storage::file::DEFAULT_CACHE_BYTES,
+        }
+    }
 }
 
 impl StorageConfig {
@@ -62,11 +81,23 @@ pub fn storage_block(v: &Value) -> Result<StorageConfig, BoxError> {
     let (kind, body) = single_block(v).ok_or("storage must name one type")?;
     Ok(match kind.as_str() {
         "inmem" => StorageConfig::Memory,
-        "file" | "raft" => StorageConfig::File(PathBuf::from(
-            body.get("path")
-                .and_then(Value::as_str)
-                .ok_or("storage \"file\" needs a path")?,
-        )),
+        "file" | "raft" => {
+            let mut cfg = FileConfig::new(
+                body.get("path")
+                    .and_then(Value::as_str)
+                    .ok_or("storage \"file\" needs a path")?,
+            );
+            if let Some(v) = body.get("cache_size") {
+                cfg.cache_bytes = v
+                    .as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| {
+                        format!("storage \"file\": cache_size must be a number of bytes, not {v}")
+                    })?;
+            }
+            StorageConfig::File(cfg)
+        }
         "postgresql" => StorageConfig::Postgres(postgres_config(&body)?),
         other => {
             return Err(format!(
@@ -858,6 +889,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_file_stores_cache_size_is_a_number_of_bytes() {
+        let parse = |body: &str| {
+            let hcl = format!(
+                "storage \"file\" {{\n path = \"/tmp/x\"\n {body}\n}}\n\
+                 listener \"tcp\" {{\n address = \"127.0.0.1:8200\"\n tls_disable = true\n}}"
+            );
+            ServerConfig::parse(&hcl, Path::new(".")).map(|c| c.storage)
+        };
+        let file = |cache_bytes| {
+            StorageConfig::File(FileConfig {
+                path: "/tmp/x".into(),
+                cache_bytes,
+            })
+        };
+        assert_eq!(parse("").unwrap(), file(64 << 20));
+        assert_eq!(parse("cache_size = 268435456").unwrap(), file(256 << 20));
+        assert_eq!(parse("cache_size = \"1048576\"").unwrap(), file(1 << 20));
+        for bad in [
+            "cache_size = \"64MiB\"",
+            "cache_size = -1",
+            "cache_size = true",
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("cache_size must be a number of bytes"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn parses_vault_hcl() {
         let c = ServerConfig::parse(
             r#"
@@ -878,7 +940,7 @@ mod tests {
             Path::new("."),
         )
         .unwrap();
-        assert_eq!(c.storage, StorageConfig::File("/tmp/x".into()));
+        assert_eq!(c.storage, StorageConfig::File(FileConfig::new("/tmp/x")));
         assert_eq!(c.listeners.len(), 2);
         assert_eq!(c.listeners[0].tls, None);
         assert_eq!(c.listeners[1].tls, Some(("c.pem".into(), "k.pem".into())));

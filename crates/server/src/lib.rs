@@ -76,9 +76,9 @@ pub fn registry() -> Registry {
 pub async fn open_storage(cfg: &config::StorageConfig) -> Result<Arc<dyn Storage>, BoxError> {
     Ok(match cfg {
         config::StorageConfig::Memory => Arc::new(tresor_storage::memory::MemoryStorage::new()),
-        config::StorageConfig::File(path) => {
-            Arc::new(tresor_storage::file::FileStorage::open(path)?)
-        }
+        config::StorageConfig::File(f) => Arc::new(
+            tresor_storage::file::FileStorage::open_with_cache(&f.path, f.cache_bytes)?,
+        ),
         config::StorageConfig::Postgres(pg) => {
             Arc::new(tresor_storage::postgres::PostgresStorage::open(pg).await?)
         }

@@ -26,10 +26,11 @@ use tokio::sync::oneshot;
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("tresor");
 /// The most batches folded into one commit.
 const MAX_GROUP: usize = 512;
-/// redb's page cache, in the server's memory. redb's default (1 GiB) made the process's RSS
-/// follow the data (1.5 GiB with a million secrets and a million tokens stored, see
-/// bench/scale.sh); pages beyond this come from the operating system's page cache instead.
-const CACHE_BYTES: usize = 64 << 20;
+/// redb's page cache, in the server's memory, unless the config sets `cache_size`. redb's
+/// default (1 GiB) made the process's RSS follow the data (1.5 GiB with a million secrets and
+/// a million tokens stored, see bench/scale.sh); pages beyond the cache come from the
+/// operating system's page cache instead, at the cost of a `pread` and a page copy each.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 pub struct FileStorage {
     /// `None` once closed.
@@ -57,6 +58,12 @@ impl FileStorage {
     /// A directory it creates is private to the server's user (0700), and so is the file
     /// (0600), whatever the umask.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`FileStorage::open`] with a page cache of `cache_bytes` (redb's read cache and write
+    /// buffer together).
+    pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self> {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
@@ -64,7 +71,7 @@ impl FileStorage {
         builder.create(dir).map_err(io)?;
         let file = dir.join("tresor.redb");
         let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .create(&file)
             .map_err(io)?;
         #[cfg(unix)]
