@@ -304,6 +304,8 @@ pub(crate) mod conformance {
         s.put("dir/sub-x", b"5".to_vec()).await.unwrap();
         s.put("dir/sub/z/deep", b"6".to_vec()).await.unwrap();
         s.put("dir/y", b"7".to_vec()).await.unwrap();
+        // A key equal to the prefix is no child of it (and takes no place in a page).
+        s.put("dir/", b"8".to_vec()).await.unwrap();
         let page = |after, limit| s.list_page("dir/", after, limit);
         assert_eq!(s.list("dir/").await.unwrap(), ["sub-x", "sub/", "x", "y"]);
         assert_eq!(page(None, 2).await.unwrap(), ["sub-x", "sub/"]);
@@ -315,7 +317,8 @@ pub(crate) mod conformance {
         assert_eq!(page(None, 0).await.unwrap(), Vec::<String>::new());
         assert_eq!(s.list_page("", Some("a"), 1).await.unwrap(), ["dir/"]);
         assert_eq!(s.list_page("", Some("dir/"), 5).await.unwrap(), ["dir2"]);
-        for k in ["dir/sub-x", "dir/sub/z/deep", "dir/y"] {
+        assert_eq!(s.list("").await.unwrap(), ["a", "dir/", "dir2"]);
+        for k in ["dir/sub-x", "dir/sub/z/deep", "dir/y", "dir/"] {
             s.delete(k).await.unwrap();
         }
         s.delete("a").await.unwrap();
