@@ -643,13 +643,12 @@ impl<T> DecodedCache<T> {
         if self.limit == 0 {
             return;
         }
-        let mut entries = self.entries.write();
-        if entries.len() >= self.limit && !entries.contains_key(key) {
-            if let Some(evicted) = entries.keys().next().cloned() {
-                entries.remove(&evicted);
-            }
-        }
-        entries.insert(key.into(), (sealed.into_boxed_slice(), value));
+        crate::util::insert_bounded(
+            &mut self.entries.write(),
+            key.into(),
+            (sealed.into_boxed_slice(), value),
+            self.limit,
+        );
     }
 
     fn forget(&self, key: &str) {

@@ -111,6 +111,24 @@ pub fn hex_lower(bytes: &[u8]) -> String {
     String::from_utf8(buf).expect("hex digits are ASCII")
 }
 
+/// Inserts into a cache of at most `limit` entries: when it is full and `key` is new, an
+/// arbitrary entry (the first the map yields) makes room.
+pub fn insert_bounded<K, V>(
+    map: &mut std::collections::HashMap<K, V>,
+    key: K,
+    value: V,
+    limit: usize,
+) where
+    K: std::hash::Hash + Eq + Clone,
+{
+    if map.len() >= limit && !map.contains_key(&key) {
+        if let Some(evicted) = map.keys().next().cloned() {
+            map.remove(&evicted);
+        }
+    }
+    map.insert(key, value);
+}
+
 /// Constant-time equality for secrets.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()

@@ -536,11 +536,12 @@ impl TokenStore {
                     if e.num_uses == 0 {
                         let mut cache = self.cache.write();
                         if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
-                            if cache.len() >= self.cache_limit {
-                                let evicted = cache.keys().next().cloned();
-                                evicted.map(|k| cache.remove(&k));
-                            }
-                            cache.insert(hash.to_string(), e.clone());
+                            crate::util::insert_bounded(
+                                &mut cache,
+                                hash.to_string(),
+                                e.clone(),
+                                self.cache_limit,
+                            );
                         }
                     }
                     e

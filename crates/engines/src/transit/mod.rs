@@ -251,14 +251,12 @@ impl Transit {
     }
 
     fn cache_insert(&self, name: &str, k: Arc<Keyring>) {
-        let mut c = self.cache.write();
-        let max = self.cache_size.load(Ordering::Relaxed);
-        if max > 0 && c.len() >= max && !c.contains_key(name) {
-            if let Some(victim) = c.keys().next().cloned() {
-                c.remove(&victim);
-            }
-        }
-        c.insert(name.to_string(), k);
+        // A cache size of 0 means no limit.
+        let max = match self.cache_size.load(Ordering::Relaxed) {
+            0 => usize::MAX,
+            n => n,
+        };
+        tresor_core::util::insert_bounded(&mut self.cache.write(), name.to_string(), k, max);
     }
 
     async fn initialize(&self, storage: &View) -> Result<()> {
