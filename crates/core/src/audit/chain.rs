@@ -100,11 +100,15 @@ impl Chain {
         if line.len() > start + 1 {
             line.push(b',');
         }
-        let body = line;
-        body.extend_from_slice(b"\"chain\":");
-        let chain = json!({ "seq": seq, "prev": self.prev, "mac": m });
-        serde_json::to_writer(&mut *body, &chain).expect("writing to a Vec cannot fail");
-        body.push(b'}');
+        // What serde_json writes for `{"seq", "prev", "mac"}`. `mac` is hex; `prev` came from
+        // the file when the chain resumed, so serde_json escapes it.
+        line.extend_from_slice(b"\"chain\":{\"seq\":");
+        line.extend_from_slice(itoa_u64(seq).as_bytes());
+        line.extend_from_slice(b",\"prev\":");
+        serde_json::to_writer(&mut *line, &self.prev).expect("writing to a Vec cannot fail");
+        line.extend_from_slice(b",\"mac\":\"");
+        line.extend_from_slice(m.as_bytes());
+        line.extend_from_slice(b"\"}}");
         Link { seq, mac: m }
     }
 
@@ -260,7 +264,8 @@ mod tests {
         let chain = || Chain {
             key: hmac::Key::new(hmac::HMAC_SHA256, &key),
             seq: 41,
-            prev: "abc".into(),
+            // Read back from a file: escaped like any string.
+            prev: "ab\"c".into(),
         };
         let entry =
             json!({ "type": "response", "s": "quote \" and \u{e9}", "n": [1, 2.5], "o": {} });

@@ -1,9 +1,10 @@
 //! One audit entry, written straight into its line's bytes in Vault's shape: borrowed parts of
-//! the request, the caller and the response, serialized once, each sensitive string HMAC'd as
-//! it is written (into a stack buffer), no intermediate `serde_json::Value` tree and no copy of
+//! the request, the caller and the response, written once, each sensitive string HMAC'd as it
+//! is written (into a stack buffer), no intermediate `serde_json::Value` tree and no copy of
 //! the request or response data.
 //!
-//! The bytes are what `serde_json` writes for the same keys in the same order, so the chain
+//! The bytes are what `serde_json` writes for the same keys in the same order ([`Json`]
+//! leaves escaping and numbers to it), so the chain
 //! verifier, which parses a line and serializes it again, recomputes the same MAC
 //! (`the_bytes_are_serde_jsons_own_form` checks it).
 //!
@@ -12,8 +13,6 @@
 
 use super::{Context, Device};
 use crate::logical::{Data, Request, Response};
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
-use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -92,13 +91,8 @@ pub(super) struct Record<'a> {
     pub error: Option<&'a str>,
 }
 
-/// Appends the entry's JSON to `out`.
-pub(super) fn write(
-    out: &mut Vec<u8>,
-    d: &Device,
-    tokens: &Tokens,
-    record: &Record,
-) -> serde_json::Result<()> {
+/// Appends the entry's JSON to `out`: the keys of Vault's shape, in its order.
+pub(super) fn write(out: &mut Vec<u8>, d: &Device, tokens: &Tokens, record: &Record) {
     let Record {
         kind,
         req,
@@ -110,77 +104,112 @@ pub(super) fn write(
     let mount_point = mount.map(|m| m.route_prefix()).unwrap_or_default();
     let mount_type = mount.map_or("", |m| m.kind.as_str());
     let no_keys: &[String] = &[];
-    let skip_request = mount.map_or(no_keys, |m| &m.config.audit_non_hmac_request_keys);
-    let skip_response = mount.map_or(no_keys, |m| &m.config.audit_non_hmac_response_keys);
     let hasher = (!d.log_raw).then_some(d);
-    let entry = Entry {
-        time: crate::util::now_rfc3339(),
-        kind,
-        auth: ctx.caller.as_ref().map(|c| CallerAuth {
-            client_token: &tokens.caller_token,
-            accessor: &tokens.accessor,
-            display_name: &c.entry.display_name,
-            policies: &c.entry.policies,
-            token_policies: &c.entry.policies,
-            metadata: &c.entry.meta,
-            entity_id: &c.entry.entity_id,
-            token_type: c.entry.type_name(),
-            token_ttl: c.entry.creation_ttl,
-            token_issue_time: crate::util::rfc3339(c.entry.creation_time),
-        }),
-        request: RequestPart {
-            id: &req.id,
-            operation: req.operation.as_str(),
-            mount_point: &mount_point,
-            mount_type,
-            mount_accessor: mount.map_or("", |m| m.accessor.as_str()),
-            client_token: &tokens.request_token,
-            client_token_accessor: &tokens.accessor,
-            namespace: Namespace { id: "root" },
-            path: &req.path,
-            data: (!req.data.is_empty()).then_some(Strings {
-                map: &req.data,
-                how: Hashing {
-                    hasher,
-                    skip: skip_request,
-                },
-            }),
-            remote_address: req.remote_addr.as_deref().unwrap_or(""),
-            wrap_ttl: req.wrap_ttl.map(|t| t.as_secs()),
-        },
-        response: (kind == "response").then(|| ResponsePart {
-            mount_point: &mount_point,
-            mount_type,
-            data: resp.and_then(|r| r.data.as_ref()).map(|map| Strings {
-                map,
-                how: Hashing {
-                    hasher,
-                    skip: skip_response,
-                },
-            }),
-            auth: resp.and_then(|r| r.auth.as_deref()).map(|a| ResponseAuth {
-                client_token: d.logged_token(&a.client_token),
-                accessor: d.logged_accessor(&a.accessor),
-                policies: &a.policies,
-                token_policies: &a.token_policies,
-                metadata: &a.metadata,
-                entity_id: &a.entity_id,
-                token_type: &a.token_type,
-                token_ttl: a.lease_duration,
-            }),
-            wrap_info: resp
-                .and_then(|r| r.wrap_info.as_ref())
-                .map(|w| wrap_info(d, w)),
-            secret: resp.and_then(|r| r.lease.as_deref()).map(|l| Secret {
-                lease_id: &l.lease_id,
-            }),
-            warnings: resp
-                .map(|r| r.warnings.as_slice())
-                .filter(|w| !w.is_empty()),
-        }),
-        error,
-    };
-    serde_json::to_writer(out, &entry)
+    let mut j = Json(out);
+    j.field("{\"time\":", &crate::util::now_rfc3339());
+    j.field(",\"type\":", kind);
+    j.raw(",\"auth\":");
+    match &ctx.caller {
+        Some(c) => {
+            let t = &c.entry;
+            j.field("{\"client_token\":", &tokens.caller_token);
+            j.field(",\"accessor\":", &tokens.accessor);
+            j.field(",\"display_name\":", &t.display_name);
+            j.raw(",\"policies\":");
+            j.strs(&t.policies);
+            j.raw(",\"token_policies\":");
+            j.strs(&t.policies);
+            j.raw(",\"metadata\":");
+            j.str_map(&t.meta);
+            j.field(",\"entity_id\":", &t.entity_id);
+            j.field(",\"token_type\":", t.type_name());
+            j.raw(",\"token_ttl\":");
+            j.scalar(&t.creation_ttl);
+            j.field(
+                ",\"token_issue_time\":",
+                &crate::util::rfc3339(t.creation_time),
+            );
+            j.raw("}");
+        }
+        None => j.raw("null"),
+    }
+    j.field(",\"request\":{\"id\":", &req.id);
+    j.field(",\"operation\":", req.operation.as_str());
+    j.field(",\"mount_point\":", &mount_point);
+    j.field(",\"mount_type\":", mount_type);
+    j.field(
+        ",\"mount_accessor\":",
+        mount.map_or("", |m| m.accessor.as_str()),
+    );
+    j.field(",\"client_token\":", &tokens.request_token);
+    j.field(",\"client_token_accessor\":", &tokens.accessor);
+    j.field(",\"namespace\":{\"id\":\"root\"},\"path\":", &req.path);
+    j.raw(",\"data\":");
+    if req.data.is_empty() {
+        j.raw("null");
+    } else {
+        let skip = mount.map_or(no_keys, |m| &m.config.audit_non_hmac_request_keys);
+        j.data(&req.data, Hashing { hasher, skip });
+    }
+    j.field(
+        ",\"remote_address\":",
+        req.remote_addr.as_deref().unwrap_or(""),
+    );
+    if let Some(t) = req.wrap_ttl {
+        j.raw(",\"wrap_ttl\":");
+        j.scalar(&t.as_secs());
+    }
+    j.raw("}");
+    if kind == "response" {
+        j.field(",\"response\":{\"mount_point\":", &mount_point);
+        j.field(",\"mount_type\":", mount_type);
+        if let Some(data) = resp.and_then(|r| r.data.as_ref()) {
+            let skip = mount.map_or(no_keys, |m| &m.config.audit_non_hmac_response_keys);
+            j.raw(",\"data\":");
+            j.data(data, Hashing { hasher, skip });
+        }
+        if let Some(a) = resp.and_then(|r| r.auth.as_deref()) {
+            j.field(
+                ",\"auth\":{\"client_token\":",
+                &d.logged_token(&a.client_token),
+            );
+            j.field(",\"accessor\":", &d.logged_accessor(&a.accessor));
+            j.raw(",\"policies\":");
+            j.strs(&a.policies);
+            j.raw(",\"token_policies\":");
+            j.strs(&a.token_policies);
+            j.raw(",\"metadata\":");
+            match &a.metadata {
+                Some(m) => j.str_map(m),
+                None => j.raw("null"),
+            }
+            j.field(",\"entity_id\":", &a.entity_id);
+            j.field(",\"token_type\":", &a.token_type);
+            j.raw(",\"token_ttl\":");
+            j.scalar(&a.lease_duration);
+            j.raw("}");
+        }
+        if let Some(w) = resp.and_then(|r| r.wrap_info.as_ref()) {
+            j.raw(",\"wrap_info\":");
+            j.scalar(&wrap_info(d, w));
+        }
+        if let Some(l) = resp.and_then(|r| r.lease.as_deref()) {
+            j.field(",\"secret\":{\"lease_id\":", &l.lease_id);
+            j.raw("}");
+        }
+        if let Some(w) = resp
+            .map(|r| r.warnings.as_slice())
+            .filter(|w| !w.is_empty())
+        {
+            j.raw(",\"warnings\":");
+            j.strs(w);
+        }
+        j.raw("}");
+    }
+    if let Some(e) = error {
+        j.field(",\"error\":", e);
+    }
+    j.raw("}");
 }
 
 /// The wrapping information with its token and accessors as the device logs them.
@@ -199,88 +228,6 @@ fn wrap_info(d: &Device, w: &Value) -> Value {
     w
 }
 
-#[derive(Serialize)]
-struct Entry<'a> {
-    time: String,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    auth: Option<CallerAuth<'a>>,
-    request: RequestPart<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<ResponsePart<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct CallerAuth<'a> {
-    client_token: &'a str,
-    accessor: &'a str,
-    display_name: &'a str,
-    policies: &'a [String],
-    token_policies: &'a [String],
-    metadata: &'a BTreeMap<String, String>,
-    entity_id: &'a str,
-    token_type: &'a str,
-    token_ttl: u64,
-    token_issue_time: String,
-}
-
-#[derive(Serialize)]
-struct RequestPart<'a> {
-    id: &'a str,
-    operation: &'a str,
-    mount_point: &'a str,
-    mount_type: &'a str,
-    mount_accessor: &'a str,
-    client_token: &'a str,
-    client_token_accessor: &'a str,
-    namespace: Namespace,
-    path: &'a str,
-    data: Option<Strings<'a>>,
-    remote_address: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    wrap_ttl: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct Namespace {
-    id: &'static str,
-}
-
-#[derive(Serialize)]
-struct ResponsePart<'a> {
-    mount_point: &'a str,
-    mount_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<Strings<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth: Option<ResponseAuth<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    wrap_info: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<Secret<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    warnings: Option<&'a [String]>,
-}
-
-#[derive(Serialize)]
-struct ResponseAuth<'a> {
-    client_token: String,
-    accessor: String,
-    policies: &'a [String],
-    token_policies: &'a [String],
-    metadata: &'a Option<BTreeMap<String, String>>,
-    entity_id: &'a str,
-    token_type: &'a str,
-    token_ttl: u64,
-}
-
-#[derive(Serialize)]
-struct Secret<'a> {
-    lease_id: &'a str,
-}
-
 /// How data is logged: every string at any depth HMAC'd as it is written, except under the
 /// mount's non-HMAC keys; all of it raw without a hasher (`log_raw`).
 #[derive(Clone, Copy)]
@@ -289,51 +236,106 @@ struct Hashing<'a> {
     skip: &'a [String],
 }
 
-/// Request or response data, as [`Hashing`] says.
-struct Strings<'a> {
-    map: &'a Data,
-    how: Hashing<'a>,
-}
+/// JSON text appended to a line, written as serde_json's compact form writes it. The entry's
+/// keys are literals and most of its strings need no escaping (hashes, IDs, names), so a
+/// string is scanned once and only one that needs escaping goes through serde_json; numbers and
+/// other values are serde_json's own. Serializing the entry through serde spent more than the
+/// rest of the entry on escaping keys and hashes (bench/README.md, "Audit, third step").
+struct Json<'o>(&'o mut Vec<u8>);
 
-impl Serialize for Strings<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.map.len()))?;
-        for (k, v) in self.map {
-            if self.how.skip.contains(k) {
-                m.serialize_entry(k, v)?;
-            } else {
-                m.serialize_entry(k, &Hashed { v, how: self.how })?;
-            }
-        }
-        m.end()
+impl Json<'_> {
+    /// JSON text as it is.
+    fn raw(&mut self, text: &str) {
+        self.0.extend_from_slice(text.as_bytes());
     }
-}
 
-/// One value of the data, as [`Hashing`] says.
-struct Hashed<'a> {
-    v: &'a Value,
-    how: Hashing<'a>,
-}
+    /// JSON text (a key) and a string after it.
+    fn field(&mut self, text: &str, s: &str) {
+        self.raw(text);
+        self.str(s);
+    }
 
-impl Serialize for Hashed<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Some(d) = self.how.hasher else {
-            return self.v.serialize(s);
+    fn str(&mut self, s: &str) {
+        // No early exit: the compiler checks many bytes at once.
+        let escape = s
+            .bytes()
+            .fold(false, |e, b| e | (b < 0x20) | (b == b'"') | (b == b'\\'));
+        if escape {
+            self.scalar(s);
+        } else {
+            self.0.push(b'"');
+            self.0.extend_from_slice(s.as_bytes());
+            self.0.push(b'"');
+        }
+    }
+
+    /// Anything else, by serde_json.
+    fn scalar<T: serde::Serialize + ?Sized>(&mut self, v: &T) {
+        serde_json::to_writer(&mut *self.0, v).expect("writing JSON to a Vec cannot fail");
+    }
+
+    /// `[item, ...]`.
+    fn list<T>(&mut self, items: impl IntoIterator<Item = T>, mut item: impl FnMut(&mut Self, T)) {
+        self.0.push(b'[');
+        for (i, v) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            item(self, v);
+        }
+        self.0.push(b']');
+    }
+
+    /// `{"key": value, ...}`.
+    fn object<'k, V>(
+        &mut self,
+        entries: impl IntoIterator<Item = (&'k String, V)>,
+        mut value: impl FnMut(&mut Self, &'k String, V),
+    ) {
+        self.0.push(b'{');
+        for (i, (k, v)) in entries.into_iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            self.str(k);
+            self.0.push(b':');
+            value(self, k, v);
+        }
+        self.0.push(b'}');
+    }
+
+    fn strs(&mut self, list: &[String]) {
+        self.list(list, |j, s| j.str(s));
+    }
+
+    fn str_map(&mut self, map: &BTreeMap<String, String>) {
+        self.object(map, |j, _, v| j.str(v));
+    }
+
+    /// Request or response data, as [`Hashing`] says.
+    fn data(&mut self, map: &Data, how: Hashing) {
+        self.object(map, |j, k, v| {
+            if how.skip.contains(k) {
+                j.scalar(v);
+            } else {
+                j.hashed(v, how);
+            }
+        });
+    }
+
+    /// One value of the data, as [`Hashing`] says.
+    fn hashed(&mut self, v: &Value, how: Hashing) {
+        let Some(d) = how.hasher else {
+            return self.scalar(v);
         };
-        match self.v {
+        match v {
             Value::String(x) => {
                 let mut buf = [0u8; HASH_LEN];
-                s.serialize_str(d.hash_into(x, &mut buf))
+                self.str(d.hash_into(x, &mut buf));
             }
-            Value::Array(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for v in items {
-                    seq.serialize_element(&Hashed { v, how: self.how })?;
-                }
-                seq.end()
-            }
-            Value::Object(map) => Strings { map, how: self.how }.serialize(s),
-            other => other.serialize(s),
+            Value::Array(items) => self.list(items, |j, v| j.hashed(v, how)),
+            Value::Object(map) => self.data(map, how),
+            other => self.scalar(other),
         }
     }
 }
@@ -371,7 +373,7 @@ mod tests {
             hmac_accessor,
             prefix: String::new(),
             jsonx: false,
-            writer: super::super::writer::Writer::start("test", Box::new(Discard), None).unwrap(),
+            writer: super::super::writer::Writer::new(Box::new(Discard), None),
         }
     }
 
@@ -383,7 +385,7 @@ mod tests {
         req.remote_addr = Some("10.0.0.1".into());
         req.wrap_ttl = Some(std::time::Duration::from_secs(60));
         req.data =
-            json!({ "password": "p", "nested": { "list": ["a", 1, true], "keep": "k" }, "n": 1.5 })
+            json!({ "password": "p", "nested": { "list": ["a", 1, true], "keep": "k\"\t" }, "n\\": 1.5 })
                 .as_object()
                 .unwrap()
                 .clone();
@@ -462,7 +464,7 @@ mod tests {
             resp,
             error: Some("boom"),
         };
-        write(&mut out, d, &tokens, &record).unwrap();
+        write(&mut out, d, &tokens, &record);
         let value: Value = serde_json::from_slice(&out).unwrap();
         (out, value)
     }
@@ -515,8 +517,8 @@ mod tests {
                 "path": "secret/data/app",
                 "data": {
                     "password": h("p"),
-                    "nested": { "list": [h("a"), 1, true], "keep": "k" },
-                    "n": 1.5,
+                    "nested": { "list": [h("a"), 1, true], "keep": "k\"\t" },
+                    "n\\": 1.5,
                 },
                 "remote_address": "10.0.0.1",
                 "wrap_ttl": 60,

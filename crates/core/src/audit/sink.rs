@@ -25,6 +25,8 @@ pub struct FileSink {
     path: PathBuf,
     mode: u32,
     file: Option<std::fs::File>,
+    /// A batch's lines, joined for one write (kept between writes).
+    joined: Vec<u8>,
 }
 
 impl FileSink {
@@ -33,6 +35,7 @@ impl FileSink {
             path,
             mode,
             file: None,
+            joined: Vec::new(),
         };
         s.reopen()?;
         Ok(s)
@@ -62,7 +65,16 @@ impl Sink for FileSink {
     fn write_lines(&mut self, lines: &[Vec<u8>]) -> std::io::Result<()> {
         match lines {
             [line] => self.write_line(line),
-            _ => self.write_line(&lines.concat()),
+            _ => {
+                let mut joined = std::mem::take(&mut self.joined);
+                joined.clear();
+                lines.iter().for_each(|l| joined.extend_from_slice(l));
+                let written = self.write_line(&joined);
+                if joined.capacity() <= 1 << 20 {
+                    self.joined = joined;
+                }
+                written
+            }
         }
     }
 
