@@ -14,6 +14,10 @@ pub trait Sink: Send + Sync {
     fn write_lines(&mut self, lines: &[Vec<u8>]) -> std::io::Result<()> {
         lines.iter().try_for_each(|l| self.write_line(l))
     }
+    /// Whether a write may wait on a network peer (or a name lookup), not only a local disk.
+    fn may_block(&self) -> bool {
+        false
+    }
     /// Reopens the underlying file (log rotation, `SIGHUP`). Other sinks do nothing.
     fn reopen(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -178,6 +182,10 @@ impl SocketSink {
 }
 
 impl Sink for SocketSink {
+    fn may_block(&self) -> bool {
+        true
+    }
+
     fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
         if self.udp {
             let sock = UdpSocket::bind("0.0.0.0:0")?;

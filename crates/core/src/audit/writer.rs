@@ -9,11 +9,14 @@
 //! Why no writer thread: handing each line to a thread and its answer back cost two context
 //! switches per batch, and batches stayed small because the thread woke at the first line; on
 //! a server with one core that was most of an audited request's cost (bench/README.md, "Audit,
-//! third step"). Writes are short (a buffered append; the socket sink has a 2 s timeout).
+//! third step"). Writes to a file are short (a buffered append); a socket sink's may wait on
+//! its peer (2 s timeout), so the leader first hands its worker's other tasks to another
+//! thread (`block_in_place`).
 
 use super::chain::{Chain, Link};
 use super::sink::Sink;
 use parking_lot::Mutex;
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::oneshot;
 
 /// Lines written with one call at most.
@@ -43,12 +46,15 @@ struct Output {
 pub(super) struct Writer {
     queue: Mutex<Queue>,
     output: Mutex<Output>,
+    /// The sink may wait on the network ([`Sink::may_block`]).
+    may_block: bool,
 }
 
 impl Writer {
     pub fn new(sink: Box<dyn Sink>, chain: Option<Chain>) -> Self {
         Writer {
             queue: Mutex::default(),
+            may_block: sink.may_block(),
             output: Mutex::new(Output { sink, chain }),
         }
     }
@@ -88,7 +94,13 @@ impl Writer {
                 let n = q.lines.len().min(MAX_BATCH);
                 batch.extend(q.lines.drain(..n));
             }
-            self.output.lock().write(&mut batch);
+            let mut write = || self.output.lock().write(&mut batch);
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) if self.may_block && rt.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(write)
+                }
+                _ => write(),
+            }
         }
     }
 }
@@ -170,11 +182,15 @@ mod tests {
     #[derive(Clone, Default)]
     struct Flaky {
         fail_next: Arc<AtomicBool>,
+        may_block: bool,
         text: Arc<Mutex<Vec<u8>>>,
         batches: Arc<Mutex<Vec<usize>>>,
     }
 
     impl Sink for Flaky {
+        fn may_block(&self) -> bool {
+            self.may_block
+        }
         fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
             self.write_lines(&[line.to_vec()])
         }
@@ -243,32 +259,38 @@ mod tests {
         next.wait().await.unwrap();
     }
 
-    /// Many tasks on several workers: every line written exactly once, the chain intact.
+    /// Many tasks on several workers: every line written exactly once, the chain intact; with
+    /// a sink that may block too (written with the worker's other tasks moved off it).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_requests_each_get_their_line_written() {
-        let key = [9u8; 32];
-        let sink = Flaky::default();
-        let chain = Chain::resume(&key, std::path::Path::new("/nonexistent/audit.log"));
-        let writer = Arc::new(Writer::new(Box::new(sink.clone()), Some(chain)));
-        let tasks: Vec<_> = (0..64)
-            .map(|t| {
-                let writer = writer.clone();
-                tokio::spawn(async move {
-                    for i in 0..50 {
-                        writer.queue(line(t * 1000 + i), 3).wait().await.unwrap();
-                    }
+        for may_block in [false, true] {
+            let key = [9u8; 32];
+            let sink = Flaky {
+                may_block,
+                ..Flaky::default()
+            };
+            let chain = Chain::resume(&key, std::path::Path::new("/nonexistent/audit.log"));
+            let writer = Arc::new(Writer::new(Box::new(sink.clone()), Some(chain)));
+            let tasks: Vec<_> = (0..64)
+                .map(|t| {
+                    let writer = writer.clone();
+                    tokio::spawn(async move {
+                        for i in 0..50 {
+                            writer.queue(line(t * 1000 + i), 3).wait().await.unwrap();
+                        }
+                    })
                 })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let text = String::from_utf8(sink.text.lock().clone()).unwrap();
-        assert_eq!(super::super::chain::verify(&key, &text), Ok(64 * 50));
-        for t in 0..64 {
-            for i in 0..50 {
-                let needle = format!("{{\"i\":{},", t * 1000 + i);
-                assert_eq!(text.matches(&needle).count(), 1, "{needle}");
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let text = String::from_utf8(sink.text.lock().clone()).unwrap();
+            assert_eq!(super::super::chain::verify(&key, &text), Ok(64 * 50));
+            for t in 0..64 {
+                for i in 0..50 {
+                    let needle = format!("{{\"i\":{},", t * 1000 + i);
+                    assert_eq!(text.matches(&needle).count(), 1, "{needle}");
+                }
             }
         }
     }
