@@ -161,6 +161,14 @@ fn metrics_in_vaults_json_and_a_prometheus_scrape_under_load() {
     };
     assert_eq!(find("Gauges", "vault.core.unsealed")[0]["Value"], 1.0);
     assert_eq!(find("Gauges", "vault.expire.num_leases")[0]["Value"], 1.0);
+    // storage "file" groups writes into commits: it has committed, each commit at least one
+    // write (the writes here come one at a time, so about one each).
+    let gauge = |name: &str| find("Gauges", name)[0]["Value"].as_f64().unwrap();
+    let (commits, batches) = (
+        gauge("tresor.storage.commits"),
+        gauge("tresor.storage.committed_batches"),
+    );
+    assert!(commits > 0.0 && batches >= commits, "{commits} {batches}");
     assert!(
         find("Samples", "vault.core.handle_request")[0]["Count"]
             .as_u64()

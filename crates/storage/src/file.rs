@@ -14,7 +14,7 @@
 //! expectation fails is skipped whole and answered `Conflict`, the others commit.
 
 use crate::group::{Groups, Pending, Queue};
-use crate::{list_children, Expect, Result, Storage, StorageError, WriteOp};
+use crate::{list_children, CommitCounts, Expect, Result, Storage, StorageError, WriteOp};
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -37,8 +37,9 @@ pub struct FileStorage {
     db: RwLock<Option<Arc<Database>>>,
     writer: Queue,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Groups committed since open (one redb commit, so one `fdatasync`, each).
-    commits: Arc<AtomicU64>,
+    /// Groups committed since open (one redb commit, so one `fdatasync`, each) and the
+    /// batches they applied.
+    counts: Arc<[AtomicU64; 2]>,
 }
 
 impl Drop for FileStorage {
@@ -87,8 +88,8 @@ impl FileStorage {
         let db = Arc::new(db);
         let (writer, groups) = crate::group::queue(MAX_GROUP);
         let wdb = db.clone();
-        let commits = Arc::new(AtomicU64::new(0));
-        let counted = commits.clone();
+        let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let counted = counts.clone();
         let thread = std::thread::Builder::new()
             .name("tresor-storage-writer".into())
             .spawn(move || writer_loop(&wdb, groups, &counted))
@@ -97,14 +98,8 @@ impl FileStorage {
             db: RwLock::new(Some(db)),
             writer,
             thread: Mutex::new(Some(thread)),
-            commits,
+            counts,
         })
-    }
-
-    /// How many commits (each one `fdatasync`) the writes since open took: fewer than the
-    /// writes when concurrent writes shared commits.
-    pub fn group_commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
     }
 
     fn db(&self) -> Result<Arc<Database>> {
@@ -122,11 +117,15 @@ impl FileStorage {
     }
 }
 
-fn writer_loop(db: &Database, mut groups: Groups, commits: &AtomicU64) {
+fn writer_loop(db: &Database, mut groups: Groups, counts: &[AtomicU64; 2]) {
     while let Some(group) = groups.blocking_next() {
         let outcome = commit_group(db, &group).map_err(StorageError::Io);
-        if matches!(&outcome, Ok(c) if c.iter().any(Option::is_none)) {
-            commits.fetch_add(1, Ordering::Relaxed);
+        if let Ok(conflicts) = &outcome {
+            let applied = conflicts.iter().filter(|c| c.is_none()).count() as u64;
+            if applied > 0 {
+                counts[0].fetch_add(1, Ordering::Relaxed);
+                counts[1].fetch_add(applied, Ordering::Relaxed);
+            }
         }
         crate::group::answer(group, outcome);
     }
@@ -176,6 +175,14 @@ fn commit_group(
 
 #[async_trait]
 impl Storage for FileStorage {
+    fn commit_counts(&self) -> Option<CommitCounts> {
+        let [commits, batches] = &*self.counts;
+        Some(CommitCounts {
+            commits: commits.load(Ordering::Relaxed),
+            batches: batches.load(Ordering::Relaxed),
+        })
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let txn = self.db()?.begin_read().map_err(io)?;
         let table = txn.open_table(TABLE).map_err(io)?;
@@ -365,7 +372,9 @@ mod tests {
             w.await.unwrap();
         }
         // The first group (whatever was queued when the writer woke), then all the rest.
-        assert!(s.group_commits() <= 2, "{} commits", s.group_commits());
+        let counts = s.commit_counts().unwrap();
+        assert!(counts.commits <= 2, "{counts:?}");
+        assert_eq!(counts.batches, 200);
         assert_eq!(s.list("k/").await.unwrap().len(), 200);
     }
 }

@@ -149,6 +149,15 @@ pub trait HaLock: Send + Sync {
     fn last_commit(&self) -> i64;
 }
 
+/// What a grouping store committed since open ([`Storage::commit_counts`]): `batches /
+/// commits` is how many writes shared an `fdatasync`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitCounts {
+    pub commits: u64,
+    /// Batches applied by those commits (a batch whose expectation failed is not counted).
+    pub batches: u64,
+}
+
 /// A key/value store with atomic batches and folder-style listing.
 ///
 /// A backend for several server processes on one database (PostgreSQL) implements
@@ -217,6 +226,12 @@ pub trait Storage: Send + Sync + 'static {
     /// cleanly, so the next open needs no recovery). Afterwards every call answers
     /// [`StorageError::Closed`]. The default does nothing.
     async fn close(&self) {}
+
+    /// For a store that groups concurrent write batches into commits (one `fdatasync` each):
+    /// what it committed since open. `None` for the others.
+    fn commit_counts(&self) -> Option<CommitCounts> {
+        None
+    }
 
     /// The leadership lease of a storage several nodes share; `None` for single-node ones.
     fn ha(&self) -> Option<std::sync::Arc<dyn HaLock>> {

@@ -72,6 +72,14 @@ impl Core {
             ),
         ];
         g.extend(process_gauges());
+        if let Some(c) = self.barrier.storage().commit_counts() {
+            // Batches per commit: how many writes share an `fdatasync` (group commit).
+            g.push(Gauge::new("tresor.storage.commits", c.commits as f64));
+            g.push(Gauge::new(
+                "tresor.storage.committed_batches",
+                c.batches as f64,
+            ));
+        }
         if let Some(leases) = self.lease_counts().await {
             let total: u64 = leases.iter().map(|(_, n)| n).sum();
             g.push(Gauge::new("vault.expire.num_leases", total as f64));
