@@ -88,13 +88,14 @@ pub fn storage_block(v: &Value) -> Result<StorageConfig, BoxError> {
                     .ok_or("storage \"file\" needs a path")?,
             );
             if let Some(v) = body.get("cache_size") {
-                cfg.cache_bytes = v
-                    .as_u64()
-                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| {
-                        format!("storage \"file\": cache_size must be a number of bytes, not {v}")
-                    })?;
+                cfg.cache_bytes =
+                    number(v)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or_else(|| {
+                            format!(
+                                "storage \"file\": cache_size must be a number of bytes, not {v}"
+                            )
+                        })?;
             }
             StorageConfig::File(cfg)
         }
@@ -116,6 +117,12 @@ pub fn read_file(path: &Path) -> Result<Value, BoxError> {
 /// `storage "postgresql" { ... }` with Vault's keys (and OpenBao's `skip_create_table`); the
 /// connection string may come from `VAULT_PG_CONNECTION_URL` (or `BAO_PG_CONNECTION_URL`)
 /// instead, which wins, as in Vault.
+/// A whole number written as a number or as a string of digits (HCL allows both).
+fn number(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
 fn postgres_config(body: &serde_json::Map<String, Value>) -> Result<PostgresConfig, BoxError> {
     let text = |k: &str| {
         body.get(k).map(|v| match v {
@@ -289,9 +296,7 @@ fn snapshot_auto_block(v: Option<&Value>) -> Result<Option<AutoSnapshot>, BoxErr
     let interval = duration_key(body, "interval")?.ok_or("snapshot_auto: interval is required")?;
     let retain = match body.get("retain") {
         None => 1,
-        Some(v) => v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        Some(v) => number(v)
             .filter(|n| *n > 0)
             .ok_or("snapshot_auto: retain must be a positive number")? as usize,
     };
@@ -428,9 +433,7 @@ impl ServerConfig {
                     .unwrap_or(defaults.idle_timeout),
                 max_connections: match body.get("max_connections") {
                     None => defaults.max_connections,
-                    Some(v) => v
-                        .as_u64()
-                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    Some(v) => number(v)
                         .filter(|n| *n > 0)
                         .ok_or("listener: max_connections must be a positive number")?
                         as usize,

@@ -37,9 +37,15 @@ pub struct FileStorage {
     db: RwLock<Option<Arc<Database>>>,
     writer: Queue,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Groups committed since open (one redb commit, so one `fdatasync`, each) and the
-    /// batches they applied.
-    counts: Arc<[AtomicU64; 2]>,
+    counts: Arc<Counts>,
+}
+
+/// Groups committed since open (one redb commit, so one `fdatasync`, each) and the batches
+/// they applied.
+#[derive(Default)]
+struct Counts {
+    commits: AtomicU64,
+    batches: AtomicU64,
 }
 
 impl Drop for FileStorage {
@@ -88,7 +94,7 @@ impl FileStorage {
         let db = Arc::new(db);
         let (writer, groups) = crate::group::queue(MAX_GROUP);
         let wdb = db.clone();
-        let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let counts = Arc::new(Counts::default());
         let counted = counts.clone();
         let thread = std::thread::Builder::new()
             .name("tresor-storage-writer".into())
@@ -117,14 +123,14 @@ impl FileStorage {
     }
 }
 
-fn writer_loop(db: &Database, mut groups: Groups, counts: &[AtomicU64; 2]) {
+fn writer_loop(db: &Database, mut groups: Groups, counts: &Counts) {
     while let Some(group) = groups.blocking_next() {
         let outcome = commit_group(db, &group).map_err(StorageError::Io);
         if let Ok(conflicts) = &outcome {
             let applied = conflicts.iter().filter(|c| c.is_none()).count() as u64;
             if applied > 0 {
-                counts[0].fetch_add(1, Ordering::Relaxed);
-                counts[1].fetch_add(applied, Ordering::Relaxed);
+                counts.commits.fetch_add(1, Ordering::Relaxed);
+                counts.batches.fetch_add(applied, Ordering::Relaxed);
             }
         }
         crate::group::answer(group, outcome);
@@ -176,10 +182,9 @@ fn commit_group(
 #[async_trait]
 impl Storage for FileStorage {
     fn commit_counts(&self) -> Option<CommitCounts> {
-        let [commits, batches] = &*self.counts;
         Some(CommitCounts {
-            commits: commits.load(Ordering::Relaxed),
-            batches: batches.load(Ordering::Relaxed),
+            commits: self.counts.commits.load(Ordering::Relaxed),
+            batches: self.counts.batches.load(Ordering::Relaxed),
         })
     }
 

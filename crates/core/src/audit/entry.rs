@@ -124,7 +124,7 @@ pub(super) fn write(out: &mut Vec<u8>, d: &Device, tokens: &Tokens, record: &Rec
             j.field(",\"entity_id\":", &t.entity_id);
             j.field(",\"token_type\":", t.type_name());
             j.raw(",\"token_ttl\":");
-            j.scalar(&t.creation_ttl);
+            j.value(&t.creation_ttl);
             j.field(
                 ",\"token_issue_time\":",
                 &crate::util::rfc3339(t.creation_time),
@@ -157,7 +157,7 @@ pub(super) fn write(out: &mut Vec<u8>, d: &Device, tokens: &Tokens, record: &Rec
     );
     if let Some(t) = req.wrap_ttl {
         j.raw(",\"wrap_ttl\":");
-        j.scalar(&t.as_secs());
+        j.value(&t.as_secs());
     }
     j.raw("}");
     if kind == "response" {
@@ -186,12 +186,12 @@ pub(super) fn write(out: &mut Vec<u8>, d: &Device, tokens: &Tokens, record: &Rec
             j.field(",\"entity_id\":", &a.entity_id);
             j.field(",\"token_type\":", &a.token_type);
             j.raw(",\"token_ttl\":");
-            j.scalar(&a.lease_duration);
+            j.value(&a.lease_duration);
             j.raw("}");
         }
         if let Some(w) = resp.and_then(|r| r.wrap_info.as_ref()) {
             j.raw(",\"wrap_info\":");
-            j.scalar(&wrap_info(d, w));
+            j.value(&wrap_info(d, w));
         }
         if let Some(l) = resp.and_then(|r| r.lease.as_deref()) {
             j.field(",\"secret\":{\"lease_id\":", &l.lease_id);
@@ -261,7 +261,7 @@ impl Json<'_> {
             .bytes()
             .fold(false, |e, b| e | (b < 0x20) | (b == b'"') | (b == b'\\'));
         if escape {
-            self.scalar(s);
+            self.value(s);
         } else {
             self.0.push(b'"');
             self.0.extend_from_slice(s.as_bytes());
@@ -269,8 +269,8 @@ impl Json<'_> {
         }
     }
 
-    /// Anything else, by serde_json.
-    fn scalar<T: serde::Serialize + ?Sized>(&mut self, v: &T) {
+    /// Anything else (numbers, and values logged as they are), by serde_json.
+    fn value<T: serde::Serialize + ?Sized>(&mut self, v: &T) {
         serde_json::to_writer(&mut *self.0, v).expect("writing JSON to a Vec cannot fail");
     }
 
@@ -316,7 +316,7 @@ impl Json<'_> {
     fn data(&mut self, map: &Data, how: Hashing) {
         self.object(map, |j, k, v| {
             if how.skip.contains(k) {
-                j.scalar(v);
+                j.value(v);
             } else {
                 j.hashed(v, how);
             }
@@ -326,7 +326,7 @@ impl Json<'_> {
     /// One value of the data, as [`Hashing`] says.
     fn hashed(&mut self, v: &Value, how: Hashing) {
         let Some(d) = how.hasher else {
-            return self.scalar(v);
+            return self.value(v);
         };
         match v {
             Value::String(x) => {
@@ -335,7 +335,7 @@ impl Json<'_> {
             }
             Value::Array(items) => self.list(items, |j, v| j.hashed(v, how)),
             Value::Object(map) => self.data(map, how),
-            other => self.scalar(other),
+            other => self.value(other),
         }
     }
 }
