@@ -30,7 +30,9 @@
 #   SCALE_CACHE_SIZE   both servers' storage "file" cache_size, in bytes (default: the server's, 64 MiB)
 #   BENCH_ONLY         a subset of: read login unseal list (default: all; the load always runs)
 #   BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
-#   BENCH_PIN (1), BENCH_QUIET_WAIT (20), BENCH_KEEP, BENCH_TIME_BOUND, TRESOR_BIN, TMPDIR: as run.sh
+#   BENCH_PIN (1), BENCH_QUIET_WAIT (20), BENCH_TIME_BOUND, TRESOR_BIN, TMPDIR: as run.sh
+#   BENCH_KEEP=1       keep the work dir: both data dirs, their configs, and NAME.keys (unseal key,
+#                      root token, AppRole login body) to start a kept server again
 # shellcheck disable=SC2059 # FMT and RFMT are this script's own printf formats
 set -euo pipefail
 
@@ -248,6 +250,11 @@ setup_server() {
     must secret-id POST /v1/auth/approle/role/bench/secret-id "$TOKEN" '{}'
     secret_id=$(json_field '["data"]["secret_id"]')
     S_LOGIN[$1]="{\"role_id\":\"$role_id\",\"secret_id\":\"$secret_id\"}"
+    # With BENCH_KEEP, what it takes to start the kept server again (a benchmark's throwaway
+    # keys, never a real server's): tresor server -config=NAME.hcl, unseal, log in.
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+        printf "UNSEAL_KEY=%s\nROOT_TOKEN=%s\nLOGIN='%s'\n" "${S_KEY[$1]}" "${S_TOKEN[$1]}" "${S_LOGIN[$1]}" >"$WORK/$1.keys"
+    fi
     use "$1"
     # The keys the read rows use exist on both servers (the load rewrites them on one).
     load readset "$READ_KEYS" 32 BENCH_LOAD_KIND=kv BENCH_LOAD_PREFIX=/v1/secret/data/scale/ \

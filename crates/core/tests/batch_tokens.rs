@@ -365,6 +365,32 @@ async fn batch_token_creation_refuses_what_a_batch_token_cannot_honour() {
         assert!(message.contains(text), "{body}: {message}");
     }
 
+    // A chosen ID is taken once: the second create is refused and the first token still works.
+    let chosen = json!({ "id": "my-chosen-id", "policies": ["default"] });
+    call(
+        &core,
+        Operation::Update,
+        "auth/token/create",
+        &root,
+        chosen.clone(),
+    )
+    .await
+    .unwrap();
+    let (status, message) =
+        error_text(&core, Operation::Update, "auth/token/create", &root, chosen).await;
+    assert_eq!(status, 400, "{message}");
+    assert!(message.contains("duplicate ID"), "{message}");
+    assert_eq!(
+        status_of(
+            &core,
+            Operation::Read,
+            "auth/token/lookup-self",
+            "my-chosen-id"
+        )
+        .await,
+        200
+    );
+
     // A token with a use limit makes no tokens: a child would escape the count.
     policy(
         &core,

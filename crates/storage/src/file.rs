@@ -60,6 +60,24 @@ fn io<E: std::fmt::Display>(e: E) -> StorageError {
     StorageError::Io(e.to_string())
 }
 
+/// Tells the kernel that the database file is read at random (B-tree pages, one at a time):
+/// no readahead, as LMDB's `MDB_NORDAHEAD`. Without it, a page redb's own cache misses that the
+/// OS page cache does not hold either costs a read of the pages around it too, which a large
+/// store's random lookups (a token, an accessor) never use. Advice only: ignored if refused.
+fn advise_random_access(file: &std::fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: posix_fadvise reads nothing from memory; the descriptor is open (owned by
+        // `file`) for the duration of the call.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+}
+
 impl FileStorage {
     /// Opens (or creates) the database file `dir/tresor.redb`.
     /// A directory it creates is private to the server's user (0700), and so is the file
@@ -76,16 +94,24 @@ impl FileStorage {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(dir).map_err(io)?;
-        let file = dir.join("tresor.redb");
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(&file)
-            .map_err(io)?;
+        let path = dir.join("tresor.redb");
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(io)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+            // A file that existed keeps the mode it had: make it private too.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io)?;
         }
+        advise_random_access(&file);
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create_with_backend(redb::backends::FileBackend::new(file).map_err(io)?)
+            .map_err(io)?;
         {
             let txn = db.begin_write().map_err(io)?;
             txn.open_table(TABLE).map_err(io)?;
@@ -310,11 +336,17 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("data/nested");
-        let _s = FileStorage::open(&dir).unwrap();
+        let s = FileStorage::open(&dir).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&parent.path().join("data")), 0o700);
-        assert_eq!(mode(&dir.join("tresor.redb")), 0o600);
+        let file = dir.join("tresor.redb");
+        assert_eq!(mode(&file), 0o600);
+        // A file made readable by others (a restore, a copy) is private again once opened.
+        drop(s);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _s = FileStorage::open(&dir).unwrap();
+        assert_eq!(mode(&file), 0o600);
     }
 
     #[tokio::test]

@@ -9,7 +9,9 @@
 //! (`the_bytes_are_serde_jsons_own_form` checks it).
 //!
 //! The token and accessor HMACs, needed by both the request and the response entry (twice in
-//! each), are made once per request and device ([`TokenHashes`]).
+//! each), are made once per device ([`TokenHashes`]): for a request made with the caller's own
+//! token, once per cached token entry (kept beside it in the token store's cache, for every
+//! request the token makes); otherwise once per request.
 
 use super::{Context, Device};
 use crate::logical::{Data, Request, Response};
@@ -31,14 +33,28 @@ pub(super) struct Tokens {
     accessor: String,
 }
 
-/// [`Tokens`] per device, made by a request's first entry and reused by its second. A cache:
-/// a cloned context starts without it.
+/// [`Tokens`] per device, made by the first entry that needs them: kept in a request's
+/// [`Context`] (reused by its response entry) and in a cached token entry (reused by every
+/// request of that token). A cache: a clone starts without it, and it takes no part in
+/// comparing or printing what holds it.
 #[derive(Default)]
 pub struct TokenHashes(OnceLock<Vec<Tokens>>);
 
 impl Clone for TokenHashes {
     fn clone(&self) -> Self {
         TokenHashes::default()
+    }
+}
+
+impl PartialEq for TokenHashes {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for TokenHashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenHashes")
     }
 }
 
@@ -64,19 +80,31 @@ impl Tokens {
     }
 }
 
-/// The tokens of `req` as `d` logs them: from the request's cache when its first entry made
-/// them for this device (it may have been enabled in between).
+/// The tokens of `req` as `d` logs them: made once for every device enabled when first
+/// needed, kept with the caller's token entry when the request carries the caller's own token
+/// (they depend on nothing else), else with the request; made afresh for a device enabled
+/// since.
 pub(super) fn tokens<'c>(
     d: &Device,
     devices: &[std::sync::Arc<Device>],
     req: &Request,
     ctx: &'c Context,
 ) -> Cow<'c, Tokens> {
-    let all = ctx
-        .token_hashes
-        .0
-        .get_or_init(|| devices.iter().map(|d| Tokens::of(d, req, ctx)).collect());
-    match all.iter().find(|t| t.device == d.id) {
+    let made = |kept: &'c TokenHashes| {
+        kept.0
+            .get_or_init(|| devices.iter().map(|d| Tokens::of(d, req, ctx)).collect())
+            .iter()
+            .find(|t| t.device == d.id)
+    };
+    let own_token = ctx
+        .caller
+        .as_ref()
+        .filter(|c| req.token.as_deref() == Some(c.token.as_str()));
+    let found = match own_token {
+        Some(c) => made(&c.entry.audit_hashes).or_else(|| made(&ctx.token_hashes)),
+        None => made(&ctx.token_hashes),
+    };
+    match found {
         Some(t) => Cow::Borrowed(t),
         None => Cow::Owned(Tokens::of(d, req, ctx)),
     }
@@ -566,16 +594,33 @@ mod tests {
     }
 
     #[test]
-    fn the_response_entry_reuses_the_request_entrys_token_hashes() {
+    fn token_hashes_are_made_once_per_token_entry_or_request() {
         let d = Arc::new(device(false, true));
         let (req, ctx, _) = parts();
         let devices = vec![d.clone()];
         let first = tokens(&d, &devices, &req, &ctx);
         assert!(matches!(first, Cow::Borrowed(_)));
         assert_eq!(first.request_token, d.hash("hvs.tok"));
+        assert_eq!(first.accessor, d.hash("acc-1"));
         let again = tokens(&d, &devices, &req, &ctx);
         assert!(std::ptr::eq(&*first, &*again), "made twice");
-        // A device the first entry did not know gets its own.
+        // The next request of the same token (the same cached entry) reuses them too.
+        let next_ctx = ctx.clone();
+        let next = tokens(&d, &devices, &req, &next_ctx);
+        assert!(
+            std::ptr::eq(&*first, &*next),
+            "made again for the next request"
+        );
+
+        // A request that carries another token than its caller's keeps its own, per request.
+        let other_req = req.clone().with_token("hvs.other");
+        let own = tokens(&d, &devices, &other_req, &ctx);
+        assert!(matches!(own, Cow::Borrowed(_)));
+        assert_eq!(own.request_token, d.hash("hvs.other"));
+        assert_eq!(own.caller_token, d.hash("hvs.tok"));
+        assert!(!std::ptr::eq(&*first, &*own));
+
+        // A device enabled after them gets its own.
         let other = Device {
             id: 8,
             ..device(false, false)

@@ -124,6 +124,10 @@ pub struct TokenEntry {
     /// A batch token: never stored, the token carries this entry sealed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub batch: bool,
+    /// The audit devices' HMACs of this token and its accessor, made by the first audited
+    /// request and kept while the entry is cached (never stored).
+    #[serde(skip)]
+    pub audit_hashes: crate::audit::TokenHashes,
 }
 
 /// What a batch token carries, sealed (short names: it travels in every request).
@@ -354,6 +358,10 @@ impl TokenStore {
         if p.batch {
             return self.create_batch(p);
         }
+        // A generated token is 24 random characters (~143 bits): only a chosen ID can already
+        // exist, so only a chosen ID is looked up first (as Vault does; on a large store the
+        // lookup is a read of a random page).
+        let chosen = p.id.as_deref().is_some_and(|id| !id.is_empty());
         let token = match p.id {
             Some(id) if !id.is_empty() => {
                 // Vault's rules: a chosen ID never looks like a generated (or a batch) token.
@@ -371,7 +379,7 @@ impl TokenStore {
             _ => format!("{SERVICE_TOKEN_PREFIX}{}", random_alnum(24)),
         };
         let hash = self.hash(&token);
-        if self.view.get(&entry_key(&hash)).await?.is_some() {
+        if chosen && self.view.get(&entry_key(&hash)).await?.is_some() {
             return Err(Error::bad("cannot create a token with a duplicate ID"));
         }
         let now = unix_now();
@@ -396,6 +404,7 @@ impl TokenStore {
             bound_cidrs: p.bound_cidrs,
             hash: hash.clone(),
             batch: false,
+            audit_hashes: Default::default(),
         };
         let mut ops = vec![
             WriteOp::Put(entry_key(&hash), serde_json::to_vec(&entry)?),
@@ -475,6 +484,7 @@ impl TokenStore {
             bound_cidrs: c.bound_cidrs,
             hash: self.hash(token),
             batch: true,
+            audit_hashes: Default::default(),
         }
     }
 
