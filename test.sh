@@ -65,6 +65,9 @@ API_FUZZ_TIME="${API_FUZZ_TIME:-180}" .ci/api_fuzz.sh
 section "OpenBao's CLI against Tresor, step by step against bao server -dev (.ci/bao_cli.sh)"
 BAO_BIN="${TRESOR_BAO:-$(command -v bao || true)}" .ci/bao_cli.sh
 
+section "OpenBao's agent against Tresor: templates, cache, api_proxy, wrap_ttl (.ci/bao_agent.sh)"
+BAO_BIN="${TRESOR_BAO:-$(command -v bao || true)}" .ci/bao_agent.sh
+
 section "hvac conformance suite (.ci/conformance.sh, TRESOR_BIN=$TRESOR_BIN)"
 .ci/conformance.sh
 
