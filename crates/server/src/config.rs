@@ -114,15 +114,15 @@ pub fn read_file(path: &Path) -> Result<Value, BoxError> {
     merge_files(&[path.to_path_buf()])
 }
 
-/// `storage "postgresql" { ... }` with Vault's keys (and OpenBao's `skip_create_table`); the
-/// connection string may come from `VAULT_PG_CONNECTION_URL` (or `BAO_PG_CONNECTION_URL`)
-/// instead, which wins, as in Vault.
 /// A whole number written as a number or as a string of digits (HCL allows both).
 fn number(v: &Value) -> Option<u64> {
     v.as_u64()
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
+/// `storage "postgresql" { ... }` with Vault's keys (and OpenBao's `skip_create_table`); the
+/// connection string may come from `VAULT_PG_CONNECTION_URL` (or `BAO_PG_CONNECTION_URL`)
+/// instead, which wins, as in Vault.
 fn postgres_config(body: &serde_json::Map<String, Value>) -> Result<PostgresConfig, BoxError> {
     let text = |k: &str| {
         body.get(k).map(|v| match v {
